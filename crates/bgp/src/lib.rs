@@ -1,0 +1,3 @@
+//! BGP-4 protocol core: the wire codec and the session state machine.
+#![deny(unsafe_code)]
+pub mod wire;

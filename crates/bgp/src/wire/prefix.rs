@@ -1,0 +1,346 @@
+//! IP prefixes as carried in NLRI fields (RFC 4271 §4.3, RFC 4760 §5).
+//!
+//! On the wire a prefix is one length octet (in bits) followed by the fewest octets that hold
+//! that many bits. Trailing bits past the length are not significant; the decoder clears them
+//! so that two encodings of the same prefix compare equal.
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+/// An IPv4 prefix with host bits cleared.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ipv4Prefix {
+    addr: u32,
+    len: u8,
+}
+
+/// An IPv6 prefix with host bits cleared.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ipv6Prefix {
+    addr: u128,
+    len: u8,
+}
+
+/// Either family of prefix.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub enum Prefix {
+    V4(Ipv4Prefix),
+    V6(Ipv6Prefix),
+}
+
+/// A prefix length larger than the address family allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrefixError {
+    #[error("prefix length {0} is longer than the address")]
+    TooLong(u8),
+    #[error("cannot parse prefix {0:?}: expected ADDRESS/LENGTH")]
+    Syntax(String),
+}
+
+fn mask32(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len))
+    }
+}
+
+fn mask128(len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len))
+    }
+}
+
+impl Ipv4Prefix {
+    /// Builds a prefix, clearing the bits past `len`.
+    pub fn new(addr: Ipv4Addr, len: u8) -> Result<Self, PrefixError> {
+        if len > 32 {
+            return Err(PrefixError::TooLong(len));
+        }
+        Ok(Self { addr: u32::from(addr) & mask32(len), len })
+    }
+    /// Builds a prefix from a host-order integer; `len` must be <= 32.
+    pub(crate) fn from_bits(addr: u32, len: u8) -> Self {
+        debug_assert!(len <= 32);
+        Self { addr: addr & mask32(len), len }
+    }
+    pub fn addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.addr)
+    }
+    pub fn bits(&self) -> u32 {
+        self.addr
+    }
+    pub fn len(&self) -> u8 {
+        self.len
+    }
+    /// Whether this is the default route 0.0.0.0/0.
+    pub fn is_default(&self) -> bool {
+        self.len == 0
+    }
+    /// Whether `addr` falls inside this prefix.
+    pub fn contains(&self, addr: Ipv4Addr) -> bool {
+        u32::from(addr) & mask32(self.len) == self.addr
+    }
+    /// Whether `other` is equal to or more specific than this prefix.
+    pub fn covers(&self, other: &Ipv4Prefix) -> bool {
+        other.len >= self.len && other.addr & mask32(self.len) == self.addr
+    }
+    /// Octets this prefix takes in an NLRI field, length octet included.
+    pub fn wire_len(&self) -> usize {
+        1 + (usize::from(self.len) + 7) / 8
+    }
+}
+
+impl Ipv6Prefix {
+    pub fn new(addr: Ipv6Addr, len: u8) -> Result<Self, PrefixError> {
+        if len > 128 {
+            return Err(PrefixError::TooLong(len));
+        }
+        Ok(Self { addr: u128::from(addr) & mask128(len), len })
+    }
+    pub(crate) fn from_bits(addr: u128, len: u8) -> Self {
+        debug_assert!(len <= 128);
+        Self { addr: addr & mask128(len), len }
+    }
+    pub fn addr(&self) -> Ipv6Addr {
+        Ipv6Addr::from(self.addr)
+    }
+    pub fn len(&self) -> u8 {
+        self.len
+    }
+    pub fn wire_len(&self) -> usize {
+        1 + (usize::from(self.len) + 7) / 8
+    }
+}
+
+impl Prefix {
+    pub fn len(&self) -> u8 {
+        match self {
+            Prefix::V4(p) => p.len(),
+            Prefix::V6(p) => p.len(),
+        }
+    }
+}
+
+impl fmt::Display for Ipv4Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr(), self.len)
+    }
+}
+impl fmt::Debug for Ipv4Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+impl fmt::Display for Ipv6Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr(), self.len)
+    }
+}
+impl fmt::Debug for Ipv6Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Prefix::V4(p) => p.fmt(f),
+            Prefix::V6(p) => p.fmt(f),
+        }
+    }
+}
+
+fn split_prefix(s: &str) -> Result<(&str, u8), PrefixError> {
+    let err = || PrefixError::Syntax(s.to_string());
+    let (a, l) = s.split_once('/').ok_or_else(err)?;
+    Ok((a, l.parse().map_err(|_| err())?))
+}
+
+impl FromStr for Ipv4Prefix {
+    type Err = PrefixError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, l) = split_prefix(s)?;
+        let addr = a.parse().map_err(|_| PrefixError::Syntax(s.to_string()))?;
+        Self::new(addr, l)
+    }
+}
+impl FromStr for Ipv6Prefix {
+    type Err = PrefixError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, l) = split_prefix(s)?;
+        let addr = a.parse().map_err(|_| PrefixError::Syntax(s.to_string()))?;
+        Self::new(addr, l)
+    }
+}
+impl FromStr for Prefix {
+    type Err = PrefixError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.contains(':') {
+            s.parse().map(Prefix::V6)
+        } else {
+            s.parse().map(Prefix::V4)
+        }
+    }
+}
+
+/// Why an NLRI field could not be walked (RFC 7606 §5.3: the session must be reset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NlriError {
+    #[error("prefix length {len} at offset {offset} exceeds {max} bits")]
+    LengthTooLong { offset: usize, len: u8, max: u8 },
+    #[error("prefix at offset {offset} needs {need} octets, {have} remain")]
+    Truncated { offset: usize, need: usize, have: usize },
+}
+
+/// Checks that `buf` is a well-formed sequence of prefixes of at most `max_bits` bits and
+/// returns how many it holds. A validated field can then be iterated without checks.
+pub fn validate_nlri(buf: &[u8], max_bits: u8) -> Result<usize, NlriError> {
+    let mut i = 0;
+    let mut n = 0;
+    while i < buf.len() {
+        let len = buf[i];
+        if len > max_bits {
+            return Err(NlriError::LengthTooLong { offset: i, len, max: max_bits });
+        }
+        let need = (usize::from(len) + 7) / 8;
+        let have = buf.len() - i - 1;
+        if need > have {
+            return Err(NlriError::Truncated { offset: i, need, have });
+        }
+        i += 1 + need;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Zero-copy iterator over an IPv4 NLRI field that [`validate_nlri`] accepted.
+#[derive(Clone, Debug)]
+pub struct Ipv4NlriIter<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Ipv4NlriIter<'a> {
+    /// `buf` must have passed `validate_nlri(buf, 32)`; on a buffer that did not, iteration
+    /// stops early at the first bad prefix instead of panicking.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf }
+    }
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.buf
+    }
+}
+
+impl Iterator for Ipv4NlriIter<'_> {
+    type Item = Ipv4Prefix;
+    #[inline]
+    fn next(&mut self) -> Option<Ipv4Prefix> {
+        let (&len, rest) = self.buf.split_first()?;
+        let n = (usize::from(len) + 7) / 8;
+        if len > 32 || rest.len() < n {
+            self.buf = &[];
+            return None;
+        }
+        let mut b = [0u8; 4];
+        b[..n].copy_from_slice(&rest[..n]);
+        self.buf = &rest[n..];
+        Some(Ipv4Prefix::from_bits(u32::from_be_bytes(b), len))
+    }
+}
+
+/// Zero-copy iterator over an IPv6 NLRI field that [`validate_nlri`] accepted.
+#[derive(Clone, Debug)]
+pub struct Ipv6NlriIter<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Ipv6NlriIter<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf }
+    }
+}
+
+impl Iterator for Ipv6NlriIter<'_> {
+    type Item = Ipv6Prefix;
+    fn next(&mut self) -> Option<Ipv6Prefix> {
+        let (&len, rest) = self.buf.split_first()?;
+        let n = (usize::from(len) + 7) / 8;
+        if len > 128 || rest.len() < n {
+            self.buf = &[];
+            return None;
+        }
+        let mut b = [0u8; 16];
+        b[..n].copy_from_slice(&rest[..n]);
+        self.buf = &rest[n..];
+        Some(Ipv6Prefix::from_bits(u128::from_be_bytes(b), len))
+    }
+}
+
+/// Appends `p` in NLRI encoding.
+#[inline]
+pub fn emit_ipv4(p: &Ipv4Prefix, out: &mut Vec<u8>) {
+    let n = (usize::from(p.len) + 7) / 8;
+    out.push(p.len);
+    out.extend_from_slice(&p.addr.to_be_bytes()[..n]);
+}
+
+/// Appends `p` in NLRI encoding.
+pub fn emit_ipv6(p: &Ipv6Prefix, out: &mut Vec<u8>) {
+    let n = (usize::from(p.len) + 7) / 8;
+    out.push(p.len);
+    out.extend_from_slice(&p.addr.to_be_bytes()[..n]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_display() {
+        let p: Ipv4Prefix = "192.168.10.7/24".parse().unwrap();
+        assert_eq!(p.to_string(), "192.168.10.0/24");
+        assert!(p.contains("192.168.10.200".parse().unwrap()));
+        assert!(!p.contains("192.168.11.1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Ipv4Prefix>().is_err());
+        assert!("10.0.0.0".parse::<Ipv4Prefix>().is_err());
+        let v6: Prefix = "2001:db8::1/32".parse().unwrap();
+        assert_eq!(v6.to_string(), "2001:db8::/32");
+    }
+
+    #[test]
+    fn nlri_walk() {
+        // 10.0.0.0/8, 192.168.10.0/24, 0.0.0.0/0, 1.2.3.4/32
+        let buf = [8, 10, 24, 192, 168, 10, 0, 32, 1, 2, 3, 4];
+        assert_eq!(validate_nlri(&buf, 32), Ok(4));
+        let v: Vec<String> = Ipv4NlriIter::new(&buf).map(|p| p.to_string()).collect();
+        assert_eq!(v, ["10.0.0.0/8", "192.168.10.0/24", "0.0.0.0/0", "1.2.3.4/32"]);
+        let mut out = Vec::new();
+        for p in Ipv4NlriIter::new(&buf) {
+            emit_ipv4(&p, &mut out);
+        }
+        assert_eq!(out, buf);
+    }
+
+    #[test]
+    fn nlri_errors() {
+        assert_eq!(
+            validate_nlri(&[33, 1, 2, 3, 4, 5], 32),
+            Err(NlriError::LengthTooLong { offset: 0, len: 33, max: 32 })
+        );
+        assert_eq!(
+            validate_nlri(&[8, 10, 24, 192, 168], 32),
+            Err(NlriError::Truncated { offset: 2, need: 3, have: 2 })
+        );
+        // Iteration over unvalidated bytes stops rather than panicking.
+        assert_eq!(Ipv4NlriIter::new(&[24, 1]).count(), 0);
+    }
+
+    #[test]
+    fn host_bits_cleared_on_decode() {
+        let v: Vec<_> = Ipv4NlriIter::new(&[23, 10, 1, 255]).collect();
+        assert_eq!(v[0].to_string(), "10.1.254.0/23");
+    }
+}
