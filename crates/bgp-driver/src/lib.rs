@@ -1,1 +1,750 @@
-//! placeholder
+//! A thin tokio driver for the `bgp` crate: it runs [`bgp::fsm::Session`]s over TCP.
+//!
+//! The state machine decides; this crate only moves bytes and time. One task per peer owns the
+//! peer's sessions (at most two while a connection collision is being settled, RFC 4271 §6.8),
+//! executes their [`Action`]s and turns socket reads and timer expiries back into [`Event`]s.
+//! It never interprets routes: decoded UPDATEs go to the application as [`PeerEvent::Update`],
+//! and the application sends routes back as [`PeerCommand::Send`].
+//!
+//! # Layout
+//!
+//! - [`Listener`]: accepts on one local address, hands each connection to the peer configured
+//!   for its source address, refuses the rest.
+//! - [`spawn_peer`]: the peer task; [`PeerHandle`] to command it.
+//!
+//! # Tasks
+//!
+//! ```text
+//!  Listener (1x per local address) ──TcpStream──> peer task (1x per peer)
+//!                                                  │  ▲
+//!                          reader task (1x per conn)┘  │ framed bytes
+//!                          writer task (1x per conn) <─┘ encoded messages
+//!  application <──PeerEvent── peer task <──PeerCommand── application
+//! ```
+#![deny(unsafe_code)]
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bgp::fsm::{resolve_collision, Action, CollisionWinner, DownReason, Event, Negotiated, Session, SessionConfig, State, Timer};
+use bgp::wire::attrs::AttrError;
+use bgp::wire::{frame, MessageType, Notification, Open, RouteRefresh, SessionContext, Update, UpdateMessage, HEADER_LEN};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+/// How a peer is reached and what its session says.
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    /// For logs and the application: the operator's name for the peer.
+    pub name: String,
+    pub session: SessionConfig,
+    /// Source address of our connections (the route server instance's address).
+    pub local_addr: IpAddr,
+    pub remote_addr: IpAddr,
+    /// Port we connect to (179 unless a test or a lab says otherwise).
+    pub remote_port: u16,
+    /// Wait before starting again after the session went down; doubled on each failure up to
+    /// `max_restart_delay`, reset once a session is established.
+    pub restart_delay: Duration,
+    pub max_restart_delay: Duration,
+}
+
+impl PeerConfig {
+    pub fn new(name: impl Into<String>, session: SessionConfig, local_addr: IpAddr, remote_addr: IpAddr) -> Self {
+        Self {
+            name: name.into(),
+            session,
+            local_addr,
+            remote_addr,
+            remote_port: 179,
+            restart_delay: Duration::from_secs(1),
+            max_restart_delay: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a peer task tells the application.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// The session state changed (the most advanced of the peer's connections).
+    State { state: State },
+    Established { negotiated: Negotiated },
+    /// A received UPDATE, with the RFC 7606 outcome already applied (a treat-as-withdraw UPDATE
+    /// arrives as the withdrawal it amounts to, with `treat_as_withdraw` saying why).
+    Update { update: UpdateMessage, treat_as_withdraw: Option<AttrError>, discarded: Vec<AttrError> },
+    /// The peer asked for our routes again (RFC 2918).
+    RouteRefresh(RouteRefresh),
+    /// An established session ended; every route learned on it is gone.
+    Down { reason: DownReason },
+}
+
+/// What the application tells a peer task.
+#[derive(Debug)]
+pub enum PeerCommand {
+    /// Encoded UPDATE messages, for the session's negotiated context, sent in order.
+    Send(Vec<u8>),
+    /// An UPDATE to encode with the negotiated context and send.
+    SendUpdate(UpdateMessage),
+    SendRouteRefresh(RouteRefresh),
+    /// Close with this NOTIFICATION (e.g. Cease/1 when the prefix limit is hit) and start again
+    /// after `restart_after`.
+    Reset { notification: Notification, restart_after: Duration },
+    /// ManualStop: Cease/Administrative Shutdown, and the task ends.
+    Shutdown,
+}
+
+/// Commands a running peer task.
+#[derive(Clone, Debug)]
+pub struct PeerHandle {
+    pub name: String,
+    commands: mpsc::Sender<PeerCommand>,
+    inbound: mpsc::Sender<TcpStream>,
+}
+
+impl PeerHandle {
+    pub async fn send(&self, cmd: PeerCommand) -> bool {
+        self.commands.send(cmd).await.is_ok()
+    }
+    /// The sender the [`Listener`] gives this peer's inbound connections to.
+    pub fn inbound(&self) -> mpsc::Sender<TcpStream> {
+        self.inbound.clone()
+    }
+}
+
+/// Starts the task of one peer. Events go to `events`, tagged by the caller's choice of
+/// channel (one per peer, or a shared one with the name inside `T`).
+pub fn spawn_peer<T: Send + 'static>(
+    cfg: PeerConfig,
+    events: mpsc::Sender<(T, PeerEvent)>,
+    tag: T,
+) -> PeerHandle
+where
+    T: Clone + Sync,
+{
+    let (cmd_tx, cmd_rx) = mpsc::channel(256);
+    let (in_tx, in_rx) = mpsc::channel(4);
+    let name = cfg.name.clone();
+    let task = PeerTask::new(cfg, events, tag);
+    let span = tracing::info_span!("peer", name = %cfg_name(&task), addr = %task.cfg.remote_addr);
+    tokio::spawn(tracing::Instrument::instrument(task.run(cmd_rx, in_rx), span));
+    PeerHandle { name, commands: cmd_tx, inbound: in_tx }
+}
+
+/// One TCP connection and the session that runs on it.
+struct Conn {
+    id: u64,
+    session: Session,
+    /// The connection we opened (Tcp_CR_Acked) rather than accepted; decides collisions.
+    outbound: bool,
+    /// None until the TCP connection exists (while connecting).
+    writer: Option<mpsc::Sender<Vec<u8>>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
+    connecting: Option<tokio::task::JoinHandle<()>>,
+    deadlines: [Option<Instant>; 3],
+    ctx: SessionContext,
+    /// Bytes received and not yet framed.
+    rx: Vec<u8>,
+    /// Disconnected; removed once the actions of the current event are done.
+    closed: bool,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(r) = self.reader.take() {
+            r.abort();
+        }
+        if let Some(c) = self.connecting.take() {
+            c.abort();
+        }
+    }
+}
+
+enum Internal {
+    Connected(u64, TcpStream),
+    ConnectFailed(u64, std::io::Error),
+    Data(u64, Vec<u8>),
+    Closed(u64),
+}
+
+struct PeerTask<T> {
+    cfg: PeerConfig,
+    events: mpsc::Sender<(T, PeerEvent)>,
+    tag: T,
+    conns: Vec<Conn>,
+    next_id: u64,
+    internal_tx: mpsc::Sender<Internal>,
+    internal_rx: mpsc::Receiver<Internal>,
+    /// When to start again after the last connection went away; None while running or stopped.
+    restart_at: Option<Instant>,
+    backoff: Duration,
+    reported: State,
+    shutting_down: bool,
+}
+
+fn timer_index(t: Timer) -> usize {
+    match t {
+        Timer::ConnectRetry => 0,
+        Timer::Hold => 1,
+        Timer::Keepalive => 2,
+    }
+}
+const TIMERS: [Timer; 3] = [Timer::ConnectRetry, Timer::Hold, Timer::Keepalive];
+
+impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
+    fn new(cfg: PeerConfig, events: mpsc::Sender<(T, PeerEvent)>, tag: T) -> Self {
+        let (internal_tx, internal_rx) = mpsc::channel(64);
+        let backoff = cfg.restart_delay;
+        Self {
+            cfg,
+            events,
+            tag,
+            conns: Vec::new(),
+            next_id: 0,
+            internal_tx,
+            internal_rx,
+            restart_at: Some(Instant::now()),
+            backoff,
+            reported: State::Idle,
+            shutting_down: false,
+        }
+    }
+
+    async fn emit(&self, ev: PeerEvent) {
+        // The application going away ends nothing here; the task is stopped by Shutdown.
+        let _ = self.events.send((self.tag.clone(), ev)).await;
+    }
+
+    fn new_conn(&mut self, passive: bool) -> usize {
+        self.next_id += 1;
+        let mut scfg = self.cfg.session.clone();
+        scfg.passive = passive || scfg.passive;
+        self.conns.push(Conn {
+            id: self.next_id,
+            session: Session::new(scfg),
+            outbound: false,
+            writer: None,
+            reader: None,
+            connecting: None,
+            deadlines: [None; 3],
+            ctx: SessionContext::default(),
+            rx: Vec::new(),
+            closed: false,
+        });
+        self.conns.len() - 1
+    }
+
+    fn index_of(&self, id: u64) -> Option<usize> {
+        self.conns.iter().position(|c| c.id == id)
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<PeerCommand>, mut inbound: mpsc::Receiver<TcpStream>) {
+        loop {
+            let next_deadline = self
+                .conns
+                .iter()
+                .flat_map(|c| c.deadlines.iter().flatten().copied())
+                .chain(self.restart_at)
+                .min();
+            let sleep = async {
+                match next_deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => { if self.command(cmd).await { break; } }
+                    None => { self.command(PeerCommand::Shutdown).await; break; }
+                },
+                Some(stream) = inbound.recv() => self.accept(stream).await,
+                Some(msg) = self.internal_rx.recv() => self.internal(msg).await,
+                _ = sleep => self.timers_due().await,
+            }
+            if self.shutting_down && self.conns.is_empty() {
+                break;
+            }
+        }
+        debug!("peer task ends");
+    }
+
+    /// Returns true when the task should end.
+    async fn command(&mut self, cmd: PeerCommand) -> bool {
+        match cmd {
+            PeerCommand::Send(bytes) => {
+                if let Some(i) = self.established() {
+                    let c = &mut self.conns[i];
+                    if let Some(w) = &c.writer {
+                        let _ = w.send(bytes).await;
+                    }
+                    let acts = self.conns[i].session.on_message_sent();
+                    self.execute(i, acts).await;
+                }
+            }
+            PeerCommand::SendUpdate(u) => {
+                if let Some(i) = self.established() {
+                    let mut out = Vec::new();
+                    u.emit(&self.conns[i].ctx, &mut out);
+                    return Box::pin(self.command(PeerCommand::Send(out))).await;
+                }
+            }
+            PeerCommand::SendRouteRefresh(rr) => {
+                if let Some(i) = self.established() {
+                    let bytes = bgp::wire::Message::RouteRefresh(rr).to_bytes(&self.conns[i].ctx);
+                    if let Some(w) = &self.conns[i].writer {
+                        let _ = w.send(bytes).await;
+                    }
+                }
+            }
+            PeerCommand::Reset { notification, restart_after } => {
+                for i in (0..self.conns.len()).rev() {
+                    let acts = self.conns[i].session.handle_event(Event::AutomaticStop(notification.clone()));
+                    self.execute(i, acts).await;
+                }
+                self.restart_at = Some(Instant::now() + restart_after);
+            }
+            PeerCommand::Shutdown => {
+                self.shutting_down = true;
+                self.restart_at = None;
+                for i in (0..self.conns.len()).rev() {
+                    let acts = self.conns[i].session.handle_event(Event::ManualStop);
+                    self.execute(i, acts).await;
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    fn established(&self) -> Option<usize> {
+        self.conns.iter().position(|c| c.session.state() == State::Established)
+    }
+
+    async fn accept(&mut self, stream: TcpStream) {
+        if self.shutting_down {
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        // A session still waiting for TCP takes the connection (events 16/17 in Connect/Active).
+        if let Some(i) = self.conns.iter().position(|c| c.writer.is_none()) {
+            if let Some(h) = self.conns[i].connecting.take() {
+                h.abort();
+            }
+            self.attach(i, stream, false);
+            let acts = self.conns[i].session.handle_event(Event::TcpConnectionConfirmed);
+            self.execute(i, acts).await;
+            return;
+        }
+        if self.established().is_some() || self.conns.len() >= 2 {
+            // §6.8: a connection collides with an established session; the new one goes.
+            debug!("refusing a second connection while a session is up");
+            return;
+        }
+        let i = self.new_conn(true);
+        self.attach(i, stream, false);
+        let mut acts = self.conns[i].session.handle_event(Event::ManualStart);
+        acts.extend(self.conns[i].session.handle_event(Event::TcpConnectionConfirmed));
+        self.execute(i, acts).await;
+    }
+
+    fn attach(&mut self, i: usize, stream: TcpStream, outbound: bool) {
+        let (r, w) = stream.into_split();
+        let (wtx, wrx) = mpsc::channel(64);
+        let id = self.conns[i].id;
+        let c = &mut self.conns[i];
+        c.outbound = outbound;
+        c.writer = Some(wtx);
+        c.reader = Some(tokio::spawn(read_loop(id, r, self.internal_tx.clone())));
+        tokio::spawn(write_loop(w, wrx));
+    }
+
+    async fn internal(&mut self, msg: Internal) {
+        match msg {
+            Internal::Connected(id, stream) => {
+                let Some(i) = self.index_of(id) else { return };
+                self.conns[i].connecting = None;
+                if self.conns[i].writer.is_some() {
+                    return; // an inbound connection got there first
+                }
+                let _ = stream.set_nodelay(true);
+                self.attach(i, stream, true);
+                let acts = self.conns[i].session.handle_event(Event::TcpCrAcked);
+                self.execute(i, acts).await;
+            }
+            Internal::ConnectFailed(id, e) => {
+                let Some(i) = self.index_of(id) else { return };
+                debug!(error = %e, "connect failed");
+                self.conns[i].connecting = None;
+                let acts = self.conns[i].session.handle_event(Event::TcpConnectionFails);
+                self.execute(i, acts).await;
+            }
+            Internal::Data(id, bytes) => {
+                let Some(i) = self.index_of(id) else { return };
+                self.conns[i].rx.extend_from_slice(&bytes);
+                self.process_rx(id).await;
+            }
+            Internal::Closed(id) => {
+                let Some(i) = self.index_of(id) else { return };
+                let acts = self.conns[i].session.handle_event(Event::TcpConnectionFails);
+                self.execute(i, acts).await;
+            }
+        }
+    }
+
+    /// Frames and handles every complete message received on connection `id`.
+    async fn process_rx(&mut self, id: u64) {
+        let Some(i) = self.index_of(id) else { return };
+        // Data events are handled one at a time by this task, so nothing is appended to `rx`
+        // while the buffer is out.
+        let buf = std::mem::take(&mut self.conns[i].rx);
+        let mut off = 0;
+        loop {
+            let Some(i) = self.index_of(id) else { return };
+            // Re-read each time: the context changes when the session is established.
+            let ctx = self.conns[i].ctx;
+            let (event, update, fatal) = match frame(&buf[off..], &ctx) {
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(error = %e, "bad message header");
+                    (Event::BgpHeaderErr(e.to_notification()), None, true)
+                }
+                Ok(Some(f)) => {
+                    off += f.wire_len;
+                    let (ev, upd) = decode_event(f.kind, f.body, &ctx);
+                    (ev, upd, false)
+                }
+            };
+            if let Event::BgpOpen(open) = &event {
+                if self.collision(i, open).await {
+                    return;
+                }
+            }
+            let Some(i) = self.index_of(id) else { return };
+            let acts = self.conns[i].session.handle_event(event);
+            let up = self.conns[i].session.state() == State::Established;
+            self.execute(i, acts).await;
+            if let (Some(ev), true) = (update, up) {
+                self.emit(ev).await;
+            }
+            if fatal {
+                return;
+            }
+        }
+        if let Some(i) = self.index_of(id) {
+            self.conns[i].rx = buf[off..].to_vec();
+        }
+    }
+
+    /// RFC 4271 §6.8, on an OPEN received on connection `i`. Returns true when `i` lost (and
+    /// was dumped), so its OPEN must not be processed.
+    async fn collision(&mut self, i: usize, open: &Open) -> bool {
+        let Some(j) = (0..self.conns.len()).find(|&j| {
+            j != i && matches!(self.conns[j].session.state(), State::OpenSent | State::OpenConfirm | State::Established)
+        }) else {
+            return false;
+        };
+        let winner = if self.conns[j].session.state() == State::Established {
+            // CollisionDetectEstablishedState is off: the established session stays.
+            if self.conns[j].outbound { CollisionWinner::LocallyInitiated } else { CollisionWinner::RemotelyInitiated }
+        } else {
+            resolve_collision(self.cfg.session.local_id, open.bgp_id)
+        };
+        let i_wins = (winner == CollisionWinner::LocallyInitiated) == self.conns[i].outbound;
+        let loser = if i_wins { j } else { i };
+        info!(winner = ?winner, "connection collision resolved");
+        let acts = self.conns[loser].session.handle_event(Event::OpenCollisionDump);
+        self.execute(loser, acts).await;
+        !i_wins
+    }
+
+    async fn timers_due(&mut self) {
+        let now = Instant::now();
+        if self.restart_at.is_some_and(|t| t <= now) {
+            self.restart_at = None;
+            if self.conns.is_empty() && !self.shutting_down {
+                let i = self.new_conn(false);
+                let acts = self.conns[i].session.handle_event(Event::ManualStart);
+                self.execute(i, acts).await;
+            }
+        }
+        let mut due = Vec::new();
+        for c in &mut self.conns {
+            for (k, d) in c.deadlines.iter_mut().enumerate() {
+                if d.is_some_and(|d| d <= now) {
+                    *d = None;
+                    due.push((c.id, TIMERS[k]));
+                }
+            }
+        }
+        for (id, t) in due {
+            let Some(i) = self.index_of(id) else { continue };
+            let ev = match t {
+                Timer::ConnectRetry => Event::ConnectRetryTimerExpires,
+                Timer::Hold => Event::HoldTimerExpires,
+                Timer::Keepalive => Event::KeepaliveTimerExpires,
+            };
+            let acts = self.conns[i].session.handle_event(ev);
+            self.execute(i, acts).await;
+        }
+    }
+
+    async fn execute(&mut self, i: usize, actions: Vec<Action>) {
+        let id = self.conns[i].id;
+        for a in actions {
+            let Some(i) = self.index_of(id) else { return };
+            match a {
+                Action::Send(m) => {
+                    let bytes = m.to_bytes(&self.conns[i].ctx);
+                    if let Some(w) = &self.conns[i].writer {
+                        let _ = w.send(bytes).await;
+                    }
+                }
+                Action::StartTimer(t, d) => self.conns[i].deadlines[timer_index(t)] = Some(Instant::now() + d),
+                Action::StopTimer(t) => self.conns[i].deadlines[timer_index(t)] = None,
+                Action::Connect => self.connect(i),
+                Action::Disconnect => {
+                    // Dropping the writer's sender lets it flush what was queued (the
+                    // NOTIFICATION), then close. The session itself goes at the end of this
+                    // batch, so the actions after Disconnect (Down) still see it.
+                    let c = &mut self.conns[i];
+                    c.writer = None;
+                    c.closed = true;
+                    if let Some(r) = c.reader.take() {
+                        r.abort();
+                    }
+                    if let Some(h) = c.connecting.take() {
+                        h.abort();
+                    }
+                }
+                Action::Established(n) => {
+                    self.conns[i].ctx = n.context();
+                    self.backoff = self.cfg.restart_delay;
+                    info!(peer_as = n.peer_as, hold = n.hold_time, "session established");
+                    // The other connection, if any, has lost.
+                    let others: Vec<u64> = self.conns.iter().filter(|c| c.id != id).map(|c| c.id).collect();
+                    for o in others {
+                        if let Some(j) = self.index_of(o) {
+                            let acts = self.conns[j].session.handle_event(Event::OpenCollisionDump);
+                            Box::pin(self.execute(j, acts)).await;
+                        }
+                    }
+                    self.emit(PeerEvent::Established { negotiated: n }).await;
+                }
+                Action::Down { reason } => {
+                    let was_up = self.reported == State::Established;
+                    info!(%reason, "session down");
+                    if was_up && !self.conns.iter().any(|c| c.id != id && c.session.state() == State::Established) {
+                        self.emit(PeerEvent::Down { reason }).await;
+                    }
+                }
+            }
+        }
+        self.conns.retain(|c| !c.closed);
+        self.after_change().await;
+    }
+
+    async fn after_change(&mut self) {
+        let state = self.conns.iter().map(|c| c.session.state()).max_by_key(|s| state_rank(*s)).unwrap_or(State::Idle);
+        if state != self.reported {
+            self.reported = state;
+            self.emit(PeerEvent::State { state }).await;
+        }
+        if self.conns.is_empty() && self.restart_at.is_none() && !self.shutting_down {
+            self.restart_at = Some(Instant::now() + self.backoff);
+            self.backoff = (self.backoff * 2).min(self.cfg.max_restart_delay);
+        }
+    }
+
+    fn connect(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        if c.writer.is_some() || c.connecting.is_some() {
+            return;
+        }
+        let id = c.id;
+        let tx = self.internal_tx.clone();
+        let local = SocketAddr::new(self.cfg.local_addr, 0);
+        let remote = SocketAddr::new(self.cfg.remote_addr, self.cfg.remote_port);
+        c.connecting = Some(tokio::spawn(async move {
+            let msg = match connect_from(local, remote).await {
+                Ok(s) => Internal::Connected(id, s),
+                Err(e) => Internal::ConnectFailed(id, e),
+            };
+            let _ = tx.send(msg).await;
+        }));
+    }
+}
+
+fn cfg_name<T>(t: &PeerTask<T>) -> &str {
+    &t.cfg.name
+}
+
+fn state_rank(s: State) -> u8 {
+    match s {
+        State::Idle => 0,
+        State::Connect => 1,
+        State::Active => 2,
+        State::OpenSent => 3,
+        State::OpenConfirm => 4,
+        State::Established => 5,
+    }
+}
+
+/// Turns one framed message into the session's event, and for an UPDATE also the event the
+/// application gets once the session accepts it.
+fn decode_event(kind: MessageType, body: &[u8], ctx: &SessionContext) -> (Event, Option<PeerEvent>) {
+    match kind {
+        MessageType::Open => match Open::parse(body) {
+            Ok(o) => (Event::BgpOpen(o), None),
+            Err(e) => (Event::BgpOpenMsgErr(e.to_notification()), None),
+        },
+        MessageType::Keepalive => (Event::KeepAliveMsg, None),
+        MessageType::Notification => match Notification::parse(body) {
+            Some(n) => (Event::NotifMsg(n), None),
+            None => (Event::BgpHeaderErr(Notification::with_data(1, 2, ((body.len() + HEADER_LEN) as u16).to_be_bytes())), None),
+        },
+        MessageType::RouteRefresh => match RouteRefresh::parse(body) {
+            Ok(rr) => (Event::RouteRefreshMsg(rr), Some(PeerEvent::RouteRefresh(rr))),
+            Err(n) => (Event::UpdateMsgErr(n), None),
+        },
+        MessageType::Update => match Update::parse(body, ctx) {
+            Ok(u) => {
+                if let Some(e) = &u.treat_as_withdraw {
+                    warn!(error = %e, "malformed UPDATE treated as withdraw (RFC 7606)");
+                }
+                for e in &u.discarded {
+                    info!(error = %e, "attribute discarded (RFC 7606)");
+                }
+                let ev = PeerEvent::Update { update: u.to_message(), treat_as_withdraw: u.treat_as_withdraw.clone(), discarded: u.discarded.clone() };
+                (Event::UpdateMsg, Some(ev))
+            }
+            Err(e) => {
+                warn!(error = %e, "malformed UPDATE resets the session (RFC 7606)");
+                (Event::UpdateMsgErr(e.to_notification()), None)
+            }
+        },
+    }
+}
+
+async fn connect_from(local: SocketAddr, remote: SocketAddr) -> std::io::Result<TcpStream> {
+    let sock = if remote.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    sock.set_reuseaddr(true)?;
+    if !local.ip().is_unspecified() {
+        sock.bind(local)?;
+    }
+    tokio::time::timeout(Duration::from_secs(10), sock.connect(remote))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
+}
+
+async fn read_loop(id: u64, mut r: OwnedReadHalf, tx: mpsc::Sender<Internal>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                let _ = tx.send(Internal::Closed(id)).await;
+                return;
+            }
+            Ok(n) => {
+                if tx.send(Internal::Data(id, buf[..n].to_vec())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(first) = rx.recv().await {
+        // Coalesce what is queued into one write.
+        let mut batch = first;
+        while batch.len() < 256 * 1024 {
+            match rx.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if w.write_all(&batch).await.is_err() {
+            return;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+/// Connections refused by a [`Listener`] because no peer is configured for their source.
+#[derive(Debug, Default)]
+pub struct Refused {
+    pub count: AtomicU64,
+    last_logged: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+/// Accepts connections on one local address and gives each to the peer configured for its
+/// source address. Any other source is closed before a byte is read, counted, and logged at
+/// most once per address per minute.
+#[derive(Clone, Default)]
+pub struct Listener {
+    peers: Arc<Mutex<HashMap<IpAddr, mpsc::Sender<TcpStream>>>>,
+    pub refused: Arc<Refused>,
+}
+
+impl Listener {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn register(&self, remote: IpAddr, inbound: mpsc::Sender<TcpStream>) {
+        self.lock().insert(remote, inbound);
+    }
+    pub fn unregister(&self, remote: IpAddr) {
+        self.lock().remove(&remote);
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, mpsc::Sender<TcpStream>>> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Binds `addr` (SO_REUSEADDR, so a restart does not wait for TIME_WAIT).
+    pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+        let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        sock.set_reuseaddr(true)?;
+        sock.bind(addr)?;
+        sock.listen(128)
+    }
+
+    /// Runs until the listener fails.
+    pub async fn run(self, listener: TcpListener) -> std::io::Result<()> {
+        loop {
+            let (stream, from) = listener.accept().await?;
+            let target = self.lock().get(&from.ip()).cloned();
+            match target {
+                Some(tx) => {
+                    if tx.try_send(stream).is_err() {
+                        debug!(%from, "peer busy with connections; closing this one");
+                    }
+                }
+                None => {
+                    drop(stream);
+                    self.refused.count.fetch_add(1, Ordering::Relaxed);
+                    let now = Instant::now();
+                    let mut last = self.refused.last_logged.lock().unwrap_or_else(|p| p.into_inner());
+                    let due = last.get(&from.ip()).is_none_or(|t| now.duration_since(*t) >= Duration::from_secs(60));
+                    if due {
+                        last.insert(from.ip(), now);
+                        warn!(%from, "connection from an unconfigured address refused");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The IPv4 address of `ip`, or 0.0.0.0: BGP identifiers are IPv4-shaped.
+pub fn ipv4_or_unspecified(ip: IpAddr) -> Ipv4Addr {
+    match ip {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    }
+}

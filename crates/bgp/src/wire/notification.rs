@@ -118,7 +118,8 @@ impl Notification {
     pub fn wire_len(&self) -> usize {
         2 + self.data.len()
     }
-    pub(crate) fn parse(body: &[u8]) -> Option<Self> {
+    /// Parses a NOTIFICATION body; None when it is shorter than code and subcode.
+    pub fn parse(body: &[u8]) -> Option<Self> {
         if body.len() < 2 {
             return None;
         }

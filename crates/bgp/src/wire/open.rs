@@ -107,7 +107,8 @@ impl Open {
         self.capabilities.iter().any(f)
     }
 
-    pub(crate) fn parse(body: &[u8]) -> Result<Self, OpenError> {
+    /// Parses an OPEN body (the bytes after the header).
+    pub fn parse(body: &[u8]) -> Result<Self, OpenError> {
         if body.len() < 10 {
             return Err(OpenError::TooShort(body.len()));
         }
