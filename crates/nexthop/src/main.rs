@@ -1,1 +1,100 @@
-fn main(){}
+//! `nexthop`: one binary for the route server, the load balancer, the CLI and the demo.
+//!
+//! This is the only place that wires the crates together. Subcommands whose parts have not
+//! landed yet say so and exit with status 2 rather than pretending.
+
+use clap::{Parser, Subcommand};
+
+mod demo;
+
+#[derive(Parser)]
+#[command(name = "nexthop", version, about = "BGP route server with next hop IP support, and an internal L4 load balancer")]
+struct Cli {
+    /// API of a running `nexthop run` (or demo), for the query commands.
+    #[arg(long, global = true, env = "NEXTHOP_API", default_value = "http://127.0.0.1:8179")]
+    api: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run what the config declares: route server instances, load balancers, fabric, API.
+    Run {
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+    /// The embedded default: route server instances and emulated NVAs on 127.0.0.0/8.
+    Demo(demo::DemoArgs),
+    /// BGP peers per route server instance.
+    Peers {
+        #[arg(short, long, default_value = "table")]
+        output: String,
+    },
+    /// Routes learned from, or advertised to, a peer.
+    Routes {
+        /// `learned` or `advertised`.
+        which: String,
+        #[arg(long)]
+        peer: String,
+        #[arg(short, long, default_value = "table")]
+        output: String,
+    },
+    /// Effective routes of a NIC.
+    EffectiveRoutes {
+        #[arg(long)]
+        nic: String,
+        #[arg(short, long, default_value = "table")]
+        output: String,
+    },
+    /// Load balancer state and admin commands.
+    Lb {
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Where a given flow from a NIC goes.
+    Trace {
+        #[arg(long)]
+        nic: String,
+        #[arg(long)]
+        dst: String,
+    },
+    /// Host agent: programs a NIC's effective routes into the kernel.
+    Agent {
+        #[arg(long)]
+        controller: String,
+        #[arg(long)]
+        nic: String,
+    },
+    /// Load balancer data plane on the host that owns the frontend.
+    LbMux {
+        #[arg(long)]
+        controller: String,
+        #[arg(long)]
+        lb: String,
+        #[arg(long)]
+        interface: String,
+    },
+}
+
+fn not_yet(what: &str, issue: u32) -> anyhow::Result<()> {
+    eprintln!("nexthop {what}: not implemented yet (tracked in issue #{issue}).");
+    std::process::exit(2);
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NEXTHOP_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let _ = &cli.api;
+    match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Run { .. } => not_yet("run", 3),
+        Command::Peers { .. } | Command::Routes { .. } => not_yet("peers/routes", 3),
+        Command::EffectiveRoutes { .. } | Command::Trace { .. } => not_yet("effective-routes/trace", 5),
+        Command::Lb { .. } => not_yet("lb", 4),
+        Command::Agent { .. } | Command::LbMux { .. } => not_yet("agent/lb-mux", 6),
+    }
+}
