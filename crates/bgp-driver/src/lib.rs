@@ -29,9 +29,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bgp::fsm::{resolve_collision, Action, CollisionWinner, DownReason, Event, Negotiated, Session, SessionConfig, State, Timer};
+use bgp::fsm::{
+    resolve_collision, Action, CollisionWinner, DownReason, Event, Negotiated, Session,
+    SessionConfig, State, Timer,
+};
 use bgp::wire::attrs::AttrError;
-use bgp::wire::{frame, MessageType, Notification, Open, RouteRefresh, SessionContext, Update, UpdateMessage, HEADER_LEN};
+use bgp::wire::{
+    frame, MessageType, Notification, Open, RouteRefresh, SessionContext, Update, UpdateMessage,
+    HEADER_LEN,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -57,7 +63,12 @@ pub struct PeerConfig {
 }
 
 impl PeerConfig {
-    pub fn new(name: impl Into<String>, session: SessionConfig, local_addr: IpAddr, remote_addr: IpAddr) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        session: SessionConfig,
+        local_addr: IpAddr,
+        remote_addr: IpAddr,
+    ) -> Self {
         Self {
             name: name.into(),
             session,
@@ -74,15 +85,25 @@ impl PeerConfig {
 #[derive(Debug)]
 pub enum PeerEvent {
     /// The session state changed (the most advanced of the peer's connections).
-    State { state: State },
-    Established { negotiated: Negotiated },
+    State {
+        state: State,
+    },
+    Established {
+        negotiated: Negotiated,
+    },
     /// A received UPDATE, with the RFC 7606 outcome already applied (a treat-as-withdraw UPDATE
     /// arrives as the withdrawal it amounts to, with `treat_as_withdraw` saying why).
-    Update { update: UpdateMessage, treat_as_withdraw: Option<AttrError>, discarded: Vec<AttrError> },
+    Update {
+        update: UpdateMessage,
+        treat_as_withdraw: Option<AttrError>,
+        discarded: Vec<AttrError>,
+    },
     /// The peer asked for our routes again (RFC 2918).
     RouteRefresh(RouteRefresh),
     /// An established session ended; every route learned on it is gone.
-    Down { reason: DownReason },
+    Down {
+        reason: DownReason,
+    },
 }
 
 /// What the application tells a peer task.
@@ -95,7 +116,10 @@ pub enum PeerCommand {
     SendRouteRefresh(RouteRefresh),
     /// Close with this NOTIFICATION (e.g. Cease/1 when the prefix limit is hit) and start again
     /// after `restart_after`.
-    Reset { notification: Notification, restart_after: Duration },
+    Reset {
+        notification: Notification,
+        restart_after: Duration,
+    },
     /// ManualStop: Cease/Administrative Shutdown, and the task ends.
     Shutdown,
 }
@@ -133,8 +157,15 @@ where
     let name = cfg.name.clone();
     let task = PeerTask::new(cfg, events, tag);
     let span = tracing::info_span!("peer", name = %cfg_name(&task), addr = %task.cfg.remote_addr);
-    tokio::spawn(tracing::Instrument::instrument(task.run(cmd_rx, in_rx), span));
-    PeerHandle { name, commands: cmd_tx, inbound: in_tx }
+    tokio::spawn(tracing::Instrument::instrument(
+        task.run(cmd_rx, in_rx),
+        span,
+    ));
+    PeerHandle {
+        name,
+        commands: cmd_tx,
+        inbound: in_tx,
+    }
 }
 
 /// One TCP connection and the session that runs on it.
@@ -186,6 +217,7 @@ struct PeerTask<T> {
     backoff: Duration,
     reported: State,
     shutting_down: bool,
+    started: bool,
 }
 
 fn timer_index(t: Timer) -> usize {
@@ -213,6 +245,7 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
             backoff,
             reported: State::Idle,
             shutting_down: false,
+            started: false,
         }
     }
 
@@ -244,7 +277,11 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
         self.conns.iter().position(|c| c.id == id)
     }
 
-    async fn run(mut self, mut commands: mpsc::Receiver<PeerCommand>, mut inbound: mpsc::Receiver<TcpStream>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<PeerCommand>,
+        mut inbound: mpsc::Receiver<TcpStream>,
+    ) {
         loop {
             let next_deadline = self
                 .conns
@@ -302,9 +339,14 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                     }
                 }
             }
-            PeerCommand::Reset { notification, restart_after } => {
+            PeerCommand::Reset {
+                notification,
+                restart_after,
+            } => {
                 for i in (0..self.conns.len()).rev() {
-                    let acts = self.conns[i].session.handle_event(Event::AutomaticStop(notification.clone()));
+                    let acts = self.conns[i]
+                        .session
+                        .handle_event(Event::AutomaticStop(notification.clone()));
                     self.execute(i, acts).await;
                 }
                 self.restart_at = Some(Instant::now() + restart_after);
@@ -323,7 +365,9 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
     }
 
     fn established(&self) -> Option<usize> {
-        self.conns.iter().position(|c| c.session.state() == State::Established)
+        self.conns
+            .iter()
+            .position(|c| c.session.state() == State::Established)
     }
 
     async fn accept(&mut self, stream: TcpStream) {
@@ -337,7 +381,9 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                 h.abort();
             }
             self.attach(i, stream, false);
-            let acts = self.conns[i].session.handle_event(Event::TcpConnectionConfirmed);
+            let acts = self.conns[i]
+                .session
+                .handle_event(Event::TcpConnectionConfirmed);
             self.execute(i, acts).await;
             return;
         }
@@ -349,7 +395,11 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
         let i = self.new_conn(true);
         self.attach(i, stream, false);
         let mut acts = self.conns[i].session.handle_event(Event::ManualStart);
-        acts.extend(self.conns[i].session.handle_event(Event::TcpConnectionConfirmed));
+        acts.extend(
+            self.conns[i]
+                .session
+                .handle_event(Event::TcpConnectionConfirmed),
+        );
         self.execute(i, acts).await;
     }
 
@@ -381,7 +431,9 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                 let Some(i) = self.index_of(id) else { return };
                 debug!(error = %e, "connect failed");
                 self.conns[i].connecting = None;
-                let acts = self.conns[i].session.handle_event(Event::TcpConnectionFails);
+                let acts = self.conns[i]
+                    .session
+                    .handle_event(Event::TcpConnectionFails);
                 self.execute(i, acts).await;
             }
             Internal::Data(id, bytes) => {
@@ -391,7 +443,9 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
             }
             Internal::Closed(id) => {
                 let Some(i) = self.index_of(id) else { return };
-                let acts = self.conns[i].session.handle_event(Event::TcpConnectionFails);
+                let acts = self.conns[i]
+                    .session
+                    .handle_event(Event::TcpConnectionFails);
                 self.execute(i, acts).await;
             }
         }
@@ -445,20 +499,30 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
     /// was dumped), so its OPEN must not be processed.
     async fn collision(&mut self, i: usize, open: &Open) -> bool {
         let Some(j) = (0..self.conns.len()).find(|&j| {
-            j != i && matches!(self.conns[j].session.state(), State::OpenSent | State::OpenConfirm | State::Established)
+            j != i
+                && matches!(
+                    self.conns[j].session.state(),
+                    State::OpenSent | State::OpenConfirm | State::Established
+                )
         }) else {
             return false;
         };
         let winner = if self.conns[j].session.state() == State::Established {
             // CollisionDetectEstablishedState is off: the established session stays.
-            if self.conns[j].outbound { CollisionWinner::LocallyInitiated } else { CollisionWinner::RemotelyInitiated }
+            if self.conns[j].outbound {
+                CollisionWinner::LocallyInitiated
+            } else {
+                CollisionWinner::RemotelyInitiated
+            }
         } else {
             resolve_collision(self.cfg.session.local_id, open.bgp_id)
         };
         let i_wins = (winner == CollisionWinner::LocallyInitiated) == self.conns[i].outbound;
         let loser = if i_wins { j } else { i };
         info!(winner = ?winner, "connection collision resolved");
-        let acts = self.conns[loser].session.handle_event(Event::OpenCollisionDump);
+        let acts = self.conns[loser]
+            .session
+            .handle_event(Event::OpenCollisionDump);
         self.execute(loser, acts).await;
         !i_wins
     }
@@ -469,7 +533,14 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
             self.restart_at = None;
             if self.conns.is_empty() && !self.shutting_down {
                 let i = self.new_conn(false);
-                let acts = self.conns[i].session.handle_event(Event::ManualStart);
+                // The first start is the operator's; later ones are restarts (RFC 4271 event 3).
+                let ev = if self.started {
+                    Event::AutomaticStart
+                } else {
+                    Event::ManualStart
+                };
+                self.started = true;
+                let acts = self.conns[i].session.handle_event(ev);
                 self.execute(i, acts).await;
             }
         }
@@ -505,7 +576,9 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                         let _ = w.send(bytes).await;
                     }
                 }
-                Action::StartTimer(t, d) => self.conns[i].deadlines[timer_index(t)] = Some(Instant::now() + d),
+                Action::StartTimer(t, d) => {
+                    self.conns[i].deadlines[timer_index(t)] = Some(Instant::now() + d)
+                }
                 Action::StopTimer(t) => self.conns[i].deadlines[timer_index(t)] = None,
                 Action::Connect => self.connect(i),
                 Action::Disconnect => {
@@ -525,9 +598,18 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                 Action::Established(n) => {
                     self.conns[i].ctx = n.context();
                     self.backoff = self.cfg.restart_delay;
-                    info!(peer_as = n.peer_as, hold = n.hold_time, "session established");
+                    info!(
+                        peer_as = n.peer_as,
+                        hold = n.hold_time,
+                        "session established"
+                    );
                     // The other connection, if any, has lost.
-                    let others: Vec<u64> = self.conns.iter().filter(|c| c.id != id).map(|c| c.id).collect();
+                    let others: Vec<u64> = self
+                        .conns
+                        .iter()
+                        .filter(|c| c.id != id)
+                        .map(|c| c.id)
+                        .collect();
                     for o in others {
                         if let Some(j) = self.index_of(o) {
                             let acts = self.conns[j].session.handle_event(Event::OpenCollisionDump);
@@ -539,7 +621,12 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                 Action::Down { reason } => {
                     let was_up = self.reported == State::Established;
                     info!(%reason, "session down");
-                    if was_up && !self.conns.iter().any(|c| c.id != id && c.session.state() == State::Established) {
+                    if was_up
+                        && !self
+                            .conns
+                            .iter()
+                            .any(|c| c.id != id && c.session.state() == State::Established)
+                    {
                         self.emit(PeerEvent::Down { reason }).await;
                     }
                 }
@@ -550,7 +637,12 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
     }
 
     async fn after_change(&mut self) {
-        let state = self.conns.iter().map(|c| c.session.state()).max_by_key(|s| state_rank(*s)).unwrap_or(State::Idle);
+        let state = self
+            .conns
+            .iter()
+            .map(|c| c.session.state())
+            .max_by_key(|s| state_rank(*s))
+            .unwrap_or(State::Idle);
         if state != self.reported {
             self.reported = state;
             self.emit(PeerEvent::State { state }).await;
@@ -597,7 +689,11 @@ fn state_rank(s: State) -> u8 {
 
 /// Turns one framed message into the session's event, and for an UPDATE also the event the
 /// application gets once the session accepts it.
-fn decode_event(kind: MessageType, body: &[u8], ctx: &SessionContext) -> (Event, Option<PeerEvent>) {
+fn decode_event(
+    kind: MessageType,
+    body: &[u8],
+    ctx: &SessionContext,
+) -> (Event, Option<PeerEvent>) {
     match kind {
         MessageType::Open => match Open::parse(body) {
             Ok(o) => (Event::BgpOpen(o), None),
@@ -606,10 +702,20 @@ fn decode_event(kind: MessageType, body: &[u8], ctx: &SessionContext) -> (Event,
         MessageType::Keepalive => (Event::KeepAliveMsg, None),
         MessageType::Notification => match Notification::parse(body) {
             Some(n) => (Event::NotifMsg(n), None),
-            None => (Event::BgpHeaderErr(Notification::with_data(1, 2, ((body.len() + HEADER_LEN) as u16).to_be_bytes())), None),
+            None => (
+                Event::BgpHeaderErr(Notification::with_data(
+                    1,
+                    2,
+                    ((body.len() + HEADER_LEN) as u16).to_be_bytes(),
+                )),
+                None,
+            ),
         },
         MessageType::RouteRefresh => match RouteRefresh::parse(body) {
-            Ok(rr) => (Event::RouteRefreshMsg(rr), Some(PeerEvent::RouteRefresh(rr))),
+            Ok(rr) => (
+                Event::RouteRefreshMsg(rr),
+                Some(PeerEvent::RouteRefresh(rr)),
+            ),
             Err(n) => (Event::UpdateMsgErr(n), None),
         },
         MessageType::Update => match Update::parse(body, ctx) {
@@ -620,7 +726,11 @@ fn decode_event(kind: MessageType, body: &[u8], ctx: &SessionContext) -> (Event,
                 for e in &u.discarded {
                     info!(error = %e, "attribute discarded (RFC 7606)");
                 }
-                let ev = PeerEvent::Update { update: u.to_message(), treat_as_withdraw: u.treat_as_withdraw.clone(), discarded: u.discarded.clone() };
+                let ev = PeerEvent::Update {
+                    update: u.to_message(),
+                    treat_as_withdraw: u.treat_as_withdraw.clone(),
+                    discarded: u.discarded.clone(),
+                };
                 (Event::UpdateMsg, Some(ev))
             }
             Err(e) => {
@@ -632,7 +742,11 @@ fn decode_event(kind: MessageType, body: &[u8], ctx: &SessionContext) -> (Event,
 }
 
 async fn connect_from(local: SocketAddr, remote: SocketAddr) -> std::io::Result<TcpStream> {
-    let sock = if remote.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let sock = if remote.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     sock.set_reuseaddr(true)?;
     if !local.ip().is_unspecified() {
         sock.bind(local)?;
@@ -651,7 +765,11 @@ async fn read_loop(id: u64, mut r: OwnedReadHalf, tx: mpsc::Sender<Internal>) {
                 return;
             }
             Ok(n) => {
-                if tx.send(Internal::Data(id, buf[..n].to_vec())).await.is_err() {
+                if tx
+                    .send(Internal::Data(id, buf[..n].to_vec()))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -708,7 +826,11 @@ impl Listener {
 
     /// Binds `addr` (SO_REUSEADDR, so a restart does not wait for TIME_WAIT).
     pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-        let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        let sock = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
         sock.set_reuseaddr(true)?;
         sock.bind(addr)?;
         sock.listen(128)
@@ -729,8 +851,14 @@ impl Listener {
                     drop(stream);
                     self.refused.count.fetch_add(1, Ordering::Relaxed);
                     let now = Instant::now();
-                    let mut last = self.refused.last_logged.lock().unwrap_or_else(|p| p.into_inner());
-                    let due = last.get(&from.ip()).is_none_or(|t| now.duration_since(*t) >= Duration::from_secs(60));
+                    let mut last = self
+                        .refused
+                        .last_logged
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    let due = last
+                        .get(&from.ip())
+                        .is_none_or(|t| now.duration_since(*t) >= Duration::from_secs(60));
                     if due {
                         last.insert(from.ip(), now);
                         warn!(%from, "connection from an unconfigured address refused");

@@ -50,11 +50,17 @@ fn handshake(from: &str, port: u16) -> TcpStream {
 
 fn connect_from(from: &str, port: u16) -> TcpStream {
     // std cannot bind before connect; go through tokio's TcpSocket on a tiny runtime.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let s = tokio::net::TcpSocket::new_v4().unwrap();
         s.bind(SocketAddr::new(from.parse().unwrap(), 0)).unwrap();
-        let st = s.connect(SocketAddr::new(OUR.parse().unwrap(), port)).await.unwrap();
+        let st = s
+            .connect(SocketAddr::new(OUR.parse().unwrap(), port))
+            .await
+            .unwrap();
         st.into_std().unwrap()
     })
 }
@@ -111,31 +117,91 @@ fn update(attrs: &[u8], nlri: &[u8]) -> Vec<u8> {
     m
 }
 
-const GOOD: [u8; 20] = [0x40, 1, 1, 0, 0x40, 2, 6, 2, 1, 0, 0, 0xfd, 0xe9, 0x40, 3, 4, 10, 1, 0, 100];
+const GOOD: [u8; 20] = [
+    0x40, 1, 1, 0, 0x40, 2, 6, 2, 1, 0, 0, 0xfd, 0xe9, 0x40, 3, 4, 10, 1, 0, 100,
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_and_update_errors_get_their_notifications() {
     let port = 22179;
     let cases: Vec<(&str, Vec<u8>, (u8, u8))> = vec![
-        ("wrong marker", { let mut m = header(19, 4); m[0] = 0; m }, (1, 1)),
+        (
+            "wrong marker",
+            {
+                let mut m = header(19, 4);
+                m[0] = 0;
+                m
+            },
+            (1, 1),
+        ),
         ("bad length", header(18, 4), (1, 2)),
-        ("keepalive too long", { let mut m = header(20, 4); m.push(0); m }, (1, 2)),
-        ("oversized update", { let mut m = header(5000, 2); m.resize(5000, 0); m }, (1, 2)),
+        (
+            "keepalive too long",
+            {
+                let mut m = header(20, 4);
+                m.push(0);
+                m
+            },
+            (1, 2),
+        ),
+        (
+            "oversized update",
+            {
+                let mut m = header(5000, 2);
+                m.resize(5000, 0);
+                m
+            },
+            (1, 2),
+        ),
         ("unknown type", header(19, 9), (1, 3)),
-        ("withdrawn length overrun", { let mut m = header(23, 2); m.extend_from_slice(&[0, 9, 0, 0]); m }, (3, 1)),
-        ("bad NLRI length", update(&GOOD, &[33, 1, 2, 3, 4, 5]), (3, 10)),
-        ("unrecognized well-known", update(&[&GOOD[..], &[0x40, 99, 0]].concat(), &[24, 192, 168, 10]), (3, 2)),
-        ("duplicate MP_REACH", {
-            let mp = [0x80, 14, 9, 0, 1, 1, 4, 10, 0, 0, 1, 0];
-            update(&[&GOOD[..], &mp, &mp].concat(), &[])
-        }, (3, 1)),
-        ("unexpected OPEN", Message::Open(Open { version: 4, my_as: 65001, hold_time: 90, bgp_id: Ipv4Addr::new(10, 1, 2, 10), capabilities: vec![] }).to_bytes(&SessionContext::default()), (5, 3)),
+        (
+            "withdrawn length overrun",
+            {
+                let mut m = header(23, 2);
+                m.extend_from_slice(&[0, 9, 0, 0]);
+                m
+            },
+            (3, 1),
+        ),
+        (
+            "bad NLRI length",
+            update(&GOOD, &[33, 1, 2, 3, 4, 5]),
+            (3, 10),
+        ),
+        (
+            "unrecognized well-known",
+            update(&[&GOOD[..], &[0x40, 99, 0]].concat(), &[24, 192, 168, 10]),
+            (3, 2),
+        ),
+        (
+            "duplicate MP_REACH",
+            {
+                let mp = [0x80, 14, 9, 0, 1, 1, 4, 10, 0, 0, 1, 0];
+                update(&[&GOOD[..], &mp, &mp].concat(), &[])
+            },
+            (3, 1),
+        ),
+        (
+            "unexpected OPEN",
+            Message::Open(Open {
+                version: 4,
+                my_as: 65001,
+                hold_time: 90,
+                bgp_id: Ipv4Addr::new(10, 1, 2, 10),
+                capabilities: vec![],
+            })
+            .to_bytes(&SessionContext::default()),
+            (5, 3),
+        ),
     ];
     for (i, (name, bad, want)) in cases.into_iter().enumerate() {
         let from = format!("127.0.6.{}", 10 + i);
         let _rx = speaker(&from, port + i as u16).await;
         let from2 = from.clone();
-        let n = tokio::task::spawn_blocking(move || notification_for(&from2, port + i as u16, &bad)).await.unwrap();
+        let n =
+            tokio::task::spawn_blocking(move || notification_for(&from2, port + i as u16, &bad))
+                .await
+                .unwrap();
         assert_eq!((n.code, n.subcode), want, "{name}: got {n}");
     }
 }
@@ -145,7 +211,9 @@ async fn treat_as_withdraw_keeps_the_session() {
     let port = 22200;
     let from = "127.0.6.50";
     let mut rx = speaker(from, port).await;
-    let mut s = tokio::task::spawn_blocking(move || handshake(from, port)).await.unwrap();
+    let mut s = tokio::task::spawn_blocking(move || handshake(from, port))
+        .await
+        .unwrap();
     // A good route, then the same prefix with an invalid ORIGIN (treat-as-withdraw), then
     // another good route: the session survives and the events say what happened.
     s.write_all(&update(&GOOD, &[24, 192, 168, 10])).unwrap();
@@ -155,10 +223,21 @@ async fn treat_as_withdraw_keeps_the_session() {
     s.write_all(&update(&GOOD, &[24, 192, 168, 20])).unwrap();
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap().1 {
-            PeerEvent::Update { update, treat_as_withdraw, .. } => {
-                seen.push((update.nlri.len(), update.withdrawn.len(), treat_as_withdraw.is_some()))
-            }
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+        {
+            PeerEvent::Update {
+                update,
+                treat_as_withdraw,
+                ..
+            } => seen.push((
+                update.nlri.len(),
+                update.withdrawn.len(),
+                treat_as_withdraw.is_some(),
+            )),
             PeerEvent::Down { reason } => panic!("session reset: {reason}"),
             _ => {}
         }

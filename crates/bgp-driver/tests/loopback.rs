@@ -64,7 +64,10 @@ fn route() -> UpdateMessage {
 
 #[tokio::test]
 async fn establish_and_exchange_update() {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("debug").try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("debug")
+        .try_init();
     let port = 20179;
     let (a, mut arx) = speaker("b", "127.0.3.1", 65515, "127.0.3.2", 65001, port, true).await;
     let (b, mut brx) = speaker("a", "127.0.3.2", 65001, "127.0.3.1", 65515, port, false).await;
@@ -75,8 +78,17 @@ async fn establish_and_exchange_update() {
     assert_eq!(na.hold_time, 9);
     assert!(b.send(PeerCommand::SendUpdate(route())).await);
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), arx.recv()).await.unwrap().unwrap().1 {
-            PeerEvent::Update { update, treat_as_withdraw, .. } => {
+        match tokio::time::timeout(Duration::from_secs(5), arx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+        {
+            PeerEvent::Update {
+                update,
+                treat_as_withdraw,
+                ..
+            } => {
                 assert!(treat_as_withdraw.is_none());
                 assert_eq!(update, route());
                 break;
@@ -88,9 +100,17 @@ async fn establish_and_exchange_update() {
     // Shutting one side down: the other sees Cease / Administrative Shutdown.
     assert!(b.send(PeerCommand::Shutdown).await);
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), arx.recv()).await.unwrap().unwrap().1 {
+        match tokio::time::timeout(Duration::from_secs(5), arx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+        {
             PeerEvent::Down { reason } => {
-                assert!(reason.to_string().contains("Administrative Shutdown"), "{reason}");
+                assert!(
+                    reason.to_string().contains("Administrative Shutdown"),
+                    "{reason}"
+                );
                 break;
             }
             _ => continue,

@@ -56,7 +56,14 @@ impl Ours {
         let until = tokio::time::Instant::now() + UP;
         loop {
             match tokio::time::timeout_at(until, self.events.recv()).await {
-                Ok(Some((_, PeerEvent::Update { update, treat_as_withdraw, discarded }))) => {
+                Ok(Some((
+                    _,
+                    PeerEvent::Update {
+                        update,
+                        treat_as_withdraw,
+                        discarded,
+                    },
+                ))) => {
                     assert!(treat_as_withdraw.is_none(), "{treat_as_withdraw:?}");
                     assert!(discarded.is_empty(), "{discarded:?}");
                     if update.nlri.contains(&want) {
@@ -79,7 +86,11 @@ impl Ours {
                 // Not our 127/8 address: FRR and BIRD refuse loopback next hops.
                 next_hop: Some(Ipv4Addr::new(10, 1, 1, 4)),
                 communities: vec![(RS_AS << 16) | 100],
-                large_communities: vec![LargeCommunity { global_admin: RS_AS, local_data1: 1, local_data2: 2 }],
+                large_communities: vec![LargeCommunity {
+                    global_admin: RS_AS,
+                    local_data1: 1,
+                    local_data2: 2,
+                }],
                 ..Default::default()
             },
             nlri: vec!["10.1.0.0/16".parse().unwrap()],
@@ -112,7 +123,12 @@ async fn frr_session_and_routes() {
     let frr = Frr::builder(65001, "10.1.2.10")
         .listen(frr_addr)
         .port(frr_port)
-        .neighbor(FrrNeighbor::new(our_addr, RS_AS).port(our_port).next_hop_out("10.1.0.100").update_source(frr_addr))
+        .neighbor(
+            FrrNeighbor::new(our_addr, RS_AS)
+                .port(our_port)
+                .next_hop_out("10.1.0.100")
+                .update_source(frr_addr),
+        )
         .network("192.168.10.0/24")
         .start(None)
         .unwrap();
@@ -121,7 +137,10 @@ async fn frr_session_and_routes() {
     assert!(n.four_octet_as && n.route_refresh, "{n:?}");
     let u = me.update_for("192.168.10.0/24").await;
     assert_eq!(u.attrs.next_hop, Some(Ipv4Addr::new(10, 1, 0, 100)));
-    assert_eq!(u.attrs.as_path.as_ref().map(|p| p.to_string()).as_deref(), Some("65001"));
+    assert_eq!(
+        u.attrs.as_path.as_ref().map(|p| p.to_string()).as_deref(),
+        Some("65001")
+    );
     assert_eq!(u.attrs.origin, Some(Origin::Igp));
     assert_eq!(u.attrs.med, Some(0), "FRR sends MED 0");
 
@@ -131,11 +150,26 @@ async fn frr_session_and_routes() {
         accepted(frr.routes())
     });
     let r = got.unwrap_or_else(|| panic!("FRR did not accept our route:\n{}", frr.log()));
-    assert_eq!((r.next_hop.as_str(), r.as_path.as_str()), ("10.1.1.4", "65515"));
-    let detail = tokio::task::block_in_place(|| frr.vtysh_json("show bgp ipv4 unicast 10.1.0.0/16 json")).unwrap();
-    assert_eq!(detail["paths"][0]["origin"].as_str(), Some("IGP"), "{detail:?}");
-    assert_eq!(detail["paths"][0]["community"]["string"].as_str(), Some("65515:100"));
-    assert_eq!(detail["paths"][0]["largeCommunity"]["string"].as_str(), Some("65515:1:2"));
+    assert_eq!(
+        (r.next_hop.as_str(), r.as_path.as_str()),
+        ("10.1.1.4", "65515")
+    );
+    let detail =
+        tokio::task::block_in_place(|| frr.vtysh_json("show bgp ipv4 unicast 10.1.0.0/16 json"))
+            .unwrap();
+    assert_eq!(
+        detail["paths"][0]["origin"].as_str(),
+        Some("IGP"),
+        "{detail:?}"
+    );
+    assert_eq!(
+        detail["paths"][0]["community"]["string"].as_str(),
+        Some("65515:100")
+    );
+    assert_eq!(
+        detail["paths"][0]["largeCommunity"]["string"].as_str(),
+        Some("65515:1:2")
+    );
     me.handle.send(PeerCommand::Shutdown).await;
 }
 
@@ -160,10 +194,16 @@ async fn bird_session_and_routes() {
         .unwrap();
     let n = me.established().await;
     assert_eq!((n.peer_as, n.peer_id), (65002, Ipv4Addr::new(10, 1, 2, 11)));
-    assert!(n.four_octet_as && n.route_refresh && n.enhanced_route_refresh, "{n:?}");
+    assert!(
+        n.four_octet_as && n.route_refresh && n.enhanced_route_refresh,
+        "{n:?}"
+    );
     let u = me.update_for("192.168.10.0/24").await;
     assert_eq!(u.attrs.next_hop, Some(Ipv4Addr::new(10, 1, 0, 100)));
-    assert_eq!(u.attrs.as_path.as_ref().map(|p| p.to_string()).as_deref(), Some("65002"));
+    assert_eq!(
+        u.attrs.as_path.as_ref().map(|p| p.to_string()).as_deref(),
+        Some("65002")
+    );
     assert_eq!(u.attrs.med, None, "BIRD sends no MED");
 
     me.advertise_vnet().await;
@@ -172,7 +212,10 @@ async fn bird_session_and_routes() {
         accepted(bird.routes())
     });
     let r = got.unwrap_or_else(|| panic!("BIRD did not accept our route:\n{}", bird.log()));
-    assert_eq!((r.next_hop.as_str(), r.as_path.as_str()), ("10.1.1.4", "65515"));
+    assert_eq!(
+        (r.next_hop.as_str(), r.as_path.as_str()),
+        ("10.1.1.4", "65515")
+    );
     let all = tokio::task::block_in_place(|| bird.birdc("show route 10.1.0.0/16 all")).unwrap();
     assert!(all.contains("(65515,100)"), "{all}");
     assert!(all.contains("(65515, 1, 2)"), "{all}");
@@ -190,21 +233,46 @@ async fn gobgp_session_and_routes() {
     let gobgp = GoBgp::builder(65003, "10.1.2.12")
         .listen(gobgp_addr)
         .port(gobgp_port.into())
-        .neighbor(GoBgpNeighbor::new(our_addr, RS_AS).port(our_port).local_address(gobgp_addr))
+        .neighbor(
+            GoBgpNeighbor::new(our_addr, RS_AS)
+                .port(our_port)
+                .local_address(gobgp_addr),
+        )
         .start(None)
         .unwrap();
     tokio::task::block_in_place(|| {
-        gobgp.add_route("192.168.10.0/24", "10.1.0.100", &["community", "65003:7", "large-community", "65003:0:1", "med", "50"])
+        gobgp.add_route(
+            "192.168.10.0/24",
+            "10.1.0.100",
+            &[
+                "community",
+                "65003:7",
+                "large-community",
+                "65003:0:1",
+                "med",
+                "50",
+            ],
+        )
     })
     .unwrap();
     let n = me.established().await;
     assert_eq!((n.peer_as, n.peer_id), (65003, Ipv4Addr::new(10, 1, 2, 12)));
     let u = me.update_for("192.168.10.0/24").await;
     assert_eq!(u.attrs.next_hop, Some(Ipv4Addr::new(10, 1, 0, 100)));
-    assert_eq!(u.attrs.as_path.as_ref().map(|p| p.to_string()).as_deref(), Some("65003"));
+    assert_eq!(
+        u.attrs.as_path.as_ref().map(|p| p.to_string()).as_deref(),
+        Some("65003")
+    );
     assert_eq!(u.attrs.med, Some(50));
     assert_eq!(u.attrs.communities, vec![(65003 << 16) | 7]);
-    assert_eq!(u.attrs.large_communities, vec![LargeCommunity { global_admin: 65003, local_data1: 0, local_data2: 1 }]);
+    assert_eq!(
+        u.attrs.large_communities,
+        vec![LargeCommunity {
+            global_admin: 65003,
+            local_data1: 0,
+            local_data2: 1
+        }]
+    );
 
     me.advertise_vnet().await;
     let got = tokio::task::block_in_place(|| {
@@ -212,6 +280,9 @@ async fn gobgp_session_and_routes() {
         accepted(gobgp.routes())
     });
     let r = got.unwrap_or_else(|| panic!("GoBGP did not accept our route:\n{}", gobgp.log()));
-    assert_eq!((r.next_hop.as_str(), r.as_path.as_str()), ("10.1.1.4", "65515"));
+    assert_eq!(
+        (r.next_hop.as_str(), r.as_path.as_str()),
+        ("10.1.1.4", "65515")
+    );
     me.handle.send(PeerCommand::Shutdown).await;
 }

@@ -7,7 +7,10 @@ use std::hint::black_box;
 use std::net::Ipv4Addr;
 
 use bgp::wire::update::pack_ipv4;
-use bgp::wire::{frame, AsPath, Ipv4Prefix, Message, Origin, PathAttributes, SessionContext, Update, UpdateMessage};
+use bgp::wire::{
+    frame, AsPath, Ipv4Prefix, Message, Origin, PathAttributes, SessionContext, Update,
+    UpdateMessage,
+};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn attrs() -> PathAttributes {
@@ -22,7 +25,9 @@ fn attrs() -> PathAttributes {
 }
 
 fn prefixes(n: u32) -> Vec<Ipv4Prefix> {
-    (0..n).map(|i| Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap()).collect()
+    (0..n)
+        .map(|i| Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap())
+        .collect()
 }
 
 /// Decodes every message in `buf` and touches every prefix; returns the prefix count.
@@ -55,8 +60,12 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("update");
     g.throughput(Throughput::Elements(u64::from(n)));
-    g.bench_function("decode_packed", |b| b.iter(|| assert_eq!(decode_stream(black_box(&packed), &ctx), n as usize)));
-    g.bench_function("decode_single", |b| b.iter(|| assert_eq!(decode_stream(black_box(&single), &ctx), n as usize)));
+    g.bench_function("decode_packed", |b| {
+        b.iter(|| assert_eq!(decode_stream(black_box(&packed), &ctx), n as usize))
+    });
+    g.bench_function("decode_single", |b| {
+        b.iter(|| assert_eq!(decode_stream(black_box(&single), &ctx), n as usize))
+    });
     let mut out = Vec::with_capacity(packed.len());
     g.bench_function("encode_packed", |b| {
         b.iter(|| {
@@ -71,7 +80,11 @@ fn bench(c: &mut Criterion) {
             out.clear();
             for p in &pfx {
                 // The attribute set is encoded per message, as a speaker without packing would.
-                let m = Message::Update(UpdateMessage { withdrawn: vec![], attrs: attrs(), nlri: vec![*p] });
+                let m = Message::Update(UpdateMessage {
+                    withdrawn: vec![],
+                    attrs: attrs(),
+                    nlri: vec![*p],
+                });
                 m.emit(&ctx, &mut out);
             }
             black_box(out.len())

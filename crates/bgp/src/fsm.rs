@@ -28,9 +28,9 @@
 //! - SendNOTIFICATIONwithoutOPEN is FALSE: errors found in Connect or Active close silently.
 //! - CollisionDetectEstablishedState is FALSE, but an [`Event::OpenCollisionDump`] in Established is
 //!   still honoured, since only a driver that decided so sends it.
-//! - Automatic start (events 3, 5, 6, 7) and restarts: after any error the session rests in Idle
-//!   and the driver decides when to send [`Event::ManualStart`] again (with whatever back-off it
-//!   likes); [`Action::Down`] is its cue.
+//! - Restarts: after any error the session rests in Idle and the driver decides when to start it
+//!   again ([`Event::AutomaticStart`], with whatever back-off it likes); [`Action::Down`] is its
+//!   cue. Events 6 and 7 (automatic start with DelayOpen or damping) do not exist here.
 //! - TcpConnection_Valid / Tcp_CR_Invalid (events 14, 15): the driver filters connections from
 //!   addresses it does not know before any session sees them.
 //!
@@ -51,6 +51,8 @@
 //!   [`Action::StopTimer`], and §8.2.2 would otherwise tear the session down for it.
 //! - A passive session (§8.1.1 PassiveTcpEstablishment) never starts the ConnectRetryTimer,
 //!   whose expiry would make it connect; it waits in Active until the peer connects.
+//! - Every way to Idle stops every timer (Active + TcpConnectionFails restarts the
+//!   ConnectRetryTimer on its way to Idle in §8.2.2, where nothing listens to it).
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -191,10 +193,14 @@ pub enum Event {
     /// Event 1, ManualStart; with [`SessionConfig::passive`], event 4,
     /// ManualStart_with_PassiveTcpEstablishment.
     ManualStart,
-    /// Event 2, ManualStop: sends Cease/Administrative Shutdown once a connection is up.
+    /// Event 2, ManualStop: sends Cease/Administrative Shutdown if our OPEN went out.
     ManualStop,
+    /// Event 3, AutomaticStart (event 5 when passive): the driver restarting the session after
+    /// [`Action::Down`]. Unlike ManualStart it keeps the ConnectRetryCounter, so the driver can
+    /// back off on [`Session::connect_retry_counter`].
+    AutomaticStart,
     /// Event 8, AutomaticStop: the local system gives up on the peer (e.g. the maximum prefix
-    /// count of RFC 4486 was reached) and sends this NOTIFICATION if a connection is up.
+    /// count of RFC 4486 was reached) and sends this NOTIFICATION if our OPEN went out.
     AutomaticStop(Notification),
     /// Event 9, ConnectRetryTimer_Expires.
     ConnectRetryTimerExpires,
@@ -239,6 +245,7 @@ impl Event {
         match self {
             Event::ManualStart => "ManualStart",
             Event::ManualStop => "ManualStop",
+            Event::AutomaticStart => "AutomaticStart",
             Event::AutomaticStop(_) => "AutomaticStop",
             Event::ConnectRetryTimerExpires => "ConnectRetryTimer_Expires",
             Event::HoldTimerExpires => "HoldTimer_Expires",
@@ -368,14 +375,6 @@ pub fn resolve_collision_with_as(
     }
 }
 
-/// How an exit to Idle changes the ConnectRetryCounter (§8.2.2 says for each transition).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Counter {
-    Reset,
-    Increment,
-    Keep,
-}
-
 /// One connection's state machine (RFC 4271 §8).
 #[derive(Clone, Debug)]
 pub struct Session {
@@ -384,8 +383,8 @@ pub struct Session {
     /// Which timers the driver was told to run: an expiry of any other is stale and dropped,
     /// and only running timers are stopped, so the actions say exactly what changed.
     running: [bool; 3],
-    /// §8 ConnectRetryCounter: failures since the last ManualStop. Nothing damps on it here; it
-    /// is kept for the operator, as a flap count.
+    /// §8 ConnectRetryCounter: failures since the operator last started or stopped the session.
+    /// Nothing damps on it here; the driver may back off on it, the operator sees it as flaps.
     connect_retry_counter: u32,
     /// The outcome of the peer's OPEN: present exactly in OpenConfirm and Established.
     negotiated: Option<Negotiated>,
@@ -436,6 +435,7 @@ impl Session {
     }
 
     /// Feeds one event; returns what the driver must do, in order.
+    #[must_use = "the driver must carry out every action, in order"]
     pub fn handle_event(&mut self, ev: Event) -> Vec<Action> {
         if let Some(t) = ev.timer() {
             if !self.running[t.index()] {
@@ -458,6 +458,7 @@ impl Session {
     /// Call after the driver sent an UPDATE: §8.2.2 restarts the KeepaliveTimer on every
     /// KEEPALIVE or UPDATE sent, so KEEPALIVEs only fill silences. The session's own KEEPALIVEs
     /// are already accounted for.
+    #[must_use = "the driver must carry out every action, in order"]
     pub fn on_message_sent(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
         if self.state == State::Established {
@@ -468,8 +469,10 @@ impl Session {
 
     fn idle(&mut self, ev: Event, out: &mut Vec<Action>) {
         match ev {
-            Event::ManualStart => {
-                self.connect_retry_counter = 0;
+            Event::ManualStart | Event::AutomaticStart => {
+                if ev == Event::ManualStart {
+                    self.connect_retry_counter = 0;
+                }
                 if self.cfg.passive {
                     self.state = State::Active;
                 } else {
@@ -486,8 +489,8 @@ impl Session {
 
     fn connect(&mut self, ev: Event, out: &mut Vec<Action>) {
         match ev {
-            Event::ManualStart => {}
-            Event::ManualStop => self.go_idle(out, None, DownReason::ManualStop, Counter::Reset),
+            Event::ManualStart | Event::AutomaticStart => {}
+            Event::ManualStop => self.go_idle(out, None, DownReason::ManualStop),
             Event::ConnectRetryTimerExpires => {
                 out.push(Action::Disconnect);
                 self.start(out, Timer::ConnectRetry, self.cfg.connect_retry);
@@ -505,8 +508,8 @@ impl Session {
 
     fn active(&mut self, ev: Event, out: &mut Vec<Action>) {
         match ev {
-            Event::ManualStart => {}
-            Event::ManualStop => self.go_idle(out, None, DownReason::ManualStop, Counter::Reset),
+            Event::ManualStart | Event::AutomaticStart => {}
+            Event::ManualStop => self.go_idle(out, None, DownReason::ManualStop),
             Event::ConnectRetryTimerExpires => {
                 self.start(out, Timer::ConnectRetry, self.cfg.connect_retry);
                 out.push(Action::Connect);
@@ -527,7 +530,7 @@ impl Session {
             Event::NotifMsg(n) => DownReason::PeerNotification(n),
             ev => DownReason::UnexpectedEvent(ev.name()),
         };
-        self.go_idle(out, None, reason, Counter::Increment);
+        self.go_idle(out, None, reason);
     }
 
     fn send_open(&mut self, out: &mut Vec<Action>) {
@@ -564,12 +567,6 @@ impl Session {
                 }
                 Err(n) => self.notify_and_close(out, n),
             },
-            Event::KeepAliveMsg
-            | Event::UpdateMsg
-            | Event::UpdateMsgErr(_)
-            | Event::RouteRefreshMsg(_) => {
-                self.fsm_error(out, fsm_sub::UNEXPECTED_MESSAGE_IN_OPENSENT)
-            }
             ev => self.common(ev, out),
         }
     }
@@ -586,12 +583,6 @@ impl Session {
                 // Unreachable by construction; failing closed beats trusting a missing OPEN.
                 None => self.fsm_error(out, fsm_sub::UNSPECIFIED),
             },
-            Event::BgpOpen(_)
-            | Event::UpdateMsg
-            | Event::UpdateMsgErr(_)
-            | Event::RouteRefreshMsg(_) => {
-                self.fsm_error(out, fsm_sub::UNEXPECTED_MESSAGE_IN_OPENCONFIRM)
-            }
             ev => self.common(ev, out),
         }
     }
@@ -603,7 +594,8 @@ impl Session {
                 self.restart_hold(out)
             }
             Event::UpdateMsgErr(n) => self.notify_and_close(out, n),
-            Event::BgpOpen(_) | Event::BgpOpenMsgErr(_) => {
+            // An OPEN, even a broken one, is just an unexpected message now (RFC 6608).
+            Event::BgpOpenMsgErr(_) => {
                 self.fsm_error(out, fsm_sub::UNEXPECTED_MESSAGE_IN_ESTABLISHED)
             }
             ev => self.common(ev, out),
@@ -615,48 +607,30 @@ impl Session {
     /// already did or the connection is gone.
     fn common(&mut self, ev: Event, out: &mut Vec<Action>) {
         match ev {
-            Event::ManualStart | Event::TcpCrAcked | Event::TcpConnectionConfirmed => {}
+            Event::ManualStart
+            | Event::AutomaticStart
+            | Event::TcpCrAcked
+            | Event::TcpConnectionConfirmed => {}
             Event::ManualStop => {
                 let n = Notification::new(code::CEASE, cease::ADMINISTRATIVE_SHUTDOWN);
-                self.go_idle(out, Some(n), DownReason::ManualStop, Counter::Reset);
+                self.go_idle(out, Some(n), DownReason::ManualStop);
             }
-            Event::AutomaticStop(n) => self.go_idle(
-                out,
-                Some(n.clone()),
-                DownReason::AutomaticStop(n),
-                Counter::Increment,
-            ),
+            Event::AutomaticStop(n) => {
+                self.go_idle(out, Some(n.clone()), DownReason::AutomaticStop(n))
+            }
             Event::HoldTimerExpires => {
                 let n = Notification::new(code::HOLD_TIMER_EXPIRED, 0);
-                self.go_idle(
-                    out,
-                    Some(n),
-                    DownReason::HoldTimerExpired,
-                    Counter::Increment,
-                );
+                self.go_idle(out, Some(n), DownReason::HoldTimerExpired);
             }
             Event::OpenCollisionDump => {
                 let n = Notification::new(code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION);
-                self.go_idle(out, Some(n), DownReason::CollisionLost, Counter::Increment);
+                self.go_idle(out, Some(n), DownReason::CollisionLost);
             }
             Event::BgpHeaderErr(n) | Event::BgpOpenMsgErr(n) => self.notify_and_close(out, n),
-            Event::TcpConnectionFails => {
-                self.go_idle(out, None, DownReason::ConnectionFailed, Counter::Increment)
-            }
-            Event::NotifMsg(n) => {
-                // Event 24 (version error) before Established leaves the counter alone: the
-                // peer is only negotiating a version, not failing.
-                let version_err =
-                    n.code == code::OPEN_MESSAGE && n.subcode == open_sub::UNSUPPORTED_VERSION;
-                let counter = if version_err && self.state != State::Established {
-                    Counter::Keep
-                } else {
-                    Counter::Increment
-                };
-                self.go_idle(out, None, DownReason::PeerNotification(n), counter);
-            }
+            Event::TcpConnectionFails => self.go_idle(out, None, DownReason::ConnectionFailed),
+            Event::NotifMsg(n) => self.go_idle(out, None, DownReason::PeerNotification(n)),
             // Timers that cannot run in this state (dropped before dispatch) and messages the
-            // state handlers did not claim.
+            // state handlers did not claim: RFC 6608 says which state saw them.
             Event::ConnectRetryTimerExpires | Event::KeepaliveTimerExpires => {
                 self.fsm_error(out, fsm_sub::UNSPECIFIED)
             }
@@ -731,24 +705,19 @@ impl Session {
     }
 
     fn restart_keepalive(&mut self, out: &mut Vec<Action>) {
-        if let Some(k) = self
+        let (hold, keepalive) = self
             .negotiated
             .as_ref()
-            .filter(|n| n.hold_time > 0)
-            .map(|n| n.keepalive)
-        {
-            self.start(out, Timer::Keepalive, secs(k));
+            .map_or((0, 0), |n| (n.hold_time, n.keepalive));
+        if hold > 0 {
+            self.start(out, Timer::Keepalive, secs(keepalive));
         }
     }
 
     fn restart_hold(&mut self, out: &mut Vec<Action>) {
-        if let Some(h) = self
-            .negotiated
-            .as_ref()
-            .map(|n| n.hold_time)
-            .filter(|&h| h > 0)
-        {
-            self.start(out, Timer::Hold, secs(h));
+        let hold = self.negotiated.as_ref().map_or(0, |n| n.hold_time);
+        if hold > 0 {
+            self.start(out, Timer::Hold, secs(hold));
         }
     }
 
@@ -757,23 +726,12 @@ impl Session {
     }
 
     fn notify_and_close(&mut self, out: &mut Vec<Action>, n: Notification) {
-        self.go_idle(
-            out,
-            Some(n.clone()),
-            DownReason::LocalError(n),
-            Counter::Increment,
-        );
+        self.go_idle(out, Some(n.clone()), DownReason::LocalError(n));
     }
 
     /// Every way to Idle: say why, stop every timer, drop the connection, forget the peer's
-    /// OPEN, and tell the driver once.
-    fn go_idle(
-        &mut self,
-        out: &mut Vec<Action>,
-        notify: Option<Notification>,
-        reason: DownReason,
-        c: Counter,
-    ) {
+    /// OPEN, count the failure, and tell the driver once.
+    fn go_idle(&mut self, out: &mut Vec<Action>, notify: Option<Notification>, reason: DownReason) {
         if let Some(n) = notify {
             out.push(Action::Send(Message::Notification(n)));
         }
@@ -784,13 +742,19 @@ impl Session {
         if self.state != State::Active {
             out.push(Action::Disconnect);
         }
-        match c {
-            Counter::Reset => self.connect_retry_counter = 0,
-            Counter::Increment => {
-                self.connect_retry_counter = self.connect_retry_counter.saturating_add(1)
+        self.connect_retry_counter = match &reason {
+            DownReason::ManualStop => 0,
+            // Event 24 (version error) before Established: the peer is negotiating a version,
+            // not failing.
+            DownReason::PeerNotification(n)
+                if n.code == code::OPEN_MESSAGE
+                    && n.subcode == open_sub::UNSUPPORTED_VERSION
+                    && self.state != State::Established =>
+            {
+                self.connect_retry_counter
             }
-            Counter::Keep => {}
-        }
+            _ => self.connect_retry_counter.saturating_add(1),
+        };
         self.negotiated = None;
         self.state = State::Idle;
         out.push(Action::Down { reason });

@@ -6,8 +6,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use bgp::wire::attrs::{Aggregator, LargeCommunity, MpNextHop, MpReach, MpUnreach, RawAttribute};
 use bgp::wire::open::GracefulRestartFamily;
 use bgp::wire::{
-    frame, Afi, AsPath, AsSegment, Capability, Ipv4Prefix, Ipv6Prefix, Message, Notification, Open, Origin,
-    PathAttributes, Prefix, RouteRefresh, Safi, SessionContext, Update, UpdateMessage,
+    frame, Afi, AsPath, AsSegment, Capability, Ipv4Prefix, Ipv6Prefix, Message, Notification, Open,
+    Origin, PathAttributes, Prefix, RouteRefresh, Safi, SessionContext, Update, UpdateMessage,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -41,8 +41,16 @@ fn as_path(allow_confed: bool) -> impl Strategy<Value = AsPath> {
 
 fn unknown_attr() -> impl Strategy<Value = RawAttribute> {
     // Codes no implementation here interprets; optional (else it is an error by definition).
-    (prop_oneof![Just(0x80u8), Just(0xc0), Just(0xe0)], 40u8..=255, vec(any::<u8>(), 0..300))
-        .prop_map(|(flags, type_code, value)| RawAttribute { flags, type_code, value })
+    (
+        prop_oneof![Just(0x80u8), Just(0xc0), Just(0xe0)],
+        40u8..=255,
+        vec(any::<u8>(), 0..300),
+    )
+        .prop_map(|(flags, type_code, value)| RawAttribute {
+            flags,
+            type_code,
+            value,
+        })
 }
 
 fn mp_reach() -> impl Strategy<Value = MpReach> {
@@ -53,12 +61,20 @@ fn mp_reach() -> impl Strategy<Value = MpReach> {
             next_hop: MpNextHop::V4(nh),
             nlri: n.into_iter().map(Prefix::V4).collect(),
         }),
-        (any::<u128>(), option::of(any::<u128>()), vec(v6prefix(), 1..20)).prop_map(|(g, ll, n)| MpReach {
-            afi: Afi::IPV6,
-            safi: Safi::UNICAST,
-            next_hop: MpNextHop::V6 { global: Ipv6Addr::from(g), link_local: ll.map(Ipv6Addr::from) },
-            nlri: n.into_iter().map(Prefix::V6).collect(),
-        }),
+        (
+            any::<u128>(),
+            option::of(any::<u128>()),
+            vec(v6prefix(), 1..20)
+        )
+            .prop_map(|(g, ll, n)| MpReach {
+                afi: Afi::IPV6,
+                safi: Safi::UNICAST,
+                next_hop: MpNextHop::V6 {
+                    global: Ipv6Addr::from(g),
+                    link_local: ll.map(Ipv6Addr::from)
+                },
+                nlri: n.into_iter().map(Prefix::V6).collect(),
+            }),
     ]
 }
 
@@ -73,34 +89,90 @@ fn mp_unreach() -> impl Strategy<Value = MpUnreach> {
 /// Attributes as a decoder sees them from a peer: `ibgp` allows LOCAL_PREF, ORIGINATOR_ID,
 /// CLUSTER_LIST and confederation segments.
 fn attributes(ibgp: bool, two_octet: bool) -> impl Strategy<Value = PathAttributes> {
-    let ibgp_only = (option::of(any::<u32>()), option::of(any::<u32>().prop_map(Ipv4Addr::from)), vec(any::<u32>().prop_map(Ipv4Addr::from), 0..4));
+    let ibgp_only = (
+        option::of(any::<u32>()),
+        option::of(any::<u32>().prop_map(Ipv4Addr::from)),
+        vec(any::<u32>().prop_map(Ipv4Addr::from), 0..4),
+    );
     (
-        (option::of(prop_oneof![Just(Origin::Igp), Just(Origin::Egp), Just(Origin::Incomplete)]), option::of(as_path(ibgp && !two_octet)), option::of(unicast_v4()), option::of(any::<u32>())),
-        (any::<bool>(), option::of((any::<u32>(), any::<u32>()).prop_map(|(asn, a)| Aggregator { asn, address: Ipv4Addr::from(a) }))),
-        (vec(any::<u32>(), 0..10), vec(any::<u64>(), 0..5), vec((any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(a, b, c)| LargeCommunity { global_admin: a, local_data1: b, local_data2: c }), 0..5)),
+        (
+            option::of(prop_oneof![
+                Just(Origin::Igp),
+                Just(Origin::Egp),
+                Just(Origin::Incomplete)
+            ]),
+            option::of(as_path(ibgp && !two_octet)),
+            option::of(unicast_v4()),
+            option::of(any::<u32>()),
+        ),
+        (
+            any::<bool>(),
+            option::of(
+                (any::<u32>(), any::<u32>()).prop_map(|(asn, a)| Aggregator {
+                    asn,
+                    address: Ipv4Addr::from(a),
+                }),
+            ),
+        ),
+        (
+            vec(any::<u32>(), 0..10),
+            vec(any::<u64>(), 0..5),
+            vec(
+                (any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(a, b, c)| LargeCommunity {
+                    global_admin: a,
+                    local_data1: b,
+                    local_data2: c,
+                }),
+                0..5,
+            ),
+        ),
         ibgp_only,
         (option::of(mp_reach()), option::of(mp_unreach())),
         vec(unknown_attr(), 0..3),
     )
-        .prop_map(move |((origin, as_path, next_hop, med), (atomic_aggregate, aggregator), (communities, ext_communities, large_communities), (lp, oid, cl), (mp_reach, mp_unreach), mut unknown)| {
-            // A decoder keeps the first of repeated attributes; generate distinct codes.
-            unknown.sort_by_key(|r| r.type_code);
-            unknown.dedup_by_key(|r| r.type_code);
-            let mut a = PathAttributes {
-                origin, as_path, next_hop, med, atomic_aggregate, aggregator, communities, ext_communities,
-                large_communities, mp_reach, mp_unreach, unknown, ..Default::default()
-            };
-            if ibgp {
-                a.local_pref = lp;
-                a.originator_id = oid;
-                a.cluster_list = cl;
-            }
-            a
-        })
+        .prop_map(
+            move |(
+                (origin, as_path, next_hop, med),
+                (atomic_aggregate, aggregator),
+                (communities, ext_communities, large_communities),
+                (lp, oid, cl),
+                (mp_reach, mp_unreach),
+                mut unknown,
+            )| {
+                // A decoder keeps the first of repeated attributes; generate distinct codes.
+                unknown.sort_by_key(|r| r.type_code);
+                unknown.dedup_by_key(|r| r.type_code);
+                let mut a = PathAttributes {
+                    origin,
+                    as_path,
+                    next_hop,
+                    med,
+                    atomic_aggregate,
+                    aggregator,
+                    communities,
+                    ext_communities,
+                    large_communities,
+                    mp_reach,
+                    mp_unreach,
+                    unknown,
+                    ..Default::default()
+                };
+                if ibgp {
+                    a.local_pref = lp;
+                    a.originator_id = oid;
+                    a.cluster_list = cl;
+                }
+                a
+            },
+        )
 }
 
 fn ctx(ibgp: bool, two_octet: bool) -> SessionContext {
-    SessionContext { four_octet_as: !two_octet, extended_message: true, ebgp: !ibgp }
+    SessionContext {
+        four_octet_as: !two_octet,
+        extended_message: true,
+        ebgp: !ibgp,
+    }
 }
 
 fn decode_all(bytes: &[u8], ctx: &SessionContext) -> Vec<Message> {
@@ -232,19 +304,38 @@ proptest! {
 
 fn capability() -> impl Strategy<Value = Capability> {
     prop_oneof![
-        (any::<u16>(), any::<u8>()).prop_map(|(a, s)| Capability::Multiprotocol { afi: Afi(a), safi: Safi(s) }),
+        (any::<u16>(), any::<u8>()).prop_map(|(a, s)| Capability::Multiprotocol {
+            afi: Afi(a),
+            safi: Safi(s)
+        }),
         Just(Capability::RouteRefresh),
         Just(Capability::EnhancedRouteRefresh),
         Just(Capability::ExtendedMessage),
         any::<u32>().prop_map(Capability::FourOctetAs),
-        (any::<bool>(), any::<bool>(), 0u16..4096, vec((any::<u16>(), any::<u8>(), any::<bool>()), 0..4)).prop_map(|(r, n, t, f)| Capability::GracefulRestart {
-            restarted: r,
-            notification: n,
-            restart_time: t,
-            families: f.into_iter().map(|(a, s, fp)| GracefulRestartFamily { afi: Afi(a), safi: Safi(s), forwarding_preserved: fp }).collect(),
-        }),
+        (
+            any::<bool>(),
+            any::<bool>(),
+            0u16..4096,
+            vec((any::<u16>(), any::<u8>(), any::<bool>()), 0..4)
+        )
+            .prop_map(|(r, n, t, f)| Capability::GracefulRestart {
+                restarted: r,
+                notification: n,
+                restart_time: t,
+                families: f
+                    .into_iter()
+                    .map(|(a, s, fp)| GracefulRestartFamily {
+                        afi: Afi(a),
+                        safi: Safi(s),
+                        forwarding_preserved: fp
+                    })
+                    .collect(),
+            }),
         // Codes not interpreted by the codec.
-        (prop_oneof![Just(5u8), Just(69), Just(71), Just(73), Just(128)], vec(any::<u8>(), 0..20))
+        (
+            prop_oneof![Just(5u8), Just(69), Just(71), Just(73), Just(128)],
+            vec(any::<u8>(), 0..20)
+        )
             .prop_map(|(code, value)| Capability::Unknown { code, value }),
     ]
 }

@@ -88,7 +88,10 @@ impl AsSegment {
     }
     pub fn asns(&self) -> &[u32] {
         match self {
-            AsSegment::Set(v) | AsSegment::Sequence(v) | AsSegment::ConfedSequence(v) | AsSegment::ConfedSet(v) => v,
+            AsSegment::Set(v)
+            | AsSegment::Sequence(v)
+            | AsSegment::ConfedSequence(v)
+            | AsSegment::ConfedSet(v) => v,
         }
     }
     fn is_confed(&self) -> bool {
@@ -116,7 +119,9 @@ impl AsPath {
         if v.is_empty() {
             return Self::default();
         }
-        Self { segments: vec![AsSegment::Sequence(v)] }
+        Self {
+            segments: vec![AsSegment::Sequence(v)],
+        }
     }
     /// Length for best-path selection: an AS_SET counts one, confederation segments none.
     pub fn path_len(&self) -> usize {
@@ -151,7 +156,9 @@ impl AsPath {
         AsPath { segments }
     }
     fn needs_four_octets(&self) -> bool {
-        self.segments.iter().any(|s| s.asns().iter().any(|&a| a > 0xffff))
+        self.segments
+            .iter()
+            .any(|s| s.asns().iter().any(|&a| a > 0xffff))
     }
 }
 
@@ -202,7 +209,10 @@ pub struct LargeCommunity {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum MpNextHop {
     V4(Ipv4Addr),
-    V6 { global: Ipv6Addr, link_local: Option<Ipv6Addr> },
+    V6 {
+        global: Ipv6Addr,
+        link_local: Option<Ipv6Addr>,
+    },
 }
 
 /// MP_REACH_NLRI for IPv4 or IPv6 unicast.
@@ -239,7 +249,10 @@ impl RawAttribute {
     /// The attribute as passed on to other peers: with the Partial bit set (RFC 4271 §5:
     /// an optional transitive attribute we did not recognize).
     pub fn for_forwarding(&self) -> RawAttribute {
-        RawAttribute { flags: self.flags | flag::PARTIAL, ..self.clone() }
+        RawAttribute {
+            flags: self.flags | flag::PARTIAL,
+            ..self.clone()
+        }
     }
 }
 
@@ -280,9 +293,13 @@ pub enum ErrorAction {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum AttrProblem {
     /// Optional/Transitive bits differ from the attribute's definition (RFC 7606 §3 c).
-    Flags { flags: u8 },
+    Flags {
+        flags: u8,
+    },
     /// The length does not fit the attribute's definition.
-    Length { len: usize },
+    Length {
+        len: usize,
+    },
     InvalidOrigin(u8),
     MalformedAsPath(&'static str),
     /// A next hop that can never be valid (RFC 4271 §6.3).
@@ -300,9 +317,14 @@ pub enum AttrProblem {
     /// The well-known attribute is not one this speaker knows (RFC 4271 §6.3).
     UnrecognizedWellKnown,
     /// MP_REACH/MP_UNREACH for an address family other than IPv4/IPv6 unicast.
-    UnsupportedFamily { afi: u16, safi: u8 },
+    UnsupportedFamily {
+        afi: u16,
+        safi: u8,
+    },
     /// MP_REACH next hop length inconsistent with the family (RFC 7606 §7.11).
-    MpNextHopLength { len: usize },
+    MpNextHopLength {
+        len: usize,
+    },
     /// MP NLRI that cannot be walked.
     MpNlri(NlriError),
 }
@@ -328,8 +350,16 @@ fn expected_flags(code: u8) -> Option<u8> {
     const ON: u8 = flag::OPTIONAL;
     Some(match code {
         t::ORIGIN | t::AS_PATH | t::NEXT_HOP | t::LOCAL_PREF | t::ATOMIC_AGGREGATE => WK,
-        t::MULTI_EXIT_DISC | t::ORIGINATOR_ID | t::CLUSTER_LIST | t::MP_REACH_NLRI | t::MP_UNREACH_NLRI => ON,
-        t::AGGREGATOR | t::COMMUNITIES | t::EXTENDED_COMMUNITIES | t::AS4_PATH | t::AS4_AGGREGATOR
+        t::MULTI_EXIT_DISC
+        | t::ORIGINATOR_ID
+        | t::CLUSTER_LIST
+        | t::MP_REACH_NLRI
+        | t::MP_UNREACH_NLRI => ON,
+        t::AGGREGATOR
+        | t::COMMUNITIES
+        | t::EXTENDED_COMMUNITIES
+        | t::AS4_PATH
+        | t::AS4_AGGREGATOR
         | t::LARGE_COMMUNITY => OT,
         _ => return None,
     })
@@ -362,7 +392,13 @@ impl Walker<'_> {
         subcode: u8,
         whole: &[u8],
     ) -> Result<(), AttrError> {
-        let mut e = AttrError { type_code, problem, action, subcode, data: Vec::new() };
+        let mut e = AttrError {
+            type_code,
+            problem,
+            action,
+            subcode,
+            data: Vec::new(),
+        };
         match action {
             ErrorAction::SessionReset => {
                 e.data = whole.to_vec();
@@ -385,9 +421,18 @@ impl Walker<'_> {
 /// Walks the path attributes of an UPDATE. `Err` is a session reset; everything else is in
 /// [`ParsedAttributes`]. `has_ipv4_nlri` says whether the UPDATE announces IPv4 prefixes in
 /// its NLRI field (then NEXT_HOP is mandatory).
-pub fn parse_attributes(buf: &[u8], ctx: &SessionContext, has_ipv4_nlri: bool) -> Result<ParsedAttributes, AttrError> {
+pub fn parse_attributes(
+    buf: &[u8],
+    ctx: &SessionContext,
+    has_ipv4_nlri: bool,
+) -> Result<ParsedAttributes, AttrError> {
     use ErrorAction::*;
-    let mut w = Walker { ctx, out: ParsedAttributes::default(), as4_path: None, as4_aggregator: None };
+    let mut w = Walker {
+        ctx,
+        out: ParsedAttributes::default(),
+        as4_path: None,
+        as4_aggregator: None,
+    };
     let mut seen = [0u64; 4];
     let mut pos = 0;
     while pos < buf.len() {
@@ -395,19 +440,41 @@ pub fn parse_attributes(buf: &[u8], ctx: &SessionContext, has_ipv4_nlri: bool) -
         let (flags, code) = match rest {
             [f, c, ..] if rest.len() >= 3 => (*f, *c),
             _ => {
-                w.problem(0, AttrProblem::Overrun, TreatAsWithdraw, sub::MALFORMED_ATTRIBUTE_LIST, &[])?;
+                w.problem(
+                    0,
+                    AttrProblem::Overrun,
+                    TreatAsWithdraw,
+                    sub::MALFORMED_ATTRIBUTE_LIST,
+                    &[],
+                )?;
                 break;
             }
         };
         let ext = flags & flag::EXTENDED_LENGTH != 0;
         let hdr = if ext { 4 } else { 3 };
         if rest.len() < hdr {
-            w.problem(code, AttrProblem::Overrun, TreatAsWithdraw, sub::MALFORMED_ATTRIBUTE_LIST, &[])?;
+            w.problem(
+                code,
+                AttrProblem::Overrun,
+                TreatAsWithdraw,
+                sub::MALFORMED_ATTRIBUTE_LIST,
+                &[],
+            )?;
             break;
         }
-        let len = if ext { usize::from(u16::from_be_bytes([rest[2], rest[3]])) } else { usize::from(rest[2]) };
+        let len = if ext {
+            usize::from(u16::from_be_bytes([rest[2], rest[3]]))
+        } else {
+            usize::from(rest[2])
+        };
         let Some(whole) = rest.get(..hdr + len) else {
-            w.problem(code, AttrProblem::Overrun, TreatAsWithdraw, sub::MALFORMED_ATTRIBUTE_LIST, &[])?;
+            w.problem(
+                code,
+                AttrProblem::Overrun,
+                TreatAsWithdraw,
+                sub::MALFORMED_ATTRIBUTE_LIST,
+                &[],
+            )?;
             break;
         };
         let value = &whole[hdr..];
@@ -416,8 +483,18 @@ pub fn parse_attributes(buf: &[u8], ctx: &SessionContext, has_ipv4_nlri: bool) -
         let bit = 1u64 << (code % 64);
         let slot = usize::from(code / 64);
         if seen[slot] & bit != 0 {
-            let action = if code == t::MP_REACH_NLRI || code == t::MP_UNREACH_NLRI { SessionReset } else { AttributeDiscard };
-            w.problem(code, AttrProblem::Duplicate, action, sub::MALFORMED_ATTRIBUTE_LIST, whole)?;
+            let action = if code == t::MP_REACH_NLRI || code == t::MP_UNREACH_NLRI {
+                SessionReset
+            } else {
+                AttributeDiscard
+            };
+            w.problem(
+                code,
+                AttrProblem::Duplicate,
+                action,
+                sub::MALFORMED_ATTRIBUTE_LIST,
+                whole,
+            )?;
             continue;
         }
         seen[slot] |= bit;
@@ -425,9 +502,19 @@ pub fn parse_attributes(buf: &[u8], ctx: &SessionContext, has_ipv4_nlri: bool) -
         match expected_flags(code) {
             None => {
                 if flags & flag::OPTIONAL == 0 {
-                    w.problem(code, AttrProblem::UnrecognizedWellKnown, SessionReset, sub::UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE, whole)?;
+                    w.problem(
+                        code,
+                        AttrProblem::UnrecognizedWellKnown,
+                        SessionReset,
+                        sub::UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
+                        whole,
+                    )?;
                 }
-                w.out.attrs.unknown.push(RawAttribute { flags: flags & 0xe0, type_code: code, value: value.to_vec() });
+                w.out.attrs.unknown.push(RawAttribute {
+                    flags: flags & 0xe0,
+                    type_code: code,
+                    value: value.to_vec(),
+                });
                 continue;
             }
             Some(exp) if flags & (flag::OPTIONAL | flag::TRANSITIVE) != exp => {
@@ -436,7 +523,13 @@ pub fn parse_attributes(buf: &[u8], ctx: &SessionContext, has_ipv4_nlri: bool) -
                     t::AS4_PATH | t::AS4_AGGREGATOR => AttributeDiscard,
                     _ => TreatAsWithdraw,
                 };
-                w.problem(code, AttrProblem::Flags { flags }, action, sub::ATTRIBUTE_FLAGS_ERROR, whole)?;
+                w.problem(
+                    code,
+                    AttrProblem::Flags { flags },
+                    action,
+                    sub::ATTRIBUTE_FLAGS_ERROR,
+                    whole,
+                )?;
                 continue;
             }
             Some(_) => {}
@@ -463,15 +556,29 @@ pub fn parse_attributes(buf: &[u8], ctx: &SessionContext, has_ipv4_nlri: bool) -
     }
 
     // Mandatory well-known attributes (RFC 4271 §5, RFC 7606 §3 d).
-    let announces = has_ipv4_nlri || w.out.attrs.mp_reach.as_ref().is_some_and(|m| !m.nlri.is_empty());
+    let announces = has_ipv4_nlri
+        || w.out
+            .attrs
+            .mp_reach
+            .as_ref()
+            .is_some_and(|m| !m.nlri.is_empty());
     if announces {
         for (code, present) in [
             (t::ORIGIN, w.out.attrs.origin.is_some()),
             (t::AS_PATH, w.out.attrs.as_path.is_some()),
-            (t::NEXT_HOP, !has_ipv4_nlri || w.out.attrs.next_hop.is_some()),
+            (
+                t::NEXT_HOP,
+                !has_ipv4_nlri || w.out.attrs.next_hop.is_some(),
+            ),
         ] {
             if !present {
-                w.problem(code, AttrProblem::Missing, TreatAsWithdraw, sub::MISSING_WELL_KNOWN_ATTRIBUTE, &[code])?;
+                w.problem(
+                    code,
+                    AttrProblem::Missing,
+                    TreatAsWithdraw,
+                    sub::MISSING_WELL_KNOWN_ATTRIBUTE,
+                    &[code],
+                )?;
             }
         }
     }
@@ -493,86 +600,191 @@ fn parse_one(w: &mut Walker<'_>, code: u8, v: &[u8], whole: &[u8]) -> Result<(),
             [0] => a.origin = Some(Origin::Igp),
             [1] => a.origin = Some(Origin::Egp),
             [2] => a.origin = Some(Origin::Incomplete),
-            [o] => return w.problem(code, AttrProblem::InvalidOrigin(*o), TreatAsWithdraw, sub::INVALID_ORIGIN_ATTRIBUTE, whole),
-            _ => return w.problem(code, bad_len, TreatAsWithdraw, sub::ATTRIBUTE_LENGTH_ERROR, whole),
+            [o] => {
+                return w.problem(
+                    code,
+                    AttrProblem::InvalidOrigin(*o),
+                    TreatAsWithdraw,
+                    sub::INVALID_ORIGIN_ATTRIBUTE,
+                    whole,
+                )
+            }
+            _ => {
+                return w.problem(
+                    code,
+                    bad_len,
+                    TreatAsWithdraw,
+                    sub::ATTRIBUTE_LENGTH_ERROR,
+                    whole,
+                )
+            }
         },
         t::AS_PATH => {
             let size = if w.ctx.four_octet_as { 4 } else { 2 };
             match parse_as_path(v, size) {
                 Ok(p) if ebgp && p.segments.iter().any(AsSegment::is_confed) => {
-                    return w.problem(code, AttrProblem::NotFromExternalPeer, TreatAsWithdraw, sub::MALFORMED_AS_PATH, whole)
+                    return w.problem(
+                        code,
+                        AttrProblem::NotFromExternalPeer,
+                        TreatAsWithdraw,
+                        sub::MALFORMED_AS_PATH,
+                        whole,
+                    )
                 }
                 Ok(p) => a.as_path = Some(p),
-                Err(why) => return w.problem(code, AttrProblem::MalformedAsPath(why), TreatAsWithdraw, sub::MALFORMED_AS_PATH, whole),
+                Err(why) => {
+                    return w.problem(
+                        code,
+                        AttrProblem::MalformedAsPath(why),
+                        TreatAsWithdraw,
+                        sub::MALFORMED_AS_PATH,
+                        whole,
+                    )
+                }
             }
         }
         t::NEXT_HOP => {
             if len != 4 {
-                return w.problem(code, bad_len, TreatAsWithdraw, sub::ATTRIBUTE_LENGTH_ERROR, whole);
+                return w.problem(
+                    code,
+                    bad_len,
+                    TreatAsWithdraw,
+                    sub::ATTRIBUTE_LENGTH_ERROR,
+                    whole,
+                );
             }
             let nh = Ipv4Addr::from(be32(v));
             if nh.is_unspecified() || nh.is_multicast() || nh.is_broadcast() {
-                return w.problem(code, AttrProblem::InvalidNextHop(nh), TreatAsWithdraw, sub::INVALID_NEXT_HOP_ATTRIBUTE, whole);
+                return w.problem(
+                    code,
+                    AttrProblem::InvalidNextHop(nh),
+                    TreatAsWithdraw,
+                    sub::INVALID_NEXT_HOP_ATTRIBUTE,
+                    whole,
+                );
             }
             a.next_hop = Some(nh);
         }
         t::MULTI_EXIT_DISC => {
             if len != 4 {
-                return w.problem(code, bad_len, TreatAsWithdraw, sub::ATTRIBUTE_LENGTH_ERROR, whole);
+                return w.problem(
+                    code,
+                    bad_len,
+                    TreatAsWithdraw,
+                    sub::ATTRIBUTE_LENGTH_ERROR,
+                    whole,
+                );
             }
             a.med = Some(be32(v));
         }
         t::LOCAL_PREF => {
             if ebgp {
-                return w.problem(code, AttrProblem::NotFromExternalPeer, AttributeDiscard, 0, whole);
+                return w.problem(
+                    code,
+                    AttrProblem::NotFromExternalPeer,
+                    AttributeDiscard,
+                    0,
+                    whole,
+                );
             }
             if len != 4 {
-                return w.problem(code, bad_len, TreatAsWithdraw, sub::ATTRIBUTE_LENGTH_ERROR, whole);
+                return w.problem(
+                    code,
+                    bad_len,
+                    TreatAsWithdraw,
+                    sub::ATTRIBUTE_LENGTH_ERROR,
+                    whole,
+                );
             }
             a.local_pref = Some(be32(v));
         }
         t::ATOMIC_AGGREGATE => {
             if len != 0 {
-                return w.problem(code, bad_len, AttributeDiscard, sub::ATTRIBUTE_LENGTH_ERROR, whole);
+                return w.problem(
+                    code,
+                    bad_len,
+                    AttributeDiscard,
+                    sub::ATTRIBUTE_LENGTH_ERROR,
+                    whole,
+                );
             }
             a.atomic_aggregate = true;
         }
         t::AGGREGATOR => {
             let want = if w.ctx.four_octet_as { 8 } else { 6 };
             if len != want {
-                return w.problem(code, bad_len, AttributeDiscard, sub::ATTRIBUTE_LENGTH_ERROR, whole);
+                return w.problem(
+                    code,
+                    bad_len,
+                    AttributeDiscard,
+                    sub::ATTRIBUTE_LENGTH_ERROR,
+                    whole,
+                );
             }
             let (asn, addr) = if want == 8 {
                 (be32(v), be32(&v[4..]))
             } else {
                 (u32::from(u16::from_be_bytes([v[0], v[1]])), be32(&v[2..]))
             };
-            a.aggregator = Some(Aggregator { asn, address: Ipv4Addr::from(addr) });
+            a.aggregator = Some(Aggregator {
+                asn,
+                address: Ipv4Addr::from(addr),
+            });
         }
         t::COMMUNITIES => {
             if len == 0 || len % 4 != 0 {
-                return w.problem(code, bad_len, TreatAsWithdraw, sub::OPTIONAL_ATTRIBUTE_ERROR, whole);
+                return w.problem(
+                    code,
+                    bad_len,
+                    TreatAsWithdraw,
+                    sub::OPTIONAL_ATTRIBUTE_ERROR,
+                    whole,
+                );
             }
             a.communities = v.chunks_exact(4).map(be32).collect();
         }
         t::ORIGINATOR_ID | t::CLUSTER_LIST if ebgp => {
-            return w.problem(code, AttrProblem::NotFromExternalPeer, AttributeDiscard, 0, whole);
+            return w.problem(
+                code,
+                AttrProblem::NotFromExternalPeer,
+                AttributeDiscard,
+                0,
+                whole,
+            );
         }
         t::ORIGINATOR_ID => {
             if len != 4 {
-                return w.problem(code, bad_len, TreatAsWithdraw, sub::ATTRIBUTE_LENGTH_ERROR, whole);
+                return w.problem(
+                    code,
+                    bad_len,
+                    TreatAsWithdraw,
+                    sub::ATTRIBUTE_LENGTH_ERROR,
+                    whole,
+                );
             }
             a.originator_id = Some(Ipv4Addr::from(be32(v)));
         }
         t::CLUSTER_LIST => {
             if len == 0 || len % 4 != 0 {
-                return w.problem(code, bad_len, TreatAsWithdraw, sub::ATTRIBUTE_LENGTH_ERROR, whole);
+                return w.problem(
+                    code,
+                    bad_len,
+                    TreatAsWithdraw,
+                    sub::ATTRIBUTE_LENGTH_ERROR,
+                    whole,
+                );
             }
             a.cluster_list = v.chunks_exact(4).map(|c| Ipv4Addr::from(be32(c))).collect();
         }
         t::EXTENDED_COMMUNITIES => {
             if len == 0 || len % 8 != 0 {
-                return w.problem(code, bad_len, TreatAsWithdraw, sub::OPTIONAL_ATTRIBUTE_ERROR, whole);
+                return w.problem(
+                    code,
+                    bad_len,
+                    TreatAsWithdraw,
+                    sub::OPTIONAL_ATTRIBUTE_ERROR,
+                    whole,
+                );
             }
             a.ext_communities = v
                 .chunks_exact(8)
@@ -581,44 +793,87 @@ fn parse_one(w: &mut Walker<'_>, code: u8, v: &[u8], whole: &[u8]) -> Result<(),
         }
         t::LARGE_COMMUNITY => {
             if len == 0 || len % 12 != 0 {
-                return w.problem(code, bad_len, TreatAsWithdraw, sub::OPTIONAL_ATTRIBUTE_ERROR, whole);
+                return w.problem(
+                    code,
+                    bad_len,
+                    TreatAsWithdraw,
+                    sub::OPTIONAL_ATTRIBUTE_ERROR,
+                    whole,
+                );
             }
             a.large_communities = v
                 .chunks_exact(12)
-                .map(|c| LargeCommunity { global_admin: be32(c), local_data1: be32(&c[4..]), local_data2: be32(&c[8..]) })
+                .map(|c| LargeCommunity {
+                    global_admin: be32(c),
+                    local_data1: be32(&c[4..]),
+                    local_data2: be32(&c[8..]),
+                })
                 .collect();
         }
         t::MP_REACH_NLRI => match parse_mp_reach(v) {
             Ok(Some(m)) => a.mp_reach = Some(m),
             Ok(None) => {
                 let (afi, safi) = (u16::from_be_bytes([v[0], v[1]]), v[2]);
-                return w.problem(code, AttrProblem::UnsupportedFamily { afi, safi }, AttributeDiscard, 0, whole);
+                return w.problem(
+                    code,
+                    AttrProblem::UnsupportedFamily { afi, safi },
+                    AttributeDiscard,
+                    0,
+                    whole,
+                );
             }
-            Err(p) => return w.problem(code, p, SessionReset, sub::OPTIONAL_ATTRIBUTE_ERROR, whole),
+            Err(p) => {
+                return w.problem(code, p, SessionReset, sub::OPTIONAL_ATTRIBUTE_ERROR, whole)
+            }
         },
         t::MP_UNREACH_NLRI => match parse_mp_unreach(v) {
             Ok(Some(m)) => a.mp_unreach = Some(m),
             Ok(None) => {
                 let (afi, safi) = (u16::from_be_bytes([v[0], v[1]]), v[2]);
-                return w.problem(code, AttrProblem::UnsupportedFamily { afi, safi }, AttributeDiscard, 0, whole);
+                return w.problem(
+                    code,
+                    AttrProblem::UnsupportedFamily { afi, safi },
+                    AttributeDiscard,
+                    0,
+                    whole,
+                );
             }
-            Err(p) => return w.problem(code, p, SessionReset, sub::OPTIONAL_ATTRIBUTE_ERROR, whole),
+            Err(p) => {
+                return w.problem(code, p, SessionReset, sub::OPTIONAL_ATTRIBUTE_ERROR, whole)
+            }
         },
         t::AS4_PATH | t::AS4_AGGREGATOR if w.ctx.four_octet_as => {
             return w.problem(code, AttrProblem::UnexpectedAs4, AttributeDiscard, 0, whole);
         }
         t::AS4_PATH => match parse_as_path(v, 4) {
             Ok(p) if p.segments.iter().any(AsSegment::is_confed) => {
-                return w.problem(code, AttrProblem::MalformedAsPath("AS_CONFED segment in AS4_PATH"), AttributeDiscard, 0, whole)
+                return w.problem(
+                    code,
+                    AttrProblem::MalformedAsPath("AS_CONFED segment in AS4_PATH"),
+                    AttributeDiscard,
+                    0,
+                    whole,
+                )
             }
             Ok(p) => w.as4_path = Some(p),
-            Err(why) => return w.problem(code, AttrProblem::MalformedAsPath(why), AttributeDiscard, 0, whole),
+            Err(why) => {
+                return w.problem(
+                    code,
+                    AttrProblem::MalformedAsPath(why),
+                    AttributeDiscard,
+                    0,
+                    whole,
+                )
+            }
         },
         t::AS4_AGGREGATOR => {
             if len != 8 {
                 return w.problem(code, bad_len, AttributeDiscard, 0, whole);
             }
-            w.as4_aggregator = Some(Aggregator { asn: be32(v), address: Ipv4Addr::from(be32(&v[4..])) });
+            w.as4_aggregator = Some(Aggregator {
+                asn: be32(v),
+                address: Ipv4Addr::from(be32(&v[4..])),
+            });
         }
         _ => unreachable!("expected_flags covers exactly the codes matched here"),
     }
@@ -636,11 +891,15 @@ fn parse_as_path(mut v: &[u8], size: usize) -> Result<AsPath, &'static str> {
         if n == 0 {
             return Err("segment of length zero");
         }
-        let body = v.get(2..2 + n * size).ok_or("segment overruns the attribute")?;
+        let body = v
+            .get(2..2 + n * size)
+            .ok_or("segment overruns the attribute")?;
         let asns: Vec<u32> = if size == 4 {
             body.chunks_exact(4).map(be32).collect()
         } else {
-            body.chunks_exact(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).collect()
+            body.chunks_exact(2)
+                .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+                .collect()
         };
         segments.push(match ty {
             1 => AsSegment::Set(asns),
@@ -686,7 +945,9 @@ fn merge_as4_path(path: &AsPath, as4: AsPath) -> AsPath {
     }
     let mut rest = as4.segments.into_iter();
     if partial_sequence {
-        if let (Some(AsSegment::Sequence(head)), Some(AsSegment::Sequence(next))) = (segments.last_mut(), rest.as_slice().first()) {
+        if let (Some(AsSegment::Sequence(head)), Some(AsSegment::Sequence(next))) =
+            (segments.last_mut(), rest.as_slice().first())
+        {
             if head.len() + next.len() <= 255 {
                 head.extend_from_slice(next);
                 rest.next();
@@ -722,17 +983,34 @@ fn parse_mp_reach(v: &[u8]) -> Result<Option<MpReach>, AttrProblem> {
         return Err(AttrProblem::Length { len: v.len() });
     }
     let (afi, safi, nh_len) = (u16::from_be_bytes([v[0], v[1]]), v[2], usize::from(v[3]));
-    let Some(bits) = mp_family(afi, safi) else { return Ok(None) };
-    let nh = v.get(4..4 + nh_len).ok_or(AttrProblem::Length { len: v.len() })?;
+    let Some(bits) = mp_family(afi, safi) else {
+        return Ok(None);
+    };
+    let nh = v
+        .get(4..4 + nh_len)
+        .ok_or(AttrProblem::Length { len: v.len() })?;
     let next_hop = match (bits, nh_len) {
         (32, 4) => MpNextHop::V4(Ipv4Addr::from(be32(nh))),
-        (128, 16) => MpNextHop::V6 { global: v6(&nh[..16]), link_local: None },
-        (128, 32) => MpNextHop::V6 { global: v6(&nh[..16]), link_local: Some(v6(&nh[16..])) },
+        (128, 16) => MpNextHop::V6 {
+            global: v6(&nh[..16]),
+            link_local: None,
+        },
+        (128, 32) => MpNextHop::V6 {
+            global: v6(&nh[..16]),
+            link_local: Some(v6(&nh[16..])),
+        },
         _ => return Err(AttrProblem::MpNextHopLength { len: nh_len }),
     };
     // One reserved octet (formerly SNPAs) follows the next hop.
-    let nlri = v.get(5 + nh_len..).ok_or(AttrProblem::Length { len: v.len() })?;
-    Ok(Some(MpReach { afi: Afi(afi), safi: Safi(safi), next_hop, nlri: collect_nlri(nlri, bits)? }))
+    let nlri = v
+        .get(5 + nh_len..)
+        .ok_or(AttrProblem::Length { len: v.len() })?;
+    Ok(Some(MpReach {
+        afi: Afi(afi),
+        safi: Safi(safi),
+        next_hop,
+        nlri: collect_nlri(nlri, bits)?,
+    }))
 }
 
 fn parse_mp_unreach(v: &[u8]) -> Result<Option<MpUnreach>, AttrProblem> {
@@ -740,8 +1018,14 @@ fn parse_mp_unreach(v: &[u8]) -> Result<Option<MpUnreach>, AttrProblem> {
         return Err(AttrProblem::Length { len: v.len() });
     }
     let (afi, safi) = (u16::from_be_bytes([v[0], v[1]]), v[2]);
-    let Some(bits) = mp_family(afi, safi) else { return Ok(None) };
-    Ok(Some(MpUnreach { afi: Afi(afi), safi: Safi(safi), withdrawn: collect_nlri(&v[3..], bits)? }))
+    let Some(bits) = mp_family(afi, safi) else {
+        return Ok(None);
+    };
+    Ok(Some(MpUnreach {
+        afi: Afi(afi),
+        safi: Safi(safi),
+        withdrawn: collect_nlri(&v[3..], bits)?,
+    }))
 }
 
 fn v6(b: &[u8]) -> Ipv6Addr {
@@ -832,11 +1116,15 @@ impl PathAttributes {
         }
         flush_unknown_below(t::MULTI_EXIT_DISC, out);
         if let Some(m) = self.med {
-            put(out, ON, t::MULTI_EXIT_DISC, |o| o.extend_from_slice(&m.to_be_bytes()));
+            put(out, ON, t::MULTI_EXIT_DISC, |o| {
+                o.extend_from_slice(&m.to_be_bytes())
+            });
         }
         flush_unknown_below(t::LOCAL_PREF, out);
         if let Some(l) = self.local_pref {
-            put(out, WK, t::LOCAL_PREF, |o| o.extend_from_slice(&l.to_be_bytes()));
+            put(out, WK, t::LOCAL_PREF, |o| {
+                o.extend_from_slice(&l.to_be_bytes())
+            });
         }
         flush_unknown_below(t::ATOMIC_AGGREGATE, out);
         if self.atomic_aggregate {
@@ -848,7 +1136,11 @@ impl PathAttributes {
                 if four {
                     o.extend_from_slice(&a.asn.to_be_bytes());
                 } else {
-                    let a2 = if a.asn > 0xffff { AS_TRANS } else { a.asn as u16 };
+                    let a2 = if a.asn > 0xffff {
+                        AS_TRANS
+                    } else {
+                        a.asn as u16
+                    };
                     o.extend_from_slice(&a2.to_be_bytes());
                 }
                 o.extend_from_slice(&a.address.octets());
@@ -856,15 +1148,25 @@ impl PathAttributes {
         }
         flush_unknown_below(t::COMMUNITIES, out);
         if !self.communities.is_empty() {
-            put(out, OT, t::COMMUNITIES, |o| self.communities.iter().for_each(|c| o.extend_from_slice(&c.to_be_bytes())));
+            put(out, OT, t::COMMUNITIES, |o| {
+                self.communities
+                    .iter()
+                    .for_each(|c| o.extend_from_slice(&c.to_be_bytes()))
+            });
         }
         flush_unknown_below(t::ORIGINATOR_ID, out);
         if let Some(id) = self.originator_id {
-            put(out, ON, t::ORIGINATOR_ID, |o| o.extend_from_slice(&id.octets()));
+            put(out, ON, t::ORIGINATOR_ID, |o| {
+                o.extend_from_slice(&id.octets())
+            });
         }
         flush_unknown_below(t::CLUSTER_LIST, out);
         if !self.cluster_list.is_empty() {
-            put(out, ON, t::CLUSTER_LIST, |o| self.cluster_list.iter().for_each(|c| o.extend_from_slice(&c.octets())));
+            put(out, ON, t::CLUSTER_LIST, |o| {
+                self.cluster_list
+                    .iter()
+                    .for_each(|c| o.extend_from_slice(&c.octets()))
+            });
         }
         flush_unknown_below(t::MP_REACH_NLRI, out);
         if let Some(m) = &self.mp_reach {
@@ -876,11 +1178,17 @@ impl PathAttributes {
                         o.push(4);
                         o.extend_from_slice(&a.octets());
                     }
-                    MpNextHop::V6 { global, link_local: None } => {
+                    MpNextHop::V6 {
+                        global,
+                        link_local: None,
+                    } => {
                         o.push(16);
                         o.extend_from_slice(&global.octets());
                     }
-                    MpNextHop::V6 { global, link_local: Some(ll) } => {
+                    MpNextHop::V6 {
+                        global,
+                        link_local: Some(ll),
+                    } => {
                         o.push(32);
                         o.extend_from_slice(&global.octets());
                         o.extend_from_slice(&ll.octets());
@@ -901,7 +1209,9 @@ impl PathAttributes {
         flush_unknown_below(t::EXTENDED_COMMUNITIES, out);
         if !self.ext_communities.is_empty() {
             put(out, OT, t::EXTENDED_COMMUNITIES, |o| {
-                self.ext_communities.iter().for_each(|c| o.extend_from_slice(&c.to_be_bytes()))
+                self.ext_communities
+                    .iter()
+                    .for_each(|c| o.extend_from_slice(&c.to_be_bytes()))
             });
         }
         flush_unknown_below(t::AS4_PATH, out);
@@ -954,10 +1264,17 @@ mod tests {
     use super::*;
 
     fn ctx4() -> SessionContext {
-        SessionContext { four_octet_as: true, extended_message: false, ebgp: true }
+        SessionContext {
+            four_octet_as: true,
+            extended_message: false,
+            ebgp: true,
+        }
     }
     fn ctx2() -> SessionContext {
-        SessionContext { four_octet_as: false, ..ctx4() }
+        SessionContext {
+            four_octet_as: false,
+            ..ctx4()
+        }
     }
 
     #[test]
@@ -971,8 +1288,14 @@ mod tests {
         };
         assert_eq!(p.to_string(), "(65010) 65001 65002 {64512,64513}");
         assert_eq!(p.path_len(), 3);
-        assert_eq!(p.prepend(65515).to_string(), "65515 (65010) 65001 65002 {64512,64513}");
-        assert_eq!(AsPath::from_sequence(vec![1, 2]).prepend(3).to_string(), "3 1 2");
+        assert_eq!(
+            p.prepend(65515).to_string(),
+            "65515 (65010) 65001 65002 {64512,64513}"
+        );
+        assert_eq!(
+            AsPath::from_sequence(vec![1, 2]).prepend(3).to_string(),
+            "3 1 2"
+        );
     }
 
     #[test]
@@ -980,12 +1303,20 @@ mod tests {
         // AS_PATH from a 2-octet speaker: 65001 65002 23456 23456, AS4_PATH: 4200000001 4200000002.
         let p = AsPath::from_sequence(vec![65001, 65002, 23456, 23456]);
         let p4 = AsPath::from_sequence(vec![4_200_000_001, 4_200_000_002]);
-        assert_eq!(merge_as4_path(&p, p4).to_string(), "65001 65002 4200000001 4200000002");
+        assert_eq!(
+            merge_as4_path(&p, p4).to_string(),
+            "65001 65002 4200000001 4200000002"
+        );
         // AS4_PATH longer than AS_PATH: ignored.
         let p4 = AsPath::from_sequence(vec![1, 2, 3, 4, 5]);
         assert_eq!(merge_as4_path(&p, p4), p);
         // Leading confederation segment kept.
-        let p = AsPath { segments: vec![AsSegment::ConfedSequence(vec![65010]), AsSegment::Sequence(vec![23456])] };
+        let p = AsPath {
+            segments: vec![
+                AsSegment::ConfedSequence(vec![65010]),
+                AsSegment::Sequence(vec![23456]),
+            ],
+        };
         let p4 = AsPath::from_sequence(vec![4_200_000_001]);
         assert_eq!(merge_as4_path(&p, p4).to_string(), "(65010) 4200000001");
     }
@@ -996,7 +1327,10 @@ mod tests {
             origin: Some(Origin::Igp),
             as_path: Some(AsPath::from_sequence(vec![4_200_000_001, 65001])),
             next_hop: Some(Ipv4Addr::new(10, 1, 0, 100)),
-            aggregator: Some(Aggregator { asn: 4_200_000_001, address: Ipv4Addr::new(1, 1, 1, 1) }),
+            aggregator: Some(Aggregator {
+                asn: 4_200_000_001,
+                address: Ipv4Addr::new(1, 1, 1, 1),
+            }),
             ..Default::default()
         };
         let mut buf = Vec::new();
@@ -1024,12 +1358,21 @@ mod tests {
 
     #[test]
     fn extended_length_used_only_past_255() {
-        let a = PathAttributes { communities: (0..64).collect(), ..Default::default() };
+        let a = PathAttributes {
+            communities: (0..64).collect(),
+            ..Default::default()
+        };
         let mut buf = Vec::new();
         a.emit(&ctx4(), &mut buf);
-        assert_eq!(buf[0], flag::OPTIONAL | flag::TRANSITIVE | flag::EXTENDED_LENGTH);
+        assert_eq!(
+            buf[0],
+            flag::OPTIONAL | flag::TRANSITIVE | flag::EXTENDED_LENGTH
+        );
         assert_eq!(u16::from_be_bytes([buf[2], buf[3]]), 256);
-        let a = PathAttributes { communities: (0..63).collect(), ..Default::default() };
+        let a = PathAttributes {
+            communities: (0..63).collect(),
+            ..Default::default()
+        };
         let mut buf = Vec::new();
         a.emit(&ctx4(), &mut buf);
         assert_eq!(buf[0], flag::OPTIONAL | flag::TRANSITIVE);
@@ -1041,8 +1384,16 @@ mod tests {
         let a = PathAttributes {
             origin: Some(Origin::Igp),
             unknown: vec![
-                RawAttribute { flags: 0xc0, type_code: 99, value: vec![1, 2, 3] },
-                RawAttribute { flags: 0x80, type_code: 255, value: vec![] },
+                RawAttribute {
+                    flags: 0xc0,
+                    type_code: 99,
+                    value: vec![1, 2, 3],
+                },
+                RawAttribute {
+                    flags: 0x80,
+                    type_code: 255,
+                    value: vec![],
+                },
             ],
             ..Default::default()
         };

@@ -108,7 +108,11 @@ pub struct SessionContext {
 
 impl Default for SessionContext {
     fn default() -> Self {
-        Self { four_octet_as: true, extended_message: false, ebgp: true }
+        Self {
+            four_octet_as: true,
+            extended_message: false,
+            ebgp: true,
+        }
     }
 }
 
@@ -141,9 +145,11 @@ impl HeaderError {
             HeaderError::ConnectionNotSynchronized => {
                 Notification::new(code::MESSAGE_HEADER, header::CONNECTION_NOT_SYNCHRONIZED)
             }
-            HeaderError::BadMessageLength { len, .. } => {
-                Notification::with_data(code::MESSAGE_HEADER, header::BAD_MESSAGE_LENGTH, len.to_be_bytes())
-            }
+            HeaderError::BadMessageLength { len, .. } => Notification::with_data(
+                code::MESSAGE_HEADER,
+                header::BAD_MESSAGE_LENGTH,
+                len.to_be_bytes(),
+            ),
             HeaderError::BadMessageType(t) => {
                 Notification::with_data(code::MESSAGE_HEADER, header::BAD_MESSAGE_TYPE, [*t])
             }
@@ -191,7 +197,11 @@ pub fn frame<'a>(buf: &'a [u8], ctx: &SessionContext) -> Result<Option<Frame<'a>
     if buf.len() < l {
         return Ok(None);
     }
-    Ok(Some(Frame { kind, body: &buf[HEADER_LEN..l], wire_len: l }))
+    Ok(Some(Frame {
+        kind,
+        body: &buf[HEADER_LEN..l],
+        wire_len: l,
+    }))
 }
 
 /// Writes a header for a message of `kind` whose body follows; the length is patched by
@@ -220,7 +230,11 @@ pub struct RouteRefresh {
 
 impl RouteRefresh {
     pub fn ipv4_unicast() -> Self {
-        Self { afi: Afi::IPV4, safi: Safi::UNICAST, subtype: 0 }
+        Self {
+            afi: Afi::IPV4,
+            safi: Safi::UNICAST,
+            subtype: 0,
+        }
     }
     /// RFC 7313 §5: a ROUTE-REFRESH whose length is not 23 is a ROUTE-REFRESH Message Error
     /// carrying the message.
@@ -236,7 +250,11 @@ impl RouteRefresh {
                 data,
             ));
         }
-        Ok(Self { afi: Afi(u16::from_be_bytes([body[0], body[1]])), subtype: body[2], safi: Safi(body[3]) })
+        Ok(Self {
+            afi: Afi(u16::from_be_bytes([body[0], body[1]])),
+            subtype: body[2],
+            safi: Safi(body[3]),
+        })
     }
 }
 
@@ -296,17 +314,21 @@ impl Message {
     pub fn decode(buf: &[u8], ctx: &SessionContext) -> Result<(Message, usize), DecodeError> {
         let f = frame(buf, ctx)?.ok_or(DecodeError::Incomplete {
             have: buf.len(),
-            need: if buf.len() >= HEADER_LEN { usize::from(u16::from_be_bytes([buf[16], buf[17]])) } else { HEADER_LEN },
+            need: if buf.len() >= HEADER_LEN {
+                usize::from(u16::from_be_bytes([buf[16], buf[17]]))
+            } else {
+                HEADER_LEN
+            },
         })?;
         let m = match f.kind {
             MessageType::Open => Message::Open(Open::parse(f.body)?),
             MessageType::Update => Message::Update(Update::parse(f.body, ctx)?.to_message()),
-            MessageType::Notification => Message::Notification(
-                Notification::parse(f.body).ok_or(HeaderError::BadMessageLength {
+            MessageType::Notification => Message::Notification(Notification::parse(f.body).ok_or(
+                HeaderError::BadMessageLength {
                     len: f.wire_len as u16,
                     kind: "NOTIFICATION",
-                })?,
-            ),
+                },
+            )?),
             MessageType::Keepalive => Message::Keepalive,
             MessageType::RouteRefresh => {
                 Message::RouteRefresh(RouteRefresh::parse(f.body).map_err(DecodeError::Other)?)
@@ -363,7 +385,10 @@ mod tests {
     fn keepalive_round_trip() {
         let ctx = SessionContext::default();
         assert_eq!(Message::Keepalive.to_bytes(&ctx), keepalive());
-        assert_eq!(Message::decode(&keepalive(), &ctx).unwrap(), (Message::Keepalive, 19));
+        assert_eq!(
+            Message::decode(&keepalive(), &ctx).unwrap(),
+            (Message::Keepalive, 19)
+        );
     }
 
     #[test]
@@ -371,8 +396,14 @@ mod tests {
         let ctx = SessionContext::default();
         let mut m = keepalive();
         m[3] = 0;
-        assert_eq!(frame(&m, &ctx).unwrap_err(), HeaderError::ConnectionNotSynchronized);
-        assert_eq!(frame(&m[..5], &ctx).unwrap_err(), HeaderError::ConnectionNotSynchronized);
+        assert_eq!(
+            frame(&m, &ctx).unwrap_err(),
+            HeaderError::ConnectionNotSynchronized
+        );
+        assert_eq!(
+            frame(&m[..5], &ctx).unwrap_err(),
+            HeaderError::ConnectionNotSynchronized
+        );
         let mut m = keepalive();
         m[18] = 9;
         let e = frame(&m, &ctx).unwrap_err();
@@ -387,8 +418,14 @@ mod tests {
         big.extend_from_slice(&5000u16.to_be_bytes());
         big.push(2);
         big.resize(5000, 0);
-        assert!(matches!(frame(&big, &ctx), Err(HeaderError::BadMessageLength { len: 5000, .. })));
-        let ext = SessionContext { extended_message: true, ..ctx };
+        assert!(matches!(
+            frame(&big, &ctx),
+            Err(HeaderError::BadMessageLength { len: 5000, .. })
+        ));
+        let ext = SessionContext {
+            extended_message: true,
+            ..ctx
+        };
         assert!(frame(&big, &ext).unwrap().is_some());
         // OPEN is never longer than 4096, even with RFC 8654.
         big[18] = 1;
@@ -396,7 +433,10 @@ mod tests {
         // Shorter than the header minimum for the type.
         let mut short = vec![0xff; 16];
         short.extend_from_slice(&[0, 20, 2, 0]);
-        assert!(matches!(frame(&short, &ctx), Err(HeaderError::BadMessageLength { len: 20, .. })));
+        assert!(matches!(
+            frame(&short, &ctx),
+            Err(HeaderError::BadMessageLength { len: 20, .. })
+        ));
     }
 
     #[test]
@@ -411,7 +451,11 @@ mod tests {
     #[test]
     fn route_refresh() {
         let ctx = SessionContext::default();
-        let m = Message::RouteRefresh(RouteRefresh { afi: Afi::IPV4, safi: Safi::UNICAST, subtype: 2 });
+        let m = Message::RouteRefresh(RouteRefresh {
+            afi: Afi::IPV4,
+            safi: Safi::UNICAST,
+            subtype: 2,
+        });
         let b = m.to_bytes(&ctx);
         assert_eq!(&b[16..], &[0, 23, 5, 0, 1, 2, 1]);
         assert_eq!(Message::decode(&b, &ctx).unwrap().0, m);

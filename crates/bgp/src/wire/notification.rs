@@ -85,10 +85,18 @@ pub struct Notification {
 
 impl Notification {
     pub fn new(code: u8, subcode: u8) -> Self {
-        Self { code, subcode, data: Vec::new() }
+        Self {
+            code,
+            subcode,
+            data: Vec::new(),
+        }
     }
     pub fn with_data(code: u8, subcode: u8, data: impl Into<Vec<u8>>) -> Self {
-        Self { code, subcode, data: data.into() }
+        Self {
+            code,
+            subcode,
+            data: data.into(),
+        }
     }
     /// Cease with a shutdown communication (RFC 9003: up to 255 octets of UTF-8, cut on a
     /// character boundary if longer). `subcode` is 2 (Administrative Shutdown) or 4 (Reset).
@@ -100,7 +108,11 @@ impl Notification {
         let mut data = Vec::with_capacity(end + 1);
         data.push(end as u8);
         data.extend_from_slice(&message.as_bytes()[..end]);
-        Self { code: code::CEASE, subcode, data }
+        Self {
+            code: code::CEASE,
+            subcode,
+            data,
+        }
     }
     /// The RFC 8203/9003 shutdown communication, when this is Cease/2 or Cease/4 carrying one.
     pub fn shutdown_message(&self) -> Option<&str> {
@@ -123,7 +135,11 @@ impl Notification {
         if body.len() < 2 {
             return None;
         }
-        Some(Self { code: body[0], subcode: body[1], data: body[2..].to_vec() })
+        Some(Self {
+            code: body[0],
+            subcode: body[1],
+            data: body[2..].to_vec(),
+        })
     }
     pub(crate) fn emit_body(&self, out: &mut Vec<u8>) {
         out.push(self.code);
@@ -223,7 +239,13 @@ mod tests {
 
     #[test]
     fn describe_unknown() {
-        assert_eq!(Notification::new(9, 9).describe(), "Unknown error code (9/9)");
-        assert_eq!(Notification::new(6, 1).describe(), "Cease / Maximum Number of Prefixes Reached");
+        assert_eq!(
+            Notification::new(9, 9).describe(),
+            "Unknown error code (9/9)"
+        );
+        assert_eq!(
+            Notification::new(6, 1).describe(),
+            "Cease / Maximum Number of Prefixes Reached"
+        );
     }
 }

@@ -46,7 +46,12 @@ pub enum Capability {
     /// RFC 6793: the speaker's real AS number.
     FourOctetAs(u32),
     /// RFC 4724 §3. `restart_time` is 12 bits.
-    GracefulRestart { restarted: bool, notification: bool, restart_time: u16, families: Vec<GracefulRestartFamily> },
+    GracefulRestart {
+        restarted: bool,
+        notification: bool,
+        restart_time: u16,
+        families: Vec<GracefulRestartFamily>,
+    },
     /// RFC 8654.
     ExtendedMessage,
     /// Anything else, kept as received (RFC 5492 §3: ignored, not an error).
@@ -122,19 +127,28 @@ impl Open {
         let extended = opt_len == 255 && params.first() == Some(&PARAM_EXTENDED_LENGTH);
         if extended {
             if params.len() < 3 {
-                return Err(OpenError::ParamLength { declared: 3, actual: params.len() });
+                return Err(OpenError::ParamLength {
+                    declared: 3,
+                    actual: params.len(),
+                });
             }
             opt_len = usize::from(u16::from_be_bytes([params[1], params[2]]));
             params = &params[3..];
         }
         if opt_len != params.len() {
-            return Err(OpenError::ParamLength { declared: opt_len, actual: params.len() });
+            return Err(OpenError::ParamLength {
+                declared: opt_len,
+                actual: params.len(),
+            });
         }
         let mut capabilities = Vec::new();
         while !params.is_empty() {
             let hdr = if extended { 3 } else { 2 };
             if params.len() < hdr {
-                return Err(OpenError::ParamLength { declared: hdr, actual: params.len() });
+                return Err(OpenError::ParamLength {
+                    declared: hdr,
+                    actual: params.len(),
+                });
             }
             let ptype = params[0];
             let plen = if extended {
@@ -142,16 +156,23 @@ impl Open {
             } else {
                 usize::from(params[1])
             };
-            let value = params
-                .get(hdr..hdr + plen)
-                .ok_or(OpenError::ParamLength { declared: plen, actual: params.len() - hdr })?;
+            let value = params.get(hdr..hdr + plen).ok_or(OpenError::ParamLength {
+                declared: plen,
+                actual: params.len() - hdr,
+            })?;
             if ptype != PARAM_CAPABILITIES {
                 return Err(OpenError::UnsupportedParam(ptype));
             }
             parse_capabilities(value, &mut capabilities)?;
             params = &params[hdr + plen..];
         }
-        Ok(Open { version, my_as, hold_time, bgp_id, capabilities })
+        Ok(Open {
+            version,
+            my_as,
+            hold_time,
+            bgp_id,
+            capabilities,
+        })
     }
 
     /// Appends the OPEN body (without the 19-octet header).
@@ -190,14 +211,19 @@ fn parse_capabilities(mut buf: &[u8], out: &mut Vec<Capability>) -> Result<(), O
     while !buf.is_empty() {
         let code = buf[0];
         let len = usize::from(*buf.get(1).ok_or(OpenError::CapabilityOverrun { code })?);
-        let v = buf.get(2..2 + len).ok_or(OpenError::CapabilityOverrun { code })?;
+        let v = buf
+            .get(2..2 + len)
+            .ok_or(OpenError::CapabilityOverrun { code })?;
         let bad_len = || OpenError::CapabilityLength { code, len };
         let c = match code {
             cap::MULTIPROTOCOL => {
                 if len != 4 {
                     return Err(bad_len());
                 }
-                Capability::Multiprotocol { afi: Afi(u16::from_be_bytes([v[0], v[1]])), safi: Safi(v[3]) }
+                Capability::Multiprotocol {
+                    afi: Afi(u16::from_be_bytes([v[0], v[1]])),
+                    safi: Safi(v[3]),
+                }
             }
             cap::ROUTE_REFRESH if len == 0 => Capability::RouteRefresh,
             cap::ENHANCED_ROUTE_REFRESH if len == 0 => Capability::EnhancedRouteRefresh,
@@ -231,7 +257,10 @@ fn parse_capabilities(mut buf: &[u8], out: &mut Vec<Capability>) -> Result<(), O
                     families,
                 }
             }
-            _ => Capability::Unknown { code, value: v.to_vec() },
+            _ => Capability::Unknown {
+                code,
+                value: v.to_vec(),
+            },
         };
         out.push(c);
         buf = &buf[2 + len..];
@@ -247,16 +276,25 @@ fn emit_capability(c: &Capability, out: &mut Vec<u8>) {
             out.extend_from_slice(&[0, safi.0]);
         }
         Capability::RouteRefresh => out.extend_from_slice(&[cap::ROUTE_REFRESH, 0]),
-        Capability::EnhancedRouteRefresh => out.extend_from_slice(&[cap::ENHANCED_ROUTE_REFRESH, 0]),
+        Capability::EnhancedRouteRefresh => {
+            out.extend_from_slice(&[cap::ENHANCED_ROUTE_REFRESH, 0])
+        }
         Capability::ExtendedMessage => out.extend_from_slice(&[cap::EXTENDED_MESSAGE, 0]),
         Capability::FourOctetAs(a) => {
             out.extend_from_slice(&[cap::FOUR_OCTET_AS, 4]);
             out.extend_from_slice(&a.to_be_bytes());
         }
-        Capability::GracefulRestart { restarted, notification, restart_time, families } => {
+        Capability::GracefulRestart {
+            restarted,
+            notification,
+            restart_time,
+            families,
+        } => {
             out.push(cap::GRACEFUL_RESTART);
             out.push((2 + 4 * families.len()).min(255) as u8);
-            let hdr = (u16::from(*restarted) << 15) | (u16::from(*notification) << 14) | (restart_time & 0x0fff);
+            let hdr = (u16::from(*restarted) << 15)
+                | (u16::from(*notification) << 14)
+                | (restart_time & 0x0fff);
             out.extend_from_slice(&hdr.to_be_bytes());
             for f in families.iter().take(63) {
                 out.extend_from_slice(&f.afi.0.to_be_bytes());
@@ -284,7 +322,13 @@ mod tests {
             4, 0xfd, 0xe9, 0, 90, 1, 1, 1, 1, 14, 2, 12, 69, 4, 0, 1, 1, 3, 65, 4, 0, 0, 0xfd, 0xe9,
         ];
         let o = Open::parse(&body).unwrap();
-        assert_eq!(o.capabilities[0], Capability::Unknown { code: 69, value: vec![0, 1, 1, 3] });
+        assert_eq!(
+            o.capabilities[0],
+            Capability::Unknown {
+                code: 69,
+                value: vec![0, 1, 1, 3]
+            }
+        );
         assert_eq!(o.asn(), 65001);
         let mut out = Vec::new();
         o.emit_body(&mut out);
@@ -293,10 +337,20 @@ mod tests {
 
     #[test]
     fn rfc9072_extended_parameters() {
-        let mut caps: Vec<Capability> =
-            (0..70).map(|i| Capability::Unknown { code: 200, value: vec![i; 2] }).collect();
+        let mut caps: Vec<Capability> = (0..70)
+            .map(|i| Capability::Unknown {
+                code: 200,
+                value: vec![i; 2],
+            })
+            .collect();
         caps.push(Capability::FourOctetAs(4_200_000_000));
-        let o = Open { version: 4, my_as: AS_TRANS, hold_time: 180, bgp_id: Ipv4Addr::new(9, 9, 9, 9), capabilities: caps };
+        let o = Open {
+            version: 4,
+            my_as: AS_TRANS,
+            hold_time: 180,
+            bgp_id: Ipv4Addr::new(9, 9, 9, 9),
+            capabilities: caps,
+        };
         let mut out = Vec::new();
         o.emit_body(&mut out);
         assert_eq!(out[9], 255);

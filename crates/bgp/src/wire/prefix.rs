@@ -60,12 +60,18 @@ impl Ipv4Prefix {
         if len > 32 {
             return Err(PrefixError::TooLong(len));
         }
-        Ok(Self { addr: u32::from(addr) & mask32(len), len })
+        Ok(Self {
+            addr: u32::from(addr) & mask32(len),
+            len,
+        })
     }
     /// Builds a prefix from a host-order integer; `len` must be <= 32.
     pub(crate) fn from_bits(addr: u32, len: u8) -> Self {
         debug_assert!(len <= 32);
-        Self { addr: addr & mask32(len), len }
+        Self {
+            addr: addr & mask32(len),
+            len,
+        }
     }
     pub fn addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.addr)
@@ -99,11 +105,17 @@ impl Ipv6Prefix {
         if len > 128 {
             return Err(PrefixError::TooLong(len));
         }
-        Ok(Self { addr: u128::from(addr) & mask128(len), len })
+        Ok(Self {
+            addr: u128::from(addr) & mask128(len),
+            len,
+        })
     }
     pub(crate) fn from_bits(addr: u128, len: u8) -> Self {
         debug_assert!(len <= 128);
-        Self { addr: addr & mask128(len), len }
+        Self {
+            addr: addr & mask128(len),
+            len,
+        }
     }
     pub fn addr(&self) -> Ipv6Addr {
         Ipv6Addr::from(self.addr)
@@ -193,7 +205,11 @@ pub enum NlriError {
     #[error("prefix length {len} at offset {offset} exceeds {max} bits")]
     LengthTooLong { offset: usize, len: u8, max: u8 },
     #[error("prefix at offset {offset} needs {need} octets, {have} remain")]
-    Truncated { offset: usize, need: usize, have: usize },
+    Truncated {
+        offset: usize,
+        need: usize,
+        have: usize,
+    },
 }
 
 /// Checks that `buf` is a well-formed sequence of prefixes of at most `max_bits` bits and
@@ -204,12 +220,20 @@ pub fn validate_nlri(buf: &[u8], max_bits: u8) -> Result<usize, NlriError> {
     while i < buf.len() {
         let len = buf[i];
         if len > max_bits {
-            return Err(NlriError::LengthTooLong { offset: i, len, max: max_bits });
+            return Err(NlriError::LengthTooLong {
+                offset: i,
+                len,
+                max: max_bits,
+            });
         }
         let need = (usize::from(len) + 7) / 8;
         let have = buf.len() - i - 1;
         if need > have {
-            return Err(NlriError::Truncated { offset: i, need, have });
+            return Err(NlriError::Truncated {
+                offset: i,
+                need,
+                have,
+            });
         }
         i += 1 + need;
         n += 1;
@@ -316,7 +340,10 @@ mod tests {
         let buf = [8, 10, 24, 192, 168, 10, 0, 32, 1, 2, 3, 4];
         assert_eq!(validate_nlri(&buf, 32), Ok(4));
         let v: Vec<String> = Ipv4NlriIter::new(&buf).map(|p| p.to_string()).collect();
-        assert_eq!(v, ["10.0.0.0/8", "192.168.10.0/24", "0.0.0.0/0", "1.2.3.4/32"]);
+        assert_eq!(
+            v,
+            ["10.0.0.0/8", "192.168.10.0/24", "0.0.0.0/0", "1.2.3.4/32"]
+        );
         let mut out = Vec::new();
         for p in Ipv4NlriIter::new(&buf) {
             emit_ipv4(&p, &mut out);
@@ -328,11 +355,19 @@ mod tests {
     fn nlri_errors() {
         assert_eq!(
             validate_nlri(&[33, 1, 2, 3, 4, 5], 32),
-            Err(NlriError::LengthTooLong { offset: 0, len: 33, max: 32 })
+            Err(NlriError::LengthTooLong {
+                offset: 0,
+                len: 33,
+                max: 32
+            })
         );
         assert_eq!(
             validate_nlri(&[8, 10, 24, 192, 168], 32),
-            Err(NlriError::Truncated { offset: 2, need: 3, have: 2 })
+            Err(NlriError::Truncated {
+                offset: 2,
+                need: 3,
+                have: 2
+            })
         );
         // Iteration over unvalidated bytes stops rather than panicking.
         assert_eq!(Ipv4NlriIter::new(&[24, 1]).count(), 0);

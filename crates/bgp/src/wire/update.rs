@@ -13,7 +13,9 @@
 use super::attrs::{self, AttrError, ErrorAction, MpReach, MpUnreach, PathAttributes};
 use super::notification::{code, update as sub, Notification};
 use super::prefix::{self, Ipv4NlriIter, Ipv4Prefix, NlriError};
-use super::{begin_message, finish_message, Afi, MessageType, Prefix, Safi, SessionContext, HEADER_LEN};
+use super::{
+    begin_message, finish_message, Afi, MessageType, Prefix, Safi, SessionContext, HEADER_LEN,
+};
 
 /// An UPDATE that must end the session (RFC 7606 "session reset").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,7 +42,9 @@ impl UpdateError {
             UpdateError::Withdrawn(_) | UpdateError::Nlri(_) => {
                 Notification::new(code::UPDATE_MESSAGE, sub::INVALID_NETWORK_FIELD)
             }
-            UpdateError::Attribute(e) => Notification::with_data(code::UPDATE_MESSAGE, e.subcode, e.data.clone()),
+            UpdateError::Attribute(e) => {
+                Notification::with_data(code::UPDATE_MESSAGE, e.subcode, e.data.clone())
+            }
         }
     }
 }
@@ -64,26 +68,45 @@ impl<'a> Update<'a> {
     pub fn parse(body: &'a [u8], ctx: &SessionContext) -> Result<Self, UpdateError> {
         let avail = body.len().saturating_sub(2);
         if body.len() < 2 {
-            return Err(UpdateError::WithdrawnLength { declared: 0, available: body.len() });
+            return Err(UpdateError::WithdrawnLength {
+                declared: 0,
+                available: body.len(),
+            });
         }
         let wlen = usize::from(u16::from_be_bytes([body[0], body[1]]));
         if wlen + 2 > avail {
             // Room is also needed for the 2-octet attribute length.
-            return Err(UpdateError::WithdrawnLength { declared: wlen, available: avail.saturating_sub(2) });
+            return Err(UpdateError::WithdrawnLength {
+                declared: wlen,
+                available: avail.saturating_sub(2),
+            });
         }
         let withdrawn = &body[2..2 + wlen];
         let rest = &body[2 + wlen..];
         let alen = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
         if alen > rest.len() - 2 {
-            return Err(UpdateError::AttributesLength { declared: alen, available: rest.len() - 2 });
+            return Err(UpdateError::AttributesLength {
+                declared: alen,
+                available: rest.len() - 2,
+            });
         }
         let attr_bytes = &rest[2..2 + alen];
         let nlri = &rest[2 + alen..];
         prefix::validate_nlri(withdrawn, 32).map_err(UpdateError::Withdrawn)?;
         prefix::validate_nlri(nlri, 32).map_err(UpdateError::Nlri)?;
-        let parsed = attrs::parse_attributes(attr_bytes, ctx, !nlri.is_empty()).map_err(UpdateError::Attribute)?;
-        debug_assert!(parsed.withdraw.as_ref().is_none_or(|e| e.action == ErrorAction::TreatAsWithdraw));
-        Ok(Update { withdrawn, nlri, attrs: parsed.attrs, treat_as_withdraw: parsed.withdraw, discarded: parsed.discarded })
+        let parsed = attrs::parse_attributes(attr_bytes, ctx, !nlri.is_empty())
+            .map_err(UpdateError::Attribute)?;
+        debug_assert!(parsed
+            .withdraw
+            .as_ref()
+            .is_none_or(|e| e.action == ErrorAction::TreatAsWithdraw));
+        Ok(Update {
+            withdrawn,
+            nlri,
+            attrs: parsed.attrs,
+            treat_as_withdraw: parsed.withdraw,
+            discarded: parsed.discarded,
+        })
     }
 
     /// IPv4 prefixes in the Withdrawn Routes field.
@@ -112,12 +135,19 @@ impl<'a> Update<'a> {
             m.withdrawn.append(&mut m.nlri);
             let mut unreach = m.attrs.mp_unreach.take();
             if let Some(reach) = m.attrs.mp_reach.take() {
-                let u = unreach.get_or_insert(MpUnreach { afi: reach.afi, safi: reach.safi, withdrawn: Vec::new() });
+                let u = unreach.get_or_insert(MpUnreach {
+                    afi: reach.afi,
+                    safi: reach.safi,
+                    withdrawn: Vec::new(),
+                });
                 if u.afi == reach.afi {
                     u.withdrawn.extend(reach.nlri);
                 }
             }
-            m.attrs = PathAttributes { mp_unreach: unreach, ..Default::default() };
+            m.attrs = PathAttributes {
+                mp_unreach: unreach,
+                ..Default::default()
+            };
         }
         m
     }
@@ -170,10 +200,18 @@ impl UpdateMessage {
             // Room per message: header, two empty length fields, the attribute header (4), AFI/SAFI (3).
             for chunk in chunk_prefixes(&u.withdrawn, max - HEADER_LEN - 4 - 4 - 3) {
                 let a = PathAttributes {
-                    mp_unreach: Some(MpUnreach { afi: u.afi, safi: u.safi, withdrawn: chunk.to_vec() }),
+                    mp_unreach: Some(MpUnreach {
+                        afi: u.afi,
+                        safi: u.safi,
+                        withdrawn: chunk.to_vec(),
+                    }),
                     ..Default::default()
                 };
-                UpdateMessage { attrs: a, ..Default::default() }.emit_one(ctx, out);
+                UpdateMessage {
+                    attrs: a,
+                    ..Default::default()
+                }
+                .emit_one(ctx, out);
             }
         }
         let mut base = self.attrs.clone();
@@ -185,8 +223,17 @@ impl UpdateMessage {
             let room = max.saturating_sub(HEADER_LEN + 4 + encoded.len() + 4 + 5 + 32);
             for chunk in chunk_prefixes(&r.nlri, room.max(17)) {
                 let mut a = base.clone();
-                a.mp_reach = Some(MpReach { afi: r.afi, safi: r.safi, next_hop: r.next_hop, nlri: chunk.to_vec() });
-                UpdateMessage { attrs: a, ..Default::default() }.emit_one(ctx, out);
+                a.mp_reach = Some(MpReach {
+                    afi: r.afi,
+                    safi: r.safi,
+                    next_hop: r.next_hop,
+                    nlri: chunk.to_vec(),
+                });
+                UpdateMessage {
+                    attrs: a,
+                    ..Default::default()
+                }
+                .emit_one(ctx, out);
             }
         }
         if !self.nlri.is_empty() {
@@ -228,7 +275,12 @@ fn chunk_prefixes(p: &[Prefix], room: usize) -> Vec<&[Prefix]> {
 /// Appends UPDATEs that announce `prefixes` with the attribute set `encoded_attrs` (as written
 /// by [`PathAttributes::emit`]), as many prefixes per message as `max_len` allows. Returns the
 /// number of messages written.
-pub fn pack_ipv4(encoded_attrs: &[u8], prefixes: impl IntoIterator<Item = Ipv4Prefix>, max_len: usize, out: &mut Vec<u8>) -> usize {
+pub fn pack_ipv4(
+    encoded_attrs: &[u8],
+    prefixes: impl IntoIterator<Item = Ipv4Prefix>,
+    max_len: usize,
+    out: &mut Vec<u8>,
+) -> usize {
     let mut messages = 0;
     let mut start = usize::MAX;
     for p in prefixes {
@@ -251,12 +303,17 @@ pub fn pack_ipv4(encoded_attrs: &[u8], prefixes: impl IntoIterator<Item = Ipv4Pr
 }
 
 /// Appends UPDATEs that withdraw `prefixes`, packed. Returns the number of messages written.
-pub fn pack_withdrawals(prefixes: impl IntoIterator<Item = Ipv4Prefix>, max_len: usize, out: &mut Vec<u8>) -> usize {
+pub fn pack_withdrawals(
+    prefixes: impl IntoIterator<Item = Ipv4Prefix>,
+    max_len: usize,
+    out: &mut Vec<u8>,
+) -> usize {
     let mut messages = 0;
     let mut start = usize::MAX;
     let close = |start: usize, out: &mut Vec<u8>| {
         let wlen = out.len() - start - HEADER_LEN - 2;
-        out[start + HEADER_LEN..start + HEADER_LEN + 2].copy_from_slice(&(wlen as u16).to_be_bytes());
+        out[start + HEADER_LEN..start + HEADER_LEN + 2]
+            .copy_from_slice(&(wlen as u16).to_be_bytes());
         out.extend_from_slice(&[0, 0]);
         finish_message(start, out);
     };
@@ -352,8 +409,12 @@ mod tests {
     #[test]
     fn large_update_is_split_and_every_prefix_survives() {
         let mut m = seed_route();
-        m.nlri = (0..3000u32).map(|i| Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap()).collect();
-        m.withdrawn = (0..1500u32).map(|i| Ipv4Prefix::new(Ipv4Addr::from(0x0b00_0000 + (i << 8)), 24).unwrap()).collect();
+        m.nlri = (0..3000u32)
+            .map(|i| Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap())
+            .collect();
+        m.withdrawn = (0..1500u32)
+            .map(|i| Ipv4Prefix::new(Ipv4Addr::from(0x0b00_0000 + (i << 8)), 24).unwrap())
+            .collect();
         let mut out = vec![];
         m.emit(&ctx(), &mut out);
         let (mut wd, mut nlri, mut msgs) = (vec![], vec![], 0);
@@ -380,7 +441,12 @@ mod tests {
         let mut enc = vec![];
         seed_route().attrs.emit(&ctx(), &mut enc);
         let mut out = vec![];
-        let n = pack_ipv4(&enc, (0..2000u32).map(|i| Ipv4Prefix::from_bits(i << 8, 24)), 4096, &mut out);
+        let n = pack_ipv4(
+            &enc,
+            (0..2000u32).map(|i| Ipv4Prefix::from_bits(i << 8, 24)),
+            4096,
+            &mut out,
+        );
         // 4096 - 19 - 4 - attrs, 4 octets per /24.
         let per = (4096 - 23 - enc.len()) / 4;
         assert_eq!(n, 2000usize.div_ceil(per));
@@ -418,22 +484,49 @@ mod tests {
     #[test]
     fn malformed_as_path_is_treat_as_withdraw() {
         // Segment claims 2 ASNs, holds 1.
-        let a = [&ORIGIN[..], &[0x40, 2, 6, 2, 2, 0, 0, 0xfd, 0xe9], &NEXT_HOP].concat();
-        assert!(matches!(withdraw_problem(&a), AttrProblem::MalformedAsPath(_)));
+        let a = [
+            &ORIGIN[..],
+            &[0x40, 2, 6, 2, 2, 0, 0, 0xfd, 0xe9],
+            &NEXT_HOP,
+        ]
+        .concat();
+        assert!(matches!(
+            withdraw_problem(&a),
+            AttrProblem::MalformedAsPath(_)
+        ));
         // Unknown segment type 9.
-        let a = [&ORIGIN[..], &[0x40, 2, 6, 9, 1, 0, 0, 0xfd, 0xe9], &NEXT_HOP].concat();
-        assert!(matches!(withdraw_problem(&a), AttrProblem::MalformedAsPath(_)));
+        let a = [
+            &ORIGIN[..],
+            &[0x40, 2, 6, 9, 1, 0, 0, 0xfd, 0xe9],
+            &NEXT_HOP,
+        ]
+        .concat();
+        assert!(matches!(
+            withdraw_problem(&a),
+            AttrProblem::MalformedAsPath(_)
+        ));
         // Confederation segment from an external peer.
-        let a = [&ORIGIN[..], &[0x40, 2, 6, 3, 1, 0, 0, 0xfd, 0xe9], &NEXT_HOP].concat();
+        let a = [
+            &ORIGIN[..],
+            &[0x40, 2, 6, 3, 1, 0, 0, 0xfd, 0xe9],
+            &NEXT_HOP,
+        ]
+        .concat();
         assert_eq!(withdraw_problem(&a), AttrProblem::NotFromExternalPeer);
     }
 
     #[test]
     fn bad_next_hop_is_treat_as_withdraw() {
         let a = [&ORIGIN[..], &AS_PATH, &[0x40, 3, 4, 0, 0, 0, 0]].concat();
-        assert_eq!(withdraw_problem(&a), AttrProblem::InvalidNextHop(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(
+            withdraw_problem(&a),
+            AttrProblem::InvalidNextHop(Ipv4Addr::UNSPECIFIED)
+        );
         let a = [&ORIGIN[..], &AS_PATH, &[0x40, 3, 4, 224, 0, 0, 1]].concat();
-        assert!(matches!(withdraw_problem(&a), AttrProblem::InvalidNextHop(_)));
+        assert!(matches!(
+            withdraw_problem(&a),
+            AttrProblem::InvalidNextHop(_)
+        ));
         let a = [&ORIGIN[..], &AS_PATH, &[0x40, 3, 3, 10, 1, 0]].concat();
         assert_eq!(withdraw_problem(&a), AttrProblem::Length { len: 3 });
     }
@@ -480,10 +573,18 @@ mod tests {
         .concat();
         let u = parse(&a, &NLRI).unwrap();
         assert!(u.treat_as_withdraw.is_none());
-        let codes: Vec<_> = u.discarded.iter().map(|e| (e.type_code, e.action)).collect();
+        let codes: Vec<_> = u
+            .discarded
+            .iter()
+            .map(|e| (e.type_code, e.action))
+            .collect();
         assert_eq!(
             codes,
-            [(5, ErrorAction::AttributeDiscard), (6, ErrorAction::AttributeDiscard), (7, ErrorAction::AttributeDiscard)]
+            [
+                (5, ErrorAction::AttributeDiscard),
+                (6, ErrorAction::AttributeDiscard),
+                (7, ErrorAction::AttributeDiscard)
+            ]
         );
         assert_eq!(u.attrs.local_pref, None);
         assert!(!u.attrs.atomic_aggregate);
@@ -508,7 +609,12 @@ mod tests {
 
     #[test]
     fn mp_reach_bad_next_hop_length_resets() {
-        let a = [&ORIGIN[..], &AS_PATH, &[0x80, 14, 8, 0, 1, 1, 3, 10, 0, 0, 0]].concat();
+        let a = [
+            &ORIGIN[..],
+            &AS_PATH,
+            &[0x80, 14, 8, 0, 1, 1, 3, 10, 0, 0, 0],
+        ]
+        .concat();
         let e = parse(&a, &[]).unwrap_err();
         let n = e.to_notification();
         assert_eq!((n.code, n.subcode), (3, sub::OPTIONAL_ATTRIBUTE_ERROR));
@@ -548,7 +654,9 @@ mod tests {
         assert!(Update::parse(&[0], &ctx()).is_err());
         assert!(Update::parse(&[0, 0, 0], &ctx()).is_err());
         // NLRI with a /33 and a truncated prefix.
-        let n = parse(&good_attrs(), &[33, 1, 2, 3, 4, 5]).unwrap_err().to_notification();
+        let n = parse(&good_attrs(), &[33, 1, 2, 3, 4, 5])
+            .unwrap_err()
+            .to_notification();
         assert_eq!((n.code, n.subcode), (3, 10));
         assert!(parse(&good_attrs(), &[24, 1, 2]).is_err());
         // Withdrawn field with a bad prefix.
@@ -561,14 +669,18 @@ mod tests {
         let a = [&good_attrs()[..], &[0xc0, 200, 2, 7, 7]].concat();
         let u = parse(&a, &NLRI).unwrap();
         let r = &u.attrs.unknown[0];
-        assert_eq!((r.type_code, r.flags, &r.value[..]), (200, 0xc0, &[7u8, 7][..]));
+        assert_eq!(
+            (r.type_code, r.flags, &r.value[..]),
+            (200, 0xc0, &[7u8, 7][..])
+        );
         assert_eq!(r.for_forwarding().flags & flag::PARTIAL, flag::PARTIAL);
     }
 
     #[test]
     fn treat_as_withdraw_covers_mp_reach() {
         let v6 = [
-            0x80, 14, 26, 0, 2, 1, 16, 0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 32, 0x20, 1, 0x0d, 0xb8,
+            0x80, 14, 26, 0, 2, 1, 16, 0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0,
+            32, 0x20, 1, 0x0d, 0xb8,
         ];
         // ORIGIN invalid, MP_REACH with 2001:db8::/32.
         let a = [&[0x40, 1, 1, 5][..], &AS_PATH, &v6[..]].concat();
@@ -576,6 +688,9 @@ mod tests {
         assert!(u.treat_as_withdraw.is_some());
         let m = u.to_message();
         assert!(m.attrs.mp_reach.is_none());
-        assert_eq!(m.attrs.mp_unreach.unwrap().withdrawn, vec!["2001:db8::/32".parse::<Prefix>().unwrap()]);
+        assert_eq!(
+            m.attrs.mp_unreach.unwrap().withdrawn,
+            vec!["2001:db8::/32".parse::<Prefix>().unwrap()]
+        );
     }
 }
