@@ -1,0 +1,696 @@
+//! One route server instance's RIB: peers, Adj-RIB-In, Loc-RIB and export (SPEC §3).
+//!
+//! Storage: the Loc-RIB maps each prefix to an [`Entry`] holding every accepted path for it,
+//! at most one per peer, best first. That list *is* the Adj-RIB-In of every peer for that prefix
+//! (RFC 4271 §3.2 allows any storage that behaves the same); a peer's Adj-RIB-In is read back
+//! with [`Rib::learned_from`]. Routes refused by policy are kept per peer with the reason, so the
+//! operator can see them. Nothing is stored per peer on the way out: what a peer is sent follows
+//! from the Loc-RIB, the originated prefixes and the export rules, and is recomputed when a best
+//! path changes.
+//!
+//! Export rules (SPEC §3):
+//! - every peer gets the virtual network's address space with NEXT_HOP = this instance's
+//!   address, AS_PATH = our ASN, ORIGIN IGP;
+//! - learned routes go to the other peers only with `branch_to_branch`: our ASN prepended,
+//!   NEXT_HOP unchanged (third-party next hop), MED and iBGP-only attributes removed, unknown
+//!   optional transitive attributes passed on with the Partial bit; never to a peer whose AS is
+//!   already in the path, never routes with NO_ADVERTISE or NO_EXPORT.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use bgp::wire::attrs::community;
+use bgp::wire::update::pack_ipv4;
+use bgp::wire::update::pack_withdrawals;
+use bgp::wire::{AsPath, Ipv4Prefix, Origin, PathAttributes, SessionContext, UpdateMessage};
+
+use crate::decision::{decide, Candidate};
+use crate::intern::Interner;
+
+/// Index of a peer in its [`Rib`]; stable while the peer is configured.
+pub type PeerId = usize;
+
+/// What the RIB of one instance is told by configuration.
+#[derive(Clone, Debug)]
+pub struct RibConfig {
+    pub asn: u32,
+    /// The instance's own address: NEXT_HOP of the routes it originates.
+    pub local_address: Ipv4Addr,
+    pub branch_to_branch: bool,
+    /// The virtual network's address space, advertised to every peer.
+    pub originated: Vec<Ipv4Prefix>,
+}
+
+/// A configured peer and what is known of it.
+#[derive(Debug)]
+struct Peer {
+    name: String,
+    address: Ipv4Addr,
+    asn: u32,
+    max_routes: u32,
+    /// Established: routes are exchanged.
+    up: bool,
+    router_id: Ipv4Addr,
+    /// Accepted paths held in the Loc-RIB entries.
+    accepted: u32,
+    /// Paths refused by policy, with the reason.
+    rejected: HashMap<Ipv4Prefix, Rejected>,
+}
+
+#[derive(Debug, Clone)]
+struct Rejected {
+    attrs: Arc<PathAttributes>,
+    reason: String,
+}
+
+#[derive(Debug, Clone)]
+struct Path {
+    peer: PeerId,
+    attrs: Arc<PathAttributes>,
+}
+
+/// Every accepted path for one prefix, best first.
+#[derive(Debug, Default)]
+struct Entry {
+    paths: Vec<Path>,
+    /// How many of `paths` (from the front) form the ECMP set.
+    multipath: u16,
+}
+
+/// A peer sent more routes than it may (SPEC §3: held + incoming > limit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitExceeded {
+    pub held: u32,
+    pub incoming: u32,
+    pub limit: u32,
+}
+
+/// Whether a learned route is in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteState {
+    /// In the Loc-RIB; `best` when it is the path exported, `multipath` when it is in the ECMP set.
+    Accepted { best: bool, multipath: bool },
+    /// Refused by policy, with why.
+    Rejected(String),
+}
+
+/// One route of a peer's Adj-RIB-In.
+#[derive(Debug, Clone)]
+pub struct LearnedRoute {
+    pub prefix: Ipv4Prefix,
+    pub attrs: Arc<PathAttributes>,
+    pub state: RouteState,
+}
+
+/// What to send one peer.
+#[derive(Debug, Default, Clone)]
+pub struct PeerOut {
+    pub withdraw: Vec<Ipv4Prefix>,
+    /// Prefixes grouped by the attribute set they are announced with.
+    pub announce: Vec<(Arc<PathAttributes>, Vec<Ipv4Prefix>)>,
+}
+
+impl PeerOut {
+    pub fn is_empty(&self) -> bool {
+        self.withdraw.is_empty() && self.announce.is_empty()
+    }
+    fn add(&mut self, attrs: &Arc<PathAttributes>, p: Ipv4Prefix) {
+        // Few groups per batch: a linear scan by identity beats hashing attribute sets.
+        match self
+            .announce
+            .iter_mut()
+            .rev()
+            .find(|(a, _)| Arc::ptr_eq(a, attrs))
+        {
+            Some((_, v)) => v.push(p),
+            None => self.announce.push((attrs.clone(), vec![p])),
+        }
+    }
+    /// Encodes as packed UPDATE messages for a session with `ctx`: withdrawals first, then each
+    /// attribute set once with as many prefixes behind it as fit.
+    pub fn encode(&self, ctx: &SessionContext, out: &mut Vec<u8>) -> usize {
+        let max = ctx.max_message_len();
+        let mut n = pack_withdrawals(self.withdraw.iter().copied(), max, out);
+        let mut attrs = Vec::with_capacity(128);
+        for (a, prefixes) in &self.announce {
+            attrs.clear();
+            a.emit(ctx, &mut attrs);
+            n += pack_ipv4(&attrs, prefixes.iter().copied(), max, out);
+        }
+        n
+    }
+    /// The same, as owned messages (tests, logs).
+    pub fn to_messages(&self) -> Vec<UpdateMessage> {
+        let mut v = Vec::new();
+        if !self.withdraw.is_empty() {
+            v.push(UpdateMessage {
+                withdrawn: self.withdraw.clone(),
+                ..Default::default()
+            });
+        }
+        for (a, p) in &self.announce {
+            v.push(UpdateMessage {
+                withdrawn: vec![],
+                attrs: (**a).clone(),
+                nlri: p.clone(),
+            });
+        }
+        v
+    }
+}
+
+/// The result of a change: what each peer must be sent, and which Loc-RIB prefixes changed.
+#[derive(Debug, Default)]
+pub struct Export {
+    pub peers: Vec<(PeerId, PeerOut)>,
+    /// Prefixes whose best path or ECMP set changed (for the fabric).
+    pub changed: Vec<Ipv4Prefix>,
+    /// Exported attribute sets made during this batch, by the address of their source set, so
+    /// that all prefixes of one UPDATE share one exported set (and one packed message).
+    cache: ExportCache,
+    /// Position in `peers` by peer id (u32::MAX: none yet).
+    slot: Vec<u32>,
+    /// Established peers, computed once per batch.
+    up: Option<Vec<PeerId>>,
+}
+
+/// (source set, exported set). Holding the source keeps its address from being reused by a new
+/// set within the batch; the interner's sweep collects sets this kept alive past their release.
+type ExportCache = Vec<(Arc<PathAttributes>, Arc<PathAttributes>)>;
+
+impl Export {
+    fn out(&mut self, q: PeerId) -> &mut PeerOut {
+        if self.slot.len() <= q {
+            self.slot.resize(q + 1, u32::MAX);
+        }
+        if self.slot[q] == u32::MAX {
+            self.slot[q] = self.peers.len() as u32;
+            self.peers.push((q, PeerOut::default()));
+        }
+        &mut self.peers[self.slot[q] as usize].1
+    }
+}
+
+/// The best path of a prefix before and after a change: (peer, attribute set).
+type Best = Option<(PeerId, Arc<PathAttributes>)>;
+
+/// The RIB of one route server instance.
+#[derive(Debug)]
+pub struct Rib {
+    cfg: RibConfig,
+    peers: Vec<Option<Peer>>,
+    loc: HashMap<Ipv4Prefix, Entry>,
+    interner: Interner,
+    originated_attrs: Arc<PathAttributes>,
+}
+
+impl Rib {
+    pub fn new(cfg: RibConfig) -> Self {
+        let originated_attrs = Arc::new(PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::from_sequence(vec![cfg.asn])),
+            next_hop: Some(cfg.local_address),
+            ..Default::default()
+        });
+        Self {
+            cfg,
+            peers: Vec::new(),
+            loc: HashMap::new(),
+            interner: Interner::default(),
+            originated_attrs,
+        }
+    }
+
+    pub fn config(&self) -> &RibConfig {
+        &self.cfg
+    }
+
+    pub fn add_peer(&mut self, name: &str, address: Ipv4Addr, asn: u32, max_routes: u32) -> PeerId {
+        let p = Peer {
+            name: name.to_string(),
+            address,
+            asn,
+            max_routes,
+            up: false,
+            router_id: Ipv4Addr::UNSPECIFIED,
+            accepted: 0,
+            rejected: HashMap::new(),
+        };
+        if let Some(i) = self.peers.iter().position(Option::is_none) {
+            self.peers[i] = Some(p);
+            i
+        } else {
+            self.peers.push(Some(p));
+            self.peers.len() - 1
+        }
+    }
+
+    /// Removes a peer (deconfigured); its routes are withdrawn from the others.
+    pub fn remove_peer(&mut self, id: PeerId) -> Export {
+        let ex = self.peer_down(id);
+        if let Some(slot) = self.peers.get_mut(id) {
+            *slot = None;
+        }
+        ex
+    }
+
+    fn peer(&self, id: PeerId) -> Option<&Peer> {
+        self.peers.get(id).and_then(Option::as_ref)
+    }
+
+    pub fn peer_name(&self, id: PeerId) -> Option<&str> {
+        self.peer(id).map(|p| p.name.as_str())
+    }
+
+    pub fn peer_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_some())
+            .map(|(i, _)| i)
+    }
+
+    /// (received = accepted + rejected, accepted) routes held from the peer.
+    pub fn peer_counts(&self, id: PeerId) -> (u32, u32) {
+        self.peer(id).map_or((0, 0), |p| {
+            (p.accepted + p.rejected.len() as u32, p.accepted)
+        })
+    }
+
+    /// The session came up: returns the full set to send it.
+    pub fn peer_up(&mut self, id: PeerId, router_id: Ipv4Addr) -> Export {
+        if let Some(Some(p)) = self.peers.get_mut(id) {
+            p.up = true;
+            p.router_id = router_id;
+        }
+        self.full_export(id)
+    }
+
+    /// Everything `id` should hold from us, as one export (session up, or ROUTE-REFRESH).
+    pub fn full_export(&self, id: PeerId) -> Export {
+        let mut ex = Export::default();
+        let out = ex.out(id);
+        for (p, a) in self.advertised_to(id) {
+            out.add(&a, p);
+        }
+        ex
+    }
+
+    /// The session went down: every route learned from it is withdrawn.
+    pub fn peer_down(&mut self, id: PeerId) -> Export {
+        let mut ex = Export::default();
+        let Some(Some(p)) = self.peers.get_mut(id) else {
+            return ex;
+        };
+        let was_up = std::mem::replace(&mut p.up, false);
+        let rejected = std::mem::take(&mut p.rejected);
+        for (_, r) in rejected {
+            self.interner.release(r.attrs);
+        }
+        if !was_up && self.peer(id).is_some_and(|p| p.accepted == 0) {
+            return ex;
+        }
+        let prefixes: Vec<Ipv4Prefix> = self
+            .loc
+            .iter()
+            .filter(|(_, e)| e.paths.iter().any(|x| x.peer == id))
+            .map(|(p, _)| *p)
+            .collect();
+        for prefix in prefixes {
+            let before = self.best(&prefix);
+            let before_mp = self.loc.get(&prefix).map_or(0, |e| e.multipath);
+            self.remove_path(prefix, id);
+            self.finish_change(prefix, before, before_mp, &mut ex);
+        }
+        ex
+    }
+
+    /// Applies one UPDATE from `id`. Over the peer's route limit nothing is applied: the caller
+    /// resets the session (Cease/1) and calls [`Rib::peer_down`].
+    pub fn apply_update(&mut self, id: PeerId, u: &UpdateMessage) -> Result<Export, LimitExceeded> {
+        let mut ex = Export::default();
+        let Some(peer) = self.peer(id) else {
+            return Ok(ex);
+        };
+        let held = peer.accepted + peer.rejected.len() as u32;
+        let incoming = u.nlri.len() as u32;
+        if held.saturating_add(incoming) > peer.max_routes {
+            return Err(LimitExceeded {
+                held,
+                incoming,
+                limit: peer.max_routes,
+            });
+        }
+        let (peer_asn, own_asn) = (peer.asn, self.cfg.asn);
+        for p in &u.withdrawn {
+            self.withdraw_one(id, *p, &mut ex);
+        }
+        if u.nlri.is_empty() {
+            return Ok(ex);
+        }
+        let verdict = policy(&u.attrs, peer_asn, own_asn);
+        let attrs = self.interner.intern(u.attrs.clone());
+        for p in &u.nlri {
+            match &verdict {
+                Ok(()) => self.announce_one(id, *p, &attrs, &mut ex),
+                Err(reason) => {
+                    self.withdraw_one(id, *p, &mut ex);
+                    let r = Rejected {
+                        attrs: attrs.clone(),
+                        reason: reason.clone(),
+                    };
+                    if let Some(Some(peer)) = self.peers.get_mut(id) {
+                        if let Some(old) = peer.rejected.insert(*p, r) {
+                            self.interner.release(old.attrs);
+                        }
+                    }
+                }
+            }
+        }
+        self.interner.release(attrs);
+        self.interner.maybe_sweep();
+        Ok(ex)
+    }
+
+    fn best(&self, prefix: &Ipv4Prefix) -> Best {
+        let e = self.loc.get(prefix)?;
+        e.paths.first().map(|p| (p.peer, p.attrs.clone()))
+    }
+
+    fn withdraw_one(&mut self, id: PeerId, prefix: Ipv4Prefix, ex: &mut Export) {
+        if let Some(Some(peer)) = self.peers.get_mut(id) {
+            if let Some(old) = peer.rejected.remove(&prefix) {
+                self.interner.release(old.attrs);
+            }
+        }
+        let before = self.best(&prefix);
+        let before_mp = self.loc.get(&prefix).map_or(0, |e| e.multipath);
+        if self.remove_path(prefix, id) {
+            self.finish_change(prefix, before, before_mp, ex);
+        }
+    }
+
+    fn announce_one(
+        &mut self,
+        id: PeerId,
+        prefix: Ipv4Prefix,
+        attrs: &Arc<PathAttributes>,
+        ex: &mut Export,
+    ) {
+        if let Some(Some(peer)) = self.peers.get_mut(id) {
+            if let Some(old) = peer.rejected.remove(&prefix) {
+                self.interner.release(old.attrs);
+            }
+        }
+        let before = self.best(&prefix);
+        let before_mp = self.loc.get(&prefix).map_or(0, |e| e.multipath);
+        let e = self.loc.entry(prefix).or_default();
+        match e.paths.iter_mut().find(|x| x.peer == id) {
+            Some(x) => {
+                if Arc::ptr_eq(&x.attrs, attrs) {
+                    return; // a repeat: nothing changes
+                }
+                let old = std::mem::replace(&mut x.attrs, attrs.clone());
+                self.interner.release(old);
+            }
+            None => {
+                e.paths.push(Path {
+                    peer: id,
+                    attrs: attrs.clone(),
+                });
+                if let Some(Some(p)) = self.peers.get_mut(id) {
+                    p.accepted += 1;
+                }
+            }
+        }
+        self.finish_change(prefix, before, before_mp, ex);
+    }
+
+    /// Removes `id`'s path for `prefix`; false if it had none.
+    fn remove_path(&mut self, prefix: Ipv4Prefix, id: PeerId) -> bool {
+        let Some(e) = self.loc.get_mut(&prefix) else {
+            return false;
+        };
+        let Some(i) = e.paths.iter().position(|x| x.peer == id) else {
+            return false;
+        };
+        let old = e.paths.swap_remove(i);
+        if e.paths.is_empty() {
+            self.loc.remove(&prefix);
+        }
+        self.interner.release(old.attrs);
+        if let Some(Some(p)) = self.peers.get_mut(id) {
+            p.accepted = p.accepted.saturating_sub(1);
+        }
+        true
+    }
+
+    /// Re-runs the decision process for `prefix` and exports what changed.
+    fn finish_change(&mut self, prefix: Ipv4Prefix, before: Best, before_mp: u16, ex: &mut Export) {
+        self.redecide(prefix);
+        let after = self.best(&prefix);
+        let after_mp = self.loc.get(&prefix).map_or(0, |e| e.multipath);
+        let same_best = match (&before, &after) {
+            (None, None) => true,
+            (Some((p1, a1)), Some((p2, a2))) => p1 == p2 && Arc::ptr_eq(a1, a2),
+            _ => false,
+        };
+        if same_best && before_mp == after_mp {
+            return;
+        }
+        ex.changed.push(prefix);
+        if same_best || !self.cfg.branch_to_branch || self.cfg.originated.contains(&prefix) {
+            return;
+        }
+        let mut cache = std::mem::take(&mut ex.cache);
+        let peers = ex.up.take().unwrap_or_else(|| {
+            self.peers
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.as_ref().is_some_and(|p| p.up))
+                .map(|(i, _)| i)
+                .collect()
+        });
+        for &q in &peers {
+            let had = self.exported_for(q, &before, &mut cache);
+            let has = self.exported_for(q, &after, &mut cache);
+            match (had, has) {
+                (Some(a), Some(b)) if Arc::ptr_eq(&a, &b) => {}
+                (_, Some(b)) => ex.out(q).add(&b, prefix),
+                (Some(_), None) => ex.out(q).withdraw.push(prefix),
+                (None, None) => {}
+            }
+        }
+        ex.cache = cache;
+        ex.up = Some(peers);
+    }
+
+    /// The attribute set `q` is sent for a best path, if it is sent one at all.
+    fn exported_for(
+        &self,
+        q: PeerId,
+        best: &Best,
+        cache: &mut ExportCache,
+    ) -> Option<Arc<PathAttributes>> {
+        let (src, attrs) = best.as_ref()?;
+        let peer = self.peer(q)?;
+        if *src == q || !exportable(attrs, peer.asn) {
+            return None;
+        }
+        if let Some((_, a)) = cache.iter().find(|(k, _)| Arc::ptr_eq(k, attrs)) {
+            return Some(a.clone());
+        }
+        let a = Arc::new(export_attrs(attrs, self.cfg.asn));
+        cache.push((attrs.clone(), a.clone()));
+        Some(a)
+    }
+
+    fn redecide(&mut self, prefix: Ipv4Prefix) {
+        let Some(e) = self.loc.get_mut(&prefix) else {
+            return;
+        };
+        if e.paths.len() <= 1 {
+            e.multipath = e.paths.len() as u16;
+            return;
+        }
+        let peers = &self.peers;
+        let cands: Vec<Candidate<'_>> = e
+            .paths
+            .iter()
+            .map(|p| {
+                let (rid, addr) = peers
+                    .get(p.peer)
+                    .and_then(Option::as_ref)
+                    .map_or((Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED), |x| {
+                        (x.router_id, x.address)
+                    });
+                Candidate {
+                    attrs: &p.attrs,
+                    peer_router_id: rid,
+                    peer_address: addr,
+                }
+            })
+            .collect();
+        let mut mp = Vec::with_capacity(cands.len());
+        let best = decide(&cands, &mut mp);
+        drop(cands);
+        // Order: best, then the rest of the ECMP set, then the others.
+        let mut order: Vec<usize> = Vec::with_capacity(e.paths.len());
+        order.push(best);
+        order.extend(mp.iter().copied().filter(|&i| i != best));
+        order.extend((0..e.paths.len()).filter(|i| !mp.contains(i)));
+        let old = std::mem::take(&mut e.paths);
+        let mut slots: Vec<Option<Path>> = old.into_iter().map(Some).collect();
+        e.paths = order.into_iter().filter_map(|i| slots[i].take()).collect();
+        e.multipath = mp.len() as u16;
+    }
+
+    /// What `q` is sent, computed from the Loc-RIB (no Adj-RIB-Out is stored).
+    pub fn advertised_to(&self, q: PeerId) -> Vec<(Ipv4Prefix, Arc<PathAttributes>)> {
+        let mut out: Vec<(Ipv4Prefix, Arc<PathAttributes>)> = self
+            .cfg
+            .originated
+            .iter()
+            .map(|p| (*p, self.originated_attrs.clone()))
+            .collect();
+        if self.cfg.branch_to_branch {
+            let mut cache = Vec::new();
+            for (prefix, e) in &self.loc {
+                if self.cfg.originated.contains(prefix) {
+                    continue;
+                }
+                let best = e.paths.first().map(|p| (p.peer, p.attrs.clone()));
+                if let Some(a) = self.exported_for(q, &best, &mut cache) {
+                    out.push((*prefix, a));
+                }
+            }
+        }
+        out.sort_by_key(|(p, _)| *p);
+        out
+    }
+
+    /// The peer's Adj-RIB-In: accepted and rejected routes, sorted by prefix.
+    pub fn learned_from(&self, id: PeerId) -> Vec<LearnedRoute> {
+        let mut out = Vec::new();
+        for (prefix, e) in &self.loc {
+            for (i, p) in e.paths.iter().enumerate() {
+                if p.peer == id {
+                    out.push(LearnedRoute {
+                        prefix: *prefix,
+                        attrs: p.attrs.clone(),
+                        state: RouteState::Accepted {
+                            best: i == 0,
+                            multipath: i < usize::from(e.multipath),
+                        },
+                    });
+                }
+            }
+        }
+        if let Some(p) = self.peer(id) {
+            for (prefix, r) in &p.rejected {
+                out.push(LearnedRoute {
+                    prefix: *prefix,
+                    attrs: r.attrs.clone(),
+                    state: RouteState::Rejected(r.reason.clone()),
+                });
+            }
+        }
+        out.sort_by_key(|r| r.prefix);
+        out
+    }
+
+    /// The Loc-RIB entry of a prefix: the ECMP paths (best first) as (peer, attributes).
+    pub fn multipath(&self, prefix: &Ipv4Prefix) -> Vec<(PeerId, Arc<PathAttributes>)> {
+        self.loc.get(prefix).map_or_else(Vec::new, |e| {
+            e.paths
+                .iter()
+                .take(usize::from(e.multipath))
+                .map(|p| (p.peer, p.attrs.clone()))
+                .collect()
+        })
+    }
+
+    /// Distinct forwarding next hops of a prefix's ECMP set (two NVAs advertising the same
+    /// LB frontend are one next hop).
+    pub fn forwarding_next_hops(&self, prefix: &Ipv4Prefix) -> Vec<Ipv4Addr> {
+        let mut v: Vec<Ipv4Addr> = self
+            .multipath(prefix)
+            .iter()
+            .filter_map(|(_, a)| a.next_hop)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Prefixes in the Loc-RIB.
+    pub fn prefixes(&self) -> impl Iterator<Item = &Ipv4Prefix> {
+        self.loc.keys()
+    }
+
+    pub fn len(&self) -> usize {
+        self.loc.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.loc.is_empty()
+    }
+    /// Distinct attribute sets held (for memory accounting).
+    pub fn attribute_sets(&self) -> usize {
+        self.interner.len()
+    }
+}
+
+/// SPEC §3 import policy. Err is the reason the route is refused.
+fn policy(a: &PathAttributes, peer_asn: u32, own_asn: u32) -> Result<(), String> {
+    let Some(path) = &a.as_path else {
+        return Err("no AS_PATH".into());
+    };
+    if path.contains(own_asn) {
+        return Err(format!("AS path {path} already contains {own_asn} (loop)"));
+    }
+    match path.first_asn() {
+        Some(first) if first == peer_asn => Ok(()),
+        Some(first) => Err(format!(
+            "first AS in the AS path is {first}, not the peer's AS {peer_asn}"
+        )),
+        None => Err(format!(
+            "AS path does not start with the peer's AS {peer_asn}"
+        )),
+    }
+}
+
+fn exportable(a: &PathAttributes, to_asn: u32) -> bool {
+    !a.has_community(community::NO_ADVERTISE)
+        && !a.has_community(community::NO_EXPORT)
+        && !a.as_path.as_ref().is_some_and(|p| p.contains(to_asn))
+}
+
+/// The attributes of a learned route as re-advertised to another peer (RFC 4271 §5.1).
+fn export_attrs(a: &PathAttributes, own_asn: u32) -> PathAttributes {
+    PathAttributes {
+        origin: a.origin,
+        as_path: Some(a.as_path.as_ref().map_or_else(
+            || AsPath::from_sequence(vec![own_asn]),
+            |p| p.prepend(own_asn),
+        )),
+        next_hop: a.next_hop,
+        med: None,
+        local_pref: None,
+        atomic_aggregate: a.atomic_aggregate,
+        aggregator: a.aggregator,
+        communities: a.communities.clone(),
+        ext_communities: a.ext_communities.clone(),
+        large_communities: a.large_communities.clone(),
+        originator_id: None,
+        cluster_list: Vec::new(),
+        mp_reach: None,
+        mp_unreach: None,
+        unknown: a
+            .unknown
+            .iter()
+            .filter(|r| r.is_transitive())
+            .map(|r| r.for_forwarding())
+            .collect(),
+    }
+}

@@ -1,0 +1,308 @@
+//! Scenario tests of one instance's RIB, with no sockets: SPEC §3 semantics.
+
+use std::net::Ipv4Addr;
+
+use bgp::wire::attrs::community;
+use bgp::wire::{AsPath, Ipv4Prefix, Origin, PathAttributes, UpdateMessage};
+use routeserver::{Rib, RibConfig, RouteState};
+
+const RS: u32 = 65515;
+
+fn rib(b2b: bool) -> Rib {
+    Rib::new(RibConfig {
+        asn: RS,
+        local_address: Ipv4Addr::new(10, 1, 1, 4),
+        branch_to_branch: b2b,
+        originated: vec!["10.1.0.0/16".parse().unwrap()],
+    })
+}
+
+fn p(s: &str) -> Ipv4Prefix {
+    s.parse().unwrap()
+}
+
+fn attrs(path: &[u32], nh: [u8; 4]) -> PathAttributes {
+    PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::from_sequence(path.to_vec())),
+        next_hop: Some(Ipv4Addr::from(nh)),
+        med: Some(0),
+        ..Default::default()
+    }
+}
+
+fn announce(a: PathAttributes, prefixes: &[&str]) -> UpdateMessage {
+    UpdateMessage {
+        withdrawn: vec![],
+        attrs: a,
+        nlri: prefixes.iter().map(|s| p(s)).collect(),
+    }
+}
+
+fn withdraw(prefixes: &[&str]) -> UpdateMessage {
+    UpdateMessage {
+        withdrawn: prefixes.iter().map(|s| p(s)).collect(),
+        ..Default::default()
+    }
+}
+
+/// Two NVAs behind the LB, both peers up.
+fn two_nvas(b2b: bool) -> (Rib, usize, usize) {
+    let mut r = rib(b2b);
+    let a = r.add_peer("nva1", Ipv4Addr::new(10, 1, 2, 10), 65001, 4000);
+    let b = r.add_peer("nva2", Ipv4Addr::new(10, 1, 2, 11), 65001, 4000);
+    r.peer_up(a, Ipv4Addr::new(10, 1, 2, 10));
+    r.peer_up(b, Ipv4Addr::new(10, 1, 2, 11));
+    (r, a, b)
+}
+
+#[test]
+fn same_prefix_same_next_hop_is_two_paths_one_next_hop() {
+    let (mut r, a, b) = two_nvas(false);
+    r.apply_update(
+        a,
+        &announce(attrs(&[65001], [10, 1, 0, 100]), &["192.168.10.0/24"]),
+    )
+    .unwrap();
+    r.apply_update(
+        b,
+        &announce(attrs(&[65001], [10, 1, 0, 100]), &["192.168.10.0/24"]),
+    )
+    .unwrap();
+    let mp = r.multipath(&p("192.168.10.0/24"));
+    assert_eq!(mp.len(), 2, "both paths in the ECMP set");
+    assert_eq!(
+        r.forwarding_next_hops(&p("192.168.10.0/24")),
+        vec![Ipv4Addr::new(10, 1, 0, 100)]
+    );
+    assert_eq!(
+        r.attribute_sets(),
+        1,
+        "identical attribute sets are stored once"
+    );
+    assert_eq!(mp[0].0, a, "lower router id is best");
+}
+
+#[test]
+fn standby_prepending_loses_and_takes_over_on_withdraw() {
+    let (mut r, a, b) = two_nvas(false);
+    r.apply_update(
+        a,
+        &announce(attrs(&[65001], [10, 1, 0, 100]), &["192.168.10.0/24"]),
+    )
+    .unwrap();
+    r.apply_update(
+        b,
+        &announce(
+            attrs(&[65001, 65001, 65001], [10, 1, 0, 100]),
+            &["192.168.10.0/24"],
+        ),
+    )
+    .unwrap();
+    let mp = r.multipath(&p("192.168.10.0/24"));
+    assert_eq!(mp.len(), 1);
+    assert_eq!(mp[0].0, a);
+    let learned = r.learned_from(b);
+    assert_eq!(
+        learned[0].state,
+        RouteState::Accepted {
+            best: false,
+            multipath: false
+        }
+    );
+    let ex = r.apply_update(a, &withdraw(&["192.168.10.0/24"])).unwrap();
+    assert_eq!(ex.changed, vec![p("192.168.10.0/24")]);
+    assert_eq!(r.multipath(&p("192.168.10.0/24"))[0].0, b);
+}
+
+#[test]
+fn loop_and_wrong_first_as_are_rejected_with_a_reason() {
+    let (mut r, a, _) = two_nvas(false);
+    r.apply_update(
+        a,
+        &announce(
+            attrs(&[65001, RS, 65010], [10, 1, 0, 100]),
+            &["192.168.20.0/24"],
+        ),
+    )
+    .unwrap();
+    r.apply_update(
+        a,
+        &announce(attrs(&[65099], [10, 1, 0, 100]), &["192.168.30.0/24"]),
+    )
+    .unwrap();
+    assert!(r.is_empty());
+    let l = r.learned_from(a);
+    assert_eq!(l.len(), 2);
+    match &l[0].state {
+        RouteState::Rejected(why) => {
+            assert!(why.contains("65515") && why.contains("loop"), "{why}")
+        }
+        s => panic!("{s:?}"),
+    }
+    assert!(matches!(&l[1].state, RouteState::Rejected(w) if w.contains("first AS")));
+    assert_eq!(r.peer_counts(a), (2, 0));
+    // A later good announcement of the same prefix replaces the rejected one.
+    r.apply_update(
+        a,
+        &announce(attrs(&[65001], [10, 1, 0, 100]), &["192.168.20.0/24"]),
+    )
+    .unwrap();
+    assert_eq!(r.peer_counts(a), (2, 1));
+}
+
+#[test]
+fn route_limit_counts_held_plus_incoming() {
+    let mut r = rib(false);
+    let a = r.add_peer("nva1", Ipv4Addr::new(10, 1, 2, 10), 65001, 4000);
+    r.peer_up(a, Ipv4Addr::new(10, 1, 2, 10));
+    let many = |n: u32, base: u32| UpdateMessage {
+        withdrawn: vec![],
+        attrs: attrs(&[65001], [10, 1, 0, 100]),
+        nlri: (0..n)
+            .map(|i| Ipv4Prefix::new(Ipv4Addr::from(base + (i << 8)), 24).unwrap())
+            .collect(),
+    };
+    r.apply_update(a, &many(2001, 0x0a00_0000)).unwrap();
+    // Re-sending the same 2001 routes counts 4002 (the reference cloud's rule).
+    let e = r.apply_update(a, &many(2001, 0x0a00_0000)).unwrap_err();
+    assert_eq!((e.held, e.incoming, e.limit), (2001, 2001, 4000));
+    assert_eq!(r.len(), 2001, "nothing of the refused UPDATE was applied");
+    r.apply_update(a, &many(1999, 0x0b00_0000)).unwrap();
+    assert!(
+        r.apply_update(a, &many(1, 0x0c00_0000)).is_err(),
+        "4001st route"
+    );
+    let ex = r.peer_down(a);
+    assert_eq!(ex.changed.len(), 4000);
+    assert!(r.is_empty());
+}
+
+#[test]
+fn advertised_without_branch_to_branch_is_the_address_space() {
+    let (mut r, a, b) = two_nvas(false);
+    let ex = r
+        .apply_update(
+            a,
+            &announce(attrs(&[65001], [10, 1, 0, 100]), &["192.168.10.0/24"]),
+        )
+        .unwrap();
+    assert!(
+        ex.peers.is_empty(),
+        "nothing to send: branch_to_branch is off"
+    );
+    let adv = r.advertised_to(b);
+    assert_eq!(adv.len(), 1);
+    assert_eq!(adv[0].0, p("10.1.0.0/16"));
+    assert_eq!(adv[0].1.next_hop, Some(Ipv4Addr::new(10, 1, 1, 4)));
+    assert_eq!(adv[0].1.as_path.as_ref().unwrap().to_string(), "65515");
+    assert_eq!(adv[0].1.origin, Some(Origin::Igp));
+    // peer_up sends exactly that.
+    let ex = r.peer_up(b, Ipv4Addr::new(10, 1, 2, 11));
+    let msgs = ex.peers[0].1.to_messages();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].nlri, vec![p("10.1.0.0/16")]);
+}
+
+#[test]
+fn branch_to_branch_exports_to_other_peers_only() {
+    let mut r = rib(true);
+    let a = r.add_peer("nva1", Ipv4Addr::new(10, 1, 2, 10), 65001, 4000);
+    let c = r.add_peer("branch", Ipv4Addr::new(10, 1, 2, 20), 65020, 4000);
+    r.peer_up(a, Ipv4Addr::new(10, 1, 2, 10));
+    r.peer_up(c, Ipv4Addr::new(10, 1, 2, 20));
+    let mut at = attrs(&[65001], [10, 1, 0, 100]);
+    at.unknown.push(bgp::wire::attrs::RawAttribute {
+        flags: 0xc0,
+        type_code: 200,
+        value: vec![1],
+    });
+    at.unknown.push(bgp::wire::attrs::RawAttribute {
+        flags: 0x80,
+        type_code: 201,
+        value: vec![2],
+    });
+    let ex = r
+        .apply_update(a, &announce(at, &["192.168.10.0/24"]))
+        .unwrap();
+    assert_eq!(ex.peers.len(), 1);
+    let (to, out) = &ex.peers[0];
+    assert_eq!(*to, c, "not back to the source");
+    let sent = &out.to_messages()[0];
+    assert_eq!(
+        sent.attrs.as_path.as_ref().unwrap().to_string(),
+        "65515 65001"
+    );
+    assert_eq!(
+        sent.attrs.next_hop,
+        Some(Ipv4Addr::new(10, 1, 0, 100)),
+        "third-party next hop kept"
+    );
+    assert_eq!(sent.attrs.med, None, "MED is not passed to another AS");
+    assert_eq!(
+        sent.attrs.unknown.len(),
+        1,
+        "only the transitive unknown attribute"
+    );
+    assert_eq!(sent.attrs.unknown[0].flags, 0xe0, "with the Partial bit");
+    // Withdraw reaches the other peer.
+    let ex = r.apply_update(a, &withdraw(&["192.168.10.0/24"])).unwrap();
+    assert_eq!(ex.peers[0].1.withdraw, vec![p("192.168.10.0/24")]);
+    // And a peer going down withdraws its routes from the others.
+    r.apply_update(
+        a,
+        &announce(attrs(&[65001], [10, 1, 0, 100]), &["192.168.11.0/24"]),
+    )
+    .unwrap();
+    let ex = r.peer_down(a);
+    assert_eq!(ex.peers[0].1.withdraw, vec![p("192.168.11.0/24")]);
+}
+
+#[test]
+fn no_advertise_is_kept_but_not_exported() {
+    let mut r = rib(true);
+    let a = r.add_peer("nva1", Ipv4Addr::new(10, 1, 2, 10), 65001, 4000);
+    let c = r.add_peer("branch", Ipv4Addr::new(10, 1, 2, 20), 65020, 4000);
+    r.peer_up(a, Ipv4Addr::new(10, 1, 2, 10));
+    r.peer_up(c, Ipv4Addr::new(10, 1, 2, 20));
+    let mut at = attrs(&[65001], [10, 1, 0, 100]);
+    at.communities.push(community::NO_ADVERTISE);
+    let ex = r
+        .apply_update(a, &announce(at, &["192.168.10.0/24"]))
+        .unwrap();
+    assert_eq!(r.len(), 1, "installed");
+    assert!(ex.peers.is_empty(), "not re-advertised");
+    assert_eq!(r.advertised_to(c).len(), 1, "only the address space");
+}
+
+#[test]
+fn packed_encoding_round_trips() {
+    let mut r = rib(true);
+    let a = r.add_peer("t", Ipv4Addr::new(10, 0, 0, 1), 65001, 100_000);
+    let m = r.add_peer("mon", Ipv4Addr::new(10, 0, 0, 2), 65002, 100_000);
+    r.peer_up(a, Ipv4Addr::new(10, 0, 0, 1));
+    r.peer_up(m, Ipv4Addr::new(10, 0, 0, 2));
+    let u = UpdateMessage {
+        withdrawn: vec![],
+        attrs: attrs(&[65001], [10, 0, 0, 1]),
+        nlri: (0..5000u32)
+            .map(|i| Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 + i), 32).unwrap())
+            .collect(),
+    };
+    let ex = r.apply_update(a, &u).unwrap();
+    let ctx = bgp::wire::SessionContext::default();
+    let mut bytes = Vec::new();
+    let n = ex.peers[0].1.encode(&ctx, &mut bytes);
+    assert!(n <= 7, "{n} messages for 5000 /32s");
+    let mut got = 0;
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let (msg, used) = bgp::wire::Message::decode(rest, &ctx).unwrap();
+        if let bgp::wire::Message::Update(u) = msg {
+            assert_eq!(u.attrs.as_path.unwrap().to_string(), "65515 65001");
+            got += u.nlri.len();
+        }
+        rest = &rest[used..];
+    }
+    assert_eq!(got, 5000);
+}
