@@ -11,16 +11,20 @@
 //! - On the host loopback it does: a neighbor in 127.0.0.0/8 is a host-scope address, which
 //!   BIRD does not count as directly connected, so the protocol stops at once with
 //!   `Error: Invalid next hop`. The builder adds `multihop` for 127.x neighbors.
-//! - Routes received with a NEXT_HOP that is not on a connected subnet are dropped in direct
-//!   mode (`Invalid NEXT_HOP attribute` in the log, RFC 7606 treat-as-withdraw); a peer on the
-//!   host loopback therefore has to advertise a next hop BIRD can reach, and BIRD's own
-//!   routes need [`BirdPeer::next_hop_address`] towards FRR and GoBGP, which reject a
-//!   127.x next hop.
+//! - A route received with a NEXT_HOP that is not on a connected subnet is silently treated as
+//!   withdraw in direct mode: it never reaches the table, `show protocols all` counts it under
+//!   "Import withdraws", and nothing is logged even with `log ... all`. On a LAN, give
+//!   next hops inside the LAN's prefix (the seed's LB frontend 10.1.0.100 on a 10.1.0.0/16 LAN
+//!   is fine). With `multihop` (the host-loopback case) BIRD keeps such routes and resolves
+//!   the next hop recursively.
+//! - Towards FRR and GoBGP on the host loopback, BIRD's own routes need
+//!   [`BirdPeer::next_hop_address`]: both reject a 127.x next hop.
 //! - After a session error BIRD waits 60 s (up to 300 s) before retrying; the builder sets
 //!   `connect retry time 5; error wait time 5, 30;`.
 //! - `local ... port N` sets the port it listens on for that protocol; BIRD logs
 //!   `Unexpected connect from unknown address` for a connection whose source it does not know.
-//! - BIRD sends no MED unless a filter sets `bgp_med`; next hop is its own address on export.
+//! - BIRD sends no MED unless a filter sets `bgp_med`; next hop is its own address on export;
+//!   it sends End-of-RIB after the initial table whether or not graceful restart was agreed.
 
 use std::fmt::Write as _;
 use std::io;
@@ -134,7 +138,9 @@ impl BirdPeer {
             Some(body) => format!("export filter {{ {body} }};"),
             None => "export all;".to_string(),
         };
-        let nh = next_hop.map(|a| format!(" next hop address {a};")).unwrap_or_default();
+        let nh = next_hop
+            .map(|a| format!(" next hop address {a};"))
+            .unwrap_or_default();
         format!("  {afi} {{ import all; {export}{nh} }};\n")
     }
 }
@@ -202,7 +208,11 @@ impl BirdBuilder {
         c.push_str("protocol device {}\n");
         for (afi, routes) in [("ipv4", &self.statics4), ("ipv6", &self.statics6)] {
             if !routes.is_empty() {
-                let _ = writeln!(c, "protocol static static_{afi} {{\n  {afi};\n{}\n}}", routes.join("\n"));
+                let _ = writeln!(
+                    c,
+                    "protocol static static_{afi} {{\n  {afi};\n{}\n}}",
+                    routes.join("\n")
+                );
             }
         }
         for l in &self.config_lines {
@@ -218,7 +228,10 @@ impl BirdBuilder {
                 let _ = write!(local, " port {port}");
             }
             let _ = writeln!(c, "{local} as {};", self.asn);
-            let port = p.neighbor_port.map(|n| format!(" port {n}")).unwrap_or_default();
+            let port = p
+                .neighbor_port
+                .map(|n| format!(" port {n}"))
+                .unwrap_or_default();
             let _ = writeln!(c, "  neighbor {}{port} as {};", p.neighbor, p.remote_as);
             if p.multihop.unwrap_or_else(|| p.neighbor.starts_with("127.")) {
                 c.push_str("  multihop;\n");
@@ -250,13 +263,32 @@ impl BirdBuilder {
         let log = dir.file("bird.log");
         let conf = dir.write("bird.conf", &self.render(&log.display().to_string()))?;
         // Unlike bgpd -C, bird -p does reject a bad config, with the line number.
-        run(Command::new(&bird).arg("-p").arg("-c").arg(&conf))
-            .map_err(|e| io::Error::other(format!("{e}\n--- {} ---\n{}", conf.display(), self.render(""))))?;
+        run(Command::new(&bird).arg("-p").arg("-c").arg(&conf)).map_err(|e| {
+            io::Error::other(format!(
+                "{e}\n--- {} ---\n{}",
+                conf.display(),
+                self.render("")
+            ))
+        })?;
         let socket = dir.file("bird.ctl");
         let mut cmd = command_in(netns.map(Netns::name), &bird);
-        cmd.arg("-f").arg("-c").arg(&conf).arg("-s").arg(&socket).arg("-P").arg(dir.file("bird.pid"));
+        cmd.arg("-f")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-s")
+            .arg(&socket)
+            .arg("-P")
+            .arg(dir.file("bird.pid"));
         let process = Process::spawn(cmd, "bird", &dir.file("bird.out"))?;
-        let mut b = Bird { process, birdc, socket, log, netns: netns.map(|n| n.name().to_string()), config: self, dir };
+        let mut b = Bird {
+            process,
+            birdc,
+            socket,
+            log,
+            netns: netns.map(|n| n.name().to_string()),
+            config: self,
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             b.process.check_alive()?;
@@ -296,8 +328,14 @@ impl Bird {
     /// Runs one `birdc` command (words separated by spaces) and returns its output without the
     /// `BIRD x.y.z ready.` banner.
     pub fn birdc(&self, cmd: &str) -> io::Result<String> {
-        let out = run(Command::new(&self.birdc).arg("-s").arg(&self.socket).args(cmd.split_whitespace()))?;
-        let body: Vec<&str> = out.lines().filter(|l| !(l.starts_with("BIRD ") && l.ends_with("ready."))).collect();
+        let out = run(Command::new(&self.birdc)
+            .arg("-s")
+            .arg(&self.socket)
+            .args(cmd.split_whitespace()))?;
+        let body: Vec<&str> = out
+            .lines()
+            .filter(|l| !(l.starts_with("BIRD ") && l.ends_with("ready.")))
+            .collect();
         let body = body.join("\n");
         if body.starts_with("syntax error") || body.starts_with("Unable to connect") {
             return Err(io::Error::other(format!("birdc {cmd:?}: {body}")));
@@ -387,11 +425,23 @@ fn parse_routes(out: &str) -> Vec<Route> {
             continue;
         }
         if !line.starts_with(' ') {
-            prefix = line.split_whitespace().next().unwrap_or_default().to_string();
+            prefix = line
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
         }
         if line.contains('[') {
-            let best = line.split(']').nth(1).is_some_and(|rest| rest.trim_start().starts_with('*'));
-            routes.push(Route { prefix: prefix.clone(), next_hop: String::new(), as_path: String::new(), best });
+            let best = line
+                .split(']')
+                .nth(1)
+                .is_some_and(|rest| rest.trim_start().starts_with('*'));
+            routes.push(Route {
+                prefix: prefix.clone(),
+                next_hop: String::new(),
+                as_path: String::new(),
+                best,
+            });
         }
     }
     routes.sort();
@@ -426,10 +476,24 @@ mod tests {
         let out = out.as_str();
         let r = parse_routes(out);
         assert_eq!(r.len(), 4);
-        assert_eq!(r[0], Route { prefix: "10.20.0.0/16".into(), next_hop: "".into(), as_path: "".into(), best: true });
+        assert_eq!(
+            r[0],
+            Route {
+                prefix: "10.20.0.0/16".into(),
+                next_hop: "".into(),
+                as_path: "".into(),
+                best: true
+            }
+        );
         assert_eq!(r[1].prefix, "192.168.10.0/24");
-        assert_eq!((r[1].next_hop.as_str(), r[1].as_path.as_str(), r[1].best), ("10.1.0.100", "65001", true));
-        assert_eq!((r[2].next_hop.as_str(), r[2].as_path.as_str(), r[2].best), ("10.1.0.101", "65002 65002", false));
+        assert_eq!(
+            (r[1].next_hop.as_str(), r[1].as_path.as_str(), r[1].best),
+            ("10.1.0.100", "65001", true)
+        );
+        assert_eq!(
+            (r[2].next_hop.as_str(), r[2].as_path.as_str(), r[2].best),
+            ("10.1.0.101", "65002 65002", false)
+        );
         assert_eq!(r[3].next_hop, "2001:db8:1::1");
     }
 }

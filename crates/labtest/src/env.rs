@@ -1,15 +1,22 @@
 //! Whether a lab test can run here: root, and the peer binaries it needs.
 //!
-//! Tests call [`require`] first and return early when it says no. In CI a skipped lab test
+//! Tests call [`require`] (or [`require_netns`]) first and return early when it says no. In CI a skipped lab test
 //! would hide a broken setup, so with `LABTEST_REQUIRE=1` in the environment a missing
 //! prerequisite panics instead of skipping (`.ci/run` sets it).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// Directories searched after `$PATH`: cargo's test environment often lacks the sbin
 /// directories, and FRR keeps its daemons in `/usr/lib/frr`.
-const EXTRA_DIRS: &[&str] = &["/usr/lib/frr", "/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin"];
+const EXTRA_DIRS: &[&str] = &[
+    "/usr/lib/frr",
+    "/usr/sbin",
+    "/sbin",
+    "/usr/local/sbin",
+    "/usr/bin",
+];
 
 /// True when the process runs with effective uid 0 (needed for namespaces and port 179).
 pub fn have_root() -> bool {
@@ -74,9 +81,21 @@ pub fn skip(reason: &str) {
 /// }
 /// ```
 pub fn require(binaries: &[&str]) -> bool {
+    check(binaries, false)
+}
+
+/// Like [`require`], and also checks that network namespaces can be created here (root in an
+/// unprivileged container cannot). For tests that use [`crate::Netns`] or [`crate::Lan`].
+pub fn require_netns(binaries: &[&str]) -> bool {
+    check(binaries, true)
+}
+
+fn check(binaries: &[&str], netns: bool) -> bool {
     let mut missing = Vec::new();
     if !have_root() {
-        missing.push("root (network namespaces)".to_string());
+        missing.push("root".to_string());
+    } else if netns && !have_netns() {
+        missing.push("network namespaces (`ip netns add` failed)".to_string());
     }
     for b in binaries {
         if !have_binary(b) {
@@ -88,4 +107,10 @@ pub fn require(binaries: &[&str]) -> bool {
     }
     skip(&format!("needs {}", missing.join(", ")));
     false
+}
+
+/// True when this process can create a network namespace (tried once, then remembered).
+pub fn have_netns() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| have_binary("ip") && crate::Netns::new("probe").is_ok())
 }

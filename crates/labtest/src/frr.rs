@@ -14,8 +14,10 @@
 //! - `bgpd -C` exits 0 and prints nothing even for lines it does not know; at run time it only
 //!   logs `No such command on config line N`. [`FrrBuilder::start`] scans the log for that and
 //!   fails, so a typo cannot silently become a missing neighbor.
-//! - `-S` (skip run-as) keeps bgpd root: by default it drops to user `frr`, which cannot write
-//!   in the test's temp dir. `vtysh` must then run as root (or in group `frrvty`).
+//! - `-S` (skip run-as) keeps bgpd root, so it can write its vty socket and logs in the test's
+//!   root-owned temp dir (by default it switches to user `frr`; `-u root -g root` instead
+//!   fails with "user(root) is not part of vty group specified(frrvty)"). `vtysh` must then
+//!   run as root.
 //! - A NEXT_HOP in 127.0.0.0/8 is a martian to FRR: an UPDATE carrying one is answered with
 //!   NOTIFICATION 3/8 (Invalid NEXT_HOP) and the session resets. On the host's loopback the
 //!   other side must therefore rewrite its next hop (BIRD: `next hop address`, GoBGP: an
@@ -28,7 +30,9 @@
 //!   AS-path loop), so `PfxSnt` counts include them.
 //! - Locally originated routes carry MED 0 (`metric 0`) and next hop `0.0.0.0` in its own table;
 //!   the OPEN carries the FQDN capability (73) with the configured `hostname`.
-//! - Output of `show ... json` is valid JSON, but its key order is not stable across versions.
+//! - It sends no End-of-RIB to a peer that did not offer graceful restart, and never sends an
+//!   eBGP peer a route whose communities (before the outbound route-map) hold NO_EXPORT.
+//!   See `crates/bgp/tests/fixtures/README.md` for its exact OPEN and UPDATEs.
 
 use std::fmt::Write as _;
 use std::io;
@@ -266,7 +270,10 @@ impl FrrBuilder {
         c.push_str("exit\n!\n");
         for (i, n) in self.neighbors.iter().enumerate() {
             if let (Some(nh), None) = (&n.next_hop_out, &n.route_map_out) {
-                let _ = writeln!(c, "route-map NH-OUT-{i} permit 10\n set ip next-hop {nh}\nexit\n!");
+                let _ = writeln!(
+                    c,
+                    "route-map NH-OUT-{i} permit 10\n set ip next-hop {nh}\nexit\n!"
+                );
             }
         }
         for l in &self.config_lines {
@@ -276,13 +283,19 @@ impl FrrBuilder {
     }
 
     fn out_map(&self, i: usize, n: &FrrNeighbor) -> Option<String> {
-        n.route_map_out.clone().or_else(|| n.next_hop_out.as_ref().map(|_| format!("NH-OUT-{i}")))
+        n.route_map_out
+            .clone()
+            .or_else(|| n.next_hop_out.as_ref().map(|_| format!("NH-OUT-{i}")))
     }
 
     /// Writes the config into a fresh [`Workdir`] and starts bgpd inside `netns` (or on the
     /// host). Returns once `vtysh` answers; fails if bgpd exits or rejects a config line.
     pub fn start(self, netns: Option<&Netns>) -> io::Result<Frr> {
-        if let Some(n) = self.neighbors.iter().find(|n| n.next_hop_out.is_some() && n.route_map_out.is_some()) {
+        if let Some(n) = self
+            .neighbors
+            .iter()
+            .find(|n| n.next_hop_out.is_some() && n.route_map_out.is_some())
+        {
             return Err(io::Error::other(format!(
                 "neighbor {}: next_hop_out and route_map_out both set; put `set ip next-hop` in the route-map",
                 n.address
@@ -303,7 +316,14 @@ impl FrrBuilder {
             cmd.args(["-l", a]);
         }
         let process = Process::spawn(cmd, "bgpd", &dir.file("bgpd.out"))?;
-        let mut frr = Frr { process, vtysh, log, netns: netns.map(|n| n.name().to_string()), config: self, dir };
+        let mut frr = Frr {
+            process,
+            vtysh,
+            log,
+            netns: netns.map(|n| n.name().to_string()),
+            config: self,
+            dir,
+        };
         frr.wait_ready()?;
         Ok(frr)
     }
@@ -343,7 +363,10 @@ impl Frr {
             std::thread::sleep(Duration::from_millis(100));
         }
         let log = std::fs::read_to_string(&self.log).unwrap_or_default() + &self.process.output();
-        let bad: Vec<&str> = log.lines().filter(|l| l.contains("on config line")).collect();
+        let bad: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("on config line"))
+            .collect();
         if !bad.is_empty() {
             return Err(io::Error::other(format!(
                 "bgpd rejected config lines ({}):\n{}\n--- config ---\n{}",
@@ -363,7 +386,10 @@ impl Frr {
             .arg(self.dir.path())
             .args(["-d", "bgpd", "-c", cmd]))?;
         if out.starts_with('%') {
-            return Err(io::Error::other(format!("vtysh -c {cmd:?}: {}", out.trim())));
+            return Err(io::Error::other(format!(
+                "vtysh -c {cmd:?}: {}",
+                out.trim()
+            )));
         }
         Ok(out)
     }
@@ -383,7 +409,10 @@ impl Frr {
                 for p in paths.as_array().unwrap_or_default() {
                     routes.push(Route {
                         prefix: prefix.clone(),
-                        next_hop: p["nexthops"][0]["ip"].as_str().unwrap_or_default().to_string(),
+                        next_hop: p["nexthops"][0]["ip"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
                         as_path: p["path"].as_str().unwrap_or_default().to_string(),
                         best: p["bestpath"].as_bool().unwrap_or(false),
                     });

@@ -12,7 +12,9 @@
 //! - `gobgp global rib add` sends ORIGIN incomplete unless told `origin igp`;
 //!   [`GoBgp::add_route`] adds `origin igp` unless the attributes name an origin.
 //! - Routes are originated only through the API/CLI ([`GoBgp::add_route`]), not the config.
-//! - GoBGP sends one prefix per UPDATE, and no MED unless `med N` is given.
+//! - GoBGP sends one prefix per UPDATE, no MED unless `med N` is given, and no End-of-RIB
+//!   without graceful restart; its OPEN offers extended next hop (RFC 8950) even on an IPv4
+//!   session.
 //! - A NEXT_HOP in 127.0.0.0/8 is "invalid nexthop address" to GoBGP: that UPDATE is treated as
 //!   withdraw (the session stays up). On the host loopback the peer must set a routable next
 //!   hop.
@@ -138,7 +140,11 @@ impl GoBgpBuilder {
     /// The `gobgpd.toml` this builder describes.
     pub fn render(&self) -> String {
         let mut c = String::new();
-        let _ = writeln!(c, "[global.config]\n  as = {}\n  router-id = \"{}\"\n  port = {}", self.asn, self.router_id, self.port);
+        let _ = writeln!(
+            c,
+            "[global.config]\n  as = {}\n  router-id = \"{}\"\n  port = {}",
+            self.asn, self.router_id, self.port
+        );
         if !self.listen.is_empty() {
             let list: Vec<String> = self.listen.iter().map(|a| format!("\"{a}\"")).collect();
             let _ = writeln!(c, "  local-address-list = [{}]", list.join(", "));
@@ -190,10 +196,19 @@ impl GoBgpBuilder {
         let dir = Workdir::new(&format!("gobgp-{}", self.router_id))?;
         let conf = dir.write("gobgpd.toml", &self.render())?;
         let mut cmd = command_in(netns.map(Netns::name), &gobgpd);
-        cmd.arg("-f").arg(&conf).args(["-p", "--pprof-disable", "-l", "info"]);
+        cmd.arg("-f")
+            .arg(&conf)
+            .args(["-p", "--pprof-disable", "-l", "info"]);
         cmd.arg(format!("--api-hosts={}:{}", api.0, api.1));
         let process = Process::spawn(cmd, "gobgpd", &dir.file("gobgpd.log"))?;
-        let mut g = GoBgp { process, gobgp, api, netns: netns.map(|n| n.name().to_string()), config: self, dir };
+        let mut g = GoBgp {
+            process,
+            gobgp,
+            api,
+            netns: netns.map(|n| n.name().to_string()),
+            config: self,
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             g.process.check_alive()?;
@@ -239,7 +254,8 @@ impl GoBgp {
     /// Runs `gobgp -u ADDR -p PORT args...` in the daemon's namespace; its stdout.
     pub fn gobgp(&self, args: &[&str]) -> io::Result<String> {
         let mut cmd = command_in(self.netns.as_deref(), &self.gobgp);
-        cmd.args(["-u", &self.api.0, "-p", &self.api.1.to_string()]).args(args);
+        cmd.args(["-u", &self.api.0, "-p", &self.api.1.to_string()])
+            .args(args);
         run(&mut cmd)
     }
 
@@ -269,7 +285,8 @@ impl GoBgp {
     /// Withdraws a route added with [`GoBgp::add_route`].
     pub fn del_route(&self, prefix: &str) -> io::Result<()> {
         let afi = if prefix.contains(':') { "ipv6" } else { "ipv4" };
-        self.gobgp(&["global", "rib", "del", "-a", afi, prefix]).map(drop)
+        self.gobgp(&["global", "rib", "del", "-a", afi, prefix])
+            .map(drop)
     }
 
     /// Every path in the global RIB, IPv4 and IPv6 unicast (`gobgp global rib -a AFI -j`).
@@ -292,12 +309,13 @@ impl GoBgp {
         match self.gobgp_json(&["neighbor"]) {
             Ok(v) => {
                 let n = v.as_array().unwrap_or_default().iter().find(|n| {
-                    n["state"]["neighbor_address"].as_str() == Some(addr) || n["conf"]["neighbor_address"].as_str() == Some(addr)
+                    n["state"]["neighbor_address"].as_str() == Some(addr)
+                        || n["conf"]["neighbor_address"].as_str() == Some(addr)
                 });
                 match n.map(|n| &n["state"]["session_state"]) {
                     Some(Json::Number(s)) => normalize_state(&s.to_string()),
                     Some(Json::String(s)) => normalize_state(s),
-                    // 3.x omits a zero-valued enum: unknown.
+                    // Absent when 0 (protobuf JSON leaves out zero values): state unknown.
                     Some(_) => "error: no session_state".to_string(),
                     None => format!("error: no neighbor {addr}"),
                 }
@@ -365,7 +383,11 @@ fn path_to_route(prefix: &str, p: &Json) -> Route {
             Some(14) if next_hop.is_empty() => {
                 next_hop = match &a["nexthop"] {
                     Json::String(s) => s.clone(),
-                    Json::Array(v) => v.first().and_then(Json::as_str).unwrap_or_default().to_string(),
+                    Json::Array(v) => v
+                        .first()
+                        .and_then(Json::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                     _ => String::new(),
                 }
             }

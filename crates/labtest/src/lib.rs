@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //!
-//! - [`env`]: [`have_root`], [`have_binary`], [`skip`], [`require`] — decide whether a test can run.
+//! - [`env`](mod@env): [`have_root`], [`have_netns`], [`have_binary`], [`skip`], [`require`],
+//!   [`require_netns`] — decide whether a test can run.
 //! - [`netns`]: [`Netns`] (one namespace) and [`Lan`] (a bridge plus veth legs to member
 //!   namespaces).
 //! - [`process`]: [`Process`] (a child killed on drop) and [`Workdir`] (a temp dir per instance).
@@ -29,7 +30,7 @@
 //! use std::time::Duration;
 //! use labtest::{Bird, BirdPeer, Frr, FrrNeighbor, Lan};
 //!
-//! if !labtest::require(&["bgpd", "vtysh", "bird", "birdc"]) {
+//! if !labtest::require_netns(&["bgpd", "vtysh", "bird", "birdc"]) {
 //!     return;
 //! }
 //! let lan = Lan::new(&[("nva", &["10.1.2.10/16"]), ("rs", &["10.1.1.4/16"])]).unwrap();
@@ -60,7 +61,7 @@ pub mod process;
 mod route;
 
 pub use bird::{Bird, BirdBuilder, BirdPeer};
-pub use env::{find_binary, have_binary, have_root, require, skip};
+pub use env::{find_binary, have_binary, have_netns, have_root, require, require_netns, skip};
 pub use frr::{Frr, FrrBuilder, FrrNeighbor};
 pub use gobgp::{free_port, GoBgp, GoBgpBuilder, GoBgpNeighbor};
 pub use netns::{Lan, Netns};

@@ -30,7 +30,12 @@ impl Netns {
     pub fn new(tag: &str) -> io::Result<Netns> {
         static SWEEP: Once = Once::new();
         SWEEP.call_once(remove_stale);
-        let name = format!("{PREFIX}{}-{}-{}", std::process::id(), unique_id(), sanitize(tag, 32));
+        let name = format!(
+            "{PREFIX}{}-{}-{}",
+            std::process::id(),
+            unique_id(),
+            sanitize(tag, 32)
+        );
         run(Command::new("ip").args(["netns", "add", &name]))?;
         let ns = Netns { name };
         ns.exec("ip", &["link", "set", "lo", "up"])?;
@@ -94,7 +99,11 @@ impl Drop for Netns {
 
 fn pids_in(ns: &str) -> Vec<u32> {
     run(Command::new("ip").args(["netns", "pids", ns]))
-        .map(|out| out.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|out| {
+            out.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -119,13 +128,19 @@ fn kill_all_in(ns: &str) {
 /// Deletes `lt-<pid>-…` namespaces whose test process no longer exists (it was SIGKILLed, so
 /// no destructor ran).
 fn remove_stale() {
-    let Ok(list) = run(Command::new("ip").args(["netns", "list"])) else { return };
+    let Ok(list) = run(Command::new("ip").args(["netns", "list"])) else {
+        return;
+    };
     for line in list.lines() {
-        let Some(name) = line.split_whitespace().next() else { continue };
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
         let Some(owner) = name.strip_prefix(PREFIX).and_then(|r| r.split('-').next()) else {
             continue;
         };
-        let Ok(pid) = owner.parse::<u32>() else { continue };
+        let Ok(pid) = owner.parse::<u32>() else {
+            continue;
+        };
         if !Path::new(&format!("/proc/{pid}")).exists() {
             kill_all_in(name);
             let _ = run(Command::new("ip").args(["netns", "del", name]));
@@ -160,7 +175,10 @@ impl Lan {
         let hub = Netns::new("hub")?;
         hub.exec("ip", &["link", "add", "br0", "type", "bridge"])?;
         hub.exec("ip", &["link", "set", "br0", "up"])?;
-        let mut lan = Lan { members: Vec::new(), hub };
+        let mut lan = Lan {
+            members: Vec::new(),
+            hub,
+        };
         for (name, addrs) in members {
             lan.add(name, addrs)?;
         }
@@ -170,15 +188,29 @@ impl Lan {
     /// Adds one more member namespace on the bridge.
     pub fn add(&mut self, name: &str, addrs: &[&str]) -> io::Result<&Netns> {
         if self.members.iter().any(|(n, _)| n == name) {
-            return Err(io::Error::other(format!("LAN member {name} already exists")));
+            return Err(io::Error::other(format!(
+                "LAN member {name} already exists"
+            )));
         }
         let ns = Netns::new(name)?;
         let leg = format!("p{}", self.members.len() + 1);
         self.hub.exec(
             "ip",
-            &["link", "add", &leg, "type", "veth", "peer", "name", "eth0", "netns", ns.name()],
+            &[
+                "link",
+                "add",
+                &leg,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                ns.name(),
+            ],
         )?;
-        self.hub.exec("ip", &["link", "set", &leg, "master", "br0", "up"])?;
+        self.hub
+            .exec("ip", &["link", "set", &leg, "master", "br0", "up"])?;
         for a in addrs {
             ns.add_addr("eth0", a)?;
         }

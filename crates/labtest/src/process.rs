@@ -18,7 +18,13 @@ pub(crate) fn unique_id() -> u64 {
 /// namespace names and unix socket paths (which are limited to 107 bytes).
 pub(crate) fn sanitize(tag: &str, max: usize) -> String {
     tag.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(max)
         .collect()
 }
@@ -34,7 +40,12 @@ pub struct Workdir {
 
 impl Workdir {
     pub fn new(tag: &str) -> io::Result<Workdir> {
-        let name = format!("lt-{}-{}-{}", std::process::id(), unique_id(), sanitize(tag, 24));
+        let name = format!(
+            "lt-{}-{}-{}",
+            std::process::id(),
+            unique_id(),
+            sanitize(tag, 24)
+        );
         let path = std::env::temp_dir().join(name);
         fs::create_dir_all(&path)
             .map_err(|e| io::Error::new(e.kind(), format!("create {}: {e}", path.display())))?;
@@ -92,7 +103,11 @@ impl Process {
             .stderr(err)
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("spawn {name} ({cmd:?}): {e}")))?;
-        Ok(Process { child, name: name.to_string(), output: output.to_path_buf() })
+        Ok(Process {
+            child,
+            name: name.to_string(),
+            output: output.to_path_buf(),
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -158,7 +173,13 @@ impl Drop for Process {
 /// through the shell's builtin (present even where procps is not).
 pub(crate) fn signal(pid: u32, sig: &str) {
     let _ = Command::new("sh")
-        .args(["-c", "kill -s \"$1\" \"$2\" 2>/dev/null", "sh", sig, &pid.to_string()])
+        .args([
+            "-c",
+            "kill -s \"$1\" \"$2\" 2>/dev/null",
+            "sh",
+            sig,
+            &pid.to_string(),
+        ])
         .status();
 }
 

@@ -17,8 +17,14 @@ pub struct Route {
 
 /// The RFC 4271 §8.2.2 session state names that every launcher's `neighbor_state` returns
 /// (FRR, BIRD and GoBGP each spell them their own way).
-pub const SESSION_STATES: [&str; 6] =
-    ["Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established"];
+pub const SESSION_STATES: [&str; 6] = [
+    "Idle",
+    "Connect",
+    "Active",
+    "OpenSent",
+    "OpenConfirm",
+    "Established",
+];
 
 /// Maps a daemon's spelling of a session state to the RFC name; unknown spellings pass through.
 pub(crate) fn normalize_state(s: &str) -> String {

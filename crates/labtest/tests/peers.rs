@@ -16,7 +16,7 @@ fn find<'a>(routes: &'a [Route], prefix: &str) -> Option<&'a Route> {
 /// 10.1.0.100 as next hop to a "route server" (BIRD, AS 65515) on the same /16.
 #[test]
 fn frr_and_bird_on_a_lan() {
-    if !labtest::require(&["bgpd", "vtysh", "bird", "birdc"]) {
+    if !labtest::require_netns(&["bgpd", "vtysh", "bird", "birdc"]) {
         return;
     }
     let lan = Lan::new(&[("nva", &["10.1.2.10/16"]), ("rs", &["10.1.1.4/16"])]).unwrap();
@@ -33,7 +33,8 @@ fn frr_and_bird_on_a_lan() {
         .unwrap();
 
     let established = labtest::wait_until(UP, || {
-        frr.neighbor_state("10.1.1.4") == "Established" && bird.neighbor_state("10.1.2.10") == "Established"
+        frr.neighbor_state("10.1.1.4") == "Established"
+            && bird.neighbor_state("10.1.2.10") == "Established"
     });
     assert!(
         established,
@@ -43,15 +44,27 @@ fn frr_and_bird_on_a_lan() {
         frr.log(),
         bird.log()
     );
-    assert!(labtest::wait_until(UP, || bird.routes().is_ok_and(|r| find(&r, "192.168.10.0/24").is_some())));
+    assert!(labtest::wait_until(UP, || bird
+        .routes()
+        .is_ok_and(|r| find(&r, "192.168.10.0/24").is_some())));
     let learned = bird.routes().unwrap();
     let r = find(&learned, "192.168.10.0/24").unwrap();
-    assert_eq!((r.next_hop.as_str(), r.as_path.as_str()), ("10.1.0.100", "65001"), "{learned:?}");
+    assert_eq!(
+        (r.next_hop.as_str(), r.as_path.as_str()),
+        ("10.1.0.100", "65001"),
+        "{learned:?}"
+    );
 
-    assert!(labtest::wait_until(UP, || frr.routes().is_ok_and(|r| find(&r, "10.1.0.0/16").is_some())));
+    assert!(labtest::wait_until(UP, || frr
+        .routes()
+        .is_ok_and(|r| find(&r, "10.1.0.0/16").is_some())));
     let learned = frr.routes().unwrap();
     let r = find(&learned, "10.1.0.0/16").unwrap();
-    assert_eq!((r.next_hop.as_str(), r.as_path.as_str()), ("10.1.1.4", "65515"), "{learned:?}");
+    assert_eq!(
+        (r.next_hop.as_str(), r.as_path.as_str()),
+        ("10.1.1.4", "65515"),
+        "{learned:?}"
+    );
 }
 
 /// The same pair on the host, on 127.0.0.x addresses and free ports: no namespace needed,
@@ -67,7 +80,11 @@ fn frr_and_bird_on_host_loopback() {
     let frr = Frr::builder(65001, "10.1.2.10")
         .listen(frr_addr)
         .port(frr_port)
-        .neighbor(FrrNeighbor::new(bird_addr, 65002).port(bird_port).next_hop_out("10.1.0.100"))
+        .neighbor(
+            FrrNeighbor::new(bird_addr, 65002)
+                .port(bird_port)
+                .next_hop_out("10.1.0.100"),
+        )
         .network("192.168.10.0/24")
         .start(None)
         .unwrap();
@@ -83,22 +100,33 @@ fn frr_and_bird_on_host_loopback() {
         .start(None)
         .unwrap();
     let established = labtest::wait_until(UP, || {
-        frr.neighbor_state(bird_addr) == "Established" && bird.neighbor_state(frr_addr) == "Established"
+        frr.neighbor_state(bird_addr) == "Established"
+            && bird.neighbor_state(frr_addr) == "Established"
     });
     assert!(established, "frr: {}\nbird: {}", frr.log(), bird.log());
-    assert!(labtest::wait_until(UP, || frr.routes().is_ok_and(|r| find(&r, "10.20.0.0/16").is_some())));
+    assert!(labtest::wait_until(UP, || frr
+        .routes()
+        .is_ok_and(|r| find(&r, "10.20.0.0/16").is_some())));
     let r = frr.routes().unwrap();
     let r = find(&r, "10.20.0.0/16").unwrap();
-    assert_eq!((r.next_hop.as_str(), r.as_path.as_str()), ("10.1.0.101", "65002"));
-    assert!(labtest::wait_until(UP, || bird.routes().is_ok_and(|r| r.iter().any(|r| r.prefix == "192.168.10.0/24"))));
+    assert_eq!(
+        (r.next_hop.as_str(), r.as_path.as_str()),
+        ("10.1.0.101", "65002")
+    );
+    assert!(labtest::wait_until(UP, || bird
+        .routes()
+        .is_ok_and(|r| r.iter().any(|r| r.prefix == "192.168.10.0/24"))));
     let r = bird.routes().unwrap();
     let r = r.iter().find(|r| r.prefix == "192.168.10.0/24").unwrap();
-    assert_eq!((r.next_hop.as_str(), r.as_path.as_str()), ("10.1.0.100", "65001"));
+    assert_eq!(
+        (r.next_hop.as_str(), r.as_path.as_str()),
+        ("10.1.0.100", "65001")
+    );
 }
 
 #[test]
 fn gobgp_and_frr_on_a_lan() {
-    if !labtest::require(&["bgpd", "vtysh", "gobgpd", "gobgp"]) {
+    if !labtest::require_netns(&["bgpd", "vtysh", "gobgpd", "gobgp"]) {
         return;
     }
     let lan = Lan::new(&[("nva", &["10.1.2.12/16"]), ("rs", &["10.1.1.4/16"])]).unwrap();
@@ -112,28 +140,58 @@ fn gobgp_and_frr_on_a_lan() {
         .start(Some(lan.ns("rs")))
         .unwrap();
     gobgp
-        .add_route("192.168.30.0/24", "10.1.0.100", &["community", "65003:1", "large-community", "65003:0:1", "med", "50"])
+        .add_route(
+            "192.168.30.0/24",
+            "10.1.0.100",
+            &[
+                "community",
+                "65003:1",
+                "large-community",
+                "65003:0:1",
+                "med",
+                "50",
+            ],
+        )
         .unwrap();
     let established = labtest::wait_until(UP, || {
-        gobgp.neighbor_state("10.1.1.4") == "Established" && frr.neighbor_state("10.1.2.12") == "Established"
+        gobgp.neighbor_state("10.1.1.4") == "Established"
+            && frr.neighbor_state("10.1.2.12") == "Established"
     });
     assert!(established, "gobgp: {}\nfrr: {}", gobgp.log(), frr.log());
 
-    assert!(labtest::wait_until(UP, || frr.routes().is_ok_and(|r| find(&r, "192.168.30.0/24").is_some())));
+    assert!(labtest::wait_until(UP, || frr
+        .routes()
+        .is_ok_and(|r| find(&r, "192.168.30.0/24").is_some())));
     let learned = frr.routes().unwrap();
     let r = find(&learned, "192.168.30.0/24").unwrap();
-    assert_eq!((r.next_hop.as_str(), r.as_path.as_str()), ("10.1.0.100", "65003"), "{learned:?}");
-    let detail = frr.vtysh_json("show bgp ipv4 unicast 192.168.30.0/24 json").unwrap();
+    assert_eq!(
+        (r.next_hop.as_str(), r.as_path.as_str()),
+        ("10.1.0.100", "65003"),
+        "{learned:?}"
+    );
+    let detail = frr
+        .vtysh_json("show bgp ipv4 unicast 192.168.30.0/24 json")
+        .unwrap();
     let path = &detail["paths"][0];
-    assert_eq!(path["origin"].as_str(), Some("IGP"), "origin igp must be sent: {detail:?}");
+    assert_eq!(
+        path["origin"].as_str(),
+        Some("IGP"),
+        "origin igp must be sent: {detail:?}"
+    );
     assert_eq!(path["metric"].as_u64(), Some(50), "{detail:?}");
     assert_eq!(path["community"]["string"].as_str(), Some("65003:1"));
     assert_eq!(path["largeCommunity"]["string"].as_str(), Some("65003:0:1"));
 
-    assert!(labtest::wait_until(UP, || gobgp.routes().is_ok_and(|r| find(&r, "10.1.0.0/16").is_some())));
+    assert!(labtest::wait_until(UP, || gobgp
+        .routes()
+        .is_ok_and(|r| find(&r, "10.1.0.0/16").is_some())));
     let learned = gobgp.routes().unwrap();
     let r = find(&learned, "10.1.0.0/16").unwrap();
-    assert_eq!((r.next_hop.as_str(), r.as_path.as_str()), ("10.1.1.4", "65515"), "{learned:?}");
+    assert_eq!(
+        (r.next_hop.as_str(), r.as_path.as_str()),
+        ("10.1.1.4", "65515"),
+        "{learned:?}"
+    );
 }
 
 /// Two gobgpd in one namespace (SPEC §7: needs --pprof-disable), on the host loopback with
@@ -158,16 +216,27 @@ fn two_gobgpd_on_host_loopback() {
         .unwrap();
     assert_ne!(a.api().1, b.api().1);
     a.add_route("10.50.0.0/16", "10.1.0.100", &[]).unwrap();
-    assert!(labtest::wait_until(UP, || a.neighbor_state("127.0.0.32") == "Established"), "{}", a.log());
-    assert!(labtest::wait_until(UP, || b.routes().is_ok_and(|r| find(&r, "10.50.0.0/16").is_some())));
+    assert!(
+        labtest::wait_until(UP, || a.neighbor_state("127.0.0.32") == "Established"),
+        "{}",
+        a.log()
+    );
+    assert!(labtest::wait_until(UP, || b.routes().is_ok_and(|r| find(
+        &r,
+        "10.50.0.0/16"
+    )
+    .is_some())));
     let r = b.routes().unwrap();
     let r = find(&r, "10.50.0.0/16").unwrap();
-    assert_eq!((r.next_hop.as_str(), r.as_path.as_str()), ("10.1.0.100", "65101"));
+    assert_eq!(
+        (r.next_hop.as_str(), r.as_path.as_str()),
+        ("10.1.0.100", "65101")
+    );
 }
 
 #[test]
 fn frr_rejects_a_bad_config_line() {
-    if !labtest::require(&["bgpd", "vtysh"]) {
+    if !labtest::require_netns(&["bgpd", "vtysh"]) {
         return;
     }
     let ns = labtest::Netns::new("frr-bad").unwrap();
