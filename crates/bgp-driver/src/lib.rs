@@ -128,13 +128,17 @@ pub enum PeerCommand {
 #[derive(Clone, Debug)]
 pub struct PeerHandle {
     pub name: String,
-    commands: mpsc::Sender<PeerCommand>,
+    /// Unbounded: the application (the RIB task) must never wait on a peer, or a peer
+    /// waiting on the application would deadlock both. A slow peer is held back by TCP, and
+    /// what is queued for it is what it has not yet read.
+    commands: mpsc::UnboundedSender<PeerCommand>,
     inbound: mpsc::Sender<TcpStream>,
 }
 
 impl PeerHandle {
-    pub async fn send(&self, cmd: PeerCommand) -> bool {
-        self.commands.send(cmd).await.is_ok()
+    /// Queues a command; false when the task has ended.
+    pub fn send(&self, cmd: PeerCommand) -> bool {
+        self.commands.send(cmd).is_ok()
     }
     /// The sender the [`Listener`] gives this peer's inbound connections to.
     pub fn inbound(&self) -> mpsc::Sender<TcpStream> {
@@ -152,7 +156,7 @@ pub fn spawn_peer<T: Send + 'static>(
 where
     T: Clone + Sync,
 {
-    let (cmd_tx, cmd_rx) = mpsc::channel(256);
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::channel(4);
     let name = cfg.name.clone();
     let task = PeerTask::new(cfg, events, tag);
@@ -279,7 +283,7 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
 
     async fn run(
         mut self,
-        mut commands: mpsc::Receiver<PeerCommand>,
+        mut commands: mpsc::UnboundedReceiver<PeerCommand>,
         mut inbound: mpsc::Receiver<TcpStream>,
     ) {
         loop {

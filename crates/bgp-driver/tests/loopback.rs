@@ -76,7 +76,7 @@ async fn establish_and_exchange_update() {
     assert_eq!((na.peer_as, nb.peer_as), (65001, 65515));
     assert!(na.four_octet_as && na.route_refresh && na.extended_message);
     assert_eq!(na.hold_time, 9);
-    assert!(b.send(PeerCommand::SendUpdate(route())).await);
+    assert!(b.send(PeerCommand::SendUpdate(route())));
     loop {
         match tokio::time::timeout(Duration::from_secs(5), arx.recv())
             .await
@@ -98,7 +98,7 @@ async fn establish_and_exchange_update() {
         }
     }
     // Shutting one side down: the other sees Cease / Administrative Shutdown.
-    assert!(b.send(PeerCommand::Shutdown).await);
+    assert!(b.send(PeerCommand::Shutdown));
     loop {
         match tokio::time::timeout(Duration::from_secs(5), arx.recv())
             .await

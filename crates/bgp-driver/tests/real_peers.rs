@@ -95,7 +95,7 @@ impl Ours {
             },
             nlri: vec!["10.1.0.0/16".parse().unwrap()],
         };
-        assert!(self.handle.send(PeerCommand::SendUpdate(u)).await);
+        assert!(self.handle.send(PeerCommand::SendUpdate(u)));
     }
 }
 
@@ -170,7 +170,7 @@ async fn frr_session_and_routes() {
         detail["paths"][0]["largeCommunity"]["string"].as_str(),
         Some("65515:1:2")
     );
-    me.handle.send(PeerCommand::Shutdown).await;
+    me.handle.send(PeerCommand::Shutdown);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,7 +219,7 @@ async fn bird_session_and_routes() {
     let all = tokio::task::block_in_place(|| bird.birdc("show route 10.1.0.0/16 all")).unwrap();
     assert!(all.contains("(65515,100)"), "{all}");
     assert!(all.contains("(65515, 1, 2)"), "{all}");
-    me.handle.send(PeerCommand::Shutdown).await;
+    me.handle.send(PeerCommand::Shutdown);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,5 +284,5 @@ async fn gobgp_session_and_routes() {
         (r.next_hop.as_str(), r.as_path.as_str()),
         ("10.1.1.4", "65515")
     );
-    me.handle.send(PeerCommand::Shutdown).await;
+    me.handle.send(PeerCommand::Shutdown);
 }

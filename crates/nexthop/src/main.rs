@@ -5,13 +5,26 @@
 
 use clap::{Parser, Subcommand};
 
+mod api;
+mod cli;
+mod daemon;
 mod demo;
+mod instance;
 
 #[derive(Parser)]
-#[command(name = "nexthop", version, about = "BGP route server with next hop IP support, and an internal L4 load balancer")]
+#[command(
+    name = "nexthop",
+    version,
+    about = "BGP route server with next hop IP support, and an internal L4 load balancer"
+)]
 struct Cli {
     /// API of a running `nexthop run` (or demo), for the query commands.
-    #[arg(long, global = true, env = "NEXTHOP_API", default_value = "http://127.0.0.1:8179")]
+    #[arg(
+        long,
+        global = true,
+        env = "NEXTHOP_API",
+        default_value = "http://127.0.0.1:8179"
+    )]
     api: String,
     #[command(subcommand)]
     command: Command,
@@ -26,6 +39,8 @@ enum Command {
     },
     /// The embedded default: route server instances and emulated NVAs on 127.0.0.0/8.
     Demo(demo::DemoArgs),
+    /// Re-read the config of a running `nexthop run` and apply it (as SIGHUP does).
+    Reload,
     /// BGP peers per route server instance.
     Peers {
         #[arg(short, long, default_value = "table")]
@@ -84,16 +99,26 @@ fn not_yet(what: &str, issue: u32) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NEXTHOP_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NEXTHOP_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let _ = &cli.api;
     match cli.command {
         Command::Demo(args) => demo::run(args),
-        Command::Run { .. } => not_yet("run", 3),
-        Command::Peers { .. } | Command::Routes { .. } => not_yet("peers/routes", 3),
-        Command::EffectiveRoutes { .. } | Command::Trace { .. } => not_yet("effective-routes/trace", 5),
+        Command::Run { config } => daemon::run(config),
+        Command::Reload => cli::reload(&cli.api),
+        Command::Peers { output } => cli::peers(&cli.api, &output),
+        Command::Routes {
+            which,
+            peer,
+            output,
+        } => cli::routes(&cli.api, &which, &peer, &output),
+        Command::EffectiveRoutes { .. } | Command::Trace { .. } => {
+            not_yet("effective-routes/trace", 5)
+        }
         Command::Lb { .. } => not_yet("lb", 4),
         Command::Agent { .. } | Command::LbMux { .. } => not_yet("agent/lb-mux", 6),
     }

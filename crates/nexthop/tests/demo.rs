@@ -1,21 +1,90 @@
 //! `nexthop demo --duration N` runs the embedded default over real TCP on 127.0.0.0/8 and exits 0
-//! once both instances learned the branch prefix from both emulated NVAs.
+//! once both instances learned the branch prefix from both emulated NVAs; the CLI works against
+//! its API while it runs.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn nexthop() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nexthop"))
+}
 
 #[test]
-fn demo_learns_the_route_on_both_instances() {
-    let out = Command::new(env!("CARGO_BIN_EXE_nexthop"))
-        .args(["demo", "--duration", "4", "--port", "21179"])
-        .output()
+fn demo_converges_and_the_cli_reads_it() {
+    // Ports of its own, so a demo a developer is running does not collide.
+    let api = "127.0.0.1:28179";
+    let child = nexthop()
+        .args([
+            "demo",
+            "--duration",
+            "6",
+            "--port",
+            "21179",
+            "--api-listen",
+            api,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("runs");
+    // While it runs: the SPEC §6 JSON of learned routes, from the CLI.
+    let start = Instant::now();
+    let mut learned = String::new();
+    while start.elapsed() < Duration::from_secs(5) {
+        let out = nexthop()
+            .args([
+                "--api",
+                &format!("http://{api}"),
+                "routes",
+                "learned",
+                "--peer",
+                "nva1",
+                "-o",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        learned = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && learned.matches("192.168.10.0/24").count() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&learned).unwrap_or_else(|e| panic!("{e}: {learned}"));
+    for inst in ["RouteServiceRole_IN_0", "RouteServiceRole_IN_1"] {
+        let r = &v[inst][0];
+        assert_eq!(r["network"], "192.168.10.0/24", "{v}");
+        assert_eq!(r["nextHop"], "10.1.0.100");
+        assert_eq!(r["sourcePeer"], "127.0.2.10");
+        assert_eq!(r["asPath"], "65001");
+        assert_eq!(r["origin"], "EBgp");
+        assert_eq!(r["weight"], 32768);
+    }
+    let peers = nexthop()
+        .args(["--api", &format!("http://{api}"), "peers", "-o", "json"])
+        .output()
+        .unwrap();
+    let p: serde_json::Value = serde_json::from_slice(&peers.stdout).unwrap();
+    assert_eq!(p["RouteServiceRole_IN_1"][1]["name"], "nva2");
+    assert_eq!(p["RouteServiceRole_IN_1"][1]["state"], "Established");
+    assert_eq!(p["RouteServiceRole_IN_1"][1]["routesAdvertised"], 1);
+
+    let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for inst in ["RouteServiceRole_IN_0", "RouteServiceRole_IN_1"] {
         for nva in ["nva1", "nva2"] {
-            let line = format!("{inst} learned from {nva}: 192.168.10.0/24");
+            let line = format!(
+                "{inst} learned from {nva}: 192.168.10.0/24 via 10.1.0.100 (AS path 65001)"
+            );
+            assert!(stdout.contains(&line), "missing {line:?} in:\n{stdout}");
+            let line = format!("{nva} received from {inst}: 10.1.0.0/16");
             assert!(stdout.contains(&line), "missing {line:?} in:\n{stdout}");
         }
     }
-    assert!(stdout.contains("next hop 10.1.0.100"));
 }

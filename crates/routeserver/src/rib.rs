@@ -546,6 +546,42 @@ impl Rib {
         e.multipath = mp.len() as u16;
     }
 
+    /// Changes the originated prefixes and `branch_to_branch` (a config reload) and returns what
+    /// every established peer must be sent to match.
+    pub fn set_export_config(
+        &mut self,
+        originated: Vec<Ipv4Prefix>,
+        branch_to_branch: bool,
+    ) -> Export {
+        let up: Vec<PeerId> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.as_ref().is_some_and(|p| p.up))
+            .map(|(i, _)| i)
+            .collect();
+        let before: Vec<HashMap<Ipv4Prefix, Arc<PathAttributes>>> = up
+            .iter()
+            .map(|&q| self.advertised_to(q).into_iter().collect())
+            .collect();
+        self.cfg.originated = originated;
+        self.cfg.branch_to_branch = branch_to_branch;
+        let mut ex = Export::default();
+        for (q, old) in up.into_iter().zip(before) {
+            let new: HashMap<Ipv4Prefix, Arc<PathAttributes>> =
+                self.advertised_to(q).into_iter().collect();
+            for p in old.keys().filter(|p| !new.contains_key(p)) {
+                ex.out(q).withdraw.push(*p);
+            }
+            for (p, a) in &new {
+                if old.get(p).is_none_or(|o| **o != **a) {
+                    ex.out(q).add(a, *p);
+                }
+            }
+        }
+        ex
+    }
+
     /// What `q` is sent, computed from the Loc-RIB (no Adj-RIB-Out is stored).
     pub fn advertised_to(&self, q: PeerId) -> Vec<(Ipv4Prefix, Arc<PathAttributes>)> {
         let mut out: Vec<(Ipv4Prefix, Arc<PathAttributes>)> = self

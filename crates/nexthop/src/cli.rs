@@ -1,0 +1,208 @@
+//! The query commands: a small HTTP/1.1 client for the API and the tables they print.
+//!
+//! The client is a few lines over `std::net::TcpStream` (one request, `Connection: close`)
+//! rather than an HTTP client crate: the CLI talks to one local API and nothing else.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::Value;
+
+/// Sends one request to the API; returns the status and the parsed JSON body (or text).
+pub fn request(api: &str, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let hostport = api
+        .strip_prefix("http://")
+        .unwrap_or(api)
+        .trim_end_matches('/');
+    let mut s = TcpStream::connect(hostport).with_context(|| format!("cannot reach the nexthop API at {api} (is `nexthop run` or `nexthop demo` running? set --api or NEXTHOP_API)"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("malformed HTTP response from {api}"))?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("malformed status line"))?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// GET a JSON document; an API error becomes the command's error.
+pub fn get_json(api: &str, path: &str) -> anyhow::Result<Value> {
+    let (status, body) = request(api, "GET", path)?;
+    let v: Value = serde_json::from_str(&body)
+        .with_context(|| format!("API answered {status} with non-JSON: {body}"))?;
+    if status >= 400 {
+        bail!(
+            "{}",
+            v.get("error").and_then(Value::as_str).unwrap_or(&body)
+        );
+    }
+    Ok(v)
+}
+
+fn s(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(x)) => x.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(x) => x.to_string(),
+    }
+}
+
+/// Prints rows as aligned columns.
+pub fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut w: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.len());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        line(r);
+    }
+}
+
+fn print_json(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub fn peers(api: &str, output: &str) -> anyhow::Result<()> {
+    let v = get_json(api, "/v1/peers")?;
+    if output == "json" {
+        return print_json(&v);
+    }
+    let mut rows = Vec::new();
+    for (inst, ps) in v.as_object().into_iter().flatten() {
+        for p in ps.as_array().into_iter().flatten() {
+            rows.push(vec![
+                inst.clone(),
+                s(p, "name"),
+                s(p, "peerIp"),
+                s(p, "peerAsn"),
+                s(p, "state"),
+                s(p, "uptime"),
+                s(p, "routesReceived"),
+                s(p, "routesAccepted"),
+                s(p, "routesAdvertised"),
+                s(p, "lastError"),
+            ]);
+        }
+    }
+    table(
+        &[
+            "INSTANCE",
+            "PEER",
+            "ADDRESS",
+            "ASN",
+            "STATE",
+            "UPTIME(S)",
+            "RECEIVED",
+            "ACCEPTED",
+            "ADVERTISED",
+            "LAST ERROR",
+        ],
+        rows,
+    );
+    Ok(())
+}
+
+pub fn routes(api: &str, which: &str, peer: &str, output: &str) -> anyhow::Result<()> {
+    if which != "learned" && which != "advertised" {
+        bail!("nexthop routes: expected `learned` or `advertised`, got {which:?}");
+    }
+    let v = get_json(api, &format!("/v1/routes/{which}?peer={}", encode(peer)))?;
+    if output == "json" {
+        return print_json(&v);
+    }
+    let mut rows = Vec::new();
+    for (inst, rs) in v.as_object().into_iter().flatten() {
+        for r in rs.as_array().into_iter().flatten() {
+            let state = match r.get("reason") {
+                Some(Value::String(why)) => format!("{} ({why})", s(r, "state")),
+                _ => "Valid".into(),
+            };
+            rows.push(vec![
+                inst.clone(),
+                s(r, "network"),
+                s(r, "nextHop"),
+                s(r, "sourcePeer"),
+                s(r, "asPath"),
+                s(r, "origin"),
+                state,
+            ]);
+        }
+    }
+    table(
+        &[
+            "INSTANCE",
+            "NETWORK",
+            "NEXT HOP",
+            "SOURCE PEER",
+            "AS PATH",
+            "ORIGIN",
+            "STATE",
+        ],
+        rows,
+    );
+    Ok(())
+}
+
+/// Percent-encodes a query value.
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn reload(api: &str) -> anyhow::Result<()> {
+    let (status, body) = request(api, "POST", "/v1/reload")?;
+    if status >= 400 {
+        bail!("reload failed: {body}");
+    }
+    println!("{body}");
+    Ok(())
+}

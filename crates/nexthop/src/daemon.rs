@@ -1,0 +1,205 @@
+//! `nexthop run`: loads the config, starts what it declares, serves the API, and applies an
+//! edited config on SIGHUP or `POST /v1/reload`.
+//!
+//! ```text
+//!  config file ──load/validate──> specs ──start──> instances (RIB task + peers each)
+//!        ^                                            ^
+//!  SIGHUP / POST /v1/reload ──reload loop (1x)────────┘ reconfigure by instance name
+//!  API (1x) ──queries──> instances
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, RwLock};
+use tracing::{info, warn};
+
+use crate::api::{self, ApiState, ReloadRequest};
+use crate::instance::{self, InstanceHandle, InstanceSpec, Instances, PeerSpec, Query};
+
+/// Instance names as the reference cloud shows them.
+pub fn instance_name(i: usize) -> String {
+    format!("RouteServiceRole_IN_{i}")
+}
+
+/// Turns a validated config into instance specs (one per route server address).
+pub fn specs_from_config(cfg: &config::Config) -> Vec<InstanceSpec> {
+    let Some(rs) = &cfg.route_server else {
+        return Vec::new();
+    };
+    let originated: Vec<bgp::wire::Ipv4Prefix> = rs
+        .virtual_network
+        .as_deref()
+        .and_then(|name| cfg.virtual_network(name))
+        .map(|v| v.address_space.iter().map(|p| to_prefix(*p)).collect())
+        .unwrap_or_default();
+    let peers: Vec<PeerSpec> = rs
+        .peers
+        .iter()
+        .map(|p| PeerSpec {
+            name: p.name.clone(),
+            address: p.address,
+            asn: p.asn,
+            max_routes: p.max_routes,
+            hold_time: p.hold_time,
+            port: p.port,
+        })
+        .collect();
+    rs.instances
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| InstanceSpec {
+            name: instance_name(i),
+            address: *addr,
+            port: rs.port,
+            asn: rs.asn,
+            branch_to_branch: rs.branch_to_branch,
+            originated: Vec::clone(&originated),
+            hold_time: rs.hold_time,
+            peers: peers.clone(),
+        })
+        .collect()
+}
+
+fn to_prefix(p: config::Ipv4Prefix) -> bgp::wire::Ipv4Prefix {
+    bgp::wire::Ipv4Prefix::new(p.addr(), p.len())
+        .unwrap_or_else(|_| unreachable!("validated by the config crate"))
+}
+
+/// A running set of instances and the API.
+pub struct Running {
+    pub instances: Instances,
+    pub api: tokio::task::JoinHandle<()>,
+}
+
+/// Starts every instance and the API. Nothing is left running if any part fails to start.
+pub async fn start(
+    specs: Vec<InstanceSpec>,
+    api_addr: SocketAddr,
+    reload: Option<mpsc::Sender<ReloadRequest>>,
+) -> anyhow::Result<Running> {
+    let mut handles = Vec::new();
+    for s in specs {
+        match instance::start(s).await {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                stop_all(&handles).await;
+                return Err(e);
+            }
+        }
+    }
+    let instances: Instances = Arc::new(RwLock::new(handles));
+    let api = match api::serve(
+        api_addr,
+        ApiState {
+            instances: instances.clone(),
+            reload,
+        },
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            stop_all(&instances.read().await).await;
+            return Err(e);
+        }
+    };
+    Ok(Running { instances, api })
+}
+
+pub async fn stop_all(handles: &[InstanceHandle]) {
+    for h in handles {
+        h.ask(Query::Shutdown).await;
+    }
+}
+
+/// Applies new specs: instances matched by name are reconfigured in place (untouched peers
+/// keep their sessions); new ones start; gone ones stop.
+pub async fn apply(instances: &Instances, specs: Vec<InstanceSpec>) -> anyhow::Result<String> {
+    let mut current = instances.write().await;
+    let mut kept = Vec::new();
+    let mut summary = Vec::new();
+    for s in specs {
+        match current
+            .iter()
+            .position(|h| h.name == s.name && h.address == s.address)
+        {
+            Some(i) => {
+                let h = current.remove(i);
+                h.ask(|tx| Query::Reconfigure(Box::new(s), tx)).await;
+                kept.push(h);
+            }
+            None => {
+                summary.push(format!("started {} on {}", s.name, s.address));
+                kept.push(instance::start(s).await?);
+            }
+        }
+    }
+    for gone in current.drain(..) {
+        summary.push(format!("stopped {} on {}", gone.name, gone.address));
+        gone.ask(Query::Shutdown).await;
+    }
+    *current = kept;
+    Ok(if summary.is_empty() {
+        "applied".into()
+    } else {
+        summary.join("; ")
+    })
+}
+
+fn load(path: &Path) -> anyhow::Result<config::Config> {
+    config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `nexthop run --config FILE`.
+pub fn run(path: PathBuf) -> anyhow::Result<()> {
+    let cfg = load(&path)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
+        let running = start(specs_from_config(&cfg), cfg.api.listen, Some(reload_tx)).await?;
+        info!(api = %cfg.api.listen, "nexthop running");
+        eprintln!(
+            "nexthop: running {} (API on http://{})",
+            path.display(),
+            cfg.api.listen
+        );
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("SIGHUP handler")?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("SIGTERM handler")?;
+        loop {
+            let reply = tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = hup.recv() => None,
+                r = reload_rx.recv() => r,
+            };
+            let result = match load(&path) {
+                Ok(new) if new.api.listen != cfg.api.listen => Err(format!(
+                    "{}: api.listen changed; restart nexthop to move the API",
+                    path.display()
+                )),
+                Ok(new) => apply(&running.instances, specs_from_config(&new))
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(format!("config not applied, the running one stays: {e}")),
+            };
+            match &result {
+                Ok(m) => info!("reloaded: {m}"),
+                Err(e) => warn!("{e}"),
+            }
+            if let Some(r) = reply {
+                let _ = r.send(result);
+            }
+        }
+        stop_all(&running.instances.read().await).await;
+        running.api.abort();
+        Ok(())
+    })
+}
