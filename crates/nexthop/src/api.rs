@@ -3,6 +3,7 @@
 //! | method | path | answer |
 //! |---|---|---|
 //! | GET | `/v1/peers` | peers per instance |
+//! | GET | `/v1/rib` | the Loc-RIB per instance: ECMP paths and forwarding next hops |
 //! | GET | `/v1/routes/learned?peer=NAME` | the peer's learned routes per instance |
 //! | GET | `/v1/routes/advertised?peer=NAME` | what each instance advertises to the peer |
 //! | POST | `/v1/reload` | re-read the config file and apply it |
@@ -35,6 +36,7 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/peers", get(peers))
+        .route("/v1/rib", get(rib))
         .route("/v1/routes/learned", get(learned))
         .route("/v1/routes/advertised", get(advertised))
         .route("/v1/reload", post(reload))
@@ -88,6 +90,15 @@ async fn all_peers(state: &ApiState) -> PerInstance<Vec<PeerView>> {
 
 async fn peers(State(state): State<ApiState>) -> Response {
     per_instance_json(all_peers(&state).await)
+}
+
+async fn rib(State(state): State<ApiState>) -> Response {
+    let instances = state.instances.read().await.clone();
+    let mut out = Vec::new();
+    for i in instances {
+        out.push((i.name.clone(), i.ask(Query::Rib).await.unwrap_or_default()));
+    }
+    per_instance_json(out)
 }
 
 #[derive(serde::Deserialize)]

@@ -206,3 +206,51 @@ pub fn reload(api: &str) -> anyhow::Result<()> {
     println!("{body}");
     Ok(())
 }
+
+pub fn rib(api: &str, output: &str) -> anyhow::Result<()> {
+    let v = get_json(api, "/v1/rib")?;
+    if output == "json" {
+        return print_json(&v);
+    }
+    let mut rows = Vec::new();
+    for (inst, es) in v.as_object().into_iter().flatten() {
+        for e in es.as_array().into_iter().flatten() {
+            let paths: Vec<String> = e["paths"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    format!(
+                        "{}{} via {} [{}]",
+                        if p["best"] == true { "*" } else { "" },
+                        s(p, "sourcePeer"),
+                        s(p, "nextHop"),
+                        s(p, "asPath")
+                    )
+                })
+                .collect();
+            let nh: Vec<String> = e["forwardingNextHops"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect();
+            rows.push(vec![
+                inst.clone(),
+                s(e, "network"),
+                nh.join(","),
+                paths.join("; "),
+            ]);
+        }
+    }
+    table(
+        &[
+            "INSTANCE",
+            "NETWORK",
+            "FORWARDING NEXT HOPS",
+            "ECMP PATHS (* best)",
+        ],
+        rows,
+    );
+    Ok(())
+}

@@ -85,8 +85,30 @@ pub struct RouteView {
     pub reason: Option<String>,
 }
 
+/// One Loc-RIB entry: the paths of a prefix and its forwarding next hops.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RibEntryView {
+    pub network: String,
+    /// The ECMP set, best first: paths equal up to the router-id tie-break (SPEC §3).
+    pub paths: Vec<RibPathView>,
+    /// Distinct next hops of the ECMP set: what traffic is sent to.
+    pub forwarding_next_hops: Vec<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RibPathView {
+    pub source_peer: String,
+    pub next_hop: String,
+    pub as_path: String,
+    pub best: bool,
+}
+
 /// Requests to the RIB task.
 pub enum Query {
+    /// The Loc-RIB, sorted by prefix.
+    Rib(oneshot::Sender<Vec<RibEntryView>>),
     Peers(oneshot::Sender<Vec<PeerView>>),
     /// None: no peer of that name on this instance.
     Learned(String, oneshot::Sender<Option<Vec<RouteView>>>),
@@ -367,6 +389,9 @@ impl RibTask {
                 v.sort_by(|a, b| a.name.cmp(&b.name));
                 let _ = tx.send(v);
             }
+            Query::Rib(tx) => {
+                let _ = tx.send(self.rib_view());
+            }
             Query::Learned(name, tx) => {
                 let _ = tx.send(self.find(&name).map(|id| self.learned(id)));
             }
@@ -400,6 +425,43 @@ impl RibTask {
             updates_received: s.updates_in,
             updates_sent: s.updates_out,
         }
+    }
+
+    fn rib_view(&self) -> Vec<RibEntryView> {
+        let mut prefixes: Vec<Ipv4Prefix> = self.rib.prefixes().copied().collect();
+        prefixes.sort();
+        prefixes
+            .into_iter()
+            .map(|p| RibEntryView {
+                network: p.to_string(),
+                paths: self
+                    .rib
+                    .multipath(&p)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (peer, a))| RibPathView {
+                        source_peer: self
+                            .peers
+                            .get(peer)
+                            .map(|s| s.spec.name.clone())
+                            .unwrap_or_default(),
+                        next_hop: a.next_hop.map(|n| n.to_string()).unwrap_or_default(),
+                        as_path: a
+                            .as_path
+                            .as_ref()
+                            .map(|x| x.to_string())
+                            .unwrap_or_default(),
+                        best: i == 0,
+                    })
+                    .collect(),
+                forwarding_next_hops: self
+                    .rib
+                    .forwarding_next_hops(&p)
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect(),
+            })
+            .collect()
     }
 
     fn learned(&self, id: PeerId) -> Vec<RouteView> {

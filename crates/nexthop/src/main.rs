@@ -39,11 +39,16 @@ enum Command {
     },
     /// The embedded default: route server instances and emulated NVAs on 127.0.0.0/8.
     Demo(demo::DemoArgs),
+    /// The Loc-RIB of each instance: ECMP paths and forwarding next hops.
+    Rib {
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+        output: String,
+    },
     /// Re-read the config of a running `nexthop run` and apply it (as SIGHUP does).
     Reload,
     /// BGP peers per route server instance.
     Peers {
-        #[arg(short, long, default_value = "table")]
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
         output: String,
     },
     /// Routes learned from, or advertised to, a peer.
@@ -52,14 +57,14 @@ enum Command {
         which: String,
         #[arg(long)]
         peer: String,
-        #[arg(short, long, default_value = "table")]
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
         output: String,
     },
     /// Effective routes of a NIC.
     EffectiveRoutes {
         #[arg(long)]
         nic: String,
-        #[arg(short, long, default_value = "table")]
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
         output: String,
     },
     /// Load balancer state and admin commands.
@@ -110,6 +115,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Run { config } => daemon::run(config),
         Command::Reload => cli::reload(&cli.api),
+        Command::Rib { output } => cli::rib(&cli.api, &output),
         Command::Peers { output } => cli::peers(&cli.api, &output),
         Command::Routes {
             which,
