@@ -23,6 +23,8 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod sockopt;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +62,8 @@ pub struct PeerConfig {
     /// `max_restart_delay`, reset once a session is established.
     pub restart_delay: Duration,
     pub max_restart_delay: Duration,
+    /// TCP-MD5 key (RFC 2385) for the session, at most 80 octets.
+    pub password: Option<Vec<u8>>,
 }
 
 impl PeerConfig {
@@ -77,6 +81,7 @@ impl PeerConfig {
             remote_port: 179,
             restart_delay: Duration::from_secs(1),
             max_restart_delay: Duration::from_secs(60),
+            password: None,
         }
     }
 }
@@ -666,8 +671,9 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
         let tx = self.internal_tx.clone();
         let local = SocketAddr::new(self.cfg.local_addr, 0);
         let remote = SocketAddr::new(self.cfg.remote_addr, self.cfg.remote_port);
+        let key = self.cfg.password.clone();
         c.connecting = Some(tokio::spawn(async move {
-            let msg = match connect_from(local, remote).await {
+            let msg = match connect_from(local, remote, key.as_deref()).await {
                 Ok(s) => Internal::Connected(id, s),
                 Err(e) => Internal::ConnectFailed(id, e),
             };
@@ -745,13 +751,20 @@ fn decode_event(
     }
 }
 
-async fn connect_from(local: SocketAddr, remote: SocketAddr) -> std::io::Result<TcpStream> {
+async fn connect_from(
+    local: SocketAddr,
+    remote: SocketAddr,
+    md5: Option<&[u8]>,
+) -> std::io::Result<TcpStream> {
     let sock = if remote.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
     sock.set_reuseaddr(true)?;
+    if let Some(key) = md5 {
+        sockopt::set_tcp_md5(&sock, remote.ip(), key)?;
+    }
     if !local.ip().is_unspecified() {
         sock.bind(local)?;
     }
@@ -808,10 +821,22 @@ pub struct Refused {
 /// Accepts connections on one local address and gives each to the peer configured for its
 /// source address. Any other source is closed before a byte is read, counted, and logged at
 /// most once per address per minute.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Listener {
     peers: Arc<Mutex<HashMap<IpAddr, mpsc::Sender<TcpStream>>>>,
     pub refused: Arc<Refused>,
+    /// The listening socket's descriptor, for per-peer TCP-MD5 keys (-1 until attached).
+    fd: Arc<std::sync::atomic::AtomicI32>,
+}
+
+impl Default for Listener {
+    fn default() -> Self {
+        Self {
+            peers: Arc::default(),
+            refused: Arc::default(),
+            fd: Arc::new(std::sync::atomic::AtomicI32::new(-1)),
+        }
+    }
 }
 
 impl Listener {
@@ -823,6 +848,24 @@ impl Listener {
     }
     pub fn unregister(&self, remote: IpAddr) {
         self.lock().remove(&remote);
+        let _ = self.set_md5(remote, b"");
+    }
+    /// Remembers the socket `run` will accept on, so keys can be set on it.
+    pub fn attach(&self, sock: &TcpListener) {
+        use std::os::fd::AsRawFd;
+        self.fd.store(sock.as_raw_fd(), Ordering::Relaxed);
+    }
+    /// Sets (empty: removes) the TCP-MD5 key the listening socket requires from `remote`.
+    pub fn set_md5(&self, remote: IpAddr, key: &[u8]) -> std::io::Result<()> {
+        let fd = self.fd.load(Ordering::Relaxed);
+        if fd < 0 {
+            return if key.is_empty() {
+                Ok(())
+            } else {
+                Err(std::io::Error::other("listener not attached"))
+            };
+        }
+        sockopt::set_tcp_md5(&RawSock(fd), remote, key)
     }
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, mpsc::Sender<TcpStream>>> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
@@ -870,6 +913,14 @@ impl Listener {
                 }
             }
         }
+    }
+}
+
+/// A borrowed descriptor for [`sockopt::set_tcp_md5`].
+struct RawSock(std::os::fd::RawFd);
+impl std::os::fd::AsRawFd for RawSock {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
     }
 }
 

@@ -286,3 +286,75 @@ async fn gobgp_session_and_routes() {
     );
     me.handle.send(PeerCommand::Shutdown);
 }
+
+/// TCP-MD5 (RFC 2385) with FRR: the wrong key never gets a session, the right one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frr_tcp_md5() {
+    if !can_run(&["bgpd", "vtysh"]) {
+        return;
+    }
+    let (frr_addr, our_addr) = ("127.0.5.40", "127.0.5.4");
+    let (frr_port, our_port) = (labtest::free_port().unwrap(), labtest::free_port().unwrap());
+    let frr = Frr::builder(65001, "10.1.2.10")
+        .listen(frr_addr)
+        .port(frr_port)
+        .neighbor(
+            FrrNeighbor::new(our_addr, RS_AS)
+                .port(our_port)
+                .update_source(frr_addr)
+                .line("password s3cret"),
+        )
+        .network("192.168.10.0/24")
+        .start(None)
+        .unwrap();
+    let with_key = |key: &str| {
+        let mut s = SessionConfig::new(RS_AS, Ipv4Addr::new(10, 1, 1, 4), 65001);
+        s.connect_retry = Duration::from_secs(1);
+        let mut cfg = PeerConfig::new(
+            "md5",
+            s,
+            our_addr.parse().unwrap(),
+            frr_addr.parse().unwrap(),
+        );
+        cfg.remote_port = frr_port;
+        cfg.restart_delay = Duration::from_millis(200);
+        cfg.password = Some(key.as_bytes().to_vec());
+        cfg
+    };
+    // Wrong key: the kernel drops the SYNs unsigned by the right key; no session.
+    let (tx, mut rx) = mpsc::channel(64);
+    let h = spawn_peer(with_key("wrong"), tx, ());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while let Ok(Some((_, ev))) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        assert!(
+            !matches!(ev, PeerEvent::Established { .. }),
+            "session with a wrong TCP-MD5 key"
+        );
+    }
+    h.send(PeerCommand::Shutdown);
+    // Right key, both directions: our connection is signed and our listener requires it.
+    let mut me = Ours::from_handle(with_key("s3cret"), our_addr, our_port, Some("s3cret"));
+    let n = me.established().await;
+    assert_eq!(n.peer_as, 65001);
+    me.update_for("192.168.10.0/24").await;
+    let state = tokio::task::block_in_place(|| frr.neighbor_state(our_addr));
+    assert_eq!(state, "Established");
+    me.handle.send(PeerCommand::Shutdown);
+}
+
+impl Ours {
+    fn from_handle(cfg: PeerConfig, local: &str, port: u16, key: Option<&str>) -> Ours {
+        let peer = cfg.remote_addr;
+        let (tx, events) = mpsc::channel(1024);
+        let handle = spawn_peer(cfg, tx, ());
+        let l = Listener::new();
+        let sock = Listener::bind(SocketAddr::new(local.parse().unwrap(), port)).unwrap();
+        l.attach(&sock);
+        if let Some(k) = key {
+            l.set_md5(peer, k.as_bytes()).unwrap();
+        }
+        l.register(peer, handle.inbound());
+        tokio::spawn(l.run(sock));
+        Ours { handle, events }
+    }
+}

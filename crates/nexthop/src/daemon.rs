@@ -45,6 +45,7 @@ pub fn specs_from_config(cfg: &config::Config) -> Vec<InstanceSpec> {
             max_routes: p.max_routes,
             hold_time: p.hold_time,
             port: p.port,
+            password: p.password.as_ref().map(|k| k.expose().to_string()),
         })
         .collect();
     rs.instances

@@ -56,6 +56,7 @@ pub fn specs(port: u16) -> Vec<InstanceSpec> {
             max_routes: 4000,
             hold_time: 180,
             port,
+            password: None,
         })
         .collect();
     INSTANCES

@@ -48,6 +48,8 @@ pub struct PeerSpec {
     pub hold_time: u16,
     /// The peer's BGP port (we connect to it; it connects to ours).
     pub port: u16,
+    /// TCP-MD5 key.
+    pub password: Option<String>,
 }
 
 /// A peer as the API shows it.
@@ -167,6 +169,7 @@ pub async fn start(spec: InstanceSpec) -> anyhow::Result<InstanceHandle> {
             )
         })?;
     let listener = Listener::new();
+    listener.attach(&sock);
     tokio::spawn(listener.clone().run(sock));
     let (qtx, qrx) = mpsc::channel(64);
     let (etx, erx) = mpsc::channel(1024);

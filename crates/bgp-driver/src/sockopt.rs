@@ -1,0 +1,92 @@
+//! Socket options that std and tokio do not expose: TCP-MD5 signatures (RFC 2385) for BGP
+//! sessions. The only `unsafe` of the crate lives here.
+//!
+//! The kernel keys MD5 by peer address: on a listening socket one key per configured peer, on a
+//! connecting socket the key of the one peer, set before `connect`. Keys are at most 80 octets
+//! (`TCP_MD5SIG_MAXKEYLEN`).
+#![allow(unsafe_code)]
+
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+
+/// The longest key the kernel accepts.
+pub const MAX_KEY_LEN: usize = 80;
+
+/// `struct tcp_md5sig` of linux/tcp.h.
+#[repr(C)]
+struct TcpMd5Sig {
+    addr: libc::sockaddr_storage,
+    flags: u8,
+    prefixlen: u8,
+    keylen: u16,
+    ifindex: libc::c_int,
+    key: [u8; MAX_KEY_LEN],
+}
+
+/// Sets (or, with an empty key, removes) the TCP-MD5 key for `peer` on `sock`.
+pub fn set_tcp_md5(sock: &impl AsRawFd, peer: IpAddr, key: &[u8]) -> io::Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("TCP-MD5 key is {} octets, at most {MAX_KEY_LEN}", key.len()),
+        ));
+    }
+    // SAFETY: sockaddr_storage and the rest of TcpMd5Sig are plain integers and arrays, for
+    // which all-zero bytes are a valid value.
+    let mut sig: TcpMd5Sig = unsafe { std::mem::zeroed() };
+    match peer {
+        IpAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large enough and suitably aligned for sockaddr_in.
+            let sin = unsafe {
+                &mut *(&mut sig.addr as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_addr.s_addr = u32::from(a).to_be();
+        }
+        IpAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is large enough and suitably aligned for sockaddr_in6.
+            let sin6 = unsafe {
+                &mut *(&mut sig.addr as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_addr.s6_addr = a.octets();
+        }
+    }
+    sig.keylen = key.len() as u16;
+    sig.key[..key.len()].copy_from_slice(key);
+    // SAFETY: the pointer and length describe `sig`, which outlives the call; the kernel only
+    // reads from it.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MD5SIG,
+            (&sig as *const TcpMd5Sig).cast::<libc::c_void>(),
+            std::mem::size_of::<TcpMd5Sig>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_matches_the_kernel() {
+        assert_eq!(std::mem::size_of::<TcpMd5Sig>(), 216);
+    }
+
+    #[test]
+    fn key_set_on_a_socket_and_too_long_refused() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        set_tcp_md5(&l, "127.0.0.2".parse().unwrap(), b"secret").unwrap();
+        set_tcp_md5(&l, "127.0.0.2".parse().unwrap(), b"").unwrap();
+        assert!(set_tcp_md5(&l, "127.0.0.2".parse().unwrap(), &[b'x'; 81]).is_err());
+    }
+}
