@@ -1,0 +1,467 @@
+//! The internal load balancer of nexthop (SPEC §4): for every flow arriving at a frontend, which
+//! NVA gets it. Pure state and functions: no tokio, no sockets, no clock (time is passed in as
+//! seconds). Health probes run elsewhere and report here with [`Balancer::record_probe`]; the
+//! data planes ask [`Balancer::select`]; `trace` asks [`Balancer::predict`], which gives the same
+//! answer without changing anything.
+//!
+//! It must never: move a flow whose backend is still usable, build a table that depends on
+//! anything but the configuration, or grow the flow table past its bound.
+//!
+//! # Layout
+//!
+//! - [`hash`]: the pinned hash functions and seeds.
+//! - [`maglev`]: the Maglev lookup table.
+//! - [`flow`]: the bounded flow table.
+//! - this file: backends (health with rise/fall, admin state, role) and selection.
+//!
+//! ```text
+//!  probe results ──record_probe──> backend health ──(set changed)──> Maglev table, active backend
+//!  flow ──select──> flow table hit (backend still usable)? ──yes──> same backend
+//!                                   └─no──> active-passive: the active backend
+//!                                           active-active: Maglev[hash(flow)] over usable backends
+//! ```
+#![deny(unsafe_code)]
+
+pub mod flow;
+pub mod hash;
+pub mod maglev;
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+pub use flow::{FlowKey, FlowTable};
+use hash::{mix64, SEED_FLOW};
+pub use maglev::MaglevTable;
+
+/// How flows are spread (SPEC §4).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// Every new flow to the active backend; the others stand by.
+    ActivePassive,
+    /// New flows spread over the usable backends by Maglev.
+    ActiveActive,
+}
+
+/// Which fields of a flow choose its backend, as the reference cloud names them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Distribution {
+    /// Source and destination address and port, protocol.
+    FiveTuple,
+    /// Source and destination address ("client IP").
+    TwoTuple,
+    /// Source and destination address, protocol ("client IP and protocol").
+    ThreeTuple,
+}
+
+/// What to do with a new flow when no backend is usable.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum NoHealthy {
+    Drop,
+    /// Spread over every backend as if all were healthy.
+    All,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Health {
+    Unknown,
+    Up,
+    Down,
+}
+
+/// Operator override of the probes (SPEC §4).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AdminState {
+    /// Follow the probes.
+    None,
+    /// In service whatever the probes say.
+    Up,
+    /// Out of service: no new flows, existing ones move.
+    Down,
+    /// No new flows; existing flows stay.
+    Drain,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Role {
+    /// Active-passive: takes every new flow.
+    Active,
+    /// Active-passive: waits.
+    Standby,
+    /// Active-active: takes new flows.
+    Serving,
+    /// Active-active: takes no new flows (down, drained or disabled).
+    Idle,
+}
+
+macro_rules! names {
+    ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            pub fn as_str(&self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+names!(Health { Unknown => "unknown", Up => "up", Down => "down" });
+names!(AdminState { None => "none", Up => "up", Down => "down", Drain => "drain" });
+names!(Role { Active => "active", Standby => "standby", Serving => "serving", Idle => "idle" });
+names!(Mode { ActivePassive => "active-passive", ActiveActive => "active-active" });
+
+/// One load balancer's configuration.
+#[derive(Clone, Debug)]
+pub struct LbConfig {
+    pub name: String,
+    pub frontend: Ipv4Addr,
+    pub mode: Mode,
+    pub distribution: Distribution,
+    pub symmetric: bool,
+    pub preempt: bool,
+    pub no_healthy: NoHealthy,
+    pub table_size: u32,
+    pub rise: u32,
+    pub fall: u32,
+    pub max_flows: usize,
+    pub idle_tcp_s: u32,
+    pub idle_udp_s: u32,
+}
+
+impl LbConfig {
+    /// The SPEC §4 defaults for a frontend.
+    pub fn new(name: &str, frontend: Ipv4Addr, mode: Mode) -> Self {
+        Self {
+            name: name.to_string(),
+            frontend,
+            mode,
+            distribution: Distribution::FiveTuple,
+            symmetric: false,
+            preempt: false,
+            no_healthy: NoHealthy::Drop,
+            table_size: maglev::DEFAULT_TABLE_SIZE,
+            rise: 2,
+            fall: 2,
+            max_flows: 1 << 20,
+            idle_tcp_s: 240,
+            idle_udp_s: 30,
+        }
+    }
+}
+
+/// One backend (an NVA) and everything known about it.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    pub address: Ipv4Addr,
+    /// Lower is preferred (active-passive).
+    pub priority: u32,
+    pub admin: AdminState,
+    pub health: Health,
+    /// Consecutive probe results in the direction opposite to the current health.
+    streak: u32,
+}
+
+impl Backend {
+    /// May take new flows.
+    fn usable_new(&self) -> bool {
+        match self.admin {
+            AdminState::Down | AdminState::Drain => false,
+            AdminState::Up => true,
+            AdminState::None => self.health == Health::Up,
+        }
+    }
+    /// May keep the flows it has.
+    fn usable_existing(&self) -> bool {
+        match self.admin {
+            AdminState::Down => false,
+            AdminState::Up => true,
+            AdminState::Drain | AdminState::None => self.health != Health::Down,
+        }
+    }
+}
+
+/// A health transition, for the log and the API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthChange {
+    pub backend: Ipv4Addr,
+    pub from: Health,
+    pub to: Health,
+}
+
+/// Errors of operator commands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LbError {
+    NoSuchBackend(Ipv4Addr),
+}
+
+impl fmt::Display for LbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LbError::NoSuchBackend(a) => write!(f, "no backend {a} in this load balancer"),
+        }
+    }
+}
+
+/// Counters of the selection path.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SelectStats {
+    pub new_flows: u64,
+    pub moved_flows: u64,
+    pub dropped_flows: u64,
+}
+
+/// One load balancer: backends, table, flows.
+pub struct Balancer {
+    cfg: LbConfig,
+    /// Sorted by address: the stable order the Maglev table indexes.
+    backends: Vec<Backend>,
+    /// Maglev over the backends usable for new flows; entries index `usable`.
+    table: MaglevTable,
+    usable: Vec<u32>,
+    /// Maglev over every backend (for `no_healthy_backends = "all"`).
+    table_all: MaglevTable,
+    active: Option<u32>,
+    flows: FlowTable,
+    pub stats: SelectStats,
+}
+
+impl Balancer {
+    /// `backends`: (address, priority, admin state). Their order does not matter.
+    pub fn new(cfg: LbConfig, backends: &[(Ipv4Addr, u32, AdminState)]) -> Self {
+        let mut b: Vec<Backend> = backends
+            .iter()
+            .map(|&(address, priority, admin)| Backend {
+                address,
+                priority,
+                admin,
+                health: Health::Unknown,
+                streak: 0,
+            })
+            .collect();
+        b.sort_by_key(|x| u32::from(x.address));
+        b.dedup_by_key(|x| x.address);
+        let names: Vec<[u8; 4]> = b.iter().map(|x| x.address.octets()).collect();
+        let table_all = MaglevTable::build(&names, cfg.table_size);
+        let flows = FlowTable::new(cfg.max_flows, cfg.idle_tcp_s, cfg.idle_udp_s);
+        let mut lb = Self {
+            table: MaglevTable::build::<[u8; 4]>(&[], cfg.table_size),
+            usable: Vec::new(),
+            table_all,
+            active: None,
+            flows,
+            stats: SelectStats::default(),
+            backends: b,
+            cfg,
+        };
+        lb.rebuild();
+        lb
+    }
+
+    pub fn config(&self) -> &LbConfig {
+        &self.cfg
+    }
+    pub fn backends(&self) -> &[Backend] {
+        &self.backends
+    }
+    pub fn flow_stats(&self) -> flow::FlowStats {
+        self.flows.stats
+    }
+    pub fn flow_table(&self) -> &FlowTable {
+        &self.flows
+    }
+    pub fn index_of(&self, addr: Ipv4Addr) -> Option<usize> {
+        self.backends.iter().position(|b| b.address == addr)
+    }
+
+    /// The role each backend plays now.
+    pub fn role(&self, i: usize) -> Role {
+        match self.cfg.mode {
+            Mode::ActivePassive if self.active == Some(i as u32) => Role::Active,
+            Mode::ActivePassive => Role::Standby,
+            Mode::ActiveActive if self.backends.get(i).is_some_and(Backend::usable_new) => {
+                Role::Serving
+            }
+            Mode::ActiveActive => Role::Idle,
+        }
+    }
+
+    /// The active backend (active-passive).
+    pub fn active(&self) -> Option<Ipv4Addr> {
+        self.active.map(|i| self.backends[i as usize].address)
+    }
+
+    /// Applies one probe result. The first result decides an unknown backend at once; after
+    /// that `rise` consecutive successes bring a down backend up and `fall` consecutive failures
+    /// take an up one down.
+    pub fn record_probe(&mut self, addr: Ipv4Addr, ok: bool) -> Option<HealthChange> {
+        let i = self.index_of(addr)?;
+        let (rise, fall) = (self.cfg.rise.max(1), self.cfg.fall.max(1));
+        let b = &mut self.backends[i];
+        let from = b.health;
+        let to = match (b.health, ok) {
+            (Health::Unknown, true) => Health::Up,
+            (Health::Unknown, false) => Health::Down,
+            (Health::Up, true) | (Health::Down, false) => {
+                b.streak = 0;
+                return None;
+            }
+            (Health::Up, false) => {
+                b.streak += 1;
+                if b.streak < fall {
+                    return None;
+                }
+                Health::Down
+            }
+            (Health::Down, true) => {
+                b.streak += 1;
+                if b.streak < rise {
+                    return None;
+                }
+                Health::Up
+            }
+        };
+        b.streak = 0;
+        b.health = to;
+        self.rebuild();
+        Some(HealthChange {
+            backend: addr,
+            from,
+            to,
+        })
+    }
+
+    /// Sets a backend's admin state.
+    pub fn set_admin(&mut self, addr: Ipv4Addr, state: AdminState) -> Result<(), LbError> {
+        let i = self.index_of(addr).ok_or(LbError::NoSuchBackend(addr))?;
+        self.backends[i].admin = state;
+        self.rebuild();
+        Ok(())
+    }
+
+    /// Recomputes the usable set, its Maglev table (only when the set changed) and the active
+    /// backend.
+    fn rebuild(&mut self) {
+        let usable: Vec<u32> = (0..self.backends.len() as u32)
+            .filter(|&i| self.backends[i as usize].usable_new())
+            .collect();
+        if usable != self.usable || self.table.size() == 0 {
+            let names: Vec<[u8; 4]> = usable
+                .iter()
+                .map(|&i| self.backends[i as usize].address.octets())
+                .collect();
+            self.table = MaglevTable::build(&names, self.cfg.table_size);
+            self.usable = usable;
+        }
+        // Active-passive: keep the active one while it can take flows, unless preemption is on
+        // and a preferred backend is usable again.
+        let best = self
+            .usable
+            .iter()
+            .copied()
+            .min_by_key(|&i| (self.backends[i as usize].priority, i));
+        self.active = match (self.active, best) {
+            (Some(a), Some(b)) if self.usable.contains(&a) => {
+                let (pa, pb) = (
+                    self.backends[a as usize].priority,
+                    self.backends[b as usize].priority,
+                );
+                if self.cfg.preempt && pb < pa {
+                    Some(b)
+                } else {
+                    Some(a)
+                }
+            }
+            (_, b) => b,
+        };
+    }
+
+    /// The hash that chooses a new flow's backend, per the distribution mode; symmetric mode
+    /// orders the two ends first so a flow and its reverse hash alike.
+    #[inline]
+    pub fn flow_hash(&self, k: &FlowKey) -> u64 {
+        let (mut a, mut b, mut pa, mut pb) = (k.src, k.dst, k.sport, k.dport);
+        if self.cfg.symmetric && (a, pa) > (b, pb) {
+            std::mem::swap(&mut a, &mut b);
+            std::mem::swap(&mut pa, &mut pb);
+        }
+        let (ports, proto) = match self.cfg.distribution {
+            Distribution::FiveTuple => ((u64::from(pa) << 16) | u64::from(pb), u64::from(k.proto)),
+            Distribution::ThreeTuple => (0, u64::from(k.proto)),
+            Distribution::TwoTuple => (0, 0),
+        };
+        let h = mix64(((u64::from(a) << 32) | u64::from(b)) ^ SEED_FLOW);
+        mix64(h ^ (ports << 8 | proto))
+    }
+
+    /// The backend for a new flow, ignoring the flow table.
+    fn choose_new(&self, k: &FlowKey) -> Option<u32> {
+        if !self.usable.is_empty() {
+            return match self.cfg.mode {
+                Mode::ActivePassive => self.active,
+                Mode::ActiveActive => self
+                    .table
+                    .lookup(self.flow_hash(k))
+                    .map(|i| self.usable[i as usize]),
+            };
+        }
+        match self.cfg.no_healthy {
+            NoHealthy::Drop => None,
+            NoHealthy::All => match self.cfg.mode {
+                Mode::ActivePassive => (0..self.backends.len() as u32)
+                    .min_by_key(|&i| (self.backends[i as usize].priority, i)),
+                Mode::ActiveActive => self.table_all.lookup(self.flow_hash(k)),
+            },
+        }
+    }
+
+    /// Where a packet of flow `k` goes now (`now` in seconds); records the flow. None: dropped.
+    #[inline]
+    pub fn select(&mut self, k: &FlowKey, now: u32) -> Option<Ipv4Addr> {
+        let existing = self.flows.lookup(k, now);
+        if let Some(i) = existing {
+            if self.backends[i as usize].usable_existing() {
+                return Some(self.backends[i as usize].address);
+            }
+        }
+        match self.choose_new(k) {
+            Some(i) => {
+                if existing.is_some() {
+                    self.stats.moved_flows += 1;
+                } else {
+                    self.stats.new_flows += 1;
+                }
+                self.flows.insert(*k, i, now);
+                Some(self.backends[i as usize].address)
+            }
+            // Nowhere to move it: an established flow stays where it was (as the reference
+            // does with all backends down); a new one is dropped.
+            None => match existing {
+                Some(i) => Some(self.backends[i as usize].address),
+                None => {
+                    self.stats.dropped_flows += 1;
+                    None
+                }
+            },
+        }
+    }
+
+    /// What [`Balancer::select`] would answer, without changing any state.
+    pub fn predict(&self, k: &FlowKey, now: u32) -> Option<Ipv4Addr> {
+        let existing = self.flows.peek(k, now);
+        if let Some(i) = existing {
+            if self.backends[i as usize].usable_existing() {
+                return Some(self.backends[i as usize].address);
+            }
+        }
+        self.choose_new(k)
+            .or(existing)
+            .map(|i| self.backends[i as usize].address)
+    }
+
+    /// Live flows per backend (walks the flow table).
+    pub fn flows_per_backend(&self, now: u32) -> Vec<u64> {
+        self.flows.count_by_backend(self.backends.len(), now)
+    }
+}

@@ -1,0 +1,321 @@
+//! Properties of the Maglev table and the balancer (issue #4): balance, minimal disruption,
+//! identical tables, symmetric hashing, flow stickiness, drain, active-passive with preemption.
+
+use std::net::Ipv4Addr;
+
+use lb::flow::{FlowKey, TCP, UDP};
+use lb::maglev::{MaglevTable, DEFAULT_TABLE_SIZE};
+use lb::{AdminState, Balancer, Distribution, Health, LbConfig, Mode, NoHealthy, Role};
+use proptest::prelude::*;
+
+fn addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 1, (2 + i / 240) as u8, (10 + i % 240) as u8)
+}
+
+fn names(n: usize) -> Vec<[u8; 4]> {
+    (0..n).map(|i| addr(i).octets()).collect()
+}
+
+/// Slots that changed owner when backend `gone` was removed, beyond `gone`'s own slots, as a
+/// fraction of the table.
+fn disruption(n: usize, gone: usize) -> f64 {
+    let all = names(n);
+    let before = MaglevTable::build(&all, DEFAULT_TABLE_SIZE);
+    let mut rest = all.clone();
+    rest.remove(gone);
+    let after = MaglevTable::build(&rest, DEFAULT_TABLE_SIZE);
+    let mut moved = 0;
+    for (b, a) in before.slots().iter().zip(after.slots()) {
+        let b = *b as usize;
+        if b == gone {
+            continue;
+        }
+        let b_after = if b > gone { b - 1 } else { b };
+        if *a as usize != b_after {
+            moved += 1;
+        }
+    }
+    moved as f64 / f64::from(DEFAULT_TABLE_SIZE)
+}
+
+#[test]
+fn removing_one_backend_moves_at_most_one_percent_of_the_others() {
+    for n in [2usize, 8, 100] {
+        let worst = (0..n.min(10)).map(|g| disruption(n, g)).fold(0.0, f64::max);
+        println!("N = {n}: removing one backend moved {:.3}% of the other backends' slots (worst of {} removals)", worst * 100.0, n.min(10));
+        assert!(worst <= 0.01, "N = {n}: {worst}");
+    }
+}
+
+#[test]
+fn tables_built_independently_are_identical() {
+    for n in [1usize, 2, 8, 100, 1000] {
+        let a = MaglevTable::build(&names(n), DEFAULT_TABLE_SIZE);
+        // Built again from a reversed then re-sorted config: the balancer sorts by address.
+        let mut cfg: Vec<(Ipv4Addr, u32, AdminState)> =
+            (0..n).map(|i| (addr(i), 1, AdminState::None)).collect();
+        cfg.reverse();
+        let mut lb = Balancer::new(
+            LbConfig::new("x", Ipv4Addr::new(10, 1, 0, 100), Mode::ActiveActive),
+            &cfg,
+        );
+        for i in 0..n {
+            lb.record_probe(addr(i), true);
+        }
+        let b = MaglevTable::build(
+            &lb.backends()
+                .iter()
+                .map(|b| b.address.octets())
+                .collect::<Vec<_>>(),
+            DEFAULT_TABLE_SIZE,
+        );
+        assert!(a.slots() == b.slots(), "n = {n}: tables differ");
+    }
+}
+
+fn aa(n: usize, symmetric: bool) -> Balancer {
+    let mut c = LbConfig::new("ilb", Ipv4Addr::new(10, 1, 0, 100), Mode::ActiveActive);
+    c.symmetric = symmetric;
+    c.max_flows = 1 << 16;
+    let mut lb = Balancer::new(
+        c,
+        &(0..n)
+            .map(|i| (addr(i), 1, AdminState::None))
+            .collect::<Vec<_>>(),
+    );
+    for i in 0..n {
+        lb.record_probe(addr(i), true);
+    }
+    lb
+}
+
+proptest! {
+    #[test]
+    fn symmetric_mode_maps_a_flow_and_its_reverse_alike(a in any::<u32>(), b in any::<u32>(), p in any::<u16>(), q in any::<u16>(), udp in any::<bool>()) {
+        let lb = aa(8, true);
+        let k = FlowKey { src: a, dst: b, sport: p, dport: q, proto: if udp { UDP } else { TCP } };
+        prop_assert_eq!(lb.flow_hash(&k), lb.flow_hash(&k.reverse()));
+        prop_assert_eq!(lb.predict(&k, 0), lb.predict(&k.reverse(), 0));
+    }
+
+    #[test]
+    fn predict_agrees_with_select(flows in proptest::collection::vec((any::<u32>(), any::<u16>()), 1..200)) {
+        let mut lb = aa(5, false);
+        for (src, sport) in flows {
+            let k = FlowKey { src, dst: 0xc0a8_0a01, sport, dport: 443, proto: TCP };
+            let p = lb.predict(&k, 1);
+            prop_assert_eq!(p, lb.select(&k, 1));
+        }
+    }
+}
+
+fn flows(n: u32) -> Vec<FlowKey> {
+    (0..n)
+        .map(|i| FlowKey {
+            src: 0x0a01_0300 + (i % 200),
+            dst: 0xc0a8_0a01,
+            sport: 1024 + (i as u16),
+            dport: 80,
+            proto: TCP,
+        })
+        .collect()
+}
+
+#[test]
+fn a_dead_backend_moves_only_its_own_flows() {
+    let mut lb = aa(4, false);
+    let fs = flows(5000);
+    let before: Vec<Ipv4Addr> = fs.iter().map(|k| lb.select(k, 10).unwrap()).collect();
+    let dead = addr(2);
+    lb.record_probe(dead, false);
+    lb.record_probe(dead, false);
+    assert_eq!(lb.backends()[2].health, Health::Down);
+    for (k, b) in fs.iter().zip(&before) {
+        let now = lb.select(k, 11).unwrap();
+        if *b == dead {
+            assert_ne!(now, dead);
+        } else {
+            assert_eq!(now, *b, "a flow of a surviving backend moved");
+        }
+    }
+}
+
+#[test]
+fn drain_keeps_existing_flows_and_takes_no_new_ones() {
+    let mut lb = aa(2, false);
+    let fs = flows(2000);
+    let before: Vec<Ipv4Addr> = fs.iter().map(|k| lb.select(k, 10).unwrap()).collect();
+    lb.set_admin(addr(0), AdminState::Drain).unwrap();
+    for (k, b) in fs.iter().zip(&before) {
+        assert_eq!(lb.select(k, 11).unwrap(), *b);
+    }
+    for k in flows(4000).iter().skip(2000) {
+        assert_eq!(
+            lb.select(k, 11).unwrap(),
+            addr(1),
+            "new flow on a drained backend"
+        );
+    }
+    assert_eq!(lb.role(0), Role::Idle);
+}
+
+#[test]
+fn flow_table_bound_holds_under_ten_million_flows() {
+    let mut c = LbConfig::new("ilb", Ipv4Addr::new(10, 1, 0, 100), Mode::ActiveActive);
+    c.max_flows = 1 << 16;
+    let mut lb = Balancer::new(
+        c,
+        &[
+            (addr(0), 1, AdminState::None),
+            (addr(1), 1, AdminState::None),
+        ],
+    );
+    lb.record_probe(addr(0), true);
+    lb.record_probe(addr(1), true);
+    let cap = lb.flow_table().capacity();
+    let mem = lb.flow_table().memory_bytes();
+    for i in 0..10_000_000u32 {
+        let k = FlowKey {
+            src: i,
+            dst: 0xc0a8_0a01,
+            sport: (i >> 8) as u16,
+            dport: 443,
+            proto: TCP,
+        };
+        lb.select(&k, 100);
+    }
+    assert_eq!(lb.flow_table().len(100), cap);
+    assert_eq!(lb.flow_table().memory_bytes(), mem, "no growth");
+    assert_eq!(lb.flow_stats().evictions, 10_000_000 - cap as u64);
+}
+
+fn ap(preempt: bool) -> Balancer {
+    let mut c = LbConfig::new("nva-ilb", Ipv4Addr::new(10, 1, 0, 100), Mode::ActivePassive);
+    c.preempt = preempt;
+    let mut lb = Balancer::new(
+        c,
+        &[
+            (addr(1), 2, AdminState::None),
+            (addr(0), 1, AdminState::None),
+        ],
+    );
+    lb.record_probe(addr(0), true);
+    lb.record_probe(addr(1), true);
+    lb
+}
+
+#[test]
+fn active_passive_fails_over_after_fall_probes() {
+    let mut lb = ap(false);
+    assert_eq!(
+        lb.active(),
+        Some(addr(0)),
+        "lowest priority number is active"
+    );
+    assert_eq!((lb.role(0), lb.role(1)), (Role::Active, Role::Standby));
+    let fs = flows(100);
+    assert!(fs.iter().all(|k| lb.select(k, 1) == Some(addr(0))));
+    assert!(
+        lb.record_probe(addr(0), false).is_none(),
+        "one failure is not enough (fall = 2)"
+    );
+    assert_eq!(lb.active(), Some(addr(0)));
+    let change = lb.record_probe(addr(0), false).unwrap();
+    assert_eq!((change.from, change.to), (Health::Up, Health::Down));
+    assert_eq!(lb.active(), Some(addr(1)));
+    assert!(
+        fs.iter().all(|k| lb.select(k, 2) == Some(addr(1))),
+        "flows of the dead active move"
+    );
+    assert!(flows(200)
+        .iter()
+        .skip(100)
+        .all(|k| lb.select(k, 2) == Some(addr(1))));
+}
+
+#[test]
+fn preemption_both_ways() {
+    for preempt in [false, true] {
+        let mut lb = ap(preempt);
+        lb.record_probe(addr(0), false);
+        lb.record_probe(addr(0), false);
+        assert_eq!(lb.active(), Some(addr(1)));
+        let old = flows(10);
+        old.iter()
+            .for_each(|k| assert_eq!(lb.select(k, 1), Some(addr(1))));
+        // The primary recovers after `rise` successes.
+        lb.record_probe(addr(0), true);
+        lb.record_probe(addr(0), true);
+        assert_eq!(lb.backends()[0].health, Health::Up);
+        let want = if preempt { addr(0) } else { addr(1) };
+        assert_eq!(lb.active(), Some(want), "preempt = {preempt}");
+        let new = FlowKey {
+            src: 0x0b00_0001,
+            dst: 1,
+            sport: 1,
+            dport: 1,
+            proto: TCP,
+        };
+        assert_eq!(lb.select(&new, 2), Some(want));
+        // Existing flows stay on the healthy standby-turned-active either way.
+        old.iter()
+            .for_each(|k| assert_eq!(lb.select(k, 2), Some(addr(1))));
+    }
+}
+
+#[test]
+fn all_down_drop_or_all() {
+    for mode in [NoHealthy::Drop, NoHealthy::All] {
+        let mut c = LbConfig::new("ilb", Ipv4Addr::new(10, 1, 0, 100), Mode::ActiveActive);
+        c.no_healthy = mode;
+        let mut lb = Balancer::new(
+            c,
+            &[
+                (addr(0), 1, AdminState::None),
+                (addr(1), 1, AdminState::None),
+            ],
+        );
+        lb.record_probe(addr(0), false);
+        lb.record_probe(addr(1), false);
+        let got = lb.select(&flows(1)[0], 1);
+        match mode {
+            NoHealthy::Drop => assert_eq!(got, None),
+            NoHealthy::All => assert!(got.is_some()),
+        }
+    }
+}
+
+#[test]
+fn two_and_three_tuple_ignore_ports() {
+    for d in [Distribution::TwoTuple, Distribution::ThreeTuple] {
+        let mut c = LbConfig::new("ilb", Ipv4Addr::new(10, 1, 0, 100), Mode::ActiveActive);
+        c.distribution = d;
+        let mut lb = Balancer::new(
+            c,
+            &(0..8)
+                .map(|i| (addr(i), 1, AdminState::None))
+                .collect::<Vec<_>>(),
+        );
+        (0..8).for_each(|i| {
+            lb.record_probe(addr(i), true);
+        });
+        let k = FlowKey {
+            src: 7,
+            dst: 9,
+            sport: 1000,
+            dport: 80,
+            proto: TCP,
+        };
+        let other_ports = FlowKey {
+            sport: 2000,
+            dport: 443,
+            ..k
+        };
+        assert_eq!(lb.flow_hash(&k), lb.flow_hash(&other_ports), "{d:?}");
+        let udp = FlowKey { proto: UDP, ..k };
+        assert_eq!(
+            lb.flow_hash(&k) == lb.flow_hash(&udp),
+            d == Distribution::TwoTuple
+        );
+    }
+}
