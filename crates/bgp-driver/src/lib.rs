@@ -127,6 +127,9 @@ pub enum PeerCommand {
     },
     /// ManualStop: Cease/Administrative Shutdown, and the task ends.
     Shutdown,
+    /// The peer was removed from the configuration: Cease/Peer De-configured (RFC 4486), and
+    /// the task ends.
+    Deconfigure,
 }
 
 /// Commands a running peer task.
@@ -360,11 +363,18 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                 }
                 self.restart_at = Some(Instant::now() + restart_after);
             }
-            PeerCommand::Shutdown => {
+            PeerCommand::Shutdown | PeerCommand::Deconfigure => {
                 self.shutting_down = true;
                 self.restart_at = None;
+                let ev = match cmd {
+                    PeerCommand::Deconfigure => Event::AutomaticStop(Notification::new(
+                        bgp::wire::notification::code::CEASE,
+                        bgp::wire::notification::cease::PEER_DECONFIGURED,
+                    )),
+                    _ => Event::ManualStop,
+                };
                 for i in (0..self.conns.len()).rev() {
-                    let acts = self.conns[i].session.handle_event(Event::ManualStop);
+                    let acts = self.conns[i].session.handle_event(ev.clone());
                     self.execute(i, acts).await;
                 }
                 return true;

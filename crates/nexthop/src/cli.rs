@@ -201,7 +201,10 @@ fn encode(v: &str) -> String {
 pub fn reload(api: &str) -> anyhow::Result<()> {
     let (status, body) = request(api, "POST", "/v1/reload")?;
     if status >= 400 {
-        bail!("reload failed: {body}");
+        let msg = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(Value::as_str).map(String::from));
+        bail!("reload failed: {}", msg.unwrap_or(body));
     }
     println!("{body}");
     Ok(())

@@ -241,11 +241,12 @@ impl RibTask {
         );
     }
 
-    fn remove_peer(&mut self, id: PeerId) {
+    /// Takes a peer down for good: `how` is Deconfigure (reload) or Shutdown (process exit).
+    fn remove_peer(&mut self, id: PeerId, how: PeerCommand) {
         if let Some(slot) = self.peers.remove(&id) {
             info!(peer = %slot.spec.name, "peer removed");
             self.listener.unregister(IpAddr::V4(slot.spec.address));
-            slot.handle.send(PeerCommand::Shutdown);
+            slot.handle.send(how);
             let ex = self.rib.remove_peer(id);
             self.send_export(ex);
         }
@@ -275,7 +276,7 @@ impl RibTask {
     async fn shutdown(&mut self) {
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for id in ids {
-            self.remove_peer(id);
+            self.remove_peer(id, PeerCommand::Shutdown);
         }
         // Let the peer tasks send their Cease before the runtime goes.
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -546,7 +547,7 @@ impl RibTask {
         for (name, p) in &old {
             if new.get(name) != Some(p) {
                 if let Some(id) = self.find(name) {
-                    self.remove_peer(id);
+                    self.remove_peer(id, PeerCommand::Deconfigure);
                 }
             }
         }

@@ -237,13 +237,10 @@ impl Rib {
             accepted: 0,
             rejected: HashMap::new(),
         };
-        if let Some(i) = self.peers.iter().position(Option::is_none) {
-            self.peers[i] = Some(p);
-            i
-        } else {
-            self.peers.push(Some(p));
-            self.peers.len() - 1
-        }
+        // Ids are never reused: events of a removed peer may still be in flight, and must not be
+        // taken for a new peer's.
+        self.peers.push(Some(p));
+        self.peers.len() - 1
     }
 
     /// Removes a peer (deconfigured); its routes are withdrawn from the others.

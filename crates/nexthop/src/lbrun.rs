@@ -1,0 +1,260 @@
+//! Load balancers at run time: one task per `[[load_balancer]]` owns its [`Balancer`], takes
+//! the probe results of its backends and answers the API.
+//!
+//! ```text
+//!  probe tasks (1x per backend, crate `probe`) ──ProbeReport──> LB task (1x per LB, owns Balancer)
+//!  API / CLI ──LbQuery (oneshot reply)──────────────────────────> ┘
+//!  data planes ──select(flow)──────────────────────────────────> ┘   (sim today, Linux later)
+//! ```
+//!
+//! Every health change is logged once with the probe evidence that caused it.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lb::flow::FlowKey;
+use lb::{AdminState, Balancer, Distribution, LbConfig, Mode, NoHealthy};
+use tokio::sync::{mpsc, oneshot, RwLock};
+use tracing::{info, warn};
+
+/// One probe outcome, as the LB task needs it.
+#[derive(Clone, Debug)]
+pub struct ProbeReport {
+    pub target: Ipv4Addr,
+    pub ok: bool,
+    pub latency: Duration,
+    pub detail: String,
+}
+
+/// A backend as the API shows it (SPEC §6 `lb show`).
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendView {
+    pub address: String,
+    pub health: String,
+    pub admin_state: String,
+    pub role: String,
+    pub priority: u32,
+    pub flows: u64,
+    pub last_probe: Option<LastProbe>,
+    pub probes_sent: u64,
+    pub probes_failed: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastProbe {
+    pub ok: bool,
+    pub detail: String,
+    pub latency_ms: f64,
+    /// Seconds since it completed.
+    pub age_s: f64,
+}
+
+/// A load balancer as the API shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LbView {
+    pub name: String,
+    pub frontend: String,
+    pub mode: String,
+    pub backends: Vec<BackendView>,
+    pub new_flows: u64,
+    pub moved_flows: u64,
+    pub dropped_flows: u64,
+    pub flow_evictions: u64,
+    pub flow_table_capacity: usize,
+}
+
+/// Requests to an LB task.
+pub enum LbQuery {
+    Show(oneshot::Sender<LbView>),
+    SetAdmin(Ipv4Addr, AdminState, oneshot::Sender<Result<(), String>>),
+    /// The backend for one packet of a flow (data planes, trace with `record = true`), or the
+    /// prediction without recording it.
+    Select {
+        flow: FlowKey,
+        record: bool,
+        reply: oneshot::Sender<Option<Ipv4Addr>>,
+    },
+    /// Many flows at once (the sim data plane).
+    SelectMany(Vec<FlowKey>, oneshot::Sender<Vec<Option<Ipv4Addr>>>),
+}
+
+/// What the daemon keeps of a running LB.
+#[derive(Clone)]
+pub struct LbHandle {
+    pub name: String,
+    pub frontend: Ipv4Addr,
+    queries: mpsc::Sender<LbQuery>,
+}
+
+impl LbHandle {
+    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> LbQuery) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.queries.send(make(tx)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+pub type LoadBalancers = Arc<RwLock<Vec<LbHandle>>>;
+
+/// Builds the core configuration from the file's.
+pub fn lb_config(c: &config::LoadBalancer) -> (LbConfig, Vec<(Ipv4Addr, u32, AdminState)>) {
+    let mode = match c.mode {
+        config::Mode::ActivePassive => Mode::ActivePassive,
+        config::Mode::ActiveActive => Mode::ActiveActive,
+    };
+    let mut l = LbConfig::new(&c.name, c.frontend, mode);
+    l.distribution = match c.distribution {
+        config::Distribution::FiveTuple => Distribution::FiveTuple,
+        config::Distribution::TwoTuple => Distribution::TwoTuple,
+        config::Distribution::ThreeTuple => Distribution::ThreeTuple,
+    };
+    l.symmetric = c.symmetric;
+    l.preempt = c.preempt;
+    l.no_healthy = match c.no_healthy_backends {
+        config::NoHealthyBackends::Drop => NoHealthy::Drop,
+        config::NoHealthyBackends::All => NoHealthy::All,
+    };
+    l.table_size = c.maglev_table_size;
+    l.rise = c.probe.rise;
+    l.fall = c.probe.fall;
+    l.max_flows = c.max_flows as usize;
+    l.idle_tcp_s = c.flow_idle_timeout_tcp_s;
+    l.idle_udp_s = c.flow_idle_timeout_udp_s;
+    let backends = c
+        .backends
+        .iter()
+        .map(|b| (b.address, b.priority, admin(b.admin_state)))
+        .collect();
+    (l, backends)
+}
+
+pub fn admin(a: config::AdminState) -> AdminState {
+    match a {
+        config::AdminState::Up => AdminState::Up,
+        config::AdminState::Down => AdminState::Down,
+        config::AdminState::Drain => AdminState::Drain,
+        config::AdminState::None => AdminState::None,
+    }
+}
+
+pub fn parse_admin(s: &str) -> Option<AdminState> {
+    Some(match s {
+        "up" => AdminState::Up,
+        "down" => AdminState::Down,
+        "drain" => AdminState::Drain,
+        "none" => AdminState::None,
+        _ => return None,
+    })
+}
+
+struct BackendStats {
+    sent: u64,
+    failed: u64,
+    last: Option<(ProbeReport, Instant)>,
+}
+
+/// Starts the task of one LB. Probe results arrive on the returned sender.
+pub fn start(
+    cfg: LbConfig,
+    backends: Vec<(Ipv4Addr, u32, AdminState)>,
+) -> (LbHandle, mpsc::Sender<ProbeReport>) {
+    let (qtx, mut qrx) = mpsc::channel::<LbQuery>(256);
+    let (ptx, mut prx) = mpsc::channel::<ProbeReport>(1024);
+    let handle = LbHandle {
+        name: cfg.name.clone(),
+        frontend: cfg.frontend,
+        queries: qtx,
+    };
+    let span = tracing::info_span!("lb", name = %cfg.name);
+    let mut balancer = Balancer::new(cfg, &backends);
+    let started = Instant::now();
+    let mut stats: Vec<BackendStats> = balancer
+        .backends()
+        .iter()
+        .map(|_| BackendStats {
+            sent: 0,
+            failed: 0,
+            last: None,
+        })
+        .collect();
+    let task = async move {
+        let now_s = || started.elapsed().as_secs() as u32;
+        loop {
+            tokio::select! {
+                Some(p) = prx.recv() => {
+                    let Some(i) = balancer.index_of(p.target) else { continue };
+                    stats[i].sent += 1;
+                    stats[i].failed += u64::from(!p.ok);
+                    if let Some(ch) = balancer.record_probe(p.target, p.ok) {
+                        let active = balancer.active().map(|a| a.to_string()).unwrap_or_else(|| "none".into());
+                        if ch.to == lb::Health::Down {
+                            warn!(backend = %ch.backend, from = %ch.from, to = %ch.to, evidence = %p.detail, %active, "backend health changed");
+                        } else {
+                            info!(backend = %ch.backend, from = %ch.from, to = %ch.to, evidence = %p.detail, %active, "backend health changed");
+                        }
+                    }
+                    stats[i].last = Some((p, Instant::now()));
+                }
+                q = qrx.recv() => match q {
+                    None => return,
+                    Some(LbQuery::Show(tx)) => { let _ = tx.send(view(&balancer, &stats, now_s())); }
+                    Some(LbQuery::SetAdmin(addr, st, tx)) => {
+                        let r = balancer.set_admin(addr, st).map_err(|e| e.to_string());
+                        if r.is_ok() { info!(backend = %addr, state = %st, "admin state set"); }
+                        let _ = tx.send(r);
+                    }
+                    Some(LbQuery::Select { flow, record, reply }) => {
+                        let r = if record { balancer.select(&flow, now_s()) } else { balancer.predict(&flow, now_s()) };
+                        let _ = reply.send(r);
+                    }
+                    Some(LbQuery::SelectMany(flows, tx)) => {
+                        let now = now_s();
+                        let _ = tx.send(flows.iter().map(|f| balancer.select(f, now)).collect());
+                    }
+                },
+            }
+        }
+    };
+    tokio::spawn(tracing::Instrument::instrument(task, span));
+    (handle, ptx)
+}
+
+fn view(b: &Balancer, stats: &[BackendStats], now: u32) -> LbView {
+    let flows = b.flows_per_backend(now);
+    let cfg = b.config();
+    LbView {
+        name: cfg.name.clone(),
+        frontend: cfg.frontend.to_string(),
+        mode: cfg.mode.to_string(),
+        backends: b
+            .backends()
+            .iter()
+            .enumerate()
+            .map(|(i, x)| BackendView {
+                address: x.address.to_string(),
+                health: x.health.to_string(),
+                admin_state: x.admin.to_string(),
+                role: b.role(i).to_string(),
+                priority: x.priority,
+                flows: flows.get(i).copied().unwrap_or(0),
+                last_probe: stats[i].last.as_ref().map(|(p, at)| LastProbe {
+                    ok: p.ok,
+                    detail: p.detail.clone(),
+                    latency_ms: p.latency.as_secs_f64() * 1000.0,
+                    age_s: at.elapsed().as_secs_f64(),
+                }),
+                probes_sent: stats[i].sent,
+                probes_failed: stats[i].failed,
+            })
+            .collect(),
+        new_flows: b.stats.new_flows,
+        moved_flows: b.stats.moved_flows,
+        dropped_flows: b.stats.dropped_flows,
+        flow_evictions: b.flow_stats().evictions,
+        flow_table_capacity: b.flow_table().capacity(),
+    }
+}
