@@ -230,6 +230,8 @@ struct PeerTask<T> {
     reported: State,
     shutting_down: bool,
     started: bool,
+    /// After a Reset (e.g. the prefix limit): inbound connections are refused until then.
+    hold_down_until: Option<Instant>,
 }
 
 fn timer_index(t: Timer) -> usize {
@@ -258,6 +260,7 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
             reported: State::Idle,
             shutting_down: false,
             started: false,
+            hold_down_until: None,
         }
     }
 
@@ -362,6 +365,8 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                     self.execute(i, acts).await;
                 }
                 self.restart_at = Some(Instant::now() + restart_after);
+                // The peer is kept out for the whole back-off, its own reconnects included.
+                self.hold_down_until = Some(Instant::now() + restart_after);
             }
             PeerCommand::Shutdown | PeerCommand::Deconfigure => {
                 self.shutting_down = true;
@@ -391,6 +396,10 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
 
     async fn accept(&mut self, stream: TcpStream) {
         if self.shutting_down {
+            return;
+        }
+        if self.hold_down_until.is_some_and(|t| Instant::now() < t) {
+            debug!("connection refused: the peer is held down after a reset");
             return;
         }
         let _ = stream.set_nodelay(true);

@@ -324,7 +324,10 @@ impl Balancer {
         };
         b.streak = 0;
         b.health = to;
-        self.rebuild();
+        // A backend's first Up is part of the initial election, not a recovery: the preferred
+        // backend takes the active role even without preemption (whichever probe answered
+        // first must not decide).
+        self.rebuild_with(from == Health::Unknown);
         Some(HealthChange {
             backend: addr,
             from,
@@ -343,6 +346,10 @@ impl Balancer {
     /// Recomputes the usable set, its Maglev table (only when the set changed) and the active
     /// backend.
     fn rebuild(&mut self) {
+        self.rebuild_with(false)
+    }
+
+    fn rebuild_with(&mut self, electing: bool) {
         let usable: Vec<u32> = (0..self.backends.len() as u32)
             .filter(|&i| self.backends[i as usize].usable_new())
             .collect();
@@ -367,7 +374,7 @@ impl Balancer {
                     self.backends[a as usize].priority,
                     self.backends[b as usize].priority,
                 );
-                if self.cfg.preempt && pb < pa {
+                if (self.cfg.preempt || electing) && pb < pa {
                     Some(b)
                 } else {
                     Some(a)

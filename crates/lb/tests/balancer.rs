@@ -319,3 +319,23 @@ fn two_and_three_tuple_ignore_ports() {
         );
     }
 }
+
+#[test]
+fn the_preferred_backend_is_elected_whichever_probe_answers_first() {
+    let c = LbConfig::new("nva-ilb", Ipv4Addr::new(10, 1, 0, 100), Mode::ActivePassive);
+    let mut lb = Balancer::new(
+        c,
+        &[
+            (addr(0), 1, AdminState::None),
+            (addr(1), 2, AdminState::None),
+        ],
+    );
+    lb.record_probe(addr(1), true);
+    assert_eq!(lb.active(), Some(addr(1)), "the only one up so far");
+    lb.record_probe(addr(0), true);
+    assert_eq!(
+        lb.active(),
+        Some(addr(0)),
+        "priority 1 takes over at its first Up, without preempt"
+    );
+}

@@ -6,6 +6,9 @@
 //! | GET | `/v1/rib` | the Loc-RIB per instance: ECMP paths and forwarding next hops |
 //! | GET | `/v1/routes/learned?peer=NAME` | the peer's learned routes per instance |
 //! | GET | `/v1/routes/advertised?peer=NAME` | what each instance advertises to the peer |
+//! | GET | `/v1/lb` | the load balancers: name and frontend |
+//! | GET | `/v1/lb/NAME` | a load balancer: backends with health, admin state, role, last probe, flows |
+//! | POST | `/v1/lb/NAME/admin?backend=ADDR&state=up\|down\|drain\|none` | set a backend's admin state |
 //! | POST | `/v1/reload` | re-read the config file and apply it |
 //! | GET | `/metrics` | Prometheus text |
 //!
@@ -23,6 +26,7 @@ use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::instance::{Instances, PeerView, Query, RouteView};
+use crate::lbrun::{LbQuery, LoadBalancers};
 
 /// Asks the daemon to reload its config; the reply says what happened.
 pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
@@ -30,6 +34,7 @@ pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
 #[derive(Clone)]
 pub struct ApiState {
     pub instances: Instances,
+    pub lbs: LoadBalancers,
     pub reload: Option<mpsc::Sender<ReloadRequest>>,
 }
 
@@ -40,6 +45,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/routes/learned", get(learned))
         .route("/v1/routes/advertised", get(advertised))
         .route("/v1/reload", post(reload))
+        .route("/v1/lb", get(lb_list))
+        .route("/v1/lb/:name", get(lb_show))
+        .route("/v1/lb/:name/admin", post(lb_admin))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
@@ -157,6 +165,82 @@ async fn reload(State(state): State<ApiState>) -> Response {
     }
 }
 
+async fn lb_list(State(state): State<ApiState>) -> Response {
+    let list: Vec<serde_json::Value> = state
+        .lbs
+        .read()
+        .await
+        .iter()
+        .map(|l| serde_json::json!({ "name": l.name, "frontend": l.frontend.to_string() }))
+        .collect();
+    Json(list).into_response()
+}
+
+async fn find_lb(state: &ApiState, name: &str) -> Option<crate::lbrun::LbHandle> {
+    state
+        .lbs
+        .read()
+        .await
+        .iter()
+        .find(|l| l.name == name)
+        .cloned()
+}
+
+async fn lb_show(
+    State(state): State<ApiState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let Some(l) = find_lb(&state, &name).await else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no load balancer named {name:?}"),
+        );
+    };
+    match l.ask(LbQuery::Show).await {
+        Some(v) => Json(v).into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "load balancer task gone"),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AdminParam {
+    backend: Option<String>,
+    state: Option<String>,
+}
+
+async fn lb_admin(
+    State(state): State<ApiState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    AxQuery(q): AxQuery<AdminParam>,
+) -> Response {
+    let Some(l) = find_lb(&state, &name).await else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no load balancer named {name:?}"),
+        );
+    };
+    let Some(addr) = q.backend.as_deref().and_then(|b| b.parse().ok()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "backend=ADDRESS (an IPv4 address) is required",
+        );
+    };
+    let Some(st) = q.state.as_deref().and_then(crate::lbrun::parse_admin) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "state=up|down|drain|none is required",
+        );
+    };
+    match l.ask(|tx| LbQuery::SetAdmin(addr, st, tx)).await {
+        Some(Ok(())) => {
+            Json(serde_json::json!({ "backend": addr.to_string(), "adminState": st.to_string() }))
+                .into_response()
+        }
+        Some(Err(e)) => error(StatusCode::NOT_FOUND, e),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "load balancer task gone"),
+    }
+}
+
 async fn metrics(State(state): State<ApiState>) -> Response {
     let peers = all_peers(&state).await;
     let instances = state.instances.read().await.clone();
@@ -221,6 +305,76 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "TCP connections from unconfigured addresses, closed",
         "counter",
         refused,
+    );
+    let lbs = state.lbs.read().await.clone();
+    let mut views = Vec::new();
+    for l in &lbs {
+        if let Some(v) = l.ask(LbQuery::Show).await {
+            views.push(v);
+        }
+    }
+    let per_backend = |f: &dyn Fn(&crate::lbrun::BackendView) -> String| -> Vec<(String, String)> {
+        views
+            .iter()
+            .flat_map(|v| {
+                v.backends
+                    .iter()
+                    .map(move |b| (format!("lb=\"{}\",backend=\"{}\"", v.name, b.address), f(b)))
+            })
+            .collect()
+    };
+    let health = |b: &crate::lbrun::BackendView| match b.health.as_str() {
+        "up" => "1".to_string(),
+        "down" => "0".to_string(),
+        _ => "-1".to_string(),
+    };
+    family(
+        "lb_backend_health",
+        "1 up, 0 down, -1 unknown",
+        "gauge",
+        per_backend(&health),
+    );
+    family(
+        "lb_backend_active",
+        "1 when the backend takes new flows (active or serving)",
+        "gauge",
+        per_backend(&|b| u8::from(b.role == "active" || b.role == "serving").to_string()),
+    );
+    family(
+        "lb_backend_flows",
+        "Live flows on the backend",
+        "gauge",
+        per_backend(&|b| b.flows.to_string()),
+    );
+    family(
+        "lb_probes_sent_total",
+        "Health probes sent",
+        "counter",
+        per_backend(&|b| b.probes_sent.to_string()),
+    );
+    family(
+        "lb_probes_failed_total",
+        "Health probes that failed",
+        "counter",
+        per_backend(&|b| b.probes_failed.to_string()),
+    );
+    let per_lb = |f: &dyn Fn(&crate::lbrun::LbView) -> String| -> Vec<(String, String)> {
+        views
+            .iter()
+            .map(|v| (format!("lb=\"{}\"", v.name), f(v)))
+            .collect()
+    };
+    family(
+        "lb_flow_evictions_total",
+        "Live flows evicted from the full flow table",
+        "counter",
+        per_lb(&|v| v.flow_evictions.to_string()),
+    );
+    family(
+        "lb_flows_dropped_total",
+        "New flows dropped with no usable backend",
+        "counter",
+        per_lb(&|v| v.dropped_flows.to_string()),
     );
     (
         StatusCode::OK,

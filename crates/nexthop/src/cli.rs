@@ -257,3 +257,79 @@ pub fn rib(api: &str, output: &str) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+pub fn lb_show(api: &str, name: &str, output: &str) -> anyhow::Result<()> {
+    let v = get_json(api, &format!("/v1/lb/{}", encode(name)))?;
+    if output == "json" {
+        return print_json(&v);
+    }
+    println!(
+        "{} frontend {} mode {}",
+        s(&v, "name"),
+        s(&v, "frontend"),
+        s(&v, "mode")
+    );
+    let rows = v["backends"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| {
+            let probe = match b.get("lastProbe") {
+                Some(p) if !p.is_null() => format!(
+                    "{} ({:.1} ms, {:.1} s ago)",
+                    s(p, "detail"),
+                    p["latencyMs"].as_f64().unwrap_or(0.0),
+                    p["ageS"].as_f64().unwrap_or(0.0)
+                ),
+                _ => "-".into(),
+            };
+            vec![
+                s(b, "address"),
+                s(b, "health"),
+                s(b, "adminState"),
+                s(b, "role"),
+                s(b, "priority"),
+                s(b, "flows"),
+                probe,
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "BACKEND",
+            "HEALTH",
+            "ADMIN",
+            "ROLE",
+            "PRIORITY",
+            "FLOWS",
+            "LAST PROBE",
+        ],
+        rows,
+    );
+    println!(
+        "new flows {}, moved {}, dropped {}, evicted {}",
+        s(&v, "newFlows"),
+        s(&v, "movedFlows"),
+        s(&v, "droppedFlows"),
+        s(&v, "flowEvictions")
+    );
+    Ok(())
+}
+
+pub fn lb_set_admin(api: &str, name: &str, backend: &str, state: &str) -> anyhow::Result<()> {
+    let path = format!(
+        "/v1/lb/{}/admin?backend={}&state={}",
+        encode(name),
+        encode(backend),
+        encode(state)
+    );
+    let (status, body) = request(api, "POST", &path)?;
+    if status >= 400 {
+        let msg = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(Value::as_str).map(String::from));
+        bail!("{}", msg.unwrap_or(body));
+    }
+    println!("{name}: backend {backend} admin state set to {state}");
+    Ok(())
+}

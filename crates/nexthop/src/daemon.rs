@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::api::{self, ApiState, ReloadRequest};
 use crate::instance::{self, InstanceHandle, InstanceSpec, Instances, PeerSpec, Query};
+use crate::lbrun::{self, LoadBalancers};
 
 /// Instance names as the reference cloud shows them.
 pub fn instance_name(i: usize) -> String {
@@ -69,15 +70,20 @@ fn to_prefix(p: config::Ipv4Prefix) -> bgp::wire::Ipv4Prefix {
         .unwrap_or_else(|_| unreachable!("validated by the config crate"))
 }
 
-/// A running set of instances and the API.
+/// A running set of instances, load balancers and the API.
 pub struct Running {
     pub instances: Instances,
+    pub lbs: LoadBalancers,
+    /// The load balancers as configured, with their probers (dropping one stops its probes).
+    lb_specs: Arc<tokio::sync::Mutex<Vec<(config::LoadBalancer, lbrun::Probing)>>>,
     pub api: tokio::task::JoinHandle<()>,
 }
 
-/// Starts every instance and the API. Nothing is left running if any part fails to start.
+/// Starts every instance, every load balancer and the API. Nothing is left running if any part
+/// fails to start.
 pub async fn start(
     specs: Vec<InstanceSpec>,
+    lb_specs: Vec<config::LoadBalancer>,
     api_addr: SocketAddr,
     reload: Option<mpsc::Sender<ReloadRequest>>,
 ) -> anyhow::Result<Running> {
@@ -92,10 +98,19 @@ pub async fn start(
         }
     }
     let instances: Instances = Arc::new(RwLock::new(handles));
+    let mut lb_handles = Vec::new();
+    let mut probing = Vec::new();
+    for c in lb_specs {
+        let (h, p) = lbrun::start_with_probes(&c);
+        lb_handles.push(h);
+        probing.push((c, p));
+    }
+    let lbs: LoadBalancers = Arc::new(RwLock::new(lb_handles));
     let api = match api::serve(
         api_addr,
         ApiState {
             instances: instances.clone(),
+            lbs: lbs.clone(),
             reload,
         },
     )
@@ -107,7 +122,46 @@ pub async fn start(
             return Err(e);
         }
     };
-    Ok(Running { instances, api })
+    Ok(Running {
+        instances,
+        lbs,
+        lb_specs: Arc::new(tokio::sync::Mutex::new(probing)),
+        api,
+    })
+}
+
+/// Applies the load balancers of a new config: unchanged ones keep running (and their flows);
+/// changed ones restart; removed ones stop.
+pub async fn apply_lbs(running: &Running, new: Vec<config::LoadBalancer>) -> Vec<String> {
+    let mut specs = running.lb_specs.lock().await;
+    let mut handles = running.lbs.write().await;
+    let mut summary = Vec::new();
+    let mut kept_specs = Vec::new();
+    let mut kept_handles = Vec::new();
+    for c in new {
+        match specs.iter().position(|(old, _)| *old == c) {
+            Some(i) => {
+                kept_specs.push(specs.remove(i));
+                if let Some(j) = handles.iter().position(|h| h.name == c.name) {
+                    kept_handles.push(handles.remove(j));
+                }
+            }
+            None => {
+                summary.push(format!("load balancer {} (re)started", c.name));
+                let (h, p) = lbrun::start_with_probes(&c);
+                kept_handles.push(h);
+                kept_specs.push((c, p));
+            }
+        }
+    }
+    for (old, _) in specs.drain(..) {
+        if !kept_specs.iter().any(|(c, _)| c.name == old.name) {
+            summary.push(format!("load balancer {} stopped", old.name));
+        }
+    }
+    *specs = kept_specs;
+    *handles = kept_handles;
+    summary
 }
 
 pub async fn stop_all(handles: &[InstanceHandle]) {
@@ -163,7 +217,13 @@ pub fn run(path: PathBuf) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
-        let running = start(specs_from_config(&cfg), cfg.api.listen, Some(reload_tx)).await?;
+        let running = start(
+            specs_from_config(&cfg),
+            cfg.load_balancers.clone(),
+            cfg.api.listen,
+            Some(reload_tx),
+        )
+        .await?;
         info!(api = %cfg.api.listen, "nexthop running");
         eprintln!(
             "nexthop: running {} (API on http://{})",
@@ -186,9 +246,14 @@ pub fn run(path: PathBuf) -> anyhow::Result<()> {
                     "{}: api.listen changed; restart nexthop to move the API",
                     path.display()
                 )),
-                Ok(new) => apply(&running.instances, specs_from_config(&new))
-                    .await
-                    .map_err(|e| e.to_string()),
+                Ok(new) => match apply(&running.instances, specs_from_config(&new)).await {
+                    Ok(m) => {
+                        let mut parts = vec![m];
+                        parts.extend(apply_lbs(&running, new.load_balancers.clone()).await);
+                        Ok(parts.join("; "))
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
                 Err(e) => Err(format!("config not applied, the running one stays: {e}")),
             };
             match &result {

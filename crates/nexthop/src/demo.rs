@@ -17,7 +17,8 @@ use bgp_driver::{spawn_peer, PeerCommand, PeerConfig, PeerEvent, PeerHandle};
 use tokio::sync::mpsc;
 
 use crate::daemon::{self, instance_name};
-use crate::instance::{InstanceSpec, PeerSpec, Query};
+use crate::instance::Query;
+use crate::lbrun::LbQuery;
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -30,6 +31,18 @@ pub struct DemoArgs {
     /// Where the API listens.
     #[arg(long, default_value = "127.0.0.1:8179")]
     api_listen: SocketAddr,
+    /// Load balancer mode.
+    #[arg(long, default_value = "active-passive", value_parser = ["active-passive", "active-active"])]
+    mode: String,
+    /// Stop the active NVA's health endpoint after this many seconds, to show the failover.
+    #[arg(long)]
+    fail_active_after: Option<f64>,
+    /// Port of the emulated NVAs' HTTP health endpoints.
+    #[arg(long, default_value_t = 18080)]
+    health_port: u16,
+    /// Print the embedded config (what `nexthop run` would need for the same system) and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 const INSTANCES: [Ipv4Addr; 2] = [Ipv4Addr::new(127, 0, 1, 4), Ipv4Addr::new(127, 0, 1, 5)];
@@ -40,41 +53,63 @@ const NVAS: [(&str, Ipv4Addr); 2] = [
 const RS_ASN: u32 = 65515;
 const NVA_ASN: u32 = 65001;
 const LB_FRONTEND: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 100);
+/// Simulated flows from vm1 (10.1.3.10) to hosts of the branch, through the LB.
+const FLOWS: u32 = 1000;
 
 fn branch() -> Ipv4Prefix {
     Ipv4Prefix::new(Ipv4Addr::new(192, 168, 10, 0), 24).unwrap_or_else(|_| unreachable!())
 }
 
-/// The embedded default: what `nexthop run` would get from the seed's config on loopback.
-pub fn specs(port: u16) -> Vec<InstanceSpec> {
-    let peers: Vec<PeerSpec> = NVAS
-        .iter()
-        .map(|(name, addr)| PeerSpec {
-            name: name.to_string(),
-            address: *addr,
-            asn: NVA_ASN,
-            max_routes: 4000,
-            hold_time: 180,
-            port,
-            password: None,
-        })
-        .collect();
-    INSTANCES
-        .iter()
-        .enumerate()
-        .map(|(i, addr)| InstanceSpec {
-            name: instance_name(i),
-            address: *addr,
-            port,
-            asn: RS_ASN,
-            branch_to_branch: false,
-            originated: vec![
-                Ipv4Prefix::new(Ipv4Addr::new(10, 1, 0, 0), 16).unwrap_or_else(|_| unreachable!())
-            ],
-            hold_time: 180,
-            peers: peers.clone(),
-        })
-        .collect()
+/// The embedded default: the seed's topology on loopback, as a config `nexthop run` accepts.
+pub fn config_text(a: &DemoArgs) -> String {
+    format!(
+        r#"# nexthop demo: the seed's topology on 127.0.0.0/8
+[[virtual_network]]
+name = "hub"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+
+[route_server]
+asn = {RS_ASN}
+virtual_network = "hub"
+instances = ["{i0}", "{i1}"]
+port = {port}
+
+[[route_server.peer]]
+name = "nva1"
+address = "{n1}"
+asn = {NVA_ASN}
+
+[[route_server.peer]]
+name = "nva2"
+address = "{n2}"
+asn = {NVA_ASN}
+
+[[load_balancer]]
+name = "nva-ilb"
+virtual_network = "hub"
+frontend = "{LB_FRONTEND}"
+mode = "{mode}"
+backends = [{{ address = "{n1}", priority = 1 }}, {{ address = "{n2}", priority = 2 }}]
+probe = {{ protocol = "http", port = {hp}, path = "/health", interval_ms = 100, rise = 2, fall = 3 }}
+
+[[nic]]
+name = "vm1-nic"
+virtual_network = "hub"
+address = "10.1.3.10"
+
+[api]
+listen = "{api}"
+"#,
+        i0 = INSTANCES[0],
+        i1 = INSTANCES[1],
+        port = a.port,
+        n1 = NVAS[0].1,
+        n2 = NVAS[1].1,
+        mode = a.mode,
+        hp = a.health_port,
+        api = a.api_listen,
+    )
 }
 
 fn seed_route() -> UpdateMessage {
@@ -94,6 +129,10 @@ fn seed_route() -> UpdateMessage {
 type Tag = (usize, usize);
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    if args.print_config {
+        print!("{}", config_text(&args));
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -111,7 +150,24 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("  emulated NVAs {} and {} (AS {NVA_ASN}) advertise {} with next hop {LB_FRONTEND} (the LB frontend)", NVAS[0].1, NVAS[1].1, branch());
     println!("  try: nexthop peers | nexthop routes learned --peer nva1 -o json | nexthop routes advertised --peer nva1");
 
-    let running = daemon::start(specs(args.port), args.api_listen, None).await?;
+    let cfg = config::parse(&config_text(&args), "<embedded demo config>")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Each emulated NVA serves the HTTP health endpoint the load balancer probes.
+    let mut health = Vec::new();
+    for (_, addr) in NVAS {
+        health.push(
+            HealthEndpoint::start(SocketAddr::new(IpAddr::V4(addr), args.health_port)).await?,
+        );
+    }
+    let running = daemon::start(
+        daemon::specs_from_config(&cfg),
+        cfg.load_balancers.clone(),
+        args.api_listen,
+        None,
+    )
+    .await?;
+    println!("  load balancer nva-ilb {LB_FRONTEND} ({}) over {} and {}, HTTP probes every 100 ms (fall 3, rise 2)", args.mode, NVAS[0].1, NVAS[1].1);
+    println!("  {FLOWS} simulated flows from vm1-nic 10.1.3.10 to {} go through it; try: nexthop lb show nva-ilb", branch());
 
     // The emulated NVAs: one session per instance each, like the seed's FRR config.
     let (tx, mut rx) = mpsc::channel::<(Tag, PeerEvent)>(256);
@@ -147,13 +203,46 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     tokio::pin!(stop);
     let mut received: BTreeMap<Tag, Vec<String>> = BTreeMap::new();
     let mut reported = false;
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let flows = demo_flows();
+    let lb = running.lbs.read().await.first().cloned();
+    let mut last_split: Option<Vec<(Ipv4Addr, u32)>> = None;
+    let mut failed_at: Option<Instant> = None;
+    let mut failover: Option<Duration> = None;
+    let fail_at = args
+        .fail_active_after
+        .map(|s| started + Duration::from_secs_f64(s));
     loop {
         tokio::select! {
             _ = &mut stop => break,
             _ = tick.tick() => {
                 if !reported && received.len() == nvas.len() {
                     reported = report(&running, &received, &stamp).await;
+                }
+                if fail_at.is_some_and(|t| Instant::now() >= t) && failed_at.is_none() {
+                    let active = match &lb { Some(l) => l.ask(LbQuery::Show).await.and_then(|v| v.backends.iter().find(|b| b.role == "active" || b.role == "serving").map(|b| b.address.clone())), None => None };
+                    let victim = active.and_then(|a| NVAS.iter().position(|(_, x)| x.to_string() == a)).unwrap_or(0);
+                    println!("{} failing {} ({}): its health endpoint stops answering", stamp(), NVAS[victim].0, NVAS[victim].1);
+                    health[victim].set_healthy(false);
+                    failed_at = Some(Instant::now());
+                }
+                // The simulated data plane: every flow asks the LB where it goes.
+                let Some(l) = &lb else { continue };
+                let Some(dest) = l.ask(|tx| LbQuery::SelectMany(flows.clone(), tx)).await else { continue };
+                let split: Vec<(Ipv4Addr, u32)> = NVAS.iter().map(|(_, a)| (*a, dest.iter().filter(|d| **d == Some(*a)).count() as u32)).collect();
+                let dropped = dest.iter().filter(|d| d.is_none()).count();
+                if last_split.as_ref() != Some(&split) {
+                    let parts: Vec<String> = split.iter().zip(NVAS).map(|((_, n), (name, _))| format!("{name} {n}")).collect();
+                    println!("{} flows through nva-ilb: {} (dropped {dropped})", stamp(), parts.join(", "));
+                    if let (Some(t), None) = (failed_at, failover) {
+                        let victim = NVAS.iter().position(|(_, a)| health.iter().any(|h| h.addr.ip() == IpAddr::V4(*a) && !h.is_healthy())).unwrap_or(0);
+                        if split[victim].1 == 0 {
+                            let d = t.elapsed();
+                            failover = Some(d);
+                            println!("{} failover: every flow left {} {:.0} ms after its health endpoint stopped (probe interval 100 ms, fall 3; the reference cloud takes 10-15 s)", stamp(), NVAS[victim].0, d.as_secs_f64() * 1000.0);
+                        }
+                    }
+                    last_split = Some(split);
                 }
             }
             ev = rx.recv() => {
@@ -181,6 +270,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     let ok = reported || report(&running, &received, &stamp).await;
+    if failed_at.is_some() && failover.is_none() {
+        println!("{} no failover observed before the end", stamp());
+    }
     for h in nvas.values() {
         h.send(PeerCommand::Shutdown);
     }
@@ -191,7 +283,78 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             "the demo did not converge: not every instance learned the route from every NVA"
         );
     }
+    if failed_at.is_some() && failover.is_none() {
+        anyhow::bail!("the active NVA failed but its flows did not move");
+    }
     Ok(())
+}
+
+/// The simulated flows: TCP from vm1-nic to hosts of the branch, distinct source ports.
+fn demo_flows() -> Vec<lb::flow::FlowKey> {
+    (0..FLOWS)
+        .map(|i| {
+            lb::flow::FlowKey::new(
+                Ipv4Addr::new(10, 1, 3, 10),
+                Ipv4Addr::new(192, 168, 10, 1 + (i % 200) as u8),
+                lb::flow::TCP,
+                20000 + i as u16,
+                443,
+            )
+        })
+        .collect()
+}
+
+/// An emulated NVA's HTTP health endpoint: answers `200 OK` while healthy; when failed it
+/// stops listening, as a crashed appliance would (connection refused).
+struct HealthEndpoint {
+    addr: SocketAddr,
+    healthy: tokio::sync::watch::Sender<bool>,
+}
+
+impl HealthEndpoint {
+    async fn start(addr: SocketAddr) -> anyhow::Result<Self> {
+        // Bind once up front so a port clash is an error now, not a silent probe failure.
+        let first = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("health endpoint {addr}: {e}"))?;
+        let (tx, mut rx) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            let mut listener = Some(first);
+            loop {
+                if *rx.borrow() {
+                    let l = match listener.take() {
+                        Some(l) => l,
+                        None => match tokio::net::TcpListener::bind(addr).await {
+                            Ok(l) => l,
+                            Err(_) => return,
+                        },
+                    };
+                    loop {
+                        tokio::select! {
+                            c = l.accept() => if let Ok((mut s, _)) = c {
+                                tokio::spawn(async move {
+                                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                                    let mut buf = [0u8; 512];
+                                    let _ = s.read(&mut buf).await;
+                                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n").await;
+                                });
+                            },
+                            r = rx.changed() => { if r.is_err() { return; } if !*rx.borrow() { break; } }
+                        }
+                    }
+                } else if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Self { addr, healthy: tx })
+    }
+    fn set_healthy(&self, on: bool) {
+        let _ = self.healthy.send(on);
+    }
+    fn is_healthy(&self) -> bool {
+        *self.healthy.borrow()
+    }
 }
 
 /// Prints what each instance learned; true once both learned the branch prefix from both NVAs.

@@ -71,13 +71,6 @@ pub struct LbView {
 pub enum LbQuery {
     Show(oneshot::Sender<LbView>),
     SetAdmin(Ipv4Addr, AdminState, oneshot::Sender<Result<(), String>>),
-    /// The backend for one packet of a flow (data planes, trace with `record = true`), or the
-    /// prediction without recording it.
-    Select {
-        flow: FlowKey,
-        record: bool,
-        reply: oneshot::Sender<Option<Ipv4Addr>>,
-    },
     /// Many flows at once (the sim data plane).
     SelectMany(Vec<FlowKey>, oneshot::Sender<Vec<Option<Ipv4Addr>>>),
 }
@@ -207,10 +200,6 @@ pub fn start(
                         if r.is_ok() { info!(backend = %addr, state = %st, "admin state set"); }
                         let _ = tx.send(r);
                     }
-                    Some(LbQuery::Select { flow, record, reply }) => {
-                        let r = if record { balancer.select(&flow, now_s()) } else { balancer.predict(&flow, now_s()) };
-                        let _ = reply.send(r);
-                    }
                     Some(LbQuery::SelectMany(flows, tx)) => {
                         let now = now_s();
                         let _ = tx.send(flows.iter().map(|f| balancer.select(f, now)).collect());
@@ -257,4 +246,64 @@ fn view(b: &Balancer, stats: &[BackendStats], now: u32) -> LbView {
         flow_evictions: b.flow_stats().evictions,
         flow_table_capacity: b.flow_table().capacity(),
     }
+}
+
+/// The probes of one load balancer: dropping it stops them.
+pub struct Probing {
+    _prober: probe::Prober,
+    forward: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Probing {
+    fn drop(&mut self) {
+        self.forward.abort();
+    }
+}
+
+/// Starts a load balancer from its config and the probes of its backends.
+pub fn start_with_probes(c: &config::LoadBalancer) -> (LbHandle, Probing) {
+    let (cfg, backends) = lb_config(c);
+    let targets: Vec<std::net::IpAddr> = backends
+        .iter()
+        .map(|(a, _, _)| std::net::IpAddr::V4(*a))
+        .collect();
+    let (handle, reports) = start(cfg, backends);
+    let spec = probe::ProbeSpec {
+        protocol: match c.probe.protocol {
+            config::ProbeProtocol::Tcp => probe::Protocol::Tcp,
+            config::ProbeProtocol::Http => probe::Protocol::Http,
+            config::ProbeProtocol::Https => probe::Protocol::Https,
+        },
+        port: c.probe.port,
+        path: c.probe.path.clone(),
+        interval: Duration::from_millis(u64::from(c.probe.interval_ms)),
+        timeout: Duration::from_millis(u64::from(c.probe.timeout_ms)),
+        verify_tls: c.probe.verify_tls,
+        source: None,
+    };
+    let (tx, mut rx) = mpsc::channel::<probe::ProbeResult>(1024);
+    let prober = probe::spawn(spec, targets, tx);
+    let forward = tokio::spawn(async move {
+        while let Some(r) = rx.recv().await {
+            let std::net::IpAddr::V4(target) = r.target else {
+                continue;
+            };
+            let report = ProbeReport {
+                target,
+                ok: r.ok,
+                latency: r.latency,
+                detail: r.detail,
+            };
+            if reports.send(report).await.is_err() {
+                return;
+            }
+        }
+    });
+    (
+        handle,
+        Probing {
+            _prober: prober,
+            forward,
+        },
+    )
 }

@@ -10,6 +10,7 @@ mod cli;
 mod daemon;
 mod demo;
 mod instance;
+mod lbrun;
 
 #[derive(Parser)]
 #[command(
@@ -69,8 +70,8 @@ enum Command {
     },
     /// Load balancer state and admin commands.
     Lb {
-        #[arg(trailing_var_arg = true)]
-        args: Vec<String>,
+        #[command(subcommand)]
+        command: LbCommand,
     },
     /// Where a given flow from a NIC goes.
     Trace {
@@ -97,12 +98,37 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum LbCommand {
+    /// Backends: health, admin state, role, last probe, flows.
+    Show {
+        name: String,
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+        output: String,
+    },
+    /// Override the probes for one backend: up, down, drain (no new flows) or none.
+    SetAdmin {
+        name: String,
+        backend: String,
+        #[arg(value_parser = ["up", "down", "drain", "none"])]
+        state: String,
+    },
+}
+
 fn not_yet(what: &str, issue: u32) -> anyhow::Result<()> {
     eprintln!("nexthop {what}: not implemented yet (tracked in issue #{issue}).");
     std::process::exit(2);
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    if let Err(e) = real_main() {
+        // One clean line (with its causes), not a backtrace: this is a user-facing tool.
+        eprintln!("nexthop: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("NEXTHOP_LOG")
@@ -125,7 +151,17 @@ fn main() -> anyhow::Result<()> {
         Command::EffectiveRoutes { .. } | Command::Trace { .. } => {
             not_yet("effective-routes/trace", 5)
         }
-        Command::Lb { .. } => not_yet("lb", 4),
+        Command::Lb {
+            command: LbCommand::Show { name, output },
+        } => cli::lb_show(&cli.api, &name, &output),
+        Command::Lb {
+            command:
+                LbCommand::SetAdmin {
+                    name,
+                    backend,
+                    state,
+                },
+        } => cli::lb_set_admin(&cli.api, &name, &backend, &state),
         Command::Agent { .. } | Command::LbMux { .. } => not_yet("agent/lb-mux", 6),
     }
 }

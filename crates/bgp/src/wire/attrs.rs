@@ -331,7 +331,7 @@ pub enum AttrProblem {
 
 /// One malformed attribute with the RFC 7606 action and the RFC 4271 §6.3 subcode.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
-#[error("attribute {type_code}: {problem:?} -> {action:?}")]
+#[error("{} (type {type_code}): {problem} -> {}", attr_name(*type_code), action_name(*action))]
 pub struct AttrError {
     pub type_code: u8,
     pub problem: AttrProblem,
@@ -341,6 +341,65 @@ pub struct AttrError {
     /// NOTIFICATION data (the offending attribute, or its type for a missing one); filled only
     /// when `action` is `SessionReset`.
     pub data: Vec<u8>,
+}
+
+impl fmt::Display for AttrProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttrProblem::Flags { flags } => write!(
+                f,
+                "flags {flags:#04x} do not match the attribute's definition"
+            ),
+            AttrProblem::Length { len } => write!(f, "length {len} is invalid"),
+            AttrProblem::InvalidOrigin(o) => write!(f, "invalid value {o}"),
+            AttrProblem::MalformedAsPath(why) => write!(f, "malformed: {why}"),
+            AttrProblem::InvalidNextHop(a) => write!(f, "{a} cannot be a next hop"),
+            AttrProblem::Missing => f.write_str("missing"),
+            AttrProblem::Duplicate => f.write_str("repeated"),
+            AttrProblem::Overrun => f.write_str("runs past the end of the attribute list"),
+            AttrProblem::NotFromExternalPeer => f.write_str("not allowed from an external peer"),
+            AttrProblem::UnexpectedAs4 => f.write_str("sent by a 4-octet speaker"),
+            AttrProblem::UnrecognizedWellKnown => f.write_str("unrecognized well-known attribute"),
+            AttrProblem::UnsupportedFamily { afi, safi } => {
+                write!(f, "AFI {afi} / SAFI {safi} not supported")
+            }
+            AttrProblem::MpNextHopLength { len } => {
+                write!(f, "next hop length {len} is invalid for the family")
+            }
+            AttrProblem::MpNlri(e) => write!(f, "NLRI: {e}"),
+        }
+    }
+}
+
+/// The name of an attribute type, for messages.
+pub fn attr_name(code: u8) -> &'static str {
+    match code {
+        t::ORIGIN => "ORIGIN",
+        t::AS_PATH => "AS_PATH",
+        t::NEXT_HOP => "NEXT_HOP",
+        t::MULTI_EXIT_DISC => "MULTI_EXIT_DISC",
+        t::LOCAL_PREF => "LOCAL_PREF",
+        t::ATOMIC_AGGREGATE => "ATOMIC_AGGREGATE",
+        t::AGGREGATOR => "AGGREGATOR",
+        t::COMMUNITIES => "COMMUNITIES",
+        t::ORIGINATOR_ID => "ORIGINATOR_ID",
+        t::CLUSTER_LIST => "CLUSTER_LIST",
+        t::MP_REACH_NLRI => "MP_REACH_NLRI",
+        t::MP_UNREACH_NLRI => "MP_UNREACH_NLRI",
+        t::EXTENDED_COMMUNITIES => "EXTENDED_COMMUNITIES",
+        t::AS4_PATH => "AS4_PATH",
+        t::AS4_AGGREGATOR => "AS4_AGGREGATOR",
+        t::LARGE_COMMUNITY => "LARGE_COMMUNITY",
+        _ => "attribute",
+    }
+}
+
+fn action_name(a: ErrorAction) -> &'static str {
+    match a {
+        ErrorAction::AttributeDiscard => "attribute discarded",
+        ErrorAction::TreatAsWithdraw => "treat-as-withdraw",
+        ErrorAction::SessionReset => "session reset",
+    }
 }
 
 /// Expected Optional and Transitive bits of each recognized attribute.
