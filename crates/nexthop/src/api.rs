@@ -9,6 +9,8 @@
 //! | GET | `/v1/lb` | the load balancers: name and frontend |
 //! | GET | `/v1/lb/NAME` | a load balancer: backends with health, admin state, role, last probe, flows |
 //! | POST | `/v1/lb/NAME/admin?backend=ADDR&state=up\|down\|drain\|none` | set a backend's admin state |
+//! | GET | `/v1/effective-routes?nic=NAME` | the NIC's effective routes (`{"value": [...], "version": N}`) |
+//! | GET | `/v1/trace?nic=NAME&dst=IP[&proto=tcp\|udp\|icmp&sport=N&dport=N]` | where that flow goes, and why |
 //! | POST | `/v1/reload` | re-read the config file and apply it |
 //! | GET | `/metrics` | Prometheus text |
 //!
@@ -35,6 +37,7 @@ pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
 pub struct ApiState {
     pub instances: Instances,
     pub lbs: LoadBalancers,
+    pub fabric: crate::fabricrun::FabricTx,
     pub reload: Option<mpsc::Sender<ReloadRequest>>,
 }
 
@@ -45,6 +48,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/routes/learned", get(learned))
         .route("/v1/routes/advertised", get(advertised))
         .route("/v1/reload", post(reload))
+        .route("/v1/effective-routes", get(effective_routes))
+        .route("/v1/trace", get(trace))
         .route("/v1/lb", get(lb_list))
         .route("/v1/lb/:name", get(lb_show))
         .route("/v1/lb/:name/admin", post(lb_admin))
@@ -133,6 +138,23 @@ async fn routes(state: &ApiState, peer: Option<String>, learned: bool) -> Respon
     }
     if !found {
         return error(StatusCode::NOT_FOUND, format!("no peer named {peer:?}"));
+    }
+    if learned {
+        // A route the fabric cannot program says so next to the SPEC fields (SPEC §6).
+        for (_, rows) in out.iter_mut() {
+            for r in rows.iter_mut().filter(|r| r.state.is_none()) {
+                let Ok(nh) = r.next_hop.parse() else { continue };
+                if let Some(fabric::Resolution::Invalid(why)) =
+                    crate::fabricrun::ask(&state.fabric, |tx| {
+                        crate::fabricrun::FabricMsg::Resolve(nh, tx)
+                    })
+                    .await
+                {
+                    r.state = Some("Invalid".into());
+                    r.reason = Some(why);
+                }
+            }
+        }
     }
     per_instance_json(out)
 }
@@ -239,6 +261,124 @@ async fn lb_admin(
         Some(Err(e)) => error(StatusCode::NOT_FOUND, e),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "load balancer task gone"),
     }
+}
+
+#[derive(serde::Deserialize)]
+struct NicParam {
+    nic: Option<String>,
+}
+
+async fn effective_routes(
+    State(state): State<ApiState>,
+    AxQuery(q): AxQuery<NicParam>,
+) -> Response {
+    let Some(nic) = q.nic.filter(|n| !n.is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "missing ?nic=NAME");
+    };
+    let name = nic.clone();
+    match crate::fabricrun::ask(&state.fabric, |tx| {
+        crate::fabricrun::FabricMsg::EffectiveRoutes(name, tx)
+    })
+    .await
+    {
+        Some(Some((version, routes))) => {
+            let value: Vec<crate::fabricrun::RouteView> = routes.iter().map(Into::into).collect();
+            Json(serde_json::json!({ "value": value, "version": version })).into_response()
+        }
+        Some(None) => error(StatusCode::NOT_FOUND, format!("no NIC named {nic:?}")),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "fabric task gone"),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TraceParam {
+    nic: Option<String>,
+    dst: Option<String>,
+    proto: Option<String>,
+    sport: Option<u16>,
+    dport: Option<u16>,
+}
+
+async fn trace(State(state): State<ApiState>, AxQuery(q): AxQuery<TraceParam>) -> Response {
+    let Some(nic) = q.nic.filter(|n| !n.is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "missing ?nic=NAME");
+    };
+    let Some(dst) = q
+        .dst
+        .as_deref()
+        .and_then(|d| d.parse::<std::net::Ipv4Addr>().ok())
+    else {
+        return error(StatusCode::BAD_REQUEST, "dst=IPv4 address is required");
+    };
+    let proto = match q.proto.as_deref().unwrap_or("tcp") {
+        "tcp" => lb::flow::TCP,
+        "udp" => lb::flow::UDP,
+        "icmp" => lb::flow::ICMP,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("proto {other:?}: expected tcp, udp or icmp"),
+            )
+        }
+    };
+    let (sport, dport) = if proto == lb::flow::ICMP {
+        (0, 0)
+    } else {
+        (q.sport.unwrap_or(49152), q.dport.unwrap_or(443))
+    };
+    let name = nic.clone();
+    let (src, route) = {
+        let src = crate::fabricrun::ask(&state.fabric, |tx| {
+            crate::fabricrun::FabricMsg::NicAddress(name.clone(), tx)
+        })
+        .await
+        .flatten();
+        let r = crate::fabricrun::ask(&state.fabric, |tx| {
+            crate::fabricrun::FabricMsg::Lookup(name, dst, tx)
+        })
+        .await;
+        (src, r)
+    };
+    let Some(src) = src else {
+        return error(StatusCode::NOT_FOUND, format!("no NIC named {nic:?}"));
+    };
+    let flow = serde_json::json!({ "src": src.to_string(), "dst": dst.to_string(), "proto": q.proto.clone().unwrap_or_else(|| "tcp".into()), "sport": sport, "dport": dport });
+    let route = match route {
+        Some(Ok(Some(r))) => r,
+        Some(Ok(None)) => return Json(serde_json::json!({ "nic": nic, "flow": flow, "route": null, "dropped": "no route matches (no active route covers the destination)" })).into_response(),
+        Some(Err(e)) => return error(StatusCode::NOT_FOUND, e),
+        None => return error(StatusCode::SERVICE_UNAVAILABLE, "fabric task gone"),
+    };
+    let why = format!(
+        "longest prefix match: {} ({}) is the most specific active route covering {dst}",
+        route.prefix, route.source
+    );
+    let view: crate::fabricrun::RouteView = (&route).into();
+    let mut out = serde_json::json!({ "nic": nic, "flow": flow, "route": view, "why": why });
+    if let Some(lb_name) = &route.load_balancer {
+        let handle = state
+            .lbs
+            .read()
+            .await
+            .iter()
+            .find(|l| &l.name == lb_name)
+            .cloned();
+        let key = lb::flow::FlowKey::new(src, dst, proto, sport, dport);
+        let backend = match handle {
+            Some(h) => h.ask(|tx| LbQuery::Predict(key, tx)).await.flatten(),
+            None => None,
+        };
+        out["loadBalancer"] = serde_json::json!(lb_name);
+        match backend {
+            Some(b) => out["backend"] = serde_json::json!(b.to_string()),
+            None => {
+                out["dropped"] = serde_json::json!(format!(
+                    "load balancer {lb_name} has no healthy backend (no_healthy_backends = drop)"
+                ))
+            }
+        }
+    }
+    Json(out).into_response()
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
@@ -375,6 +515,18 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "New flows dropped with no usable backend",
         "counter",
         per_lb(&|v| v.dropped_flows.to_string()),
+    );
+    let cross = crate::fabricrun::ask(&state.fabric, crate::fabricrun::FabricMsg::CrossRegion)
+        .await
+        .unwrap_or_default();
+    family(
+        "fabric_cross_region_invalid_routes",
+        "Routes not programmed because their next hop is a load balancer in another region",
+        "gauge",
+        cross
+            .into_iter()
+            .map(|(lb, n)| (format!("lb=\"{lb}\""), n.to_string()))
+            .collect(),
     );
     (
         StatusCode::OK,

@@ -333,3 +333,112 @@ pub fn lb_set_admin(api: &str, name: &str, backend: &str, state: &str) -> anyhow
     println!("{name}: backend {backend} admin state set to {state}");
     Ok(())
 }
+
+pub fn effective_routes(api: &str, nic: &str, output: &str) -> anyhow::Result<()> {
+    let v = get_json(api, &format!("/v1/effective-routes?nic={}", encode(nic)))?;
+    if output == "json" {
+        return print_json(&v);
+    }
+    let list = |x: &Value| {
+        x.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let rows = v["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let mut nh = list(&r["nextHopIpAddress"]);
+            if let Some(lb) = r["loadBalancer"].as_str() {
+                nh = format!("{nh} (via {lb})");
+            }
+            vec![
+                s(r, "source"),
+                s(r, "state"),
+                list(&r["addressPrefix"]),
+                s(r, "nextHopType"),
+                nh,
+                s(r, "reason"),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SOURCE",
+            "STATE",
+            "ADDRESS PREFIX",
+            "NEXT HOP TYPE",
+            "NEXT HOP IP",
+            "REASON",
+        ],
+        rows,
+    );
+    Ok(())
+}
+
+pub fn trace(
+    api: &str,
+    nic: &str,
+    dst: &str,
+    proto: &str,
+    sport: Option<u16>,
+    dport: Option<u16>,
+    output: &str,
+) -> anyhow::Result<()> {
+    let mut path = format!(
+        "/v1/trace?nic={}&dst={}&proto={}",
+        encode(nic),
+        encode(dst),
+        encode(proto)
+    );
+    if let Some(p) = sport {
+        path.push_str(&format!("&sport={p}"));
+    }
+    if let Some(p) = dport {
+        path.push_str(&format!("&dport={p}"));
+    }
+    let v = get_json(api, &path)?;
+    if output == "json" {
+        return print_json(&v);
+    }
+    let f = &v["flow"];
+    println!(
+        "flow    {} {}:{} -> {}:{} from NIC {}",
+        s(f, "proto"),
+        s(f, "src"),
+        s(f, "sport"),
+        s(f, "dst"),
+        s(f, "dport"),
+        s(&v, "nic")
+    );
+    let r = &v["route"];
+    if !r.is_null() {
+        let pfx = r["addressPrefix"]
+            .get(0)
+            .and_then(Value::as_str)
+            .unwrap_or("-");
+        println!(
+            "route   {} {} -> {} {} ({})",
+            s(r, "source"),
+            pfx,
+            s(r, "nextHopType"),
+            r["nextHopIpAddress"],
+            s(r, "state")
+        );
+        println!("why     {}", s(&v, "why"));
+    }
+    if let Some(lb) = v.get("loadBalancer").and_then(Value::as_str) {
+        println!("via     load balancer {lb}");
+    }
+    if let Some(b) = v.get("backend").and_then(Value::as_str) {
+        println!("backend {b}");
+    }
+    if let Some(d) = v.get("dropped").and_then(Value::as_str) {
+        println!("DROPPED {d}");
+    }
+    Ok(())
+}

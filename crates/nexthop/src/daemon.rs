@@ -73,6 +73,7 @@ fn to_prefix(p: config::Ipv4Prefix) -> bgp::wire::Ipv4Prefix {
 /// A running set of instances, load balancers and the API.
 pub struct Running {
     pub instances: Instances,
+    pub fabric: crate::fabricrun::FabricTx,
     pub lbs: LoadBalancers,
     /// The load balancers as configured, with their probers (dropping one stops its probes).
     lb_specs: Arc<tokio::sync::Mutex<Vec<(config::LoadBalancer, lbrun::Probing)>>>,
@@ -82,14 +83,17 @@ pub struct Running {
 /// Starts every instance, every load balancer and the API. Nothing is left running if any part
 /// fails to start.
 pub async fn start(
-    specs: Vec<InstanceSpec>,
-    lb_specs: Vec<config::LoadBalancer>,
+    cfg: &config::Config,
     api_addr: SocketAddr,
     reload: Option<mpsc::Sender<ReloadRequest>>,
 ) -> anyhow::Result<Running> {
+    let fabric = crate::fabricrun::start(
+        crate::fabricrun::topology(cfg),
+        cfg.fabric.next_hop_tracking,
+    );
     let mut handles = Vec::new();
-    for s in specs {
-        match instance::start(s).await {
+    for s in specs_from_config(cfg) {
+        match instance::start(s, Some(fabric.clone())).await {
             Ok(h) => handles.push(h),
             Err(e) => {
                 stop_all(&handles).await;
@@ -100,8 +104,8 @@ pub async fn start(
     let instances: Instances = Arc::new(RwLock::new(handles));
     let mut lb_handles = Vec::new();
     let mut probing = Vec::new();
-    for c in lb_specs {
-        let (h, p) = lbrun::start_with_probes(&c);
+    for c in cfg.load_balancers.clone() {
+        let (h, p) = lbrun::start_with_probes(&c, Some(fabric.clone()));
         lb_handles.push(h);
         probing.push((c, p));
     }
@@ -111,6 +115,7 @@ pub async fn start(
         ApiState {
             instances: instances.clone(),
             lbs: lbs.clone(),
+            fabric: fabric.clone(),
             reload,
         },
     )
@@ -124,6 +129,7 @@ pub async fn start(
     };
     Ok(Running {
         instances,
+        fabric,
         lbs,
         lb_specs: Arc::new(tokio::sync::Mutex::new(probing)),
         api,
@@ -148,7 +154,7 @@ pub async fn apply_lbs(running: &Running, new: Vec<config::LoadBalancer>) -> Vec
             }
             None => {
                 summary.push(format!("load balancer {} (re)started", c.name));
-                let (h, p) = lbrun::start_with_probes(&c);
+                let (h, p) = lbrun::start_with_probes(&c, Some(running.fabric.clone()));
                 kept_handles.push(h);
                 kept_specs.push((c, p));
             }
@@ -172,7 +178,11 @@ pub async fn stop_all(handles: &[InstanceHandle]) {
 
 /// Applies new specs: instances matched by name are reconfigured in place (untouched peers
 /// keep their sessions); new ones start; gone ones stop.
-pub async fn apply(instances: &Instances, specs: Vec<InstanceSpec>) -> anyhow::Result<String> {
+pub async fn apply(
+    instances: &Instances,
+    specs: Vec<InstanceSpec>,
+    fabric: Option<crate::fabricrun::FabricTx>,
+) -> anyhow::Result<String> {
     let mut current = instances.write().await;
     let mut kept = Vec::new();
     let mut summary = Vec::new();
@@ -188,7 +198,7 @@ pub async fn apply(instances: &Instances, specs: Vec<InstanceSpec>) -> anyhow::R
             }
             None => {
                 summary.push(format!("started {} on {}", s.name, s.address));
-                kept.push(instance::start(s).await?);
+                kept.push(instance::start(s, fabric.clone()).await?);
             }
         }
     }
@@ -217,13 +227,7 @@ pub fn run(path: PathBuf) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
-        let running = start(
-            specs_from_config(&cfg),
-            cfg.load_balancers.clone(),
-            cfg.api.listen,
-            Some(reload_tx),
-        )
-        .await?;
+        let running = start(&cfg, cfg.api.listen, Some(reload_tx)).await?;
         info!(api = %cfg.api.listen, "nexthop running");
         eprintln!(
             "nexthop: running {} (API on http://{})",
@@ -246,8 +250,20 @@ pub fn run(path: PathBuf) -> anyhow::Result<()> {
                     "{}: api.listen changed; restart nexthop to move the API",
                     path.display()
                 )),
-                Ok(new) => match apply(&running.instances, specs_from_config(&new)).await {
+                Ok(new) => match apply(
+                    &running.instances,
+                    specs_from_config(&new),
+                    Some(running.fabric.clone()),
+                )
+                .await
+                {
                     Ok(m) => {
+                        let _ = running
+                            .fabric
+                            .send(crate::fabricrun::FabricMsg::Reconfigure(
+                                crate::fabricrun::topology(&new),
+                                new.fabric.next_hop_tracking,
+                            ));
                         let mut parts = vec![m];
                         parts.extend(apply_lbs(&running, new.load_balancers.clone()).await);
                         Ok(parts.join("; "))

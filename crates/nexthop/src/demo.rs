@@ -159,13 +159,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             HealthEndpoint::start(SocketAddr::new(IpAddr::V4(addr), args.health_port)).await?,
         );
     }
-    let running = daemon::start(
-        daemon::specs_from_config(&cfg),
-        cfg.load_balancers.clone(),
-        args.api_listen,
-        None,
-    )
-    .await?;
+    let running = daemon::start(&cfg, args.api_listen, None).await?;
     println!("  load balancer nva-ilb {LB_FRONTEND} ({}) over {} and {}, HTTP probes every 100 ms (fall 3, rise 2)", args.mode, NVAS[0].1, NVAS[1].1);
     println!("  {FLOWS} simulated flows from vm1-nic 10.1.3.10 to {} go through it; try: nexthop lb show nva-ilb", branch());
 

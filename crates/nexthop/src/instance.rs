@@ -158,7 +158,10 @@ struct PeerSlot {
 const LIMIT_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Binds the instance's address and starts its tasks.
-pub async fn start(spec: InstanceSpec) -> anyhow::Result<InstanceHandle> {
+pub async fn start(
+    spec: InstanceSpec,
+    fabric: Option<crate::fabricrun::FabricTx>,
+) -> anyhow::Result<InstanceHandle> {
     let sock =
         Listener::bind(SocketAddr::new(IpAddr::V4(spec.address), spec.port)).map_err(|e| {
             anyhow::anyhow!(
@@ -191,6 +194,7 @@ pub async fn start(spec: InstanceSpec) -> anyhow::Result<InstanceHandle> {
         peers: HashMap::new(),
         listener,
         events: etx,
+        fabric,
     };
     for p in spec.peers.clone() {
         task.add_peer(p);
@@ -206,6 +210,8 @@ struct RibTask {
     peers: HashMap<PeerId, PeerSlot>,
     listener: Listener,
     events: mpsc::Sender<(PeerId, PeerEvent)>,
+    /// Where Loc-RIB changes go (the fabric), if anywhere.
+    fabric: Option<crate::fabricrun::FabricTx>,
 }
 
 impl RibTask {
@@ -365,6 +371,18 @@ impl RibTask {
     }
 
     fn send_export(&mut self, ex: Export) {
+        if let Some(f) = &self.fabric {
+            for p in &ex.changed {
+                let nh = self.rib.forwarding_next_hops(p);
+                let prefix =
+                    fabric::Prefix::new(p.addr(), p.len()).unwrap_or(fabric::Prefix::DEFAULT);
+                let _ = f.send(crate::fabricrun::FabricMsg::RibChange {
+                    instance: self.spec.name.clone(),
+                    prefix,
+                    next_hops: (!nh.is_empty()).then_some(nh),
+                });
+            }
+        }
         for (q, out) in &ex.peers {
             let Some(slot) = self.peers.get_mut(q) else {
                 continue;

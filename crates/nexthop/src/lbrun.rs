@@ -71,6 +71,8 @@ pub struct LbView {
 pub enum LbQuery {
     Show(oneshot::Sender<LbView>),
     SetAdmin(Ipv4Addr, AdminState, oneshot::Sender<Result<(), String>>),
+    /// Where a flow would go, without recording it (trace).
+    Predict(FlowKey, oneshot::Sender<Option<Ipv4Addr>>),
     /// Many flows at once (the sim data plane).
     SelectMany(Vec<FlowKey>, oneshot::Sender<Vec<Option<Ipv4Addr>>>),
 }
@@ -154,6 +156,7 @@ struct BackendStats {
 pub fn start(
     cfg: LbConfig,
     backends: Vec<(Ipv4Addr, u32, AdminState)>,
+    fabric: Option<crate::fabricrun::FabricTx>,
 ) -> (LbHandle, mpsc::Sender<ProbeReport>) {
     let (qtx, mut qrx) = mpsc::channel::<LbQuery>(256);
     let (ptx, mut prx) = mpsc::channel::<ProbeReport>(1024);
@@ -176,6 +179,7 @@ pub fn start(
         .collect();
     let task = async move {
         let now_s = || started.elapsed().as_secs() as u32;
+        let mut last_healthy: Option<bool> = None;
         loop {
             tokio::select! {
                 Some(p) = prx.recv() => {
@@ -191,6 +195,14 @@ pub fn start(
                         }
                     }
                     stats[i].last = Some((p, Instant::now()));
+                    // Next hop tracking (fabric): whether any backend takes new flows.
+                    let healthy = (0..balancer.backends().len()).any(|i| matches!(balancer.role(i), lb::Role::Active | lb::Role::Serving));
+                    if last_healthy != Some(healthy) {
+                        last_healthy = Some(healthy);
+                        if let Some(f) = &fabric {
+                            let _ = f.send(crate::fabricrun::FabricMsg::LbHealth { lb: balancer.config().name.clone(), healthy });
+                        }
+                    }
                 }
                 q = qrx.recv() => match q {
                     None => return,
@@ -199,6 +211,9 @@ pub fn start(
                         let r = balancer.set_admin(addr, st).map_err(|e| e.to_string());
                         if r.is_ok() { info!(backend = %addr, state = %st, "admin state set"); }
                         let _ = tx.send(r);
+                    }
+                    Some(LbQuery::Predict(flow, tx)) => {
+                        let _ = tx.send(balancer.predict(&flow, now_s()));
                     }
                     Some(LbQuery::SelectMany(flows, tx)) => {
                         let now = now_s();
@@ -261,13 +276,16 @@ impl Drop for Probing {
 }
 
 /// Starts a load balancer from its config and the probes of its backends.
-pub fn start_with_probes(c: &config::LoadBalancer) -> (LbHandle, Probing) {
+pub fn start_with_probes(
+    c: &config::LoadBalancer,
+    fabric: Option<crate::fabricrun::FabricTx>,
+) -> (LbHandle, Probing) {
     let (cfg, backends) = lb_config(c);
     let targets: Vec<std::net::IpAddr> = backends
         .iter()
         .map(|(a, _, _)| std::net::IpAddr::V4(*a))
         .collect();
-    let (handle, reports) = start(cfg, backends);
+    let (handle, reports) = start(cfg, backends, fabric);
     let spec = probe::ProbeSpec {
         protocol: match c.probe.protocol {
             config::ProbeProtocol::Tcp => probe::Protocol::Tcp,

@@ -9,6 +9,7 @@ mod api;
 mod cli;
 mod daemon;
 mod demo;
+mod fabricrun;
 mod instance;
 mod lbrun;
 
@@ -73,12 +74,20 @@ enum Command {
         #[command(subcommand)]
         command: LbCommand,
     },
-    /// Where a given flow from a NIC goes.
+    /// Where a given flow from a NIC goes: the route, why it won, the LB and the backend.
     Trace {
         #[arg(long)]
         nic: String,
         #[arg(long)]
         dst: String,
+        #[arg(long, default_value = "tcp", value_parser = ["tcp", "udp", "icmp"])]
+        proto: String,
+        #[arg(long)]
+        sport: Option<u16>,
+        #[arg(long)]
+        dport: Option<u16>,
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+        output: String,
     },
     /// Host agent: programs a NIC's effective routes into the kernel.
     Agent {
@@ -148,9 +157,15 @@ fn real_main() -> anyhow::Result<()> {
             peer,
             output,
         } => cli::routes(&cli.api, &which, &peer, &output),
-        Command::EffectiveRoutes { .. } | Command::Trace { .. } => {
-            not_yet("effective-routes/trace", 5)
-        }
+        Command::EffectiveRoutes { nic, output } => cli::effective_routes(&cli.api, &nic, &output),
+        Command::Trace {
+            nic,
+            dst,
+            proto,
+            sport,
+            dport,
+            output,
+        } => cli::trace(&cli.api, &nic, &dst, &proto, sport, dport, &output),
         Command::Lb {
             command: LbCommand::Show { name, output },
         } => cli::lb_show(&cli.api, &name, &output),

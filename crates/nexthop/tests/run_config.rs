@@ -128,7 +128,11 @@ fn assert_refused_config(tag: &str, template: &str, expected: &[(&str, &str)]) -
     let prefix = format!("{}: ", file.display());
     let error_lines: Vec<&str> = stderr
         .lines()
-        .map(|l| l.strip_prefix("Error: ").unwrap_or(l))
+        .map(|l| {
+            l.strip_prefix("nexthop: ")
+                .or_else(|| l.strip_prefix("Error: "))
+                .unwrap_or(l)
+        })
         .filter(|l| l.starts_with(&prefix))
         .collect();
     for (key, problem) in expected {

@@ -1,0 +1,271 @@
+//! The effective route table of one virtual network, with a version per change and a bounded
+//! change log, so a subscriber can ask "what changed since version V".
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+/// An IPv4 prefix with host bits cleared.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct Prefix {
+    addr: u32,
+    len: u8,
+}
+
+fn mask(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len.min(32)))
+    }
+}
+
+impl Prefix {
+    pub const DEFAULT: Prefix = Prefix { addr: 0, len: 0 };
+
+    /// None when `len` > 32.
+    pub fn new(addr: Ipv4Addr, len: u8) -> Option<Self> {
+        (len <= 32).then(|| Self {
+            addr: u32::from(addr) & mask(len),
+            len,
+        })
+    }
+    pub fn addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.addr)
+    }
+    pub fn len(&self) -> u8 {
+        self.len
+    }
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & mask(self.len) == self.addr
+    }
+    /// `other` is equal to or more specific than `self`.
+    pub fn covers(&self, other: &Prefix) -> bool {
+        other.len >= self.len && other.addr & mask(self.len) == self.addr
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr(), self.len)
+    }
+}
+
+impl FromStr for Prefix {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, l) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not ADDRESS/LENGTH"))?;
+        let a: Ipv4Addr = a.parse().map_err(|_| format!("{s:?}: bad address"))?;
+        let l: u8 = l.parse().map_err(|_| format!("{s:?}: bad length"))?;
+        Prefix::new(a, l).ok_or_else(|| format!("{s:?}: length over 32"))
+    }
+}
+
+/// Where a route comes from (the `source` column).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub enum RouteSource {
+    /// System routes.
+    Default,
+    /// Learned by the route server.
+    VirtualNetworkGateway,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum NextHopType {
+    VnetLocal,
+    VNetPeering,
+    Internet,
+    VirtualNetworkGateway,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum RouteState {
+    Active,
+    /// Not usable: the reason says why.
+    Invalid,
+    /// Usable in principle, not now (next hop tracking: no healthy backend).
+    Inactive,
+}
+
+macro_rules! names {
+    ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            pub fn as_str(&self) -> &'static str { match self { $(Self::$v => $s),* } }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+names!(RouteSource { Default => "Default", VirtualNetworkGateway => "VirtualNetworkGateway" });
+names!(NextHopType { VnetLocal => "VnetLocal", VNetPeering => "VNetPeering", Internet => "Internet", VirtualNetworkGateway => "VirtualNetworkGateway" });
+names!(RouteState { Active => "Active", Invalid => "Invalid", Inactive => "Inactive" });
+
+/// One effective route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub source: RouteSource,
+    pub state: RouteState,
+    pub prefix: Prefix,
+    pub next_hop_type: NextHopType,
+    pub next_hop_ips: Vec<Ipv4Addr>,
+    /// The load balancer a next hop resolved through.
+    pub load_balancer: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Both possible routes of one prefix.
+#[derive(Clone, Debug, Default)]
+struct Slot {
+    bgp: Option<Route>,
+    system: Option<Route>,
+}
+
+impl Slot {
+    /// The route that forwards: an active BGP route overrides the system route.
+    fn winner(&self) -> Option<&Route> {
+        match (&self.bgp, &self.system) {
+            (Some(b), _) if b.state == RouteState::Active => Some(b),
+            (_, Some(s)) if s.state == RouteState::Active => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// How many changes the log remembers; an older version gets the whole table.
+const LOG_LEN: usize = 4096;
+
+#[derive(Clone, Debug, Default)]
+pub struct VnetTable {
+    slots: HashMap<Prefix, Slot>,
+    /// Bit n set: some prefix of length n exists (longest-prefix match skips the others).
+    lengths: u64,
+    version: u64,
+    log: VecDeque<(u64, Prefix)>,
+}
+
+impl VnetTable {
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn bump(&mut self, p: Prefix) {
+        self.version += 1;
+        if self.log.len() == LOG_LEN {
+            self.log.pop_front();
+        }
+        self.log.push_back((self.version, p));
+    }
+
+    /// Inserts or replaces the route of its prefix and source. No version change when equal.
+    pub fn set(&mut self, r: Route) {
+        let p = r.prefix;
+        let slot = self.slots.entry(p).or_default();
+        let place = match r.source {
+            RouteSource::VirtualNetworkGateway => &mut slot.bgp,
+            RouteSource::Default => &mut slot.system,
+        };
+        if place.as_ref() == Some(&r) {
+            return;
+        }
+        *place = Some(r);
+        self.lengths |= 1 << p.len;
+        self.bump(p);
+    }
+
+    pub fn remove(&mut self, p: Prefix, source: RouteSource) {
+        let Some(slot) = self.slots.get_mut(&p) else {
+            return;
+        };
+        let place = match source {
+            RouteSource::VirtualNetworkGateway => &mut slot.bgp,
+            RouteSource::Default => &mut slot.system,
+        };
+        if place.take().is_none() {
+            return;
+        }
+        if slot.bgp.is_none() && slot.system.is_none() {
+            self.slots.remove(&p);
+        }
+        self.bump(p);
+    }
+
+    /// Every route, sorted by prefix then source; a system route overridden by an active BGP
+    /// route of the same prefix is shown `Invalid` with the reason, as the reference does.
+    pub fn routes(&self) -> Vec<Route> {
+        let mut out = Vec::with_capacity(self.slots.len() + 4);
+        for s in self.slots.values() {
+            let overridden = s
+                .bgp
+                .as_ref()
+                .is_some_and(|b| b.state == RouteState::Active);
+            if let Some(r) = &s.system {
+                let mut r = r.clone();
+                if overridden {
+                    r.state = RouteState::Invalid;
+                    r.reason =
+                        Some("overridden by a route from the virtual network gateway".into());
+                }
+                out.push(r);
+            }
+            out.extend(s.bgp.iter().cloned());
+        }
+        out.sort_by(|a, b| (a.prefix, a.source).cmp(&(b.prefix, b.source)));
+        out
+    }
+
+    /// Prefixes changed after version `v`, or None when the log does not reach back that far.
+    pub fn changes_since(&self, v: u64) -> Option<Vec<Prefix>> {
+        if v >= self.version {
+            return Some(Vec::new());
+        }
+        let oldest = self.log.front().map_or(self.version + 1, |(x, _)| *x);
+        if v + 1 < oldest {
+            return None;
+        }
+        let mut ps: Vec<Prefix> = self
+            .log
+            .iter()
+            .filter(|(x, _)| *x > v)
+            .map(|(_, p)| *p)
+            .collect();
+        ps.sort();
+        ps.dedup();
+        Some(ps)
+    }
+
+    /// The routes of one prefix (both sources).
+    pub fn get(&self, p: &Prefix) -> Vec<Route> {
+        self.slots
+            .get(p)
+            .map(|s| s.system.iter().chain(s.bgp.iter()).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Longest-prefix match over the routes that forward.
+    pub fn lookup(&self, dst: Ipv4Addr) -> Option<&Route> {
+        let mut lens = self.lengths;
+        while lens != 0 {
+            let len = 63 - lens.leading_zeros() as u8;
+            lens &= !(1 << len);
+            let p = Prefix {
+                addr: u32::from(dst) & mask(len),
+                len,
+            };
+            if let Some(r) = self.slots.get(&p).and_then(Slot::winner) {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}

@@ -1,0 +1,278 @@
+//! Effective routes of the seed's topology and its variations (SPEC §3, §5, issue #5).
+
+use std::net::Ipv4Addr;
+
+use fabric::{
+    Fabric, LbInfo, NextHopType, NicInfo, Prefix, RouteSource, RouteState, Topology, VnetInfo,
+};
+
+fn p(s: &str) -> Prefix {
+    s.parse().unwrap()
+}
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+/// hub (westeurope, 10.1.0.0/16, route server, vm1-nic) peered with spoke (10.2.0.0/16);
+/// isolated (10.9.0.0/16) is not peered. The LB sits in `lb_vnet`.
+fn seed(lb_vnet: &str, lb_region: &str, tracking: bool) -> Fabric {
+    let vnets = vec![
+        VnetInfo {
+            name: "hub".into(),
+            region: "westeurope".into(),
+            address_space: vec![p("10.1.0.0/16")],
+            peerings: vec!["spoke".into()],
+        },
+        VnetInfo {
+            name: "spoke".into(),
+            region: lb_region.into(),
+            address_space: vec![p("10.2.0.0/16")],
+            peerings: vec![],
+        },
+        VnetInfo {
+            name: "isolated".into(),
+            region: "westeurope".into(),
+            address_space: vec![p("10.9.0.0/16")],
+            peerings: vec![],
+        },
+    ];
+    let nics = vec![
+        NicInfo {
+            name: "vm1-nic".into(),
+            vnet: "hub".into(),
+            address: ip("10.1.3.10"),
+        },
+        NicInfo {
+            name: "spoke-nic".into(),
+            vnet: "spoke".into(),
+            address: ip("10.2.0.4"),
+        },
+        NicInfo {
+            name: "iso-nic".into(),
+            vnet: "isolated".into(),
+            address: ip("10.9.0.4"),
+        },
+    ];
+    let frontend = if lb_vnet == "hub" {
+        ip("10.1.0.100")
+    } else {
+        ip("10.2.0.100")
+    };
+    let region = if lb_vnet == "hub" {
+        "westeurope"
+    } else {
+        lb_region
+    };
+    let lbs = vec![LbInfo {
+        name: "nva-ilb".into(),
+        frontend,
+        region: Some(region.into()),
+    }];
+    Fabric::new(
+        Topology::new(vnets, nics, lbs, Some("hub".into())),
+        tracking,
+    )
+}
+
+#[test]
+fn branch_route_resolves_through_the_lb_once() {
+    let mut f = seed("hub", "westeurope", false);
+    // Both NVAs and both instances learned it: one forwarding next hop.
+    f.set_bgp_route(p("192.168.10.0/24"), Some(vec![ip("10.1.0.100")]));
+    let t = f.nic_table("vm1-nic").unwrap();
+    let rs: Vec<_> = t
+        .routes()
+        .into_iter()
+        .filter(|r| r.prefix == p("192.168.10.0/24"))
+        .collect();
+    assert_eq!(rs.len(), 1);
+    let r = &rs[0];
+    assert_eq!(
+        (r.source, r.state, r.next_hop_type),
+        (
+            RouteSource::VirtualNetworkGateway,
+            RouteState::Active,
+            NextHopType::VirtualNetworkGateway
+        )
+    );
+    assert_eq!(r.next_hop_ips, vec![ip("10.1.0.100")]);
+    assert_eq!(r.load_balancer.as_deref(), Some("nva-ilb"));
+    assert_eq!(
+        t.lookup(ip("192.168.10.7")).unwrap().prefix,
+        p("192.168.10.0/24")
+    );
+    // System routes are there too.
+    let sys: Vec<_> = t
+        .routes()
+        .into_iter()
+        .filter(|r| r.source == RouteSource::Default)
+        .map(|r| (r.prefix, r.next_hop_type))
+        .collect();
+    assert_eq!(
+        sys,
+        vec![
+            (p("0.0.0.0/0"), NextHopType::Internet),
+            (p("10.1.0.0/16"), NextHopType::VnetLocal),
+            (p("10.2.0.0/16"), NextHopType::VNetPeering)
+        ]
+    );
+    // The peered spoke gets it too; the isolated network does not.
+    assert!(f
+        .nic_table("spoke-nic")
+        .unwrap()
+        .lookup(ip("192.168.10.7"))
+        .is_some_and(|r| r.source == RouteSource::VirtualNetworkGateway));
+    assert_eq!(
+        f.nic_table("iso-nic")
+            .unwrap()
+            .lookup(ip("192.168.10.7"))
+            .unwrap()
+            .next_hop_type,
+        NextHopType::Internet
+    );
+}
+
+#[test]
+fn cross_region_lb_makes_the_route_invalid_and_moving_it_back_fixes_it() {
+    let mut f = seed("spoke", "northeurope", false);
+    f.set_bgp_route(p("192.168.10.0/24"), Some(vec![ip("10.2.0.100")]));
+    let t = f.nic_table("vm1-nic").unwrap();
+    let r = t.get(&p("192.168.10.0/24")).pop().unwrap();
+    assert_eq!(r.state, RouteState::Invalid);
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("load balancer nva-ilb is in region northeurope, route server in westeurope: cross-region next hop IP is not supported")
+    );
+    // Not programmed: traffic follows the default route instead of a black hole.
+    assert_eq!(
+        t.lookup(ip("192.168.10.7")).unwrap().next_hop_type,
+        NextHopType::Internet
+    );
+    // The same LB in the route server's region is fine.
+    let mut f = seed("spoke", "westeurope", false);
+    f.set_bgp_route(p("192.168.10.0/24"), Some(vec![ip("10.2.0.100")]));
+    assert_eq!(
+        f.nic_table("vm1-nic").unwrap().get(&p("192.168.10.0/24"))[0].state,
+        RouteState::Active
+    );
+}
+
+#[test]
+fn own_space_and_more_specific_are_not_injected_a_supernet_is() {
+    let mut f = seed("hub", "westeurope", false);
+    for pfx in ["10.1.0.0/16", "10.1.5.0/24", "10.0.0.0/8"] {
+        f.set_bgp_route(p(pfx), Some(vec![ip("10.1.0.100")]));
+    }
+    let t = f.nic_table("vm1-nic").unwrap();
+    let bgp: Vec<Prefix> = t
+        .routes()
+        .into_iter()
+        .filter(|r| r.source == RouteSource::VirtualNetworkGateway)
+        .map(|r| r.prefix)
+        .collect();
+    assert_eq!(bgp, vec![p("10.0.0.0/8")]);
+    // In the spoke, 10.1.5.0/24 is not its own space: injected there.
+    let spoke = f.nic_table("spoke-nic").unwrap();
+    assert_eq!(
+        spoke
+            .get(&p("10.1.5.0/24"))
+            .iter()
+            .filter(|r| r.source == RouteSource::VirtualNetworkGateway)
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn unresolvable_and_direct_next_hops() {
+    let mut f = seed("hub", "westeurope", false);
+    f.set_bgp_route(p("192.168.20.0/24"), Some(vec![ip("10.1.2.10")]));
+    f.set_bgp_route(p("192.168.30.0/24"), Some(vec![ip("172.16.0.1")]));
+    let t = f.nic_table("vm1-nic").unwrap();
+    let direct = t.get(&p("192.168.20.0/24")).pop().unwrap();
+    assert_eq!(
+        (direct.state, direct.load_balancer),
+        (RouteState::Active, None)
+    );
+    let bad = t.get(&p("192.168.30.0/24")).pop().unwrap();
+    assert_eq!(bad.state, RouteState::Invalid);
+    assert!(bad
+        .reason
+        .unwrap()
+        .contains("172.16.0.1 is in no network connected"));
+}
+
+#[test]
+fn next_hop_tracking_marks_inactive_and_a_less_specific_route_takes_over() {
+    let mut f = seed("hub", "westeurope", true);
+    f.set_bgp_route(p("192.168.10.0/24"), Some(vec![ip("10.1.0.100")]));
+    f.set_bgp_route(p("192.168.0.0/16"), Some(vec![ip("10.1.2.10")]));
+    f.set_lb_healthy("nva-ilb", false);
+    let t = f.nic_table("vm1-nic").unwrap();
+    assert_eq!(t.get(&p("192.168.10.0/24"))[0].state, RouteState::Inactive);
+    assert_eq!(
+        t.lookup(ip("192.168.10.7")).unwrap().prefix,
+        p("192.168.0.0/16")
+    );
+    f.set_lb_healthy("nva-ilb", true);
+    assert_eq!(
+        f.nic_table("vm1-nic")
+            .unwrap()
+            .lookup(ip("192.168.10.7"))
+            .unwrap()
+            .prefix,
+        p("192.168.10.0/24")
+    );
+    // Without tracking, LB health does not change routes.
+    let mut f = seed("hub", "westeurope", false);
+    f.set_bgp_route(p("192.168.10.0/24"), Some(vec![ip("10.1.0.100")]));
+    f.set_lb_healthy("nva-ilb", false);
+    assert_eq!(
+        f.nic_table("vm1-nic").unwrap().get(&p("192.168.10.0/24"))[0].state,
+        RouteState::Active
+    );
+}
+
+#[test]
+fn one_change_touches_only_the_receiving_tables_and_versions_tell_what_changed() {
+    let mut f = seed("hub", "westeurope", false);
+    let v0 = f.nic_table("vm1-nic").unwrap().version();
+    let iso0 = f.nic_table("iso-nic").unwrap().version();
+    f.set_bgp_route(p("192.168.10.0/24"), Some(vec![ip("10.1.0.100")]));
+    assert_eq!(f.last_touched, 2, "hub and spoke, not the isolated network");
+    assert_eq!(f.nic_table("iso-nic").unwrap().version(), iso0);
+    let t = f.nic_table("vm1-nic").unwrap();
+    assert_eq!(t.version(), v0 + 1);
+    assert_eq!(t.changes_since(v0), Some(vec![p("192.168.10.0/24")]));
+    assert_eq!(t.changes_since(t.version()), Some(vec![]));
+    // The same route again changes nothing.
+    f.set_bgp_route(p("192.168.10.0/24"), Some(vec![ip("10.1.0.100")]));
+    assert_eq!(f.nic_table("vm1-nic").unwrap().version(), v0 + 1);
+    // A withdrawal is a change.
+    f.set_bgp_route(p("192.168.10.0/24"), None);
+    let t = f.nic_table("vm1-nic").unwrap();
+    assert_eq!(t.changes_since(v0 + 1), Some(vec![p("192.168.10.0/24")]));
+    assert!(t.get(&p("192.168.10.0/24")).is_empty());
+}
+
+#[test]
+fn a_bgp_route_for_a_system_prefix_overrides_it() {
+    let mut f = seed("hub", "westeurope", false);
+    f.set_bgp_route(p("0.0.0.0/0"), Some(vec![ip("10.1.0.100")]));
+    let t = f.nic_table("vm1-nic").unwrap();
+    let both = t
+        .routes()
+        .into_iter()
+        .filter(|r| r.prefix == Prefix::DEFAULT)
+        .collect::<Vec<_>>();
+    assert_eq!(both.len(), 2);
+    assert_eq!(
+        both[0].state,
+        RouteState::Invalid,
+        "the Internet route is overridden"
+    );
+    assert_eq!(
+        t.lookup(ip("8.8.8.8")).unwrap().source,
+        RouteSource::VirtualNetworkGateway
+    );
+}

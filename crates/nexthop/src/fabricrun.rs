@@ -1,0 +1,265 @@
+//! The fabric at run time: one task owns the [`Fabric`], fed by every route server instance's
+//! Loc-RIB changes and by load balancer health, and answers effective routes and traces.
+//!
+//! ```text
+//!  RIB tasks (1x per instance) ──RibChange──┐
+//!  LB tasks (1x per LB) ──LbHealth──────────┼─> fabric task (1x, owns Fabric) <──FabricQuery── API
+//!  reload ──Reconfigure(Topology)───────────┘
+//! ```
+//!
+//! Both instances normally hold the same routes; the fabric programs the union of their
+//! forwarding next hops, so a route learned on one instance only still works (the reference
+//! would program it inconsistently, FACTS §1).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::Ipv4Addr;
+
+use fabric::{Fabric, LbInfo, NicInfo, Prefix, Resolution, Route, Topology, VnetInfo};
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+
+/// An effective route as the API shows it (SPEC §6, shape of the reference's NIC output).
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteView {
+    pub source: String,
+    pub state: String,
+    pub address_prefix: Vec<String>,
+    pub next_hop_type: String,
+    pub next_hop_ip_address: Vec<String>,
+    pub load_balancer: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl From<&Route> for RouteView {
+    fn from(r: &Route) -> Self {
+        Self {
+            source: r.source.to_string(),
+            state: r.state.to_string(),
+            address_prefix: vec![r.prefix.to_string()],
+            next_hop_type: r.next_hop_type.to_string(),
+            next_hop_ip_address: r.next_hop_ips.iter().map(|a| a.to_string()).collect(),
+            load_balancer: r.load_balancer.clone(),
+            reason: r.reason.clone(),
+        }
+    }
+}
+
+pub enum FabricMsg {
+    /// Instance `instance` now has `prefix` with these forwarding next hops (None: gone).
+    RibChange {
+        instance: String,
+        prefix: Prefix,
+        next_hops: Option<Vec<Ipv4Addr>>,
+    },
+    LbHealth {
+        lb: String,
+        healthy: bool,
+    },
+    Reconfigure(Topology, bool),
+    /// (version, routes) of a NIC; None when there is no such NIC.
+    EffectiveRoutes(String, oneshot::Sender<Option<(u64, Vec<Route>)>>),
+    /// The route a NIC uses for a destination.
+    Lookup(
+        String,
+        Ipv4Addr,
+        oneshot::Sender<Result<Option<Route>, String>>,
+    ),
+    /// A NIC's address (trace).
+    NicAddress(String, oneshot::Sender<Option<Ipv4Addr>>),
+    /// How a next hop resolves from the route server's network (for learned routes).
+    Resolve(Ipv4Addr, oneshot::Sender<Resolution>),
+    /// Routes Invalid because of a cross-region LB, per LB (metric).
+    CrossRegion(oneshot::Sender<BTreeMap<String, u64>>),
+}
+
+/// Unbounded: the RIB tasks hand over changes without waiting (the fabric is the faster side).
+pub type FabricTx = mpsc::UnboundedSender<FabricMsg>;
+
+/// The topology of a config.
+pub fn topology(cfg: &config::Config) -> Topology {
+    let vnets = cfg
+        .virtual_networks
+        .iter()
+        .map(|v| VnetInfo {
+            name: v.name.clone(),
+            region: v.region.clone(),
+            address_space: v
+                .address_space
+                .iter()
+                .filter_map(|p| Prefix::new(p.addr(), p.len()))
+                .collect(),
+            peerings: v.peerings.clone(),
+        })
+        .collect();
+    let nics = cfg
+        .nics
+        .iter()
+        .map(|n| NicInfo {
+            name: n.name.clone(),
+            vnet: n.virtual_network.clone(),
+            address: n.address,
+        })
+        .collect();
+    let lbs = cfg
+        .load_balancers
+        .iter()
+        .map(|l| LbInfo {
+            name: l.name.clone(),
+            frontend: l.frontend,
+            region: l
+                .virtual_network
+                .as_deref()
+                .and_then(|v| cfg.virtual_network(v))
+                .map(|v| v.region.clone()),
+        })
+        .collect();
+    let rs_vnet = cfg
+        .route_server
+        .as_ref()
+        .and_then(|r| r.virtual_network.clone());
+    Topology::new(vnets, nics, lbs, rs_vnet)
+}
+
+/// Starts the fabric task.
+pub fn start(topo: Topology, tracking: bool) -> FabricTx {
+    let (tx, mut rx) = mpsc::unbounded_channel::<FabricMsg>();
+    tokio::spawn(async move {
+        let mut fabric = Fabric::new(topo, tracking);
+        // Per prefix, per instance: the next hops (to compute the union, and to rebuild).
+        let mut routes: HashMap<Prefix, BTreeMap<String, Vec<Ipv4Addr>>> = HashMap::new();
+        let mut health: HashMap<String, bool> = HashMap::new();
+        let mut logged: HashSet<String> = HashSet::new();
+        while let Some(m) = rx.recv().await {
+            match m {
+                FabricMsg::RibChange {
+                    instance,
+                    prefix,
+                    next_hops,
+                } => {
+                    let e = routes.entry(prefix).or_default();
+                    match next_hops {
+                        Some(n) => {
+                            e.insert(instance, n);
+                        }
+                        None => {
+                            e.remove(&instance);
+                        }
+                    }
+                    let union = union(e);
+                    if union.is_none() {
+                        routes.remove(&prefix);
+                    }
+                    fabric.set_bgp_route(prefix, union);
+                    log_cross_region(&fabric, prefix, &mut logged);
+                }
+                FabricMsg::LbHealth { lb, healthy } => {
+                    health.insert(lb.clone(), healthy);
+                    fabric.set_lb_healthy(&lb, healthy);
+                }
+                FabricMsg::Reconfigure(topo, tracking) => {
+                    fabric = Fabric::new(topo, tracking);
+                    logged.clear();
+                    for (lb, h) in &health {
+                        fabric.set_lb_healthy(lb, *h);
+                    }
+                    for (p, per) in &routes {
+                        fabric.set_bgp_route(*p, union(per));
+                        log_cross_region(&fabric, *p, &mut logged);
+                    }
+                }
+                FabricMsg::EffectiveRoutes(nic, tx) => {
+                    let _ = tx.send(fabric.nic_table(&nic).map(|t| (t.version(), t.routes())));
+                }
+                FabricMsg::Lookup(nic, dst, tx) => {
+                    let r = match fabric.nic_table(&nic) {
+                        Some(t) => Ok(t.lookup(dst).cloned()),
+                        None => Err(format!("no NIC named {nic:?}")),
+                    };
+                    let _ = tx.send(r);
+                }
+                FabricMsg::NicAddress(nic, tx) => {
+                    let _ = tx.send(fabric.topology().nic(&nic).map(|n| n.address));
+                }
+                FabricMsg::Resolve(nh, tx) => {
+                    // Without a virtual network for the route server there is nothing to
+                    // resolve against: say nothing rather than call every route invalid.
+                    let r = match fabric
+                        .topology()
+                        .route_server_vnet
+                        .as_deref()
+                        .filter(|v| fabric.topology().vnet(v).is_some())
+                    {
+                        Some(_) => resolve_rs(&fabric, nh),
+                        None => Resolution::Direct,
+                    };
+                    let _ = tx.send(r);
+                }
+                FabricMsg::CrossRegion(tx) => {
+                    let mut m: BTreeMap<String, u64> = BTreeMap::new();
+                    for lb in &fabric.topology().lbs {
+                        m.insert(lb.name.clone(), 0);
+                    }
+                    for per in routes.values() {
+                        for nh in union(per).unwrap_or_default() {
+                            if let (Some(lb), Resolution::Invalid(_)) = (
+                                fabric.topology().lb_by_frontend(nh),
+                                resolve_rs(&fabric, nh),
+                            ) {
+                                *m.entry(lb.name.clone()).or_default() += 1;
+                            }
+                        }
+                    }
+                    let _ = tx.send(m);
+                }
+            }
+        }
+    });
+    tx
+}
+
+fn resolve_rs(f: &Fabric, nh: Ipv4Addr) -> Resolution {
+    let vnet = f.topology().route_server_vnet.clone().unwrap_or_default();
+    f.resolve(&vnet, nh)
+}
+
+fn union(per: &BTreeMap<String, Vec<Ipv4Addr>>) -> Option<Vec<Ipv4Addr>> {
+    if per.is_empty() {
+        return None;
+    }
+    let mut v: Vec<Ipv4Addr> = per.values().flatten().copied().collect();
+    v.sort();
+    v.dedup();
+    Some(v)
+}
+
+/// SPEC: a cross-region next hop is logged once (per load balancer).
+fn log_cross_region(f: &Fabric, p: Prefix, logged: &mut HashSet<String>) {
+    let Some(vnet) = f.topology().route_server_vnet.clone() else {
+        return;
+    };
+    let Some(t) = f.vnet_table(&vnet) else { return };
+    for r in t.get(&p) {
+        if let Some(reason) = &r.reason {
+            if reason.contains("cross-region") {
+                for nh in &r.next_hop_ips {
+                    if let Some(lb) = f.topology().lb_by_frontend(*nh) {
+                        if logged.insert(lb.name.clone()) {
+                            warn!(prefix = %p, lb = %lb.name, "{reason}; routes via it are not programmed");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Asks the fabric task.
+pub async fn ask<T>(
+    tx: &FabricTx,
+    make: impl FnOnce(oneshot::Sender<T>) -> FabricMsg,
+) -> Option<T> {
+    let (otx, orx) = oneshot::channel();
+    tx.send(make(otx)).ok()?;
+    orx.await.ok()
+}
