@@ -203,6 +203,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let mut last_split: Option<Vec<(Ipv4Addr, u32)>> = None;
     let mut failed_at: Option<Instant> = None;
     let mut failover: Option<Duration> = None;
+    let mut caveat_shown = false;
     let fail_at = args
         .fail_active_after
         .map(|s| started + Duration::from_secs_f64(s));
@@ -225,7 +226,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 let Some(dest) = l.ask(|tx| LbQuery::SelectMany(flows.clone(), tx)).await else { continue };
                 let split: Vec<(Ipv4Addr, u32)> = NVAS.iter().map(|(_, a)| (*a, dest.iter().filter(|d| **d == Some(*a)).count() as u32)).collect();
                 let dropped = dest.iter().filter(|d| d.is_none()).count();
-                if last_split.as_ref() != Some(&split) {
+                // Before the first probes answer no backend is known healthy: not news.
+                let waiting = dropped == flows.len() && failed_at.is_none() && last_split.is_none();
+                if !waiting && last_split.as_ref() != Some(&split) {
                     let parts: Vec<String> = split.iter().zip(NVAS).map(|((_, n), (name, _))| format!("{name} {n}")).collect();
                     println!("{} flows through nva-ilb: {} (dropped {dropped})", stamp(), parts.join(", "));
                     if let (Some(t), None) = (failed_at, failover) {
@@ -235,6 +238,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                             failover = Some(d);
                             println!("{} failover: every flow left {} {:.0} ms after its health endpoint stopped (probe interval 100 ms, fall 3; the reference cloud takes 10-15 s)", stamp(), NVAS[victim].0, d.as_secs_f64() * 1000.0);
                         }
+                    }
+                    if args.mode == "active-active" && dropped == 0 && split.iter().all(|(_, n)| *n > 0) && !caveat_shown {
+                        caveat_shown = true;
+                        println!("{} active-active: flows are spread by a 5-tuple Maglev hash; the return traffic of a flow may cross the other NVA (asymmetric routing) unless the NVAs share state or the LB hashes symmetrically (symmetric = true)", stamp());
                     }
                     last_split = Some(split);
                 }
@@ -400,5 +407,30 @@ async fn report(
         );
     }
     println!("  one forwarding next hop for {}: {LB_FRONTEND} (two paths per instance, same LB frontend)", branch());
+    // The fabric: what vm1-nic's effective routes say about the branch.
+    let eff = crate::fabricrun::ask(&running.fabric, |tx| {
+        crate::fabricrun::FabricMsg::EffectiveRoutes("vm1-nic".into(), tx)
+    })
+    .await
+    .flatten();
+    if let Some((_, routes)) = eff {
+        println!("  effective routes of vm1-nic (10.1.3.10):");
+        for r in routes {
+            let nh: Vec<String> = r.next_hop_ips.iter().map(|a| a.to_string()).collect();
+            let via = r
+                .load_balancer
+                .as_ref()
+                .map(|l| format!(" via load balancer {l}"))
+                .unwrap_or_default();
+            println!(
+                "    {:<22} {:<7} {:<16} {:<22} {}{via}",
+                r.source.to_string(),
+                r.state.to_string(),
+                r.prefix.to_string(),
+                r.next_hop_type.to_string(),
+                nh.join(",")
+            );
+        }
+    }
     true
 }
