@@ -185,6 +185,7 @@ impl Fabric {
             }
         }
         let mut touched = 0;
+        let mut shared: Option<std::sync::Arc<Route>> = None;
         for vnet in self.topo.bgp_receivers() {
             let entry = next_hops
                 .as_ref()
@@ -192,7 +193,15 @@ impl Fabric {
             if let Some(t) = self.tables.get_mut(&vnet) {
                 touched += 1;
                 match entry {
-                    Some(r) => t.set(r),
+                    Some(r) => {
+                        // Networks that resolve the route alike share one copy.
+                        let arc = match &shared {
+                            Some(a) if **a == r => a.clone(),
+                            _ => std::sync::Arc::new(r),
+                        };
+                        shared = Some(arc.clone());
+                        t.set(arc);
+                    }
                     None => t.remove(prefix, RouteSource::VirtualNetworkGateway),
                 }
             }

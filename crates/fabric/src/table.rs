@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// An IPv4 prefix with host bits cleared.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -118,18 +119,20 @@ pub struct Route {
 }
 
 /// Both possible routes of one prefix.
+/// Routes are shared between tables: most virtual networks get the same entry for a BGP
+/// prefix, and it is stored once.
 #[derive(Clone, Debug, Default)]
 struct Slot {
-    bgp: Option<Route>,
-    system: Option<Route>,
+    bgp: Option<Arc<Route>>,
+    system: Option<Arc<Route>>,
 }
 
 impl Slot {
     /// The route that forwards: an active BGP route overrides the system route.
     fn winner(&self) -> Option<&Route> {
         match (&self.bgp, &self.system) {
-            (Some(b), _) if b.state == RouteState::Active => Some(b),
-            (_, Some(s)) if s.state == RouteState::Active => Some(s),
+            (Some(b), _) if b.state == RouteState::Active => Some(b.as_ref()),
+            (_, Some(s)) if s.state == RouteState::Active => Some(s.as_ref()),
             _ => None,
         }
     }
@@ -161,14 +164,15 @@ impl VnetTable {
     }
 
     /// Inserts or replaces the route of its prefix and source. No version change when equal.
-    pub fn set(&mut self, r: Route) {
+    pub fn set(&mut self, r: impl Into<Arc<Route>>) {
+        let r: Arc<Route> = r.into();
         let p = r.prefix;
         let slot = self.slots.entry(p).or_default();
         let place = match r.source {
             RouteSource::VirtualNetworkGateway => &mut slot.bgp,
             RouteSource::Default => &mut slot.system,
         };
-        if place.as_ref() == Some(&r) {
+        if place.as_deref() == Some(&*r) {
             return;
         }
         *place = Some(r);
@@ -203,7 +207,7 @@ impl VnetTable {
                 .as_ref()
                 .is_some_and(|b| b.state == RouteState::Active);
             if let Some(r) = &s.system {
-                let mut r = r.clone();
+                let mut r = Route::clone(r);
                 if overridden {
                     r.state = RouteState::Invalid;
                     r.reason =
@@ -211,7 +215,7 @@ impl VnetTable {
                 }
                 out.push(r);
             }
-            out.extend(s.bgp.iter().cloned());
+            out.extend(s.bgp.iter().map(|r| Route::clone(r)));
         }
         out.sort_by(|a, b| (a.prefix, a.source).cmp(&(b.prefix, b.source)));
         out
@@ -241,7 +245,13 @@ impl VnetTable {
     pub fn get(&self, p: &Prefix) -> Vec<Route> {
         self.slots
             .get(p)
-            .map(|s| s.system.iter().chain(s.bgp.iter()).cloned().collect())
+            .map(|s| {
+                s.system
+                    .iter()
+                    .chain(s.bgp.iter())
+                    .map(|r| Route::clone(r))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
