@@ -1,0 +1,240 @@
+//! `nexthop run` with the fabric: an NVA (a real BGP speaker over TCP, run by this test on
+//! 127.0.0.0/8) advertises 192.168.10.0/24 with the LB frontend as next hop. The NIC's effective
+//! routes resolve it through the LB; with the LB's network in another region than the route
+//! server (config reload) the route is Invalid with the cross-region reason — in the effective
+//! routes, the learned routes and the metric — and reloading the old config makes it valid.
+//! `trace` names the backend. No root needed.
+
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bgp::fsm::SessionConfig;
+use bgp::wire::{AsPath, Origin, PathAttributes, UpdateMessage};
+use bgp_driver::{spawn_peer, PeerCommand, PeerConfig, PeerEvent};
+
+struct Daemon(Child);
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(spoke_region: &str, bgp_port: u16, api: &str, probe_port: u16) -> String {
+    format!(
+        r#"[[virtual_network]]
+name = "hub"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+peerings = ["spoke"]
+
+[[virtual_network]]
+name = "spoke"
+region = "{spoke_region}"
+address_space = ["10.2.0.0/16"]
+
+[route_server]
+virtual_network = "hub"
+instances = ["127.0.11.4"]
+port = {bgp_port}
+
+[[route_server.peer]]
+name = "nva1"
+address = "127.0.11.10"
+asn = 65001
+
+[[load_balancer]]
+name = "nva-ilb"
+virtual_network = "spoke"
+frontend = "10.2.0.100"
+mode = "active-passive"
+backends = [{{ address = "127.0.11.10", priority = 1 }}]
+probe = {{ protocol = "tcp", port = {probe_port}, interval_ms = 100 }}
+
+[[nic]]
+name = "vm1-nic"
+virtual_network = "hub"
+address = "10.1.3.10"
+
+[api]
+listen = "{api}"
+"#
+    )
+}
+
+fn cli(api: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nexthop"))
+        .arg("--api")
+        .arg(format!("http://{api}"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn json(api: &str, args: &[&str]) -> Option<serde_json::Value> {
+    let (ok, out) = cli(api, args);
+    if ok {
+        serde_json::from_str(&out).ok()
+    } else {
+        None
+    }
+}
+
+/// Polls the branch route of vm1-nic until `cond` holds.
+fn branch_route(
+    api: &str,
+    what: &str,
+    cond: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let t = Instant::now();
+    loop {
+        let v = json(api, &["effective-routes", "--nic", "vm1-nic", "-o", "json"]);
+        let r = v.as_ref().and_then(|v| {
+            v["value"]
+                .as_array()?
+                .iter()
+                .find(|r| r["addressPrefix"][0] == "192.168.10.0/24")
+                .cloned()
+        });
+        if let Some(r) = r.filter(|r| cond(r)) {
+            return r;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}: {v:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn metrics(api: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(api).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut m = String::new();
+    s.read_to_string(&mut m).unwrap();
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_region_lb_is_invalid_and_a_reload_fixes_it() {
+    let (bgp_port, probe_port) = (free_port(), free_port());
+    let api = format!("127.0.0.1:{}", free_port());
+    // The NVA's probe target: a TCP listener on its address.
+    let _probe = TcpListener::bind(("127.0.11.10", probe_port)).unwrap();
+    let dir = std::env::temp_dir().join(format!("nexthop-fabric-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("nexthop.toml");
+    std::fs::write(&file, config("westeurope", bgp_port, &api, probe_port)).unwrap();
+    let d = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_nexthop"))
+            .args(["run", "--config"])
+            .arg(&file)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // The NVA: a real BGP speaker that connects to the instance and advertises the branch.
+    let mut s = SessionConfig::new(65001, Ipv4Addr::new(10, 1, 2, 10), 65515);
+    s.connect_retry = Duration::from_millis(500);
+    let mut cfg = PeerConfig::new(
+        "nva1",
+        s,
+        IpAddr::V4(Ipv4Addr::new(127, 0, 11, 10)),
+        IpAddr::V4(Ipv4Addr::new(127, 0, 11, 4)),
+    );
+    cfg.remote_port = bgp_port;
+    cfg.restart_delay = Duration::from_millis(200);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let nva = spawn_peer(cfg, tx, ());
+    let route = UpdateMessage {
+        withdrawn: vec![],
+        attrs: PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::from_sequence(vec![65001])),
+            next_hop: Some(Ipv4Addr::new(10, 2, 0, 100)),
+            ..Default::default()
+        },
+        nlri: vec!["192.168.10.0/24".parse().unwrap()],
+    };
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(until, rx.recv()).await {
+            Ok(Some((_, PeerEvent::Established { .. }))) => break,
+            Ok(Some(_)) => {}
+            other => panic!("no session: {other:?}"),
+        }
+    }
+    nva.send(PeerCommand::SendUpdate(route));
+
+    let api2 = api.clone();
+    tokio::task::spawn_blocking(move || {
+        let api = api2;
+        // Same region: active, through the LB, once.
+        let r = branch_route(&api, "an active route via nva-ilb", |r| r["state"] == "Active");
+        assert_eq!(r["source"], "VirtualNetworkGateway");
+        assert_eq!(r["nextHopType"], "VirtualNetworkGateway");
+        assert_eq!(r["nextHopIpAddress"], serde_json::json!(["10.2.0.100"]));
+        assert_eq!(r["loadBalancer"], "nva-ilb");
+        // trace predicts the backend once the probe says it is up.
+        let t = Instant::now();
+        let tr = loop {
+            let tr = json(&api, &["trace", "--nic", "vm1-nic", "--dst", "192.168.10.7", "--sport", "40000", "--dport", "443", "-o", "json"]).unwrap();
+            if tr.get("backend").is_some() || t.elapsed() > Duration::from_secs(10) {
+                break tr;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(tr["backend"], "127.0.11.10", "{tr}");
+        assert_eq!(tr["loadBalancer"], "nva-ilb");
+
+        // The LB's network moves to another region: Invalid with the reason, not programmed.
+        std::fs::write(&file, config("northeurope", bgp_port, &api, probe_port)).unwrap();
+        let (ok, out) = cli(&api, &["reload"]);
+        assert!(ok, "{out}");
+        let r = branch_route(&api, "the cross-region Invalid route", |r| r["state"] == "Invalid");
+        assert_eq!(
+            r["reason"],
+            "load balancer nva-ilb is in region northeurope, route server in westeurope: cross-region next hop IP is not supported"
+        );
+        let (_, table) = cli(&api, &["effective-routes", "--nic", "vm1-nic"]);
+        assert!(table.contains("cross-region next hop IP is not supported"), "{table}");
+        let learned = json(&api, &["routes", "learned", "--peer", "nva1", "-o", "json"]).unwrap();
+        let l = &learned["RouteServiceRole_IN_0"][0];
+        assert_eq!(l["state"], "Invalid", "{learned}");
+        assert!(l["reason"].as_str().unwrap().contains("cross-region"));
+        assert!(metrics(&api).contains("fabric_cross_region_invalid_routes{lb=\"nva-ilb\"} 1"));
+        let tr = json(&api, &["trace", "--nic", "vm1-nic", "--dst", "192.168.10.7", "-o", "json"]).unwrap();
+        assert_eq!(tr["route"]["nextHopType"], "Internet", "not programmed: the default route carries it: {tr}");
+
+        // Back in the route server's region: valid again.
+        std::fs::write(&file, config("westeurope", bgp_port, &api, probe_port)).unwrap();
+        let (ok, out) = cli(&api, &["reload"]);
+        assert!(ok, "{out}");
+        branch_route(&api, "valid again", |r| r["state"] == "Active");
+        assert!(metrics(&api).contains("fabric_cross_region_invalid_routes{lb=\"nva-ilb\"} 0"));
+    })
+    .await
+    .unwrap();
+    nva.send(PeerCommand::Shutdown);
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}
