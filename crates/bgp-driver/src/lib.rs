@@ -141,6 +141,29 @@ pub struct PeerHandle {
     /// what is queued for it is what it has not yet read.
     commands: mpsc::UnboundedSender<PeerCommand>,
     inbound: mpsc::Sender<TcpStream>,
+    /// Message counters, read by the API and metrics.
+    pub stats: Arc<PeerStats>,
+}
+
+/// BGP messages (any type) received and sent on the peer's connections.
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+}
+
+/// How many whole messages `buf` holds (it only ever holds whole messages).
+fn count_messages(buf: &[u8]) -> u64 {
+    let (mut n, mut off) = (0, 0);
+    while buf.len() >= off + HEADER_LEN {
+        let len = usize::from(u16::from_be_bytes([buf[off + 16], buf[off + 17]]));
+        if len < HEADER_LEN {
+            break;
+        }
+        off += len;
+        n += 1;
+    }
+    n
 }
 
 impl PeerHandle {
@@ -167,7 +190,9 @@ where
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::channel(4);
     let name = cfg.name.clone();
-    let task = PeerTask::new(cfg, events, tag);
+    let stats = Arc::new(PeerStats::default());
+    let mut task = PeerTask::new(cfg, events, tag);
+    task.stats = stats.clone();
     let span = tracing::info_span!("peer", name = %cfg_name(&task), addr = %task.cfg.remote_addr);
     tokio::spawn(tracing::Instrument::instrument(
         task.run(cmd_rx, in_rx),
@@ -177,6 +202,7 @@ where
         name,
         commands: cmd_tx,
         inbound: in_tx,
+        stats,
     }
 }
 
@@ -232,6 +258,7 @@ struct PeerTask<T> {
     started: bool,
     /// After a Reset (e.g. the prefix limit): inbound connections are refused until then.
     hold_down_until: Option<Instant>,
+    stats: Arc<PeerStats>,
 }
 
 fn timer_index(t: Timer) -> usize {
@@ -261,6 +288,7 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
             shutting_down: false,
             started: false,
             hold_down_until: None,
+            stats: Arc::default(),
         }
     }
 
@@ -439,7 +467,7 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
         c.outbound = outbound;
         c.writer = Some(wtx);
         c.reader = Some(tokio::spawn(read_loop(id, r, self.internal_tx.clone())));
-        tokio::spawn(write_loop(w, wrx));
+        tokio::spawn(write_loop(w, wrx, self.stats.clone()));
     }
 
     async fn internal(&mut self, msg: Internal) {
@@ -498,6 +526,7 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                 }
                 Ok(Some(f)) => {
                     off += f.wire_len;
+                    self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
                     let (ev, upd) = decode_event(f.kind, f.body, &ctx);
                     (ev, upd, false)
                 }
@@ -813,7 +842,7 @@ async fn read_loop(id: u64, mut r: OwnedReadHalf, tx: mpsc::Sender<Internal>) {
     }
 }
 
-async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>, stats: Arc<PeerStats>) {
     while let Some(first) = rx.recv().await {
         // Coalesce what is queued into one write.
         let mut batch = first;
@@ -826,6 +855,9 @@ async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
         if w.write_all(&batch).await.is_err() {
             return;
         }
+        stats
+            .messages_out
+            .fetch_add(count_messages(&batch), Ordering::Relaxed);
     }
     let _ = w.shutdown().await;
 }

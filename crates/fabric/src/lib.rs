@@ -69,9 +69,15 @@ pub struct Fabric {
 
 impl Fabric {
     pub fn new(topo: Topology, next_hop_tracking: bool) -> Self {
+        Self::starting_at(topo, next_hop_tracking, 0)
+    }
+
+    /// A fabric whose table versions continue after `base` (rebuilt on a config change: a
+    /// subscriber holding an older version gets the whole table, never a stale "no change").
+    pub fn starting_at(topo: Topology, next_hop_tracking: bool, base: u64) -> Self {
         let mut tables = HashMap::new();
         for v in &topo.vnets {
-            let mut t = VnetTable::default();
+            let mut t = VnetTable::starting_at(base);
             for r in topo.system_routes(&v.name) {
                 t.set(r);
             }
@@ -244,6 +250,15 @@ impl Fabric {
     pub fn nic_table(&self, nic: &str) -> Option<&VnetTable> {
         let n = self.topo.nic(nic)?;
         self.tables.get(&n.vnet)
+    }
+
+    /// The highest version of any table.
+    pub fn max_version(&self) -> u64 {
+        self.tables
+            .values()
+            .map(VnetTable::version)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The routes of `vnet` (tests, API).

@@ -147,10 +147,22 @@ pub struct VnetTable {
     /// Bit n set: some prefix of length n exists (longest-prefix match skips the others).
     lengths: u64,
     version: u64,
+    /// Version the table was created at: nothing before it can be answered incrementally.
+    base: u64,
     log: VecDeque<(u64, Prefix)>,
 }
 
 impl VnetTable {
+    /// An empty table whose versions continue after `base` (a rebuilt table must not reuse
+    /// versions a subscriber already saw).
+    pub fn starting_at(base: u64) -> Self {
+        Self {
+            version: base,
+            base,
+            ..Self::default()
+        }
+    }
+
     pub fn version(&self) -> u64 {
         self.version
     }
@@ -223,6 +235,9 @@ impl VnetTable {
 
     /// Prefixes changed after version `v`, or None when the log does not reach back that far.
     pub fn changes_since(&self, v: u64) -> Option<Vec<Prefix>> {
+        if v < self.base {
+            return None;
+        }
         if v >= self.version {
             return Some(Vec::new());
         }

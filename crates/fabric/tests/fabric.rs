@@ -276,3 +276,19 @@ fn a_bgp_route_for_a_system_prefix_overrides_it() {
         RouteSource::VirtualNetworkGateway
     );
 }
+
+#[test]
+fn a_rebuilt_fabric_never_reuses_versions() {
+    let mut f = seed("hub", "westeurope", false);
+    f.set_bgp_route(p("192.168.10.0/24"), Some(vec![ip("10.1.0.100")]));
+    let v = f.nic_table("vm1-nic").unwrap().version();
+    let topo = f.topology().clone();
+    let g = Fabric::starting_at(topo, false, f.max_version() + 1);
+    let t = g.nic_table("vm1-nic").unwrap();
+    assert!(t.version() > v);
+    assert_eq!(
+        t.changes_since(v),
+        None,
+        "older than the rebuild: the whole table"
+    );
+}

@@ -266,6 +266,8 @@ async fn lb_admin(
 #[derive(serde::Deserialize)]
 struct NicParam {
     nic: Option<String>,
+    /// Only the routes of prefixes changed after this version.
+    since: Option<u64>,
 }
 
 async fn effective_routes(
@@ -276,14 +278,23 @@ async fn effective_routes(
         return error(StatusCode::BAD_REQUEST, "missing ?nic=NAME");
     };
     let name = nic.clone();
+    let since = q.since;
     match crate::fabricrun::ask(&state.fabric, |tx| {
-        crate::fabricrun::FabricMsg::EffectiveRoutes(name, tx)
+        crate::fabricrun::FabricMsg::EffectiveRoutes(name, since, tx)
     })
     .await
     {
-        Some(Some((version, routes))) => {
-            let value: Vec<crate::fabricrun::RouteView> = routes.iter().map(Into::into).collect();
-            Json(serde_json::json!({ "value": value, "version": version })).into_response()
+        Some(Some(d)) => {
+            let value: Vec<crate::fabricrun::RouteView> = d.routes.iter().map(Into::into).collect();
+            let mut out = serde_json::json!({ "value": value, "version": d.version });
+            if let Some(changed) = d.changed {
+                // Incremental answer: the routes of the prefixes changed after `since` (a prefix
+                // listed with no route was removed).
+                out["since"] = serde_json::json!(since);
+                out["changed"] =
+                    serde_json::json!(changed.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+            }
+            Json(out).into_response()
         }
         Some(None) => error(StatusCode::NOT_FOUND, format!("no NIC named {nic:?}")),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "fabric task gone"),
@@ -435,6 +446,18 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "UPDATE messages sent",
         "counter",
         rows(&|p| p.updates_sent.to_string()),
+    );
+    family(
+        "bgp_messages_received_total",
+        "BGP messages of any type received",
+        "counter",
+        rows(&|p| p.messages_received.to_string()),
+    );
+    family(
+        "bgp_messages_sent_total",
+        "BGP messages of any type sent",
+        "counter",
+        rows(&|p| p.messages_sent.to_string()),
     );
     let refused: Vec<(String, String)> = instances
         .iter()

@@ -409,11 +409,11 @@ async fn report(
     println!("  one forwarding next hop for {}: {LB_FRONTEND} (two paths per instance, same LB frontend)", branch());
     // The fabric: what vm1-nic's effective routes say about the branch.
     let eff = crate::fabricrun::ask(&running.fabric, |tx| {
-        crate::fabricrun::FabricMsg::EffectiveRoutes("vm1-nic".into(), tx)
+        crate::fabricrun::FabricMsg::EffectiveRoutes("vm1-nic".into(), None, tx)
     })
     .await
     .flatten();
-    if let Some((_, routes)) = eff {
+    if let Some(crate::fabricrun::NicRoutes { routes, .. }) = eff {
         println!("  effective routes of vm1-nic (10.1.3.10):");
         for r in routes {
             let nh: Vec<String> = r.next_hop_ips.iter().map(|a| a.to_string()).collect();

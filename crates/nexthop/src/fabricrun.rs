@@ -57,8 +57,8 @@ pub enum FabricMsg {
         healthy: bool,
     },
     Reconfigure(Topology, bool),
-    /// (version, routes) of a NIC; None when there is no such NIC.
-    EffectiveRoutes(String, oneshot::Sender<Option<(u64, Vec<Route>)>>),
+    /// A NIC's routes (all, or those changed since a version); None when there is no such NIC.
+    EffectiveRoutes(String, Option<u64>, oneshot::Sender<Option<NicRoutes>>),
     /// The route a NIC uses for a destination.
     Lookup(
         String,
@@ -74,6 +74,14 @@ pub enum FabricMsg {
 }
 
 /// Unbounded: the RIB tasks hand over changes without waiting (the fabric is the faster side).
+/// A NIC's effective routes at `version`: all of them (`changed` None), or only those of the
+/// prefixes changed since the version asked for.
+pub struct NicRoutes {
+    pub version: u64,
+    pub routes: Vec<Route>,
+    pub changed: Option<Vec<Prefix>>,
+}
+
 pub type FabricTx = mpsc::UnboundedSender<FabricMsg>;
 
 /// The topology of a config.
@@ -158,7 +166,7 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
                     fabric.set_lb_healthy(&lb, healthy);
                 }
                 FabricMsg::Reconfigure(topo, tracking) => {
-                    fabric = Fabric::new(topo, tracking);
+                    fabric = Fabric::starting_at(topo, tracking, fabric.max_version() + 1);
                     logged.clear();
                     for (lb, h) in &health {
                         fabric.set_lb_healthy(lb, *h);
@@ -168,8 +176,23 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
                         log_cross_region(&fabric, *p, &mut logged);
                     }
                 }
-                FabricMsg::EffectiveRoutes(nic, tx) => {
-                    let _ = tx.send(fabric.nic_table(&nic).map(|t| (t.version(), t.routes())));
+                FabricMsg::EffectiveRoutes(nic, since, tx) => {
+                    let answer = fabric.nic_table(&nic).map(|t| {
+                        match since.and_then(|v| t.changes_since(v)) {
+                            Some(changed) => NicRoutes {
+                                version: t.version(),
+                                routes: changed.iter().flat_map(|p| t.get(p)).collect(),
+                                changed: Some(changed),
+                            },
+                            // No version asked, or one older than the log: everything.
+                            None => NicRoutes {
+                                version: t.version(),
+                                routes: t.routes(),
+                                changed: None,
+                            },
+                        }
+                    });
+                    let _ = tx.send(answer);
                 }
                 FabricMsg::Lookup(nic, dst, tx) => {
                     let r = match fabric.nic_table(&nic) {

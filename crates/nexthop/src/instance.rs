@@ -68,6 +68,9 @@ pub struct PeerView {
     pub uptime: Option<u64>,
     pub updates_received: u64,
     pub updates_sent: u64,
+    /// BGP messages of any type.
+    pub messages_received: u64,
+    pub messages_sent: u64,
 }
 
 /// A learned or advertised route as the API shows it (SPEC §6 shape).
@@ -446,6 +449,16 @@ impl RibTask {
             uptime: s.since.map(|t| t.elapsed().as_secs()),
             updates_received: s.updates_in,
             updates_sent: s.updates_out,
+            messages_received: s
+                .handle
+                .stats
+                .messages_in
+                .load(std::sync::atomic::Ordering::Relaxed),
+            messages_sent: s
+                .handle
+                .stats
+                .messages_out
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 

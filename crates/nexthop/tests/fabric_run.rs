@@ -121,16 +121,23 @@ fn branch_route(
 }
 
 fn metrics(api: &str) -> String {
+    http_get(api, "/metrics")
+}
+
+/// The body of a GET (the API answers with Content-Length and closes).
+fn http_get(api: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(api).unwrap();
     write!(
         s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut m = String::new();
     s.read_to_string(&mut m).unwrap();
-    m
+    m.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or(m)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,6 +213,7 @@ async fn cross_region_lb_is_invalid_and_a_reload_fixes_it() {
         assert_eq!(tr["backend"], "127.0.11.10", "{tr}");
         assert_eq!(tr["loadBalancer"], "nva-ilb");
 
+        let v0 = json(&api, &["effective-routes", "--nic", "vm1-nic", "-o", "json"]).unwrap()["version"].as_u64().unwrap();
         // The LB's network moves to another region: Invalid with the reason, not programmed.
         std::fs::write(&file, config("northeurope", bgp_port, &api, probe_port)).unwrap();
         let (ok, out) = cli(&api, &["reload"]);
@@ -215,6 +223,11 @@ async fn cross_region_lb_is_invalid_and_a_reload_fixes_it() {
             r["reason"],
             "load balancer nva-ilb is in region northeurope, route server in westeurope: cross-region next hop IP is not supported"
         );
+        // A subscriber holding the version before the reload is not told "nothing changed".
+        let since = http_get(&api, &format!("/v1/effective-routes?nic=vm1-nic&since={v0}"));
+        let since: serde_json::Value = serde_json::from_str(&since).unwrap();
+        assert!(since["version"].as_u64().unwrap() > v0, "{since}");
+        assert!(since["value"].as_array().unwrap().iter().any(|r| r["addressPrefix"][0] == "192.168.10.0/24" && r["state"] == "Invalid"), "{since}");
         let (_, table) = cli(&api, &["effective-routes", "--nic", "vm1-nic"]);
         assert!(table.contains("cross-region next hop IP is not supported"), "{table}");
         let learned = json(&api, &["routes", "learned", "--peer", "nva1", "-o", "json"]).unwrap();
