@@ -499,6 +499,23 @@ fn two_nvas_ecmp_prepend_and_failover() {
     }
     println!("ECMP reached after {:?}", started.elapsed());
 
+    // The fabric (issue #5): vm1-nic's effective routes have the branch once, next hop the LB
+    // frontend resolved through nva-ilb, although both NVAs and both instances learned it.
+    let eff = rs.json(&["effective-routes", "--nic", "vm1-nic", "-o", "json"]);
+    println!("effective routes of vm1-nic:\n{eff:#}");
+    let branch: Vec<&Value> = eff["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["addressPrefix"][0] == BRANCH)
+        .collect();
+    assert_eq!(branch.len(), 1, "{eff}");
+    assert_eq!(branch[0]["source"], "VirtualNetworkGateway");
+    assert_eq!(branch[0]["state"], "Active");
+    assert_eq!(branch[0]["nextHopType"], "VirtualNetworkGateway");
+    assert_eq!(branch[0]["nextHopIpAddress"], serde_json::json!([LB_FRONTEND]));
+    assert_eq!(branch[0]["loadBalancer"], "nva-ilb");
+
     // BIRD becomes the standby: it prepends its AS twice; `birdc configure` re-exports.
     let conf = bird_nva2(standby)
         .static_route(BRANCH)
