@@ -513,7 +513,10 @@ fn two_nvas_ecmp_prepend_and_failover() {
     assert_eq!(branch[0]["source"], "VirtualNetworkGateway");
     assert_eq!(branch[0]["state"], "Active");
     assert_eq!(branch[0]["nextHopType"], "VirtualNetworkGateway");
-    assert_eq!(branch[0]["nextHopIpAddress"], serde_json::json!([LB_FRONTEND]));
+    assert_eq!(
+        branch[0]["nextHopIpAddress"],
+        serde_json::json!([LB_FRONTEND])
+    );
     assert_eq!(branch[0]["loadBalancer"], "nva-ilb");
 
     // BIRD becomes the standby: it prepends its AS twice; `birdc configure` re-exports.
@@ -984,4 +987,106 @@ fn malformed_attribute_gets_rfc7606_outcome_and_spares_other_peers() {
     );
     assert_undisturbed(&rs, "nva1", &nva1_before, nva1_since);
     println!("done in {:?}", started.elapsed());
+}
+
+/// The seed's FRR NVA, with the load balancer's virtual network (hub, where the NVAs and the LB
+/// frontend 10.1.0.100 live) in another region than the route server's own network (peered
+/// with hub): the branch route is Invalid with the cross-region reason in the NIC's effective
+/// routes, the learned routes and the metric; a reload with the regions equal makes it valid.
+#[test]
+fn cross_region_lb_is_invalid_until_a_reload_fixes_it() {
+    if !labtest::require_netns(&["bgpd", "vtysh"]) {
+        return;
+    }
+    let config = |hub_region: &str| {
+        seed_config(&[NVA1], "")
+            .replace(
+                "[route_server]\nasn = 65515\nvirtual_network = \"hub\"",
+                "[route_server]\nasn = 65515\nvirtual_network = \"rsnet\"",
+            )
+            .replace(
+                "[[virtual_network]]\nname = \"hub\"\nregion = \"westeurope\"\naddress_space = [\"10.1.0.0/16\"]\n",
+                &format!(
+                    "[[virtual_network]]\nname = \"hub\"\nregion = \"{hub_region}\"\naddress_space = [\"10.1.0.0/16\"]\n\n\
+                     [[virtual_network]]\nname = \"rsnet\"\nregion = \"westeurope\"\naddress_space = [\"10.3.0.0/16\"]\npeerings = [\"hub\"]\n"
+                ),
+            )
+    };
+    let cfg = config("northeurope");
+    assert!(
+        cfg.contains("rsnet") && cfg.contains("northeurope"),
+        "{cfg}"
+    );
+    let lan = Lan::new(&[
+        ("nva1", &["10.1.2.10/16"]),
+        ("rs", &["10.1.1.4/16", "10.1.1.5/16"]),
+    ])
+    .unwrap();
+    let mut rs = RouteServer::start(lan.ns("rs"), &cfg);
+    let frr = seed_nva(lan.ns("nva1"));
+    rs.wait_established("nva1", || frr.log());
+    // Learned (Invalid: see below) on both instances.
+    assert!(
+        labtest::wait_until(UP, || {
+            let l = rs.json(&["routes", "learned", "--peer", "nva1", "-o", "json"]);
+            INSTANCES
+                .iter()
+                .all(|(inst, _)| find_by(&l[*inst], "network", BRANCH).is_some())
+        }),
+        "{}",
+        rs.learned("nva1")
+    );
+
+    let reason = "load balancer nva-ilb is in region northeurope, route server in westeurope: cross-region next hop IP is not supported";
+    let branch = |v: &Value| -> Option<Value> {
+        v["value"]
+            .as_array()?
+            .iter()
+            .find(|r| r["addressPrefix"][0] == BRANCH)
+            .cloned()
+    };
+    assert!(labtest::wait_until(UP, || branch(&rs.json(&[
+        "effective-routes",
+        "--nic",
+        "vm1-nic",
+        "-o",
+        "json"
+    ]))
+    .is_some_and(|r| r["state"] == "Invalid")));
+    let r = branch(&rs.json(&["effective-routes", "--nic", "vm1-nic", "-o", "json"])).unwrap();
+    assert_eq!(r["reason"], reason, "{r}");
+    println!(
+        "$ nexthop effective-routes --nic vm1-nic\n{}",
+        rs.cli(&["effective-routes", "--nic", "vm1-nic"]).unwrap()
+    );
+    let learned = rs.json(&["routes", "learned", "--peer", "nva1", "-o", "json"]);
+    for (inst, _) in INSTANCES {
+        let l = find_by(&learned[inst], "network", BRANCH).unwrap();
+        assert_eq!(
+            (l["state"].as_str(), l["reason"].as_str()),
+            (Some("Invalid"), Some(reason)),
+            "{inst}: {l}"
+        );
+    }
+    let m = rs.metrics();
+    assert!(
+        m.contains("fabric_cross_region_invalid_routes{lb=\"nva-ilb\"} 1"),
+        "{m}"
+    );
+    assert!(rs.process.is_running(), "nothing crashed");
+
+    // The same region again: a reload makes the route valid, the session never dropped.
+    rs.dir.write("nexthop.toml", &config("westeurope")).unwrap();
+    rs.cli(&["reload"]).unwrap();
+    assert!(labtest::wait_until(UP, || branch(&rs.json(&[
+        "effective-routes",
+        "--nic",
+        "vm1-nic",
+        "-o",
+        "json"
+    ]))
+    .is_some_and(|r| r["state"] == "Active")));
+    let r = branch(&rs.json(&["effective-routes", "--nic", "vm1-nic", "-o", "json"])).unwrap();
+    assert_eq!(r["loadBalancer"], "nva-ilb");
+    assert_eq!(frr.neighbor_state("10.1.1.4"), "Established");
 }
