@@ -221,8 +221,18 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                     health[victim].set_healthy(false);
                     failed_at = Some(Instant::now());
                 }
-                // The simulated data plane: every flow asks the LB where it goes.
+                // The simulated data plane: vm1-nic's effective route for the branch decides
+                // (no route through the LB yet: the flows are not sent), then the LB picks the
+                // NVA of every flow.
                 let Some(l) = &lb else { continue };
+                let route = crate::fabricrun::ask(&running.fabric, |tx| {
+                    crate::fabricrun::FabricMsg::Lookup("vm1-nic".into(), Ipv4Addr::new(192, 168, 10, 1), tx)
+                })
+                .await;
+                let via_lb = matches!(&route, Some(Ok(Some(r))) if r.load_balancer.as_deref() == Some("nva-ilb"));
+                if !via_lb {
+                    continue;
+                }
                 let Some(dest) = l.ask(|tx| LbQuery::SelectMany(flows.clone(), tx)).await else { continue };
                 let split: Vec<(Ipv4Addr, u32)> = NVAS.iter().map(|(_, a)| (*a, dest.iter().filter(|d| **d == Some(*a)).count() as u32)).collect();
                 let dropped = dest.iter().filter(|d| d.is_none()).count();
