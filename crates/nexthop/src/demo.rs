@@ -34,9 +34,14 @@ pub struct DemoArgs {
     /// Load balancer mode.
     #[arg(long, default_value = "active-passive", value_parser = ["active-passive", "active-active"])]
     mode: String,
-    /// Stop the active NVA's health endpoint after this many seconds, to show the failover.
+    /// When the active NVA's health endpoint stops, to show the failover (seconds after the
+    /// start). Three seconds later it answers again; two more and, when the demo started in
+    /// active-passive, the load balancer switches to active-active.
+    #[arg(long, default_value_t = 6.0)]
+    fail_active_after: f64,
+    /// Keep every NVA healthy and the mode fixed: only sessions, routes and flows.
     #[arg(long)]
-    fail_active_after: Option<f64>,
+    no_failure: bool,
     /// Port of the emulated NVAs' HTTP health endpoints.
     #[arg(long, default_value_t = 18080)]
     health_port: u16,
@@ -199,14 +204,21 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let mut reported = false;
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let flows = demo_flows();
-    let lb = running.lbs.read().await.first().cloned();
+    let mut lb = running.lbs.read().await.first().cloned();
     let mut last_split: Option<Vec<(Ipv4Addr, u32)>> = None;
     let mut failed_at: Option<Instant> = None;
     let mut failover: Option<Duration> = None;
     let mut caveat_shown = false;
-    let fail_at = args
-        .fail_active_after
-        .map(|s| started + Duration::from_secs_f64(s));
+    let fail_at =
+        (!args.no_failure).then(|| started + Duration::from_secs_f64(args.fail_active_after));
+    let recover_at = fail_at.map(|t| t + Duration::from_secs(3));
+    let switch_at = fail_at
+        .filter(|_| args.mode == "active-passive")
+        .map(|t| t + Duration::from_secs(5));
+    let mut victim_idx: Option<usize> = None;
+    let mut recovered = false;
+    let mut switched = false;
+    let mut lb_ready = false;
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -220,6 +232,26 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                     println!("{} failing {} ({}): its health endpoint stops answering", stamp(), NVAS[victim].0, NVAS[victim].1);
                     health[victim].set_healthy(false);
                     failed_at = Some(Instant::now());
+                    victim_idx = Some(victim);
+                }
+                if let (Some(t), Some(v), false) = (recover_at, victim_idx, recovered) {
+                    if Instant::now() >= t {
+                        recovered = true;
+                        health[v].set_healthy(true);
+                        println!("{} {} answers its health probes again; it stays standby (preempt = false: no second failover)", stamp(), NVAS[v].0);
+                    }
+                }
+                if let (Some(t), false) = (switch_at, switched) {
+                    if Instant::now() >= t {
+                        switched = true;
+                        println!("{} switching nva-ilb to active-active (a config change; the LB restarts and probes again)", stamp());
+                        let mut c = cfg.load_balancers[0].clone();
+                        c.mode = config::Mode::ActiveActive;
+                        daemon::apply_lbs(&running, vec![c]).await;
+                        lb = running.lbs.read().await.first().cloned();
+                        last_split = None;
+                        lb_ready = false;
+                    }
                 }
                 // The simulated data plane: vm1-nic's effective route for the branch decides
                 // (no route through the LB yet: the flows are not sent), then the LB picks the
@@ -233,23 +265,31 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 if !via_lb {
                     continue;
                 }
+                // Flows start once every NVA has answered a first probe, so the initial
+                // election (priority 1 active) is not decided by whichever probe came back first.
+                if !lb_ready {
+                    lb_ready = l.ask(LbQuery::Show).await.is_some_and(|v| v.backends.iter().all(|b| b.health != "unknown"));
+                    if !lb_ready {
+                        continue;
+                    }
+                }
                 let Some(dest) = l.ask(|tx| LbQuery::SelectMany(flows.clone(), tx)).await else { continue };
                 let split: Vec<(Ipv4Addr, u32)> = NVAS.iter().map(|(_, a)| (*a, dest.iter().filter(|d| **d == Some(*a)).count() as u32)).collect();
                 let dropped = dest.iter().filter(|d| d.is_none()).count();
                 // Before the first probes answer no backend is known healthy: not news.
-                let waiting = dropped == flows.len() && failed_at.is_none() && last_split.is_none();
+                let waiting = dropped == flows.len() && last_split.is_none();
                 if !waiting && last_split.as_ref() != Some(&split) {
                     let parts: Vec<String> = split.iter().zip(NVAS).map(|((_, n), (name, _))| format!("{name} {n}")).collect();
                     println!("{} flows through nva-ilb: {} (dropped {dropped})", stamp(), parts.join(", "));
                     if let (Some(t), None) = (failed_at, failover) {
-                        let victim = NVAS.iter().position(|(_, a)| health.iter().any(|h| h.addr.ip() == IpAddr::V4(*a) && !h.is_healthy())).unwrap_or(0);
+                        let victim = victim_idx.unwrap_or(0);
                         if split[victim].1 == 0 {
                             let d = t.elapsed();
                             failover = Some(d);
                             println!("{} failover: every flow left {} {:.0} ms after its health endpoint stopped (probe interval 100 ms, fall 3; the reference cloud takes 10-15 s)", stamp(), NVAS[victim].0, d.as_secs_f64() * 1000.0);
                         }
                     }
-                    if args.mode == "active-active" && dropped == 0 && split.iter().all(|(_, n)| *n > 0) && !caveat_shown {
+                    if (args.mode == "active-active" || switched) && dropped == 0 && split.iter().all(|(_, n)| *n > 0) && !caveat_shown {
                         caveat_shown = true;
                         println!("{} active-active: flows are spread by a 5-tuple Maglev hash; the return traffic of a flow may cross the other NVA (asymmetric routing) unless the NVAs share state or the LB hashes symmetrically (symmetric = true)", stamp());
                     }
@@ -318,7 +358,6 @@ fn demo_flows() -> Vec<lb::flow::FlowKey> {
 /// An emulated NVA's HTTP health endpoint: answers `200 OK` while healthy; when failed it
 /// stops listening, as a crashed appliance would (connection refused).
 struct HealthEndpoint {
-    addr: SocketAddr,
     healthy: tokio::sync::watch::Sender<bool>,
 }
 
@@ -358,13 +397,10 @@ impl HealthEndpoint {
                 }
             }
         });
-        Ok(Self { addr, healthy: tx })
+        Ok(Self { healthy: tx })
     }
     fn set_healthy(&self, on: bool) {
         let _ = self.healthy.send(on);
-    }
-    fn is_healthy(&self) -> bool {
-        *self.healthy.borrow()
     }
 }
 

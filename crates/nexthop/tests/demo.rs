@@ -10,14 +10,14 @@ fn nexthop() -> Command {
 }
 
 #[test]
-fn demo_converges_and_the_cli_reads_it() {
+fn demo_tells_the_story_and_the_cli_reads_it() {
     // Ports of its own, so a demo a developer is running does not collide.
     let api = "127.0.0.1:28179";
     let child = nexthop()
         .args([
             "demo",
             "--duration",
-            "6",
+            "13",
             "--port",
             "21179",
             "--api-listen",
