@@ -252,6 +252,50 @@ impl Fabric {
         self.tables.get(&n.vnet)
     }
 
+    /// Applies a new topology (a config reload) in place: every table keeps its version and
+    /// change log and only the entries that differ change, so a subscriber sees a reload as the
+    /// few prefixes it touched. Tables of new virtual networks start after every existing
+    /// version; tables of removed ones go.
+    pub fn reconfigure(&mut self, topo: Topology, next_hop_tracking: bool) {
+        let base = self.max_version() + 1;
+        self.topo = topo;
+        self.next_hop_tracking = next_hop_tracking;
+        let names: Vec<String> = self.topo.vnets.iter().map(|v| v.name.clone()).collect();
+        self.tables.retain(|name, _| names.contains(name));
+        let receivers = self.topo.bgp_receivers();
+        let mut touched = 0;
+        for name in &names {
+            let mut desired: HashMap<(Prefix, RouteSource), Route> = self
+                .topo
+                .system_routes(name)
+                .into_iter()
+                .map(|r| ((r.prefix, r.source), r))
+                .collect();
+            if receivers.contains(name) {
+                for (p, nh) in &self.bgp {
+                    if let Some(r) = self.bgp_entry(name, *p, nh) {
+                        desired.insert((*p, RouteSource::VirtualNetworkGateway), r);
+                    }
+                }
+            }
+            let t = self
+                .tables
+                .entry(name.clone())
+                .or_insert_with(|| VnetTable::starting_at(base));
+            let before = t.version();
+            for r in t.routes() {
+                if !desired.contains_key(&(r.prefix, r.source)) {
+                    t.remove(r.prefix, r.source);
+                }
+            }
+            for (_, r) in desired {
+                t.set(r);
+            }
+            touched += usize::from(t.version() != before);
+        }
+        self.last_touched = touched;
+    }
+
     /// The highest version of any table.
     pub fn max_version(&self) -> u64 {
         self.tables

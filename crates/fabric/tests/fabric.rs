@@ -292,3 +292,38 @@ fn a_rebuilt_fabric_never_reuses_versions() {
         "older than the rebuild: the whole table"
     );
 }
+
+#[test]
+fn a_config_change_touches_only_what_it_changes() {
+    let mut f = seed("spoke", "westeurope", false);
+    f.set_bgp_route(p("192.168.10.0/24"), Some(vec![ip("10.2.0.100")]));
+    f.set_bgp_route(p("192.168.20.0/24"), Some(vec![ip("10.1.2.10")]));
+    let v0 = f.nic_table("vm1-nic").unwrap().version();
+    // The spoke (and the LB in it) moves to another region.
+    let mut topo = f.topology().clone();
+    topo.vnets
+        .iter_mut()
+        .find(|v| v.name == "spoke")
+        .unwrap()
+        .region = "northeurope".into();
+    topo.lbs[0].region = Some("northeurope".into());
+    f.reconfigure(topo, false);
+    let t = f.nic_table("vm1-nic").unwrap();
+    assert_eq!(
+        t.changes_since(v0),
+        Some(vec![p("192.168.10.0/24")]),
+        "only the route via the moved LB changed"
+    );
+    assert_eq!(t.get(&p("192.168.10.0/24"))[0].state, RouteState::Invalid);
+    assert_eq!(t.get(&p("192.168.20.0/24"))[0].state, RouteState::Active);
+    // The isolated network's table did not change at all.
+    let iso = f.nic_table("iso-nic").unwrap().version();
+    let topo = f.topology().clone();
+    f.reconfigure(topo, false);
+    assert_eq!(
+        f.nic_table("iso-nic").unwrap().version(),
+        iso,
+        "an identical config changes nothing"
+    );
+    assert_eq!(f.last_touched, 0);
+}

@@ -166,13 +166,13 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
                     fabric.set_lb_healthy(&lb, healthy);
                 }
                 FabricMsg::Reconfigure(topo, tracking) => {
-                    fabric = Fabric::starting_at(topo, tracking, fabric.max_version() + 1);
+                    // In place: only the entries the new config changes get new versions.
+                    fabric.reconfigure(topo, tracking);
                     logged.clear();
                     for (lb, h) in &health {
                         fabric.set_lb_healthy(lb, *h);
                     }
-                    for (p, per) in &routes {
-                        fabric.set_bgp_route(*p, union(per));
+                    for p in routes.keys() {
                         log_cross_region(&fabric, *p, &mut logged);
                     }
                 }
