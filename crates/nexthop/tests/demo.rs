@@ -17,7 +17,7 @@ fn demo_tells_the_story_and_the_cli_reads_it() {
         .args([
             "demo",
             "--duration",
-            "13",
+            "20",
             "--port",
             "21179",
             "--api-listen",
