@@ -274,7 +274,8 @@ pub struct PathAttributes {
     pub cluster_list: Vec<Ipv4Addr>,
     pub mp_reach: Option<MpReach>,
     pub mp_unreach: Option<MpUnreach>,
-    /// Unrecognized optional attributes, in the order received.
+    /// Unrecognized optional attributes, ordered by type code (the order they are encoded in,
+    /// so that a decoded set compares equal to its re-encoding).
     pub unknown: Vec<RawAttribute>,
 }
 
@@ -595,6 +596,8 @@ pub fn parse_attributes(
         }
         parse_one(&mut w, code, value, whole)?;
     }
+
+    w.out.attrs.unknown.sort_by_key(|r| r.type_code);
 
     // RFC 6793 §4.2.3: with a 2-octet peer, put the AS4_* values back.
     if !ctx.four_octet_as {

@@ -1,0 +1,567 @@
+//! A small hand-written rtnetlink client: IPv4 routes of nexthop's own protocol in the main
+//! table, and read-only dumps of links, addresses and neighbours.
+//!
+//! Ownership rule: every route this module writes carries `rtm_protocol = `[`RTPROT_NEXTHOP`]
+//! (200, shown by `ip route` as `proto 200`), and it only ever writes, replaces or deletes
+//! routes with that protocol:
+//! - delete sends the protocol, and the kernel only deletes a route whose protocol matches;
+//! - replace first looks for a route of another protocol with the same prefix and metric
+//!   (the kernel's replace key) and refuses with [`Error::Foreign`] instead of overwriting it;
+//! - [`Netlink::routes`] returns only protocol-200 routes, so a caller reconciling "what is
+//!   there" against "what should be there" never sees anyone else's.
+//!
+//! Requests are synchronous (one request, read until its ACK or `NLMSG_DONE`) on one socket
+//! per [`Netlink`]; it is meant for one owner (the agent task, the mux's neighbour refresh).
+
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+
+use crate::sys;
+
+/// nexthop's `rtm_protocol` value. Linux reserves 0–4 for itself and `/etc/iproute2/rt_protos`
+/// names a few more (bird 12, zebra 11, babel 42, bgp 186, isis 187, ospf 188, rip 189,
+/// eigrp 192); 200 is unassigned there.
+pub const RTPROT_NEXTHOP: u8 = 200;
+
+const NLMSG_HDRLEN: usize = 16;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_MULTI: u16 = 0x2;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_REPLACE: u16 = 0x100;
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_DUMP: u16 = 0x300;
+
+const RTM_GETLINK: u16 = 18;
+const RTM_GETADDR: u16 = 22;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
+const RTM_GETROUTE: u16 = 26;
+const RTM_GETNEIGH: u16 = 30;
+
+const AF_INET: u8 = libc::AF_INET as u8;
+const RT_TABLE_MAIN: u8 = 254;
+const RTN_UNICAST: u8 = 1;
+const RT_SCOPE_UNIVERSE: u8 = 0;
+
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
+const RTA_TABLE: u16 = 15;
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFA_LOCAL: u16 = 2;
+const NDA_DST: u16 = 1;
+const NDA_LLADDR: u16 = 2;
+/// NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT | NUD_NOARP: states whose
+/// link-layer address can be used.
+const NUD_USABLE: u16 = 0x02 | 0x04 | 0x08 | 0x10 | 0x80 | 0x40;
+
+/// Errors of the rtnetlink client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("netlink socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The kernel answered a request with a negative errno.
+    #[error("kernel refused {op} {what}: {source}")]
+    Kernel {
+        op: &'static str,
+        what: String,
+        source: std::io::Error,
+    },
+    /// A route for the prefix, with the same metric, belongs to another protocol: nexthop
+    /// does not overwrite it.
+    #[error("{prefix} metric {metric} is a route of protocol {protocol}, not nexthop's")]
+    Foreign {
+        prefix: Prefix,
+        metric: u32,
+        protocol: u8,
+    },
+    #[error("malformed netlink message: {0}")]
+    Malformed(&'static str),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// An IPv4 prefix, host bits zero.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Prefix {
+    pub addr: Ipv4Addr,
+    pub len: u8,
+}
+
+impl Prefix {
+    /// `addr/len` with the host bits cleared; None when `len > 32`.
+    pub fn new(addr: Ipv4Addr, len: u8) -> Option<Prefix> {
+        if len > 32 {
+            return None;
+        }
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        Some(Prefix {
+            addr: Ipv4Addr::from(u32::from(addr) & mask),
+            len,
+        })
+    }
+}
+
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl std::str::FromStr for Prefix {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Prefix, String> {
+        let (a, l) = s.split_once('/').ok_or_else(|| format!("{s}: no /len"))?;
+        let addr: Ipv4Addr = a.parse().map_err(|e| format!("{s}: {e}"))?;
+        let len: u8 = l.parse().map_err(|e| format!("{s}: {e}"))?;
+        Prefix::new(addr, len).ok_or_else(|| format!("{s}: length over 32"))
+    }
+}
+
+/// One IPv4 route of the main table, as nexthop programs it: `prefix via gateway`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Route {
+    pub prefix: Prefix,
+    pub gateway: Ipv4Addr,
+    /// `metric` in `ip route`; the kernel's replace key is (prefix, tos, metric).
+    pub metric: u32,
+}
+
+/// A route as dumped, whoever owns it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct KernelRoute {
+    pub prefix: Prefix,
+    pub gateway: Option<Ipv4Addr>,
+    pub metric: u32,
+    pub protocol: u8,
+    pub oif: Option<u32>,
+}
+
+/// One interface.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub mac: Option<[u8; 6]>,
+}
+
+/// One usable IPv4 neighbour entry.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Neighbour {
+    pub ifindex: u32,
+    pub addr: Ipv4Addr,
+    pub mac: [u8; 6],
+}
+
+/// A `NETLINK_ROUTE` socket in the network namespace of the thread that opened it.
+pub struct Netlink {
+    fd: OwnedFd,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl Netlink {
+    pub fn open() -> Result<Netlink> {
+        Ok(Netlink {
+            fd: sys::netlink_route_socket()?,
+            seq: 0,
+            buf: vec![0; 64 * 1024],
+        })
+    }
+
+    /// Adds `route`; an error if a route with its key already exists (whoever owns it).
+    pub fn add_route(&mut self, route: &Route) -> Result<()> {
+        let msg = self.route_msg(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, route);
+        self.transact(&msg, "add", &route_text(route))
+    }
+
+    /// Adds `route` or replaces nexthop's route with the same prefix and metric; refuses with
+    /// [`Error::Foreign`] when that key belongs to another protocol.
+    pub fn replace_route(&mut self, route: &Route) -> Result<()> {
+        if let Some(other) = self.dump_routes()?.into_iter().find(|r| {
+            r.prefix == route.prefix && r.metric == route.metric && r.protocol != RTPROT_NEXTHOP
+        }) {
+            return Err(Error::Foreign {
+                prefix: route.prefix,
+                metric: route.metric,
+                protocol: other.protocol,
+            });
+        }
+        self.replace_unchecked(route)
+    }
+
+    /// [`Netlink::replace_route`] without the ownership check, for a caller that has just
+    /// checked against a dump of its own ([`crate::agent::reconcile`], which would otherwise
+    /// dump the table once per route).
+    pub(crate) fn replace_unchecked(&mut self, route: &Route) -> Result<()> {
+        let msg = self.route_msg(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, route);
+        self.transact(&msg, "replace", &route_text(route))
+    }
+
+    /// Deletes nexthop's route for `prefix` with `metric`. The request carries protocol 200,
+    /// so the kernel never deletes another protocol's route (it answers ESRCH instead).
+    pub fn delete_route(&mut self, prefix: Prefix, metric: u32) -> Result<()> {
+        let route = Route {
+            prefix,
+            gateway: Ipv4Addr::UNSPECIFIED,
+            metric,
+        };
+        let msg = self.route_msg(RTM_DELROUTE, 0, &route);
+        self.transact(&msg, "delete", &format!("{prefix} metric {metric}"))
+    }
+
+    /// nexthop's IPv4 unicast routes in the main table, sorted.
+    pub fn routes(&mut self) -> Result<Vec<Route>> {
+        Ok(own_routes(&self.dump_routes()?))
+    }
+    /// Every IPv4 unicast route of the main table, any protocol (read-only).
+    pub fn dump_routes(&mut self) -> Result<Vec<KernelRoute>> {
+        let mut req = self.header(RTM_GETROUTE, NLM_F_DUMP);
+        req.extend_from_slice(&[AF_INET, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let mut out = Vec::new();
+        self.dump(req, "dump", "routes", |ty, body| {
+            if ty != RTM_NEWROUTE || body.len() < 12 {
+                return Ok(());
+            }
+            let (family, dst_len, table, protocol, rtype) =
+                (body[0], body[1], body[4], body[5], body[7]);
+            if family != AF_INET || rtype != RTN_UNICAST {
+                return Ok(());
+            }
+            let mut dst = Ipv4Addr::UNSPECIFIED;
+            let (mut gateway, mut oif, mut metric, mut tab) = (None, None, 0, u32::from(table));
+            for (t, v) in attrs(&body[12..]) {
+                match t {
+                    RTA_DST => dst = ipv4(v)?,
+                    RTA_GATEWAY => gateway = Some(ipv4(v)?),
+                    RTA_OIF => oif = Some(u32_ne(v)?),
+                    RTA_PRIORITY => metric = u32_ne(v)?,
+                    RTA_TABLE => tab = u32_ne(v)?,
+                    _ => {}
+                }
+            }
+            if tab != u32::from(RT_TABLE_MAIN) {
+                return Ok(());
+            }
+            let prefix = Prefix::new(dst, dst_len).ok_or(Error::Malformed("rtm_dst_len"))?;
+            out.push(KernelRoute {
+                prefix,
+                gateway,
+                metric,
+                protocol,
+                oif,
+            });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Every interface with its index, name and MAC address.
+    pub fn links(&mut self) -> Result<Vec<Link>> {
+        let mut req = self.header(RTM_GETLINK, NLM_F_DUMP);
+        req.extend_from_slice(&[0u8; 16]); // ifinfomsg, family AF_UNSPEC
+        let mut out = Vec::new();
+        self.dump(req, "dump", "links", |ty, body| {
+            if ty != 16 || body.len() < 16 {
+                return Ok(()); // RTM_NEWLINK
+            }
+            let index = u32_ne(&body[4..8])?;
+            let (mut name, mut mac) = (String::new(), None);
+            for (t, v) in attrs(&body[16..]) {
+                match t {
+                    IFLA_IFNAME => {
+                        name = String::from_utf8_lossy(v.split(|&b| b == 0).next().unwrap_or(v))
+                            .into_owned()
+                    }
+                    IFLA_ADDRESS if v.len() == 6 => mac = v.try_into().ok(),
+                    _ => {}
+                }
+            }
+            out.push(Link { index, name, mac });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The interface called `name`.
+    pub fn link(&mut self, name: &str) -> Result<Option<Link>> {
+        Ok(self.links()?.into_iter().find(|l| l.name == name))
+    }
+
+    /// Every local IPv4 address (any interface) — the addresses the mux must leave to the
+    /// kernel.
+    pub fn addresses(&mut self) -> Result<Vec<Ipv4Addr>> {
+        let mut req = self.header(RTM_GETADDR, NLM_F_DUMP);
+        req.extend_from_slice(&[AF_INET, 0, 0, 0, 0, 0, 0, 0]); // ifaddrmsg
+        let mut out = Vec::new();
+        self.dump(req, "dump", "addresses", |ty, body| {
+            if ty != 20 || body.len() < 8 || body[0] != AF_INET {
+                return Ok(()); // RTM_NEWADDR
+            }
+            for (t, v) in attrs(&body[8..]) {
+                if t == IFA_LOCAL {
+                    out.push(ipv4(v)?);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// IPv4 neighbour entries whose MAC is usable (reachable, stale, delay, probe, permanent).
+    pub fn neighbours(&mut self) -> Result<Vec<Neighbour>> {
+        let mut req = self.header(RTM_GETNEIGH, NLM_F_DUMP);
+        req.extend_from_slice(&[AF_INET, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // ndmsg
+        let mut out = Vec::new();
+        self.dump(req, "dump", "neighbours", |ty, body| {
+            if ty != 28 || body.len() < 12 || body[0] != AF_INET {
+                return Ok(()); // RTM_NEWNEIGH
+            }
+            let ifindex = u32_ne(&body[4..8])?;
+            let state = u16::from_ne_bytes([body[8], body[9]]);
+            if state & NUD_USABLE == 0 {
+                return Ok(());
+            }
+            let (mut addr, mut mac) = (None, None);
+            for (t, v) in attrs(&body[12..]) {
+                match t {
+                    NDA_DST => addr = Some(ipv4(v)?),
+                    NDA_LLADDR if v.len() == 6 => mac = v.try_into().ok(),
+                    _ => {}
+                }
+            }
+            if let (Some(addr), Some(mac)) = (addr, mac) {
+                out.push(Neighbour { ifindex, addr, mac });
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn header(&mut self, ty: u16, flags: u16) -> Vec<u8> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut m = Vec::with_capacity(64);
+        m.extend_from_slice(&0u32.to_ne_bytes()); // length, set in finish()
+        m.extend_from_slice(&ty.to_ne_bytes());
+        m.extend_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
+        m.extend_from_slice(&self.seq.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m
+    }
+
+    fn route_msg(&mut self, ty: u16, flags: u16, r: &Route) -> Vec<u8> {
+        let mut m = self.header(ty, flags | NLM_F_ACK);
+        let scope = RT_SCOPE_UNIVERSE;
+        m.extend_from_slice(&[AF_INET, r.prefix.len, 0, 0, RT_TABLE_MAIN]);
+        m.extend_from_slice(&[RTPROT_NEXTHOP, scope, RTN_UNICAST, 0, 0, 0, 0]);
+        push_attr(&mut m, RTA_TABLE, &u32::from(RT_TABLE_MAIN).to_ne_bytes());
+        push_attr(&mut m, RTA_DST, &r.prefix.addr.octets());
+        if ty == RTM_NEWROUTE {
+            push_attr(&mut m, RTA_GATEWAY, &r.gateway.octets());
+        }
+        push_attr(&mut m, RTA_PRIORITY, &r.metric.to_ne_bytes());
+        m
+    }
+
+    /// Sends a request with NLM_F_ACK and waits for its ACK.
+    fn transact(&mut self, msg: &[u8], op: &'static str, what: &str) -> Result<()> {
+        let mut msg = msg.to_vec();
+        finish(&mut msg);
+        sys::send(&self.fd, &msg)?;
+        let seq = self.seq;
+        loop {
+            let n = sys::recv(&self.fd, &mut self.buf)?;
+            for (ty, _flags, mseq, body) in messages(&self.buf[..n]) {
+                if mseq != seq || ty != NLMSG_ERROR {
+                    continue;
+                }
+                return error_code(body, op, what);
+            }
+        }
+    }
+
+    /// Sends a dump request and feeds each answer message to `each` until NLMSG_DONE.
+    fn dump(
+        &mut self,
+        mut req: Vec<u8>,
+        op: &'static str,
+        what: &str,
+        mut each: impl FnMut(u16, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        finish(&mut req);
+        sys::send(&self.fd, &req)?;
+        let seq = self.seq;
+        loop {
+            let n = sys::recv(&self.fd, &mut self.buf)?;
+            for (ty, flags, mseq, body) in messages(&self.buf[..n]) {
+                if mseq != seq {
+                    continue;
+                }
+                match ty {
+                    NLMSG_DONE => return Ok(()),
+                    NLMSG_ERROR => return error_code(body, op, what),
+                    _ => each(ty, body)?,
+                }
+                if flags & NLM_F_MULTI == 0 {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// The routes of `dump` that are nexthop's, sorted.
+pub fn own_routes(dump: &[KernelRoute]) -> Vec<Route> {
+    let mut out: Vec<Route> = dump
+        .iter()
+        .filter(|r| r.protocol == RTPROT_NEXTHOP)
+        .filter_map(|r| {
+            Some(Route {
+                prefix: r.prefix,
+                gateway: r.gateway?,
+                metric: r.metric,
+            })
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn route_text(r: &Route) -> String {
+    format!("{} via {} metric {}", r.prefix, r.gateway, r.metric)
+}
+
+fn finish(m: &mut [u8]) {
+    let len = m.len() as u32;
+    m[..4].copy_from_slice(&len.to_ne_bytes());
+}
+
+fn push_attr(m: &mut Vec<u8>, ty: u16, v: &[u8]) {
+    m.extend_from_slice(&((4 + v.len()) as u16).to_ne_bytes());
+    m.extend_from_slice(&ty.to_ne_bytes());
+    m.extend_from_slice(v);
+    m.resize(align4(m.len()), 0);
+}
+
+fn align4(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+/// The ACK/error body: errno 0 is success.
+fn error_code(body: &[u8], op: &'static str, what: &str) -> Result<()> {
+    let code = i32::from_ne_bytes(
+        body.get(..4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(Error::Malformed("short NLMSG_ERROR"))?,
+    );
+    if code == 0 {
+        return Ok(());
+    }
+    Err(Error::Kernel {
+        op,
+        what: what.to_string(),
+        source: std::io::Error::from_raw_os_error(-code),
+    })
+}
+
+/// The netlink messages in one datagram: (type, flags, seq, body). Stops at the first
+/// malformed header.
+fn messages(mut b: &[u8]) -> impl Iterator<Item = (u16, u16, u32, &[u8])> {
+    std::iter::from_fn(move || {
+        if b.len() < NLMSG_HDRLEN {
+            return None;
+        }
+        let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        if len < NLMSG_HDRLEN || len > b.len() {
+            return None;
+        }
+        let ty = u16::from_ne_bytes([b[4], b[5]]);
+        let flags = u16::from_ne_bytes([b[6], b[7]]);
+        let seq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
+        let body = &b[NLMSG_HDRLEN..len];
+        b = &b[align4(len).min(b.len())..];
+        Some((ty, flags, seq, body))
+    })
+}
+
+/// The route attributes in `b`: (type without flag bits, value).
+fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        if b.len() < 4 {
+            return None;
+        }
+        let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
+        if len < 4 || len > b.len() {
+            return None;
+        }
+        let ty = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
+        let v = &b[4..len];
+        b = &b[align4(len).min(b.len())..];
+        Some((ty, v))
+    })
+}
+
+fn ipv4(v: &[u8]) -> Result<Ipv4Addr> {
+    let o: [u8; 4] = v
+        .try_into()
+        .map_err(|_| Error::Malformed("IPv4 attribute"))?;
+    Ok(Ipv4Addr::from(o))
+}
+
+fn u32_ne(v: &[u8]) -> Result<u32> {
+    let o: [u8; 4] = v
+        .get(..4)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(Error::Malformed("u32 attribute"))?;
+    Ok(u32::from_ne_bytes(o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_clears_host_bits_and_parses() {
+        let p: Prefix = "192.168.10.77/24".parse().unwrap();
+        assert_eq!(p.to_string(), "192.168.10.0/24");
+        assert!("10.0.0.0/33".parse::<Prefix>().is_err());
+        assert!("10.0.0.0".parse::<Prefix>().is_err());
+        assert_eq!(
+            Prefix::new(Ipv4Addr::new(1, 2, 3, 4), 0)
+                .unwrap()
+                .to_string(),
+            "0.0.0.0/0"
+        );
+    }
+
+    #[test]
+    fn attributes_are_padded_and_parsed_back() {
+        let mut m = Vec::new();
+        push_attr(&mut m, RTA_DST, &[192, 168, 10, 0]);
+        push_attr(&mut m, IFLA_IFNAME, b"eth0\0");
+        assert_eq!(m.len(), 8 + 12);
+        let got: Vec<_> = attrs(&m).collect();
+        assert_eq!(
+            got,
+            vec![
+                (RTA_DST, &[192u8, 168, 10, 0][..]),
+                (IFLA_IFNAME, &b"eth0\0"[..])
+            ]
+        );
+    }
+
+    #[test]
+    fn truncated_messages_and_attributes_stop_without_panicking() {
+        let mut m = vec![0u8; 16];
+        m[..4].copy_from_slice(&40u32.to_ne_bytes()); // claims more than there is
+        assert_eq!(messages(&m).count(), 0);
+        assert_eq!(attrs(&[8, 0, 1, 0, 1]).count(), 0);
+        assert_eq!(attrs(&[2, 0, 1, 0]).count(), 0);
+        assert!(error_code(&[1, 2], "x", "y").is_err());
+    }
+}

@@ -1,0 +1,188 @@
+//! nexthop's kernel routes, for real, in a namespace the test creates: the rtnetlink client
+//! adds, replaces, dumps and deletes `proto 200` routes, `reconcile` converges and is
+//! idempotent, and a route of another protocol is never touched.
+
+use std::net::Ipv4Addr;
+
+use labtest::Netns;
+use linux::netlink::{Error, Netlink, Prefix, Route};
+use linux::{netns, reconcile};
+
+fn p(s: &str) -> Prefix {
+    s.parse().unwrap()
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+/// A namespace with 10.1.0.1/16 on a veth `v0` (its peer `v1` in the same namespace), so
+/// gateways in 10.1.0.0/16 are reachable, plus a foreign static route.
+fn host() -> Netns {
+    let ns = Netns::new("routes").unwrap();
+    ns.exec(
+        "ip",
+        &["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+    )
+    .unwrap();
+    ns.exec("ip", &["addr", "add", "10.1.0.1/16", "dev", "v0"])
+        .unwrap();
+    ns.exec("ip", &["link", "set", "v0", "up"]).unwrap();
+    ns.exec("ip", &["link", "set", "v1", "up"]).unwrap();
+    ns.exec(
+        "ip",
+        &[
+            "route",
+            "add",
+            "192.168.30.0/24",
+            "via",
+            "10.1.0.7",
+            "proto",
+            "static",
+        ],
+    )
+    .unwrap();
+    ns
+}
+
+fn show(ns: &Netns, args: &[&str]) -> String {
+    let mut a = vec!["-4", "route", "show"];
+    a.extend_from_slice(args);
+    let out = ns.exec("ip", &a).unwrap();
+    eprintln!("ip {}:\n{out}", a.join(" "));
+    out
+}
+
+#[test]
+fn netlink_adds_replaces_deletes_only_its_own_routes() {
+    if !labtest::require_netns(&["ip"]) {
+        return;
+    }
+    let ns = host();
+    netns::run_in(ns.name(), || {
+        let mut nl = Netlink::open().unwrap();
+        let r = Route {
+            prefix: p("192.168.10.0/24"),
+            gateway: ip("10.1.0.100"),
+            metric: 0,
+        };
+        nl.add_route(&r).unwrap();
+        assert!(show(&ns, &["proto", "200"]).contains("192.168.10.0/24 via 10.1.0.100 dev v0"));
+        assert_eq!(nl.routes().unwrap(), vec![r]);
+        // Adding twice is an error (EEXIST), not a duplicate.
+        assert!(matches!(nl.add_route(&r), Err(Error::Kernel { .. })));
+
+        let r2 = Route {
+            gateway: ip("10.1.0.101"),
+            ..r
+        };
+        nl.replace_route(&r2).unwrap();
+        let out = show(&ns, &["proto", "200"]);
+        assert!(
+            out.contains("192.168.10.0/24 via 10.1.0.101 dev v0"),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), 1);
+
+        // The foreign route: not listed, not replaceable, not deletable.
+        assert!(nl
+            .routes()
+            .unwrap()
+            .iter()
+            .all(|x| x.prefix != p("192.168.30.0/24")));
+        let foreign = Route {
+            prefix: p("192.168.30.0/24"),
+            gateway: ip("10.1.0.100"),
+            metric: 0,
+        };
+        let e = nl.replace_route(&foreign).unwrap_err();
+        assert!(matches!(e, Error::Foreign { protocol: 4, .. }), "{e}");
+        let e = nl.delete_route(p("192.168.30.0/24"), 0).unwrap_err();
+        assert!(matches!(e, Error::Kernel { .. }), "{e}");
+        assert!(show(&ns, &["proto", "static"]).contains("192.168.30.0/24 via 10.1.0.7"));
+
+        nl.delete_route(r.prefix, 0).unwrap();
+        assert_eq!(show(&ns, &["proto", "200"]), "");
+        assert!(nl.routes().unwrap().is_empty());
+        assert!(show(&ns, &[]).contains("192.168.30.0/24 via 10.1.0.7 dev v0 proto static"));
+    })
+    .unwrap();
+}
+
+#[test]
+fn reconcile_converges_is_idempotent_and_leaves_foreign_routes() {
+    if !labtest::require_netns(&["ip"]) {
+        return;
+    }
+    let ns = host();
+    // A stale route of ours (e.g. from before a restart) and one at a metric the agent never
+    // uses.
+    ns.exec(
+        "ip",
+        &[
+            "route",
+            "add",
+            "172.16.0.0/12",
+            "via",
+            "10.1.0.9",
+            "proto",
+            "200",
+        ],
+    )
+    .unwrap();
+    ns.exec(
+        "ip",
+        &[
+            "route",
+            "add",
+            "192.168.10.0/24",
+            "via",
+            "10.1.0.9",
+            "proto",
+            "200",
+            "metric",
+            "7",
+        ],
+    )
+    .unwrap();
+    netns::run_in(ns.name(), || {
+        let mut nl = Netlink::open().unwrap();
+        let desired = [
+            (p("192.168.10.0/24"), ip("10.1.0.100")),
+            (p("10.50.0.0/16"), ip("10.1.0.100")),
+        ];
+        // The static route's prefix is wanted too: reported, never overwritten.
+        let mut with_foreign = desired.to_vec();
+        with_foreign.push((p("192.168.30.0/24"), ip("10.1.0.100")));
+        let ch = reconcile(&mut nl, &with_foreign).unwrap();
+        assert_eq!(ch.foreign, vec![(p("192.168.30.0/24"), 4)], "{ch:?}");
+        assert_eq!(ch.added.len(), 2, "{ch:?}");
+        assert_eq!(ch.removed.len(), 2, "{ch:?}");
+        assert!(ch.replaced.is_empty());
+        let out = show(&ns, &["proto", "200"]);
+        assert_eq!(
+            out,
+            "10.50.0.0/16 via 10.1.0.100 dev v0 \n192.168.10.0/24 via 10.1.0.100 dev v0 \n"
+        );
+
+        assert!(show(&ns, &[]).contains("192.168.30.0/24 via 10.1.0.7 dev v0 proto static"));
+        let again = reconcile(&mut nl, &desired).unwrap();
+        assert!(again.is_empty(), "{again:?}");
+
+        // The branch moves to another frontend; the /16 is withdrawn.
+        let ch = reconcile(&mut nl, &[(p("192.168.10.0/24"), ip("10.1.0.101"))]).unwrap();
+        assert_eq!(ch.replaced.len(), 1, "{ch:?}");
+        assert_eq!(ch.removed.len(), 1, "{ch:?}");
+        assert!(ch.added.is_empty());
+        assert_eq!(
+            show(&ns, &["proto", "200"]),
+            "192.168.10.0/24 via 10.1.0.101 dev v0 \n"
+        );
+
+        let ch = reconcile(&mut nl, &[]).unwrap();
+        assert_eq!(ch.removed.len(), 1);
+        assert_eq!(show(&ns, &["proto", "200"]), "");
+        assert!(show(&ns, &[]).contains("192.168.30.0/24 via 10.1.0.7 dev v0 proto static"));
+    })
+    .unwrap();
+}
