@@ -20,7 +20,7 @@ for f in ../crates/bgp/tests/fixtures/*.bin; do
     { printf "\\x0$sel"; cat "$f"; } > "corpus/decode_message/$(basename "$f" .bin)_$sel"
   done
 done
-"# Inputs that once failed stay in the corpus.
+# Inputs that once failed stay in the corpus.
 cp regressions/* corpus/decode_message/ 2>/dev/null || true
-./target/$target/release/decode_message" corpus/decode_message -max_total_time="$secs" -max_len=8192 \
+"./target/$target/release/decode_message" corpus/decode_message -max_total_time="$secs" -max_len=8192 \
   -artifact_prefix=artifacts/ -print_final_stats=1
