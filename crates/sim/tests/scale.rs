@@ -34,13 +34,32 @@ fn ten_thousand_nics_hundred_nvas_ten_thousand_prefixes() {
             name: format!("vnet{v}"),
             region: "westeurope".into(),
             address_space: vec![Prefix::new(Ipv4Addr::new(10, v as u8, 0, 0), 16).unwrap()],
-            peerings: if v == 0 { (1..VNETS).map(|s| format!("vnet{s}")).collect() } else { vec![] },
+            peerings: if v == 0 {
+                (1..VNETS).map(|s| format!("vnet{s}")).collect()
+            } else {
+                vec![]
+            },
         })
         .collect();
     let nics = (0..VNETS * NICS_PER_VNET)
-        .map(|i| NicInfo { name: format!("nic{i}"), vnet: format!("vnet{}", i / NICS_PER_VNET), address: Ipv4Addr::new(10, (i / NICS_PER_VNET) as u8, 2, (i % NICS_PER_VNET) as u8 + 4) })
+        .map(|i| NicInfo {
+            name: format!("nic{i}"),
+            vnet: format!("vnet{}", i / NICS_PER_VNET),
+            address: Ipv4Addr::new(
+                10,
+                (i / NICS_PER_VNET) as u8,
+                2,
+                (i % NICS_PER_VNET) as u8 + 4,
+            ),
+        })
         .collect();
-    let lbs = (0..LBS).map(|l| LbInfo { name: format!("lb{l}"), frontend: frontend(l), region: Some("westeurope".into()) }).collect();
+    let lbs = (0..LBS)
+        .map(|l| LbInfo {
+            name: format!("lb{l}"),
+            frontend: frontend(l),
+            region: Some("westeurope".into()),
+        })
+        .collect();
     let mut f = Fabric::new(Topology::new(vnets, nics, lbs, Some("vnet0".into())), false);
     for i in 0..PREFIXES {
         f.set_bgp_route(prefix(i), Some(vec![frontend(i % LBS)]));
@@ -49,7 +68,12 @@ fn ten_thousand_nics_hundred_nvas_ten_thousand_prefixes() {
     for l in 0..LBS {
         let mut c = LbConfig::new(&format!("lb{l}"), frontend(l), Mode::ActiveActive);
         c.max_flows = 1 << 16;
-        let mut b = Balancer::new(c, &(0..NVAS_PER_LB).map(|n| (nva(l, n), 1, AdminState::None)).collect::<Vec<_>>());
+        let mut b = Balancer::new(
+            c,
+            &(0..NVAS_PER_LB)
+                .map(|n| (nva(l, n), 1, AdminState::None))
+                .collect::<Vec<_>>(),
+        );
         for n in 0..NVAS_PER_LB {
             b.record_probe(nva(l, n), true);
         }
@@ -60,17 +84,36 @@ fn ten_thousand_nics_hundred_nvas_ten_thousand_prefixes() {
     let flow = |i: u32| {
         let nic = i.wrapping_mul(2_654_435_761) % (VNETS * NICS_PER_VNET);
         let dst = 0xac10_0000 + ((i % PREFIXES) << 8) + 7;
-        (format!("nic{nic}"), FlowKey { src: 0x0a00_0000 + nic, dst, sport: (i % 50_000) as u16 + 1024, dport: 443, proto: TCP })
+        (
+            format!("nic{nic}"),
+            FlowKey {
+                src: 0x0a00_0000 + nic,
+                dst,
+                sport: (i % 50_000) as u16 + 1024,
+                dport: 443,
+                proto: TCP,
+            },
+        )
     };
     for i in 0..200_000u32 {
         let (nic, k) = flow(i);
-        assert!(matches!(sim.send(&nic, &k), Outcome::Backend { .. }), "flow {i}");
+        assert!(
+            matches!(sim.send(&nic, &k), Outcome::Backend { .. }),
+            "flow {i}"
+        );
     }
-    assert_eq!(sim.per_backend.len(), (LBS * NVAS_PER_LB) as usize, "every NVA got traffic");
+    assert_eq!(
+        sim.per_backend.len(),
+        (LBS * NVAS_PER_LB) as usize,
+        "every NVA got traffic"
+    );
     let per_nva: Vec<u64> = sim.per_backend.values().copied().collect();
     let (min, max) = (per_nva.iter().min().unwrap(), per_nva.iter().max().unwrap());
     println!("200,000 flows over 100 NVAs: {min}..{max} per NVA");
-    assert!(*max < 2 * *min, "spread within Maglev balance: {min}..{max}");
+    assert!(
+        *max < 2 * *min,
+        "spread within Maglev balance: {min}..{max}"
+    );
 
     // One NVA of lb3 fails: its flows move, no flow goes to it any more.
     let dead = nva(3, 4);
@@ -81,7 +124,11 @@ fn ten_thousand_nics_hundred_nvas_ten_thousand_prefixes() {
         let (nic, k) = flow(i);
         sim.send(&nic, &k);
     }
-    assert_eq!(sim.per_backend.get(&("lb3".to_string(), dead)).copied(), before, "traffic to a dead NVA");
+    assert_eq!(
+        sim.per_backend.get(&("lb3".to_string(), dead)).copied(),
+        before,
+        "traffic to a dead NVA"
+    );
     // A prefix moves to another LB: its flows follow, touching only the receiving tables.
     sim.fabric.set_bgp_route(prefix(3), Some(vec![frontend(5)]));
     assert_eq!(sim.fabric.last_touched, VNETS as usize);
