@@ -874,35 +874,11 @@ fn parse_one(w: &mut Walker<'_>, code: u8, v: &[u8], whole: &[u8]) -> Result<(),
         }
         t::MP_REACH_NLRI => match parse_mp_reach(v) {
             Ok(Some(m)) => a.mp_reach = Some(m),
-            Ok(None) => {
-                let (afi, safi) = (u16::from_be_bytes([v[0], v[1]]), v[2]);
-                return w.problem(
-                    code,
-                    AttrProblem::UnsupportedFamily { afi, safi },
-                    AttributeDiscard,
-                    0,
-                    whole,
-                );
-            }
-            Err(p) => {
-                return w.problem(code, p, SessionReset, sub::OPTIONAL_ATTRIBUTE_ERROR, whole)
-            }
+            other => return mp_problem(w, code, v, whole, other.err()),
         },
         t::MP_UNREACH_NLRI => match parse_mp_unreach(v) {
             Ok(Some(m)) => a.mp_unreach = Some(m),
-            Ok(None) => {
-                let (afi, safi) = (u16::from_be_bytes([v[0], v[1]]), v[2]);
-                return w.problem(
-                    code,
-                    AttrProblem::UnsupportedFamily { afi, safi },
-                    AttributeDiscard,
-                    0,
-                    whole,
-                );
-            }
-            Err(p) => {
-                return w.problem(code, p, SessionReset, sub::OPTIONAL_ATTRIBUTE_ERROR, whole)
-            }
+            other => return mp_problem(w, code, v, whole, other.err()),
         },
         t::AS4_PATH | t::AS4_AGGREGATOR if w.ctx.four_octet_as => {
             return w.problem(code, AttrProblem::UnexpectedAs4, AttributeDiscard, 0, whole);
@@ -940,6 +916,31 @@ fn parse_one(w: &mut Walker<'_>, code: u8, v: &[u8], whole: &[u8]) -> Result<(),
         _ => unreachable!("expected_flags covers exactly the codes matched here"),
     }
     Ok(())
+}
+
+/// An MP_REACH/MP_UNREACH that is malformed (`Some`: session reset, RFC 7606 §7.11) or of a
+/// family this codec does not carry (`None`: discarded).
+fn mp_problem(
+    w: &mut Walker<'_>,
+    code: u8,
+    v: &[u8],
+    whole: &[u8],
+    err: Option<AttrProblem>,
+) -> Result<(), AttrError> {
+    use ErrorAction::*;
+    match err {
+        Some(p) => w.problem(code, p, SessionReset, sub::OPTIONAL_ATTRIBUTE_ERROR, whole),
+        None => {
+            let (afi, safi) = (u16::from_be_bytes([v[0], v[1]]), v[2]);
+            w.problem(
+                code,
+                AttrProblem::UnsupportedFamily { afi, safi },
+                AttributeDiscard,
+                0,
+                whole,
+            )
+        }
+    }
 }
 
 /// Parses AS_PATH / AS4_PATH segments with `size`-octet ASNs.
