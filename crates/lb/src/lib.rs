@@ -335,6 +335,25 @@ impl Balancer {
         })
     }
 
+    /// Sets a backend's health directly, for a data plane following a controller that already
+    /// applied rise/fall to its probes. None when unchanged or there is no such backend.
+    pub fn set_health(&mut self, addr: Ipv4Addr, health: Health) -> Option<HealthChange> {
+        let i = self.index_of(addr)?;
+        let b = &mut self.backends[i];
+        let from = b.health;
+        if from == health {
+            return None;
+        }
+        b.streak = 0;
+        b.health = health;
+        self.rebuild_with(from == Health::Unknown);
+        Some(HealthChange {
+            backend: addr,
+            from,
+            to: health,
+        })
+    }
+
     /// Sets a backend's admin state.
     pub fn set_admin(&mut self, addr: Ipv4Addr, state: AdminState) -> Result<(), LbError> {
         let i = self.index_of(addr).ok_or(LbError::NoSuchBackend(addr))?;

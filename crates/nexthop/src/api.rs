@@ -9,7 +9,7 @@
 //! | GET | `/v1/lb` | the load balancers: name and frontend |
 //! | GET | `/v1/lb/NAME` | a load balancer: backends with health, admin state, role, last probe, flows |
 //! | POST | `/v1/lb/NAME/admin?backend=ADDR&state=up\|down\|drain\|none` | set a backend's admin state |
-//! | GET | `/v1/effective-routes?nic=NAME` | the NIC's effective routes (`{"value": [...], "version": N}`) |
+//! | GET | `/v1/effective-routes?nic=NAME[&since=V[&wait=S]]` | the NIC's effective routes (`{"value": [...], "version": N}`); with `since`, only those changed after V; with `wait` (seconds, at most 60), held until something changed (long poll) |
 //! | GET | `/v1/trace?nic=NAME&dst=IP[&proto=tcp\|udp\|icmp&sport=N&dport=N]` | where that flow goes, and why |
 //! | POST | `/v1/reload` | re-read the config file and apply it |
 //! | GET | `/metrics` | Prometheus text |
@@ -268,6 +268,29 @@ struct NicParam {
     nic: Option<String>,
     /// Only the routes of prefixes changed after this version.
     since: Option<u64>,
+    /// Long poll: when nothing changed since `since`, wait up to this many seconds (at most
+    /// [`MAX_WAIT_S`]) for a change before answering.
+    wait: Option<u64>,
+}
+
+/// The longest a long poll of the effective routes is held.
+pub const MAX_WAIT_S: u64 = 60;
+
+async fn ask_routes(
+    state: &ApiState,
+    nic: &str,
+    since: Option<u64>,
+) -> Option<Option<crate::fabricrun::NicRoutes>> {
+    let name = nic.to_string();
+    crate::fabricrun::ask(&state.fabric, |tx| {
+        crate::fabricrun::FabricMsg::EffectiveRoutes(name, since, tx)
+    })
+    .await
+}
+
+/// Nothing new for the caller: an incremental answer with no changed prefix.
+fn unchanged(d: &Option<Option<crate::fabricrun::NicRoutes>>) -> bool {
+    matches!(d, Some(Some(r)) if r.changed.as_ref().is_some_and(Vec::is_empty))
 }
 
 async fn effective_routes(
@@ -277,13 +300,35 @@ async fn effective_routes(
     let Some(nic) = q.nic.filter(|n| !n.is_empty()) else {
         return error(StatusCode::BAD_REQUEST, "missing ?nic=NAME");
     };
-    let name = nic.clone();
     let since = q.since;
-    match crate::fabricrun::ask(&state.fabric, |tx| {
-        crate::fabricrun::FabricMsg::EffectiveRoutes(name, since, tx)
-    })
-    .await
-    {
+    let wait = q.wait.unwrap_or(0).min(MAX_WAIT_S);
+    let answer = if since.is_some() && wait > 0 {
+        // Subscribe before the first question, so a change between the two is not missed.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+        let mut changes = crate::fabricrun::ask(&state.fabric, |tx| {
+            crate::fabricrun::FabricMsg::Subscribe(tx)
+        })
+        .await;
+        if let Some(c) = changes.as_mut() {
+            c.borrow_and_update();
+        }
+        let mut d = ask_routes(&state, &nic, since).await;
+        while unchanged(&d) {
+            let Some(c) = changes.as_mut() else { break };
+            match tokio::time::timeout_at(deadline, c.changed()).await {
+                Ok(Ok(())) => {
+                    c.borrow_and_update();
+                    d = ask_routes(&state, &nic, since).await;
+                }
+                // Time is up, or the fabric task is gone: answer what there is.
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        d
+    } else {
+        ask_routes(&state, &nic, since).await
+    };
+    match answer {
         Some(Some(d)) => {
             let value: Vec<crate::fabricrun::RouteView> = d.routes.iter().map(Into::into).collect();
             let mut out = serde_json::json!({ "value": value, "version": d.version });

@@ -280,8 +280,10 @@ pub fn run(path: PathBuf) -> anyhow::Result<()> {
                 let _ = r.send(result);
             }
         }
-        stop_all(&running.instances.read().await).await;
+        // The API goes first: an agent with a poll in flight must see the controller go away
+        // (and keep its routes, fail static), not the withdrawals of the closing sessions.
         running.api.abort();
+        stop_all(&running.instances.read().await).await;
         Ok(())
     })
 }

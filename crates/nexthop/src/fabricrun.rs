@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use fabric::{Fabric, LbInfo, NicInfo, Prefix, Resolution, Route, Topology, VnetInfo};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
 /// An effective route as the API shows it (SPEC §6, shape of the reference's NIC output).
@@ -71,6 +71,10 @@ pub enum FabricMsg {
     Resolve(Ipv4Addr, oneshot::Sender<Resolution>),
     /// Routes Invalid because of a cross-region LB, per LB (metric).
     CrossRegion(oneshot::Sender<BTreeMap<String, u64>>),
+    /// A receiver whose value the fabric task bumps after every change that may have changed
+    /// some NIC's table (RIB change, LB health, reconfigure): long-polls wait on it, then ask
+    /// again.
+    Subscribe(oneshot::Sender<watch::Receiver<u64>>),
 }
 
 /// Unbounded: the RIB tasks hand over changes without waiting (the fabric is the faster side).
@@ -138,7 +142,14 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
         let mut routes: HashMap<Prefix, BTreeMap<String, Vec<Ipv4Addr>>> = HashMap::new();
         let mut health: HashMap<String, bool> = HashMap::new();
         let mut logged: HashSet<String> = HashSet::new();
+        let (changes, _) = watch::channel(0u64);
         while let Some(m) = rx.recv().await {
+            let bump = matches!(
+                m,
+                FabricMsg::RibChange { .. }
+                    | FabricMsg::LbHealth { .. }
+                    | FabricMsg::Reconfigure(..)
+            );
             match m {
                 FabricMsg::RibChange {
                     instance,
@@ -178,6 +189,9 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
                 }
                 FabricMsg::EffectiveRoutes(nic, since, tx) => {
                     let answer = fabric.nic_table(&nic).map(|t| {
+                        // A version from the future (a restarted controller counts from 0
+                        // again) gets the whole table, like one older than the log.
+                        let since = since.filter(|v| *v <= t.version());
                         match since.and_then(|v| t.changes_since(v)) {
                             Some(changed) => NicRoutes {
                                 version: t.version(),
@@ -235,6 +249,12 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
                     }
                     let _ = tx.send(m);
                 }
+                FabricMsg::Subscribe(tx) => {
+                    let _ = tx.send(changes.subscribe());
+                }
+            }
+            if bump {
+                changes.send_modify(|n| *n += 1);
             }
         }
     });

@@ -65,6 +65,70 @@ pub struct LbView {
     pub dropped_flows: u64,
     pub flow_evictions: u64,
     pub flow_table_capacity: usize,
+    /// What a data plane (`nexthop lb-mux`) needs to build the same balancer, so that it picks
+    /// the backends the controller (and `nexthop trace`) predicts.
+    pub settings: LbSettings,
+}
+
+/// The balancer's selection settings (SPEC §4), as `nexthop lb-mux` reads them.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LbSettings {
+    /// `five-tuple`, `two-tuple` or `three-tuple`.
+    pub distribution: String,
+    pub symmetric: bool,
+    pub preempt: bool,
+    /// `drop` or `all`.
+    pub no_healthy_backends: String,
+    pub maglev_table_size: u32,
+    pub max_flows: usize,
+    pub idle_tcp_s: u32,
+    pub idle_udp_s: u32,
+}
+
+impl LbSettings {
+    pub fn of(cfg: &LbConfig) -> Self {
+        Self {
+            distribution: match cfg.distribution {
+                Distribution::FiveTuple => "five-tuple",
+                Distribution::TwoTuple => "two-tuple",
+                Distribution::ThreeTuple => "three-tuple",
+            }
+            .into(),
+            symmetric: cfg.symmetric,
+            preempt: cfg.preempt,
+            no_healthy_backends: match cfg.no_healthy {
+                NoHealthy::Drop => "drop",
+                NoHealthy::All => "all",
+            }
+            .into(),
+            maglev_table_size: cfg.table_size,
+            max_flows: cfg.max_flows,
+            idle_tcp_s: cfg.idle_tcp_s,
+            idle_udp_s: cfg.idle_udp_s,
+        }
+    }
+
+    /// Applies these settings to `cfg` (unknown names leave the field as it is).
+    pub fn apply(&self, cfg: &mut LbConfig) {
+        match self.distribution.as_str() {
+            "five-tuple" => cfg.distribution = Distribution::FiveTuple,
+            "two-tuple" => cfg.distribution = Distribution::TwoTuple,
+            "three-tuple" => cfg.distribution = Distribution::ThreeTuple,
+            _ => {}
+        }
+        cfg.symmetric = self.symmetric;
+        cfg.preempt = self.preempt;
+        match self.no_healthy_backends.as_str() {
+            "drop" => cfg.no_healthy = NoHealthy::Drop,
+            "all" => cfg.no_healthy = NoHealthy::All,
+            _ => {}
+        }
+        cfg.table_size = self.maglev_table_size;
+        cfg.max_flows = self.max_flows;
+        cfg.idle_tcp_s = self.idle_tcp_s;
+        cfg.idle_udp_s = self.idle_udp_s;
+    }
 }
 
 /// Requests to an LB task.
@@ -260,6 +324,7 @@ fn view(b: &Balancer, stats: &[BackendStats], now: u32) -> LbView {
         dropped_flows: b.stats.dropped_flows,
         flow_evictions: b.flow_stats().evictions,
         flow_table_capacity: b.flow_table().capacity(),
+        settings: LbSettings::of(cfg),
     }
 }
 

@@ -1,10 +1,10 @@
 //! `nexthop`: one binary for the route server, the load balancer, the CLI and the demo.
 //!
-//! This is the only place that wires the crates together. Subcommands whose parts have not
-//! landed yet say so and exit with status 2 rather than pretending.
+//! This is the only place that wires the crates together.
 
 use clap::{Parser, Subcommand};
 
+mod agent;
 mod api;
 mod cli;
 mod daemon;
@@ -12,6 +12,7 @@ mod demo;
 mod fabricrun;
 mod instance;
 mod lbrun;
+mod mux;
 
 #[derive(Parser)]
 #[command(
@@ -95,6 +96,10 @@ enum Command {
         controller: String,
         #[arg(long)]
         nic: String,
+        /// After reconnecting to the controller, keep routes it does not list (yet) this many
+        /// seconds before removing them (a restarted controller relearns its routes first).
+        #[arg(long, default_value_t = 10)]
+        reconnect_grace_s: u64,
     },
     /// Load balancer data plane on the host that owns the frontend.
     LbMux {
@@ -122,11 +127,6 @@ enum LbCommand {
         #[arg(value_parser = ["up", "down", "drain", "none"])]
         state: String,
     },
-}
-
-fn not_yet(what: &str, issue: u32) -> anyhow::Result<()> {
-    eprintln!("nexthop {what}: not implemented yet (tracked in issue #{issue}).");
-    std::process::exit(2);
 }
 
 fn main() {
@@ -177,6 +177,19 @@ fn real_main() -> anyhow::Result<()> {
                     state,
                 },
         } => cli::lb_set_admin(&cli.api, &name, &backend, &state),
-        Command::Agent { .. } | Command::LbMux { .. } => not_yet("agent/lb-mux", 6),
+        Command::Agent {
+            controller,
+            nic,
+            reconnect_grace_s,
+        } => agent::run(
+            &controller,
+            &nic,
+            std::time::Duration::from_secs(reconnect_grace_s),
+        ),
+        Command::LbMux {
+            controller,
+            lb,
+            interface,
+        } => mux::run(&controller, &lb, &interface),
     }
 }

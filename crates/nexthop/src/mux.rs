@@ -1,0 +1,296 @@
+//! `nexthop lb-mux`: the load balancer's data plane on the host owning the frontend.
+//!
+//! ```text
+//!  controller GET /v1/lb/NAME ──once──> Balancer (mode, settings, backends) ──> linux::mux::Mux
+//!  poller thread: GET /v1/lb/NAME every 50 ms ──backend health/admin changes──> channel
+//!  mux thread: Mux::run(hook) ── hook drains the channel into the balancer (single owner)
+//! ```
+//!
+//! Health comes from the controller's probes (it already applied rise/fall), so the balancer
+//! here takes it as is ([`lb::Balancer::set_health`]). If the controller is unreachable the
+//! last known state stays.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use lb::{AdminState, Balancer, Health, LbConfig, Mode};
+use serde_json::Value;
+use tracing::{info, warn};
+
+/// How often the poller asks the controller.
+pub const POLL: Duration = Duration::from_millis(50);
+/// How often the stats are printed.
+pub const STATS_EVERY: Duration = Duration::from_secs(5);
+
+/// One backend as the controller shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackendState {
+    pub priority: u32,
+    pub health: Health,
+    pub admin: AdminState,
+}
+
+/// A change for the mux's balancer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Update {
+    Health(Ipv4Addr, Health),
+    Admin(Ipv4Addr, AdminState),
+}
+
+fn parse_health(s: &str) -> Health {
+    match s {
+        "up" => Health::Up,
+        "down" => Health::Down,
+        _ => Health::Unknown,
+    }
+}
+
+/// The backends of an LbView (`GET /v1/lb/NAME`).
+pub fn backends(view: &Value) -> anyhow::Result<BTreeMap<Ipv4Addr, BackendState>> {
+    let list = view
+        .get("backends")
+        .and_then(Value::as_array)
+        .ok_or_else(|| anyhow!("load balancer view without backends"))?;
+    let mut out = BTreeMap::new();
+    for b in list {
+        let addr: Ipv4Addr = b
+            .get("address")
+            .and_then(Value::as_str)
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| anyhow!("backend without an IPv4 address: {b}"))?;
+        let admin = b
+            .get("adminState")
+            .and_then(Value::as_str)
+            .and_then(crate::lbrun::parse_admin)
+            .unwrap_or(AdminState::None);
+        let health = parse_health(b.get("health").and_then(Value::as_str).unwrap_or(""));
+        let priority = b.get("priority").and_then(Value::as_u64).unwrap_or(0) as u32;
+        out.insert(
+            addr,
+            BackendState {
+                priority,
+                health,
+                admin,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The balancer an LbView describes, with the health and admin states it shows.
+pub fn balancer(view: &Value) -> anyhow::Result<Balancer> {
+    let name = view
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("load balancer view without a name"))?;
+    let frontend: Ipv4Addr = view
+        .get("frontend")
+        .and_then(Value::as_str)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| anyhow!("load balancer view without a frontend"))?;
+    let mode = match view.get("mode").and_then(Value::as_str) {
+        Some("active-passive") => Mode::ActivePassive,
+        Some("active-active") => Mode::ActiveActive,
+        other => return Err(anyhow!("unknown load balancer mode {other:?}")),
+    };
+    let mut cfg = LbConfig::new(name, frontend, mode);
+    match view.get("settings") {
+        Some(s) => {
+            let s: crate::lbrun::LbSettings =
+                serde_json::from_value(s.clone()).context("load balancer settings")?;
+            s.apply(&mut cfg);
+        }
+        None => warn!("controller shows no balancer settings: using the defaults"),
+    }
+    let bs = backends(view)?;
+    let list: Vec<(Ipv4Addr, u32, AdminState)> =
+        bs.iter().map(|(a, b)| (*a, b.priority, b.admin)).collect();
+    let mut lb = Balancer::new(cfg, &list);
+    for (a, b) in &bs {
+        lb.set_health(*a, b.health);
+    }
+    Ok(lb)
+}
+
+/// What changed from `old` to `new` (backends only in one of them are ignored: adding or
+/// removing backends needs a restart of the mux).
+pub fn diff(
+    old: &BTreeMap<Ipv4Addr, BackendState>,
+    new: &BTreeMap<Ipv4Addr, BackendState>,
+) -> Vec<Update> {
+    let mut out = Vec::new();
+    for (a, n) in new {
+        let Some(o) = old.get(a) else { continue };
+        if o.admin != n.admin {
+            out.push(Update::Admin(*a, n.admin));
+        }
+        if o.health != n.health {
+            out.push(Update::Health(*a, n.health));
+        }
+    }
+    out
+}
+
+/// Applies updates to the balancer, logging the transitions.
+pub fn apply(b: &mut Balancer, updates: impl IntoIterator<Item = Update>) {
+    for u in updates {
+        match u {
+            Update::Health(a, h) => {
+                if let Some(ch) = b.set_health(a, h) {
+                    info!(backend = %a, from = %ch.from, to = %ch.to, "backend health");
+                    eprintln!("lb-mux: backend {a} {} -> {}", ch.from, ch.to);
+                }
+            }
+            Update::Admin(a, s) => {
+                if b.set_admin(a, s).is_ok() {
+                    info!(backend = %a, state = %s, "backend admin state");
+                    eprintln!("lb-mux: backend {a} admin {s}");
+                }
+            }
+        }
+    }
+}
+
+fn warn_ip_forward() {
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward") {
+        if v.trim() == "1" {
+            warn!("net.ipv4.ip_forward is 1: the kernel forwards these packets too");
+            eprintln!(
+                "lb-mux: warning: net.ipv4.ip_forward=1 here, so the kernel would forward the \
+                 frontend's traffic as well (duplicates); set it to 0 on the mux host"
+            );
+        }
+    }
+}
+
+/// Runs the mux until killed.
+pub fn run(controller: &str, lb_name: &str, interface: &str) -> anyhow::Result<()> {
+    let path = format!("/v1/lb/{lb_name}");
+    let view = crate::cli::get_json(controller, &path)
+        .with_context(|| format!("fetching load balancer {lb_name} from {controller}"))?;
+    let balancer = balancer(&view)?;
+    let mut known = backends(&view)?;
+    warn_ip_forward();
+    let mut mux = linux::mux::Mux::open(interface, balancer)
+        .with_context(|| format!("opening the mux on {interface}"))?;
+    eprintln!(
+        "lb-mux: {lb_name} ({}) on {interface}: {} backends",
+        mux.balancer().config().frontend,
+        known.len()
+    );
+    let (tx, rx) = mpsc::channel::<Update>();
+    let controller = controller.to_string();
+    std::thread::spawn(move || {
+        let mut reachable = true;
+        loop {
+            let started = Instant::now();
+            match crate::cli::get_json(&controller, &path).and_then(|v| backends(&v)) {
+                Ok(now) => {
+                    if !reachable {
+                        eprintln!("lb-mux: controller reachable again");
+                        reachable = true;
+                    }
+                    for u in diff(&known, &now) {
+                        if tx.send(u).is_err() {
+                            return;
+                        }
+                    }
+                    known = now;
+                }
+                Err(e) => {
+                    if reachable {
+                        eprintln!(
+                            "lb-mux: controller unreachable ({e:#}); keeping the last backend states"
+                        );
+                        reachable = false;
+                    }
+                }
+            }
+            std::thread::sleep(POLL.saturating_sub(started.elapsed()));
+        }
+    });
+    // `run` returns when `pause` is set: the hook sets it every STATS_EVERY so the stats (only
+    // readable from outside `run`) get printed, then the mux goes on.
+    let pause = AtomicBool::new(false);
+    loop {
+        let mut last = Instant::now();
+        mux.run(&pause, |b| {
+            apply(b, rx.try_iter());
+            if last.elapsed() >= STATS_EVERY {
+                last = Instant::now();
+                pause.store(true, Ordering::Relaxed);
+            }
+        })?;
+        pause.store(false, Ordering::Relaxed);
+        let s = mux.stats();
+        println!(
+            "lb-mux: rx {} forwarded {} local {} malformed {} no_backend {} no_neighbour {} tx_errors {} ring_drops {}",
+            s.rx, s.forwarded, s.local, s.malformed, s.no_backend, s.no_neighbour, s.tx_errors, s.ring_drops
+        );
+        let unresolved = mux.unresolved();
+        if !unresolved.is_empty() {
+            eprintln!("lb-mux: backends without a known MAC yet: {unresolved:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn view(h1: &str, h2: &str, admin2: &str) -> Value {
+        json!({"name": "lb1", "frontend": "10.1.0.100", "mode": "active-passive",
+               "backends": [
+                 {"address": "10.1.2.10", "health": h1, "adminState": "none", "role": "active", "priority": 1, "flows": 0},
+                 {"address": "10.1.2.11", "health": h2, "adminState": admin2, "role": "standby", "priority": 2, "flows": 0}],
+               "settings": {"distribution": "two-tuple", "symmetric": false, "preempt": true,
+                 "noHealthyBackends": "drop", "maglevTableSize": 65537, "maxFlows": 1000,
+                 "idleTcpS": 240, "idleUdpS": 30}})
+    }
+
+    const NVA1: Ipv4Addr = Ipv4Addr::new(10, 1, 2, 10);
+    const NVA2: Ipv4Addr = Ipv4Addr::new(10, 1, 2, 11);
+
+    #[test]
+    fn builds_the_controllers_balancer() {
+        let b = balancer(&view("up", "up", "none")).unwrap();
+        assert_eq!(b.config().mode, Mode::ActivePassive);
+        assert_eq!(b.config().distribution, lb::Distribution::TwoTuple);
+        assert!(b.config().preempt);
+        assert_eq!(b.config().max_flows, 1000);
+        assert_eq!(b.active(), Some(NVA1));
+        assert_eq!(b.backends()[1].priority, 2);
+    }
+
+    #[test]
+    fn diff_and_apply_fail_over() {
+        let old = backends(&view("up", "up", "none")).unwrap();
+        let new = backends(&view("down", "up", "drain")).unwrap();
+        let d = diff(&old, &new);
+        assert_eq!(
+            d,
+            vec![
+                Update::Health(NVA1, Health::Down),
+                Update::Admin(NVA2, AdminState::Drain)
+            ]
+        );
+        let mut b = balancer(&view("up", "up", "none")).unwrap();
+        apply(&mut b, [Update::Health(NVA1, Health::Down)]);
+        assert_eq!(b.active(), Some(NVA2));
+        assert!(diff(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn rejects_bad_views() {
+        assert!(balancer(
+            &json!({"name": "x", "frontend": "10.0.0.1", "mode": "weird", "backends": []})
+        )
+        .is_err());
+        assert!(backends(&json!({"backends": [{"address": "nope"}]})).is_err());
+    }
+}

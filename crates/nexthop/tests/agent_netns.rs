@@ -1,0 +1,262 @@
+//! `nexthop agent` against `nexthop run`, both inside a network namespace this test creates
+//! (root only; skipped otherwise):
+//!
+//! ```text
+//!  ns: veth v0 10.1.0.1/16 (the hub, so 10.1.2.10 is on-link)
+//!      nexthop run (API 127.0.0.1:8179, route server 127.0.14.4:1790)
+//!      NVA: a BGP speaker (this test) advertising 192.168.10.0/24 next hop 10.1.2.10
+//!      nexthop agent --nic vm1-nic ──> 192.168.10.0/24 via 10.1.2.10 proto 200
+//! ```
+//!
+//! Then fail static (controller killed: the route stays) and reconnect (controller back: a
+//! stale proto-200 route added meanwhile is removed, the BGP route is programmed again).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use bgp::fsm::SessionConfig;
+use bgp::wire::{AsPath, Origin, PathAttributes, UpdateMessage};
+use bgp_driver::{spawn_peer, PeerCommand, PeerConfig, PeerEvent};
+use labtest::{Netns, Process, Workdir};
+
+const CONFIG: &str = r#"[[virtual_network]]
+name = "hub"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+
+[route_server]
+virtual_network = "hub"
+instances = ["127.0.14.4"]
+port = 1790
+
+[[route_server.peer]]
+name = "nva1"
+address = "127.0.14.10"
+asn = 65001
+
+[[nic]]
+name = "vm1-nic"
+virtual_network = "hub"
+address = "10.1.3.10"
+
+[api]
+listen = "127.0.0.1:8179"
+"#;
+
+fn routes(ns: &Netns) -> String {
+    ns.exec("ip", &["route", "show", "proto", "200"])
+        .unwrap_or_default()
+}
+
+fn wait_routes(ns: &Netns, what: &str, cond: impl Fn(&str) -> bool, agent: &Process) -> String {
+    let t = Instant::now();
+    loop {
+        let r = routes(ns);
+        if cond(&r) {
+            return r;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}; ip route show proto 200:\n{r}\nagent log:\n{}",
+            agent.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn controller(ns: &Netns, wd: &Workdir, n: u32) -> Process {
+    let file = wd.write("nexthop.toml", CONFIG).unwrap();
+    ns.spawn(
+        env!("CARGO_BIN_EXE_nexthop"),
+        &["run", "--config", file.to_str().unwrap()],
+        &wd.file(&format!("run{n}.log")),
+    )
+    .unwrap()
+}
+
+/// The NVA, inside the namespace: (re)advertises the branch every time its session comes up,
+/// until `stop` is dropped.
+fn nva(ns_name: String, stop: std::sync::mpsc::Receiver<()>) {
+    linux::netns::run_in(&ns_name, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut s = SessionConfig::new(65001, Ipv4Addr::new(10, 1, 2, 10), 65515);
+            s.connect_retry = Duration::from_millis(300);
+            let mut cfg = PeerConfig::new(
+                "nva1",
+                s,
+                IpAddr::V4(Ipv4Addr::new(127, 0, 14, 10)),
+                IpAddr::V4(Ipv4Addr::new(127, 0, 14, 4)),
+            );
+            cfg.remote_port = 1790;
+            cfg.restart_delay = Duration::from_millis(200);
+            let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+            let peer = spawn_peer(cfg, tx, ());
+            loop {
+                if !matches!(stop.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
+                    return;
+                }
+                match tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
+                    Ok(Some((_, PeerEvent::Established { .. }))) => {
+                        peer.send(PeerCommand::SendUpdate(UpdateMessage {
+                            withdrawn: vec![],
+                            attrs: PathAttributes {
+                                origin: Some(Origin::Igp),
+                                as_path: Some(AsPath::from_sequence(vec![65001])),
+                                next_hop: Some(Ipv4Addr::new(10, 1, 2, 10)),
+                                ..Default::default()
+                            },
+                            nlri: vec!["192.168.10.0/24".parse().unwrap()],
+                        }));
+                    }
+                    Ok(None) => return,
+                    _ => {}
+                }
+            }
+        })
+    })
+    .unwrap()
+}
+
+#[test]
+fn agent_programs_fails_static_and_reconciles() {
+    if !labtest::require_netns(&["ip"]) {
+        return;
+    }
+    let ns = Netns::new("agent").unwrap();
+    ns.exec(
+        "ip",
+        &["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+    )
+    .unwrap();
+    ns.add_addr("v0", "10.1.0.1/16").unwrap();
+    ns.exec("ip", &["link", "set", "v0", "up"]).unwrap();
+    ns.exec("ip", &["link", "set", "v1", "up"]).unwrap();
+    let wd = Workdir::new("agent").unwrap();
+    let mut run = controller(&ns, &wd, 1);
+    // The agent first, so the route arrives through an incremental (long-poll) answer.
+    let agent = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_nexthop"),
+            &[
+                "agent",
+                "--controller",
+                "http://127.0.0.1:8179",
+                "--nic",
+                "vm1-nic",
+                "--reconnect-grace-s",
+                "3",
+            ],
+            &wd.file("agent.log"),
+        )
+        .unwrap();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let name = ns.name().to_string();
+    let nva = std::thread::spawn(move || nva(name, stop_rx));
+
+    let r = wait_routes(
+        &ns,
+        "the branch route",
+        |r| r.contains("192.168.10.0/24 via 10.1.2.10"),
+        &agent,
+    );
+    eprintln!("ip route show proto 200 (programmed):\n{r}");
+    eprintln!(
+        "ip route:\n{}",
+        ns.exec("ip", &["route"]).unwrap_or_default()
+    );
+
+    // Fail static: the controller goes away (killed: a graceful stop closes its BGP sessions
+    // first, and the agent may still hear those withdrawals), the route stays.
+    std::process::Command::new("kill")
+        .args(["-KILL", &run.pid().to_string()])
+        .status()
+        .unwrap();
+    drop(run);
+    std::thread::sleep(Duration::from_secs(3));
+    let r = routes(&ns);
+    assert!(
+        r.contains("192.168.10.0/24 via 10.1.2.10"),
+        "route gone while the controller is down:\n{r}\n{}",
+        agent.output()
+    );
+    // Meanwhile a stale route of ours appears (e.g. left by an earlier run).
+    ns.exec(
+        "ip",
+        &[
+            "route",
+            "add",
+            "192.168.99.0/24",
+            "via",
+            "10.1.0.5",
+            "proto",
+            "200",
+        ],
+    )
+    .unwrap();
+
+    // The controller returns: the agent reconciles the whole table.
+    run = controller(&ns, &wd, 2);
+    let r = wait_routes(
+        &ns,
+        "the stale route removed and the branch route kept",
+        |r| !r.contains("192.168.99.0/24") && r.contains("192.168.10.0/24 via 10.1.2.10"),
+        &agent,
+    );
+    eprintln!("ip route show proto 200 (after reconnect):\n{r}");
+
+    // Again, but the NVA is gone too: the restarted controller does not list the branch. The
+    // agent keeps it for the grace period (3 s here), then removes it.
+    std::process::Command::new("kill")
+        .args(["-KILL", &run.pid().to_string()])
+        .status()
+        .unwrap();
+    drop(run);
+    drop(stop_tx);
+    nva.join().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let run = controller(&ns, &wd, 3);
+    let t0 = Instant::now();
+    // The agent is back once the API answers; count the grace from there.
+    while ns
+        .command(env!("CARGO_BIN_EXE_nexthop"))
+        .args(["--api", "http://127.0.0.1:8179", "peers"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "controller not back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = routes(&ns);
+    assert!(
+        r.contains("192.168.10.0/24 via 10.1.2.10"),
+        "removed within the grace period:\n{r}\n{}",
+        agent.output()
+    );
+    wait_routes(
+        &ns,
+        "the branch route removed after the grace period",
+        |r| !r.contains("192.168.10.0/24"),
+        &agent,
+    );
+    let gone = t.elapsed();
+    eprintln!("branch route removed {gone:?} after the controller restart (grace 3 s)");
+    assert!(
+        gone >= Duration::from_millis(1500),
+        "removed after {gone:?}"
+    );
+    eprintln!("agent log:\n{}", agent.output());
+    drop(agent);
+    drop(run);
+}
