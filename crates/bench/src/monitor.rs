@@ -124,6 +124,11 @@ impl Collector {
         *self.done_at.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Records a problem seen outside [`Collector::process`] (a failed sink connection).
+    pub fn note(&self, msg: String) {
+        self.problem(|| msg);
+    }
+
     fn problem(&self, msg: impl FnOnce() -> String) {
         let mut p = self.problems.lock().unwrap_or_else(|p| p.into_inner());
         if p.len() < MAX_PROBLEMS {
@@ -245,7 +250,11 @@ impl Collector {
 
     /// The verdict after the run: routes held, every route's attributes, the spot samples.
     pub fn check(&self) -> Check {
-        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let samples = self
+            .samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let mut problems = self
             .problems
             .lock()
@@ -330,10 +339,27 @@ impl Check {
             && self.spot_ok == self.spot_total
     }
     pub fn summary(&self) -> String {
-        format!(
+        let mut s = format!(
             "{}/{} routes held, {} with a wrong next hop or AS path, {} unexpected, spot checks {}/{} ok",
             self.held, self.expected, self.mismatched, self.unexpected, self.spot_ok, self.spot_total
-        )
+        );
+        if self.duplicates > 0 || self.withdrawn > 0 {
+            s.push_str(&format!(
+                ", {} re-announced, {} withdrawn",
+                self.duplicates, self.withdrawn
+            ));
+        }
+        if let Some(e) = &self.example {
+            s.push_str(&format!(
+                "; e.g. {}/32 next hop {} AS path \"{}\"",
+                e.prefix,
+                e.next_hop
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "none".into()),
+                e.as_path
+            ));
+        }
+        s
     }
 }
 
@@ -392,10 +418,19 @@ mod tests {
     fn converges_when_every_route_is_right() {
         let l = Layout::new(2, 1000);
         let c = Collector::new(l, vec![vec![65515, 65001], vec![65515, 65002]]);
-        feed(&c, &update(&l, 0, 0..1000, vec![65515, 65001], tester_next_hop(0)));
+        feed(
+            &c,
+            &update(&l, 0, 0..1000, vec![65515, 65001], tester_next_hop(0)),
+        );
         assert!(c.done_at().is_none());
-        feed(&c, &update(&l, 1, 0..600, vec![65515, 65002], tester_next_hop(1)));
-        feed(&c, &update(&l, 1, 500..1000, vec![65515, 65002], tester_next_hop(1)));
+        feed(
+            &c,
+            &update(&l, 1, 0..600, vec![65515, 65002], tester_next_hop(1)),
+        );
+        feed(
+            &c,
+            &update(&l, 1, 500..1000, vec![65515, 65002], tester_next_hop(1)),
+        );
         assert!(c.done_at().is_some());
         let ck = c.check();
         assert!(ck.passed(), "{ck:?}");
@@ -408,7 +443,10 @@ mod tests {
         let l = Layout::new(2, 100);
         let c = Collector::new(l, vec![vec![65001], vec![65002]]);
         feed(&c, &update(&l, 0, 0..100, vec![65001], tester_next_hop(1)));
-        feed(&c, &update(&l, 1, 0..100, vec![65515, 65002], tester_next_hop(1)));
+        feed(
+            &c,
+            &update(&l, 1, 0..100, vec![65515, 65002], tester_next_hop(1)),
+        );
         let ck = c.check();
         assert_eq!(ck.held, 200);
         assert_eq!(ck.mismatched, 200);

@@ -83,7 +83,8 @@ mod tests {
 
     #[test]
     fn stat_with_odd_command_name() {
-        let s = "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 4 0 100 1000 200";
+        let s =
+            "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 4 0 100 1000 200";
         assert_eq!(parse_stat(s), Some((250, 75)));
     }
 

@@ -70,6 +70,7 @@ pub struct Session {
     pub hold: u16,
     /// Bytes read past the peer's KEEPALIVE (an UPDATE may follow it in the same segment).
     pub leftover: Vec<u8>,
+    /// The peer's OPEN.
     pub peer: Open,
 }
 
@@ -225,6 +226,11 @@ pub enum Phase {
     Stop,
 }
 
+/// Resolves once the phase is `Stop` (or the sender is gone).
+pub async fn stopped(phase: &mut watch::Receiver<Phase>) {
+    let _ = phase.wait_for(|p| *p == Phase::Stop).await.map(|_| ());
+}
+
 /// The attribute set of tester `t` and its packed UPDATEs followed by End-of-RIB.
 pub fn encode_routes(
     layout: &Layout,
@@ -306,7 +312,7 @@ impl Tester {
                     // A slow target reads slowly: stay stoppable while the write is pending.
                     let done = tokio::select! {
                         r = wr.write_all(&updates) => r.map(|_| true),
-                        _ = phase.wait_for(|p| *p == Phase::Stop) => Ok(false),
+                        _ = stopped(&mut phase) => Ok(false),
                     };
                     match done {
                         Ok(true) => continue,
@@ -435,7 +441,7 @@ async fn drain(
                 }
                 Ok(n) => { stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed); }
             },
-            _ = phase.wait_for(|p| *p == Phase::Stop) => return,
+            _ = stopped(&mut phase) => return,
         }
     }
 }
@@ -530,7 +536,7 @@ pub async fn receive(
                 }
                 Ok(_) => {}
             },
-            _ = phase.wait_for(|p| *p == Phase::Stop) => break Ok(()),
+            _ = stopped(&mut phase) => break Ok(()),
         }
     };
     ka_task.abort();
@@ -549,7 +555,7 @@ async fn keepalives(
     loop {
         tokio::select! {
             _ = tick.tick() => if wr.write_all(&ka).await.is_err() { break },
-            _ = phase.wait_for(|p| *p == Phase::Stop) => break,
+            _ = stopped(&mut phase) => break,
         }
     }
     close(wr).await;
