@@ -346,7 +346,11 @@ fn capability() -> impl Strategy<Value = Capability> {
 fn fuzz_regression_unknown_attribute_order() {
     let data = include_bytes!("../../../fuzz/regressions/unknown_attr_order.bin");
     let sel = data[0];
-    let ctx = SessionContext { four_octet_as: sel & 1 != 0, extended_message: sel & 2 != 0, ebgp: sel & 4 != 0 };
+    let ctx = SessionContext {
+        four_octet_as: sel & 1 != 0,
+        extended_message: sel & 2 != 0,
+        ebgp: sel & 4 != 0,
+    };
     let mut buf = &data[1..];
     while let Ok((m, n)) = Message::decode(buf, &ctx) {
         let again = m.to_bytes(&ctx);
