@@ -1,0 +1,842 @@
+//! The end-to-end lab (`lab/up.sh`) with real packets: FRR NVAs advertising the branch with the
+//! load balancer's frontend as next hop, `nexthop run` as route server + LB controller,
+//! `nexthop agent` programming vm1's kernel routes, `nexthop lb-mux` forwarding on the LB host,
+//! and TCP connections from vm1 (10.1.3.10) to the branch host (192.168.10.1). Root only; each
+//! test starts its own lab under a unique name and tears it down (also on failure).
+//!
+//! Which NVA a connection crossed is read off the wire: a packet socket on the branch host's
+//! interface records, for every packet from vm1, the source MAC (nva1's or nva2's LAN side) and
+//! the TCP source port.
+//!
+//! Two benchmarks live here too, `#[ignore]`d (see BENCHMARKS.md for the commands):
+//! `failover_distribution` (20 failures) and `mux_vs_kernel_pps`.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use linux::netns;
+
+const BRANCH: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 1);
+const VM1: Ipv4Addr = Ipv4Addr::new(10, 1, 3, 10);
+const ECHO: u16 = 7;
+
+/// One lab at a time: they would share 2 cores and blur the failover timings.
+static ONE_LAB: Mutex<()> = Mutex::new(());
+
+// ---------------------------------------------------------------------------------------------
+// The lab
+// ---------------------------------------------------------------------------------------------
+
+struct Lab {
+    name: String,
+    dir: PathBuf,
+    repo: PathBuf,
+}
+
+impl Lab {
+    /// `lab/up.sh` under a unique name (`lt-PID-N`, swept by labtest if this process dies).
+    fn up(mode: &str) -> Lab {
+        static N: AtomicU64 = AtomicU64::new(1);
+        let name = format!(
+            "lt-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let dir = PathBuf::from(format!("/tmp/nexthop-lab-{name}"));
+        let lab = Lab { name, dir, repo };
+        let out = lab
+            .script("up.sh")
+            .args(["--mode", mode, "--interval-ms", "100", "--rise", "2"])
+            .args(["--fall", "3", "--nexthop", env!("CARGO_BIN_EXE_nexthop")])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "lab/up.sh failed: {text}");
+        println!("{text}");
+        lab
+    }
+
+    fn script(&self, name: &str) -> Command {
+        let mut c = Command::new("bash");
+        c.arg(self.repo.join("lab").join(name))
+            .env("LAB_NAME", &self.name)
+            .env("LAB_DIR", &self.dir)
+            .env("NEXTHOP", env!("CARGO_BIN_EXE_nexthop"));
+        c
+    }
+
+    /// `lab/ctl.sh ARGS`; returns the unix time it printed for the action.
+    fn ctl(&self, args: &[&str]) -> f64 {
+        let out = self.script("ctl.sh").args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "lab/ctl.sh {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        print!("lab/ctl.sh {}: {text}", args.join(" "));
+        text.split_whitespace()
+            .last()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    fn ns(&self, host: &str) -> String {
+        format!("{}-{host}", self.name)
+    }
+
+    /// Runs a command in a host's namespace; its stdout (panics on failure).
+    fn exec(&self, host: &str, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(host)])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{host}: {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `nexthop ARGS` against the controller (inside the route server's namespace).
+    fn nexthop(&self, args: &[&str]) -> String {
+        let mut a = vec![env!("CARGO_BIN_EXE_nexthop")];
+        a.extend_from_slice(args);
+        self.exec("rs", &a)
+    }
+
+    /// GET on the controller's API; the JSON body, or None if it does not answer.
+    fn api(&self, path: &str) -> Option<serde_json::Value> {
+        let path = path.to_string();
+        netns::run_in(&self.ns("rs"), move || -> Option<serde_json::Value> {
+            let mut s = TcpStream::connect_timeout(
+                &"127.0.0.1:8179".parse().unwrap(),
+                Duration::from_secs(1),
+            )
+            .ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n"
+            )
+            .ok()?;
+            let mut buf = String::new();
+            s.read_to_string(&mut buf).ok()?;
+            let (head, body) = buf.split_once("\r\n\r\n")?;
+            head.starts_with("HTTP/1.1 200").then_some(())?;
+            serde_json::from_str(body).ok()
+        })
+        .unwrap()
+    }
+
+    /// The backend the controller's `trace` predicts for vm1's TCP flow from `sport` to the echo
+    /// port of the branch.
+    fn trace(&self, sport: u16) -> Ipv4Addr {
+        let v = self
+            .api(&format!(
+                "/v1/trace?nic=vm1-nic&dst={BRANCH}&proto=tcp&sport={sport}&dport={ECHO}"
+            ))
+            .expect("trace answers");
+        v["backend"]
+            .as_str()
+            .and_then(|b| b.parse().ok())
+            .unwrap_or_else(|| panic!("trace without a backend: {v}"))
+    }
+
+    /// The unix times of the successful probes an NVA's health endpoint answered.
+    fn probes_ok(&self, nva: &str) -> Vec<f64> {
+        let log = std::fs::read_to_string(self.dir.join(format!("{nva}-probes.log"))).unwrap();
+        log.lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                let t: f64 = f.next()?.parse().ok()?;
+                (f.next()? == "200").then_some(t)
+            })
+            .collect()
+    }
+
+    fn mac(&self, host: &str, ifname: &str) -> [u8; 6] {
+        let s = self.exec(host, &["cat", &format!("/sys/class/net/{ifname}/address")]);
+        parse_mac(s.trim())
+    }
+
+    /// Packets an interface sent (e.g. an NVA's `eth1`: what it forwarded to the branch).
+    fn tx_packets(&self, host: &str, ifname: &str) -> u64 {
+        self.exec(
+            host,
+            &[
+                "cat",
+                &format!("/sys/class/net/{ifname}/statistics/tx_packets"),
+            ],
+        )
+        .trim()
+        .parse()
+        .unwrap()
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for f in ["nexthop.log", "lb-mux.log", "agent.log"] {
+                let log = self.log(f);
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                eprintln!(
+                    "--- {f} (last lines) ---\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
+        let mut down = self.script("down.sh");
+        if std::thread::panicking() {
+            eprintln!("lab files kept in {}", self.dir.display());
+            down.arg("--keep-logs");
+        }
+        let _ = down.status();
+    }
+}
+
+fn parse_mac(s: &str) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    for (i, p) in s.split(':').enumerate().take(6) {
+        m[i] = u8::from_str_radix(p, 16).unwrap();
+    }
+    m
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which NVA: a packet socket on the branch host
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    at: f64,
+    mac: [u8; 6],
+    sport: u16,
+    syn: bool,
+}
+
+/// Records every TCP packet vm1 → branch:7 arriving on the branch host's `eth1`.
+struct Capture {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Capture {
+    fn start(lab: &Lab) -> Capture {
+        let fd = netns::run_in(&lab.ns("branch"), packet_socket("eth1"))
+            .unwrap()
+            .expect("packet socket");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s2, st2) = (seen.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !st2.load(Ordering::Relaxed) {
+                // SAFETY: recv into a buffer we own, on a socket we own.
+                let n =
+                    unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+                if n <= 0 {
+                    continue; // timeout (SO_RCVTIMEO) or EINTR
+                }
+                if let Some(s) = parse(&buf[..n as usize]) {
+                    s2.lock().unwrap().push(s);
+                }
+            }
+        });
+        Capture {
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The MAC the SYN of the connection from `sport` came from, once it has been seen.
+    fn syn_mac(&self, sport: u16) -> Option<[u8; 6]> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.syn && s.sport == sport)
+            .map(|s| s.mac)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A closure that opens an AF_PACKET socket bound to `ifname` (run inside the namespace).
+fn packet_socket(ifname: &'static str) -> impl FnOnce() -> std::io::Result<OwnedFd> + Send {
+    move || {
+        let proto = (libc::ETH_P_IP as u16).to_be();
+        // SAFETY: plain socket calls with valid arguments; the fd is owned at once.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto));
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let fd = OwnedFd::from_raw_fd(fd);
+            let name = std::ffi::CString::new(ifname).unwrap();
+            let index = libc::if_nametoindex(name.as_ptr());
+            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = proto;
+            sll.sll_ifindex = index as i32;
+            let rc = libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            );
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 100_000,
+            };
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            );
+            let size: i32 = 8 << 20;
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&size as *const i32).cast(),
+                4,
+            );
+            Ok(fd)
+        }
+    }
+}
+
+/// A TCP packet from vm1 to the branch's echo port, with its Ethernet source.
+fn parse(f: &[u8]) -> Option<Seen> {
+    let ip = f.get(14..)?;
+    if u16::from_be_bytes([f[12], f[13]]) != 0x0800 || ip.len() < 20 || ip[9] != 6 {
+        return None;
+    }
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let tcp = ip.get(ihl..ihl + 14)?;
+    let (src, dst) = (
+        Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+        Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+    );
+    let dport = u16::from_be_bytes([tcp[2], tcp[3]]);
+    if src != VM1 || dst != BRANCH || dport != ECHO {
+        return None;
+    }
+    let flags = tcp[13];
+    Some(Seen {
+        at: now_unix(),
+        mac: f[6..12].try_into().ok()?,
+        sport: u16::from_be_bytes([tcp[0], tcp[1]]),
+        syn: flags & 0x02 != 0 && flags & 0x10 == 0,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections from vm1
+// ---------------------------------------------------------------------------------------------
+
+/// Opens a TCP connection from vm1 to the branch's echo service (from `sport`, or an ephemeral
+/// port) and checks one echo; returns the stream and its source port.
+fn connect(lab: &Lab, sport: Option<u16>) -> std::io::Result<(TcpStream, u16)> {
+    let s = netns::run_in(&lab.ns("vm1"), move || -> std::io::Result<TcpStream> {
+        let sock = socket2_connect(sport)?;
+        Ok(sock)
+    })
+    .unwrap()?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.set_nodelay(true)?;
+    let port = s.local_addr()?.port();
+    echo(&s, b"hello branch")?;
+    Ok((s, port))
+}
+
+/// A connected stream from vm1 (bound to `sport` if given; SO_REUSEADDR so a port in
+/// TIME_WAIT from an earlier run can be bound again).
+fn socket2_connect(sport: Option<u16>) -> std::io::Result<TcpStream> {
+    let dst = SocketAddrV4::new(BRANCH, ECHO);
+    let Some(port) = sport else {
+        return TcpStream::connect_timeout(&dst.into(), Duration::from_secs(2));
+    };
+    // SAFETY: plain socket calls on a socket we own; addresses are valid sockaddr_in.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd = OwnedFd::from_raw_fd(fd);
+        let one: i32 = 1;
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&one as *const i32).cast(),
+            4,
+        );
+        let sin = |a: Ipv4Addr, p: u16| libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: p.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(a).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let local = sin(VM1, port);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        if libc::bind(
+            fd.as_raw_fd(),
+            (&local as *const libc::sockaddr_in).cast(),
+            len,
+        ) < 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        let remote = sin(BRANCH, ECHO);
+        if libc::connect(
+            fd.as_raw_fd(),
+            (&remote as *const libc::sockaddr_in).cast(),
+            len,
+        ) < 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(TcpStream::from(fd))
+    }
+}
+
+fn echo(mut s: &TcpStream, msg: &[u8]) -> std::io::Result<()> {
+    s.write_all(msg)?;
+    let mut got = vec![0u8; msg.len()];
+    s.read_exact(&mut got)?;
+    if got != msg {
+        return Err(std::io::Error::other("echo differs"));
+    }
+    Ok(())
+}
+
+/// Which NVA each MAC is (the NVAs' branch-side interfaces).
+fn nva_of(lab: &Lab) -> HashMap<[u8; 6], &'static str> {
+    HashMap::from([
+        (lab.mac("nva1", "eth1"), "nva1"),
+        (lab.mac("nva2", "eth1"), "nva2"),
+    ])
+}
+
+/// Waits until the capture saw the SYN of every port; each port's NVA.
+fn nvas_of(cap: &Capture, lab: &Lab, ports: &[u16]) -> Vec<&'static str> {
+    let macs = nva_of(lab);
+    assert!(
+        labtest::wait_until(Duration::from_secs(3), || ports
+            .iter()
+            .all(|p| cap.syn_mac(*p).is_some())),
+        "the branch did not see a SYN of every connection"
+    );
+    ports
+        .iter()
+        .map(|p| {
+            let m = cap.syn_mac(*p).unwrap();
+            *macs.get(&m).unwrap_or(&"unknown MAC")
+        })
+        .collect()
+}
+
+fn count<'a>(of: &[&'a str]) -> Vec<(&'a str, usize)> {
+    let mut c: Vec<(&str, usize)> = ["nva1", "nva2"]
+        .iter()
+        .map(|n| (*n, of.iter().filter(|x| *x == n).count()))
+        .collect();
+    let other = of.len() - c.iter().map(|x| x.1).sum::<usize>();
+    if other > 0 {
+        c.push(("other", other));
+    }
+    c
+}
+
+fn lab_ready() -> bool {
+    labtest::require_netns(&["ip", "bgpd", "vtysh", "python3", "setsid"])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failover: stop the active NVA's health endpoint, open connections until one crosses nva2
+// ---------------------------------------------------------------------------------------------
+
+struct Failover {
+    /// Last successful probe of the failed NVA → first SYN through the other one, seconds.
+    from_last_probe: f64,
+    /// Health endpoint stopped → first SYN through the other one.
+    from_stop: f64,
+}
+
+/// Fails `from`'s health endpoint and opens a connection every 5 ms until one crosses `to`.
+fn fail_over(lab: &Lab, cap: &Capture, from: &str, to: &str) -> Failover {
+    let macs = nva_of(lab);
+    let stopped = lab.ctl(&["health", from, "stop"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut first: Option<f64> = None;
+    while Instant::now() < deadline && first.is_none() {
+        let (_s, port) = connect(lab, None).expect("connection during the failover");
+        std::thread::sleep(Duration::from_millis(5));
+        let seen = cap.seen();
+        if let Some(s) = seen
+            .iter()
+            .find(|s| s.syn && s.sport == port && macs.get(&s.mac) == Some(&to))
+        {
+            first = Some(s.at);
+        }
+    }
+    let first = first.unwrap_or_else(|| panic!("no connection crossed {to} within 5 s"));
+    let last_ok = lab
+        .probes_ok(from)
+        .into_iter()
+        .filter(|t| *t <= stopped + 0.001)
+        .fold(0.0, f64::max);
+    assert!(last_ok > 0.0, "{from} never answered a probe");
+    Failover {
+        from_last_probe: first - last_ok,
+        from_stop: first - stopped,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn active_passive_200_connections_cross_nva1_then_fail_over_to_nva2() {
+    if !lab_ready() {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("active-passive");
+    let routes = lab.exec("vm1", &["ip", "-4", "route"]);
+    println!("vm1$ ip -4 route\n{routes}");
+    assert!(
+        routes.contains("192.168.10.0/24 via 10.1.0.100 dev eth0 proto 200"),
+        "the agent's route is missing:\n{routes}"
+    );
+    let cap = Capture::start(&lab);
+    let tx0 = [
+        lab.tx_packets("nva1", "eth1"),
+        lab.tx_packets("nva2", "eth1"),
+    ];
+
+    let ports: Vec<u16> = (0..200)
+        .map(|i| {
+            connect(&lab, None)
+                .unwrap_or_else(|e| panic!("connection {i} failed: {e}"))
+                .1
+        })
+        .collect();
+    let via = nvas_of(&cap, &lab, &ports);
+    let tx1 = [
+        lab.tx_packets("nva1", "eth1"),
+        lab.tx_packets("nva2", "eth1"),
+    ];
+    println!(
+        "200 connections, SYNs seen by the branch per NVA: {:?}; packets the NVAs forwarded to the branch: nva1 {}, nva2 {}",
+        count(&via),
+        tx1[0] - tx0[0],
+        tx1[1] - tx0[1]
+    );
+    assert_eq!(count(&via), vec![("nva1", 200), ("nva2", 0)]);
+    assert!(tx1[0] - tx0[0] >= 200 * 3, "nva1 forwarded too little");
+
+    let f = fail_over(&lab, &cap, "nva1", "nva2");
+    println!(
+        "failover: last successful probe of nva1 -> first connection through nva2: {:.3} s (health endpoint stopped -> nva2: {:.3} s); probes every 100 ms, fall 3",
+        f.from_last_probe, f.from_stop
+    );
+    assert!(
+        f.from_last_probe < 0.5,
+        "failover took {:.3} s from the last good probe",
+        f.from_last_probe
+    );
+    // From now on every new connection crosses nva2.
+    let ports: Vec<u16> = (0..50).map(|_| connect(&lab, None).unwrap().1).collect();
+    assert_eq!(
+        count(&nvas_of(&cap, &lab, &ports)),
+        vec![("nva1", 0), ("nva2", 50)]
+    );
+    println!("{}", lab.nexthop(&["lb", "show", "nva-ilb"]));
+}
+
+#[test]
+fn active_active_spreads_1000_connections_as_traced_and_keeps_long_lived_ones() {
+    if !lab_ready() {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("active-active");
+    let cap = Capture::start(&lab);
+    let (nva1, nva2): (Ipv4Addr, Ipv4Addr) =
+        ("10.1.2.10".parse().unwrap(), "10.1.2.11".parse().unwrap());
+
+    // Long-lived connections from fixed ports: two the controller predicts on each NVA.
+    let mut long: Vec<(TcpStream, u16, Ipv4Addr)> = Vec::new();
+    let (mut on1, mut on2) = (0, 0);
+    for sport in 50000u16.. {
+        if on1 == 2 && on2 == 2 {
+            break;
+        }
+        let b = lab.trace(sport);
+        if (b == nva1 && on1 < 2) || (b == nva2 && on2 < 2) {
+            let (s, _) = connect(&lab, Some(sport)).expect("long-lived connection");
+            if b == nva1 {
+                on1 += 1
+            } else {
+                on2 += 1
+            }
+            long.push((s, sport, b));
+        }
+    }
+
+    // 1000 short connections, each from its own ephemeral port.
+    let started = Instant::now();
+    let ports: Vec<u16> = (0..1000)
+        .map(|i| {
+            connect(&lab, None)
+                .unwrap_or_else(|e| panic!("connection {i} failed: {e}"))
+                .1
+        })
+        .collect();
+    let mut distinct = ports.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 1000, "source ports repeat");
+    let via = nvas_of(&cap, &lab, &ports);
+    let counts = count(&via);
+    println!(
+        "1000 connections in {:.2} s, per NVA (SYNs seen by the branch): {counts:?}",
+        started.elapsed().as_secs_f64()
+    );
+    // A fair coin per flow: 500 ± 16 (1 σ); 400..600 is over 6 σ.
+    for (n, c) in &counts {
+        assert!(
+            (400..=600).contains(c),
+            "{n}: {c} of 1000 connections: outside the Maglev balance"
+        );
+    }
+    let mut wrong = Vec::new();
+    for (p, v) in ports.iter().zip(&via) {
+        let predicted = if lab.trace(*p) == nva1 {
+            "nva1"
+        } else {
+            "nva2"
+        };
+        if predicted != *v {
+            wrong.push((*p, predicted, *v));
+        }
+    }
+    println!(
+        "nexthop trace predicted {} of 1000 connections' NVA",
+        1000 - wrong.len()
+    );
+    assert!(
+        wrong.is_empty(),
+        "trace mispredicted (port, trace, wire): {wrong:?}"
+    );
+    println!(
+        "{}",
+        lab.nexthop(&[
+            "trace",
+            "--nic",
+            "vm1-nic",
+            "--dst",
+            "192.168.10.1",
+            "--proto",
+            "tcp",
+            "--sport",
+            &ports[0].to_string(),
+            "--dport",
+            "7"
+        ])
+    );
+    for (_, p, b) in &long {
+        let on = if *b == nva1 { "nva1" } else { "nva2" };
+        assert_eq!(
+            nvas_of(&cap, &lab, &[*p]),
+            vec![on],
+            "long-lived from port {p}"
+        );
+    }
+
+    // nva1 fails; the long-lived connections keep talking through it all.
+    let failed_at = lab.ctl(&["health", "nva1", "stop"]);
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut rounds = 0;
+    while Instant::now() < until {
+        for (s, p, b) in &long {
+            if let Err(e) = echo(s, b"still there?") {
+                panic!("long-lived connection from port {p} (via {b}) broke: {e}");
+            }
+        }
+        rounds += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let macs = nva_of(&lab);
+    let after: Vec<Seen> = cap
+        .seen()
+        .into_iter()
+        .filter(|s| s.at > failed_at + 1.0)
+        .collect();
+    for (_, p, b) in &long {
+        let nvas: Vec<&str> = after
+            .iter()
+            .filter(|s| s.sport == *p)
+            .map(|s| macs[&s.mac])
+            .collect();
+        println!(
+            "long-lived from port {p}, first via {b}: after the failure via {:?}",
+            count(&nvas)
+        );
+        assert!(!nvas.is_empty());
+        if *b == nva2 {
+            assert!(
+                nvas.iter().all(|n| *n == "nva2"),
+                "moved off the surviving NVA"
+            );
+        } else {
+            assert!(
+                nvas.iter().all(|n| *n == "nva2"),
+                "still sent to the failed NVA"
+            );
+        }
+    }
+    println!(
+        "{rounds} echo rounds on {} long-lived connections across nva1's failure, none reset",
+        long.len()
+    );
+}
+
+#[test]
+fn controller_restart_keeps_traffic_flowing_and_routes_converge() {
+    if !lab_ready() {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("active-passive");
+    let (long, _) = connect(&lab, None).unwrap();
+    let killed = lab.ctl(&["controller", "kill"]);
+    // A route the controller will not list when it is back: the agent must remove it.
+    lab.exec(
+        "vm1",
+        &[
+            "ip",
+            "route",
+            "add",
+            "172.16.99.0/24",
+            "via",
+            "10.1.0.100",
+            "proto",
+            "200",
+        ],
+    );
+    let mut ok = 0;
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        connect(&lab, None).expect("new connection while the controller is down");
+        echo(&long, b"ping").expect("long-lived connection while the controller is down");
+        ok += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let routes = lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"]);
+    println!(
+        "controller down: {ok} new connections succeeded; vm1$ ip route show proto 200\n{routes}"
+    );
+    assert!(routes.contains("192.168.10.0/24 via 10.1.0.100"));
+    assert!(
+        lab.api("/v1/peers").is_none(),
+        "the controller still answers"
+    );
+
+    let started = lab.ctl(&["controller", "start"]);
+    let established = || {
+        lab.api("/v1/peers")
+            .is_some_and(|v| v.to_string().matches("\"Established\"").count() == 4)
+    };
+    assert!(
+        labtest::wait_until(Duration::from_secs(30), established),
+        "sessions did not come back"
+    );
+    let t_bgp = now_unix() - started;
+    let programmed = || {
+        lab.api("/v1/effective-routes?nic=vm1-nic")
+            .is_some_and(|v| {
+                v["value"].as_array().is_some_and(|a| {
+                    a.iter().any(|r| {
+                        r["addressPrefix"][0] == "192.168.10.0/24" && r["state"] == "Active"
+                    })
+                })
+            })
+    };
+    assert!(
+        labtest::wait_until(Duration::from_secs(30), programmed),
+        "route not back"
+    );
+    let t_route = now_unix() - started;
+    assert!(
+        labtest::wait_until(Duration::from_secs(10), || lab
+            .log("agent.log")
+            .contains("controller reachable again")),
+        "the agent did not reconnect"
+    );
+    let t_agent = now_unix() - started;
+    // The stale route goes after the agent's grace period (10 s); the live one never went.
+    let gone = || {
+        !lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"])
+            .contains("172.16.99.0/24")
+    };
+    assert!(
+        labtest::wait_until(Duration::from_secs(20), gone),
+        "stale route kept"
+    );
+    let t_stale = now_unix() - started;
+    let routes = lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"]);
+    println!(
+        "controller down {:.1} s; after its restart: BGP sessions {t_bgp:.2} s, effective route Active {t_route:.2} s, agent resynced {t_agent:.2} s, stale route removed {t_stale:.2} s\nvm1$ ip route show proto 200\n{routes}",
+        started - killed
+    );
+    assert_eq!(routes.trim(), "192.168.10.0/24 via 10.1.0.100 dev eth0");
+    connect(&lab, None).expect("connection after the restart");
+    echo(&long, b"still here").expect("long-lived connection after the restart");
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Fails and restores parts of a lab started by lab/up.sh.
+#
+#   lab/ctl.sh [--name NAME] health nva1|nva2 stop|start
+#       an NVA's health endpoint: stopping it fails the NVA for the load balancer while its
+#       routing keeps working (the probes it answered are in LAB_DIR/NVA-probes.log)
+#   lab/ctl.sh [--name NAME] controller stop|kill|start
+#       `nexthop run` (route server, probes, fabric, API): the agent and the mux keep forwarding
+#       on what they last knew (fail static) until it is back
+#
+# LAB_NAME, LAB_DIR and NEXTHOP as for lab/up.sh. Prints the unix time of the action.
+set -euo pipefail
+LAB_NAME=${LAB_NAME:-nh}
+if [ "${1:-}" = --name ]; then LAB_NAME=$2; shift 2; fi
+LAB_DIR=${LAB_DIR:-/tmp/nexthop-lab-$LAB_NAME}
+here=$(cd "$(dirname "$0")" && pwd)
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ -d "$LAB_DIR" ] || { echo "lab/ctl.sh: no lab '$LAB_NAME' ($LAB_DIR missing)" >&2; exit 1; }
+
+# alive PID: running (a zombie, dead but not yet reaped by its new parent, is not).
+alive() { [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
+running() { [ -s "$1" ] && alive "$(cat "$1")"; }
+# stop PIDFILE SIGNAL WHAT: prints the time the signal was sent.
+stop() {
+  if running "$1"; then
+    local p at; p=$(cat "$1")
+    at=$(date +%s.%N)
+    kill "-$2" "$p"
+    for _ in $(seq 100); do alive "$p" || break; sleep 0.05; done
+    echo "$3 stopped at $at"
+  else
+    echo "$3 was not running"
+  fi
+  rm -f "$1"
+}
+# start PIDFILE LOG NAMESPACE WHAT COMMAND...
+start() {
+  local pidfile=$1 log=$2 netns=$3 what=$4; shift 4
+  if running "$pidfile"; then echo "$what is running already"; return; fi
+  ip netns exec "$netns" setsid "$@" </dev/null >>"$log" 2>&1 &
+  echo $! >"$pidfile"
+  echo "$what started at $(date +%s.%N)"
+}
+
+case ${1:-} in
+  health)
+    nva=${2:-}
+    case $nva in nva1) addr=10.1.2.10 ;; nva2) addr=10.1.2.11 ;; *) usage ;; esac
+    PY=/usr/bin/python3; [ -x $PY ] || PY=$(command -v python3)
+    case ${3:-} in
+      stop) stop "$LAB_DIR/$nva-health.pid" KILL "$nva health endpoint" ;;
+      start) start "$LAB_DIR/$nva-health.pid" "$LAB_DIR/$nva-health.log" "$LAB_NAME-$nva" \
+        "$nva health endpoint" "$PY" "$here/serve.py" health "$addr" 8080 "$LAB_DIR/$nva-probes.log" ;;
+      *) usage ;;
+    esac
+    ;;
+  controller)
+    NEXTHOP=${NEXTHOP:-$(cat "$LAB_DIR/nexthop.bin")}
+    case ${2:-} in
+      stop) stop "$LAB_DIR/nexthop.pid" TERM "controller" ;;
+      kill) stop "$LAB_DIR/nexthop.pid" KILL "controller" ;;
+      start) start "$LAB_DIR/nexthop.pid" "$LAB_DIR/nexthop.log" "$LAB_NAME-rs" "controller" \
+        "$NEXTHOP" run --config "$LAB_DIR/nexthop.toml" ;;
+      *) usage ;;
+    esac
+    ;;
+  *) usage ;;
+esac

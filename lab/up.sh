@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# The seed topology (SPEC §6) with real packets, in network namespaces on this machine (root):
+#
+#              branch 192.168.10.1 (TCP echo :7, HTTP :80)
+#                 |  192.168.10.0/24 (bridge "branch" in NAME-sw)  |
+#        192.168.10.2                                      192.168.10.3
+#          nva1 (FRR, AS 65001)                              nva2 (FRR, AS 65001)
+#          10.1.2.10, health :8080/health                   10.1.2.11, health :8080/health
+#                 |  10.1.0.0/16: virtual network "hub" (bridge "hub" in NAME-sw)  |
+#   vm1 10.1.3.10          lb 10.1.0.100                     rs 10.1.1.4 + 10.1.1.5
+#   nexthop agent          nexthop lb-mux on eth0            nexthop run (route server,
+#   (vm1-nic's routes      (ip_forward=0: only the mux      LB probes, fabric, API :8179)
+#    into the kernel)       forwards)
+#
+# vm1's route to the branch is not configured anywhere: the NVAs advertise 192.168.10.0/24 with
+# next hop 10.1.0.100 (the seed's route-map), the route server programs it into the hub, the
+# agent on vm1 installs it (`proto 200`), and the mux sends each flow to the NVA the load
+# balancer picks. The branch returns traffic through either NVA (ECMP), as a branch router that
+# knows nothing of the load balancer would.
+#
+# Usage: lab/up.sh [--name NAME] [--mode active-passive|active-active] [--interval-ms N]
+#                  [--rise N] [--fall N] [--nexthop PATH]
+# Environment (same meaning): LAB_NAME (nh), LAB_MODE, LAB_INTERVAL_MS (100), LAB_RISE (2),
+# LAB_FALL (3), NEXTHOP (target/release/nexthop, else `nexthop` on PATH), LAB_DIR
+# (/tmp/nexthop-lab-NAME: configs, logs, pid files). Stop it with lab/down.sh [--name NAME].
+set -euo pipefail
+
+LAB_NAME=${LAB_NAME:-nh}
+LAB_MODE=${LAB_MODE:-active-passive}
+LAB_INTERVAL_MS=${LAB_INTERVAL_MS:-100}
+LAB_RISE=${LAB_RISE:-2}
+LAB_FALL=${LAB_FALL:-3}
+here=$(cd "$(dirname "$0")" && pwd)
+while [ $# -gt 0 ]; do
+  case $1 in
+    --name) LAB_NAME=$2; shift 2 ;;
+    --mode) LAB_MODE=$2; shift 2 ;;
+    --interval-ms) LAB_INTERVAL_MS=$2; shift 2 ;;
+    --rise) LAB_RISE=$2; shift 2 ;;
+    --fall) LAB_FALL=$2; shift 2 ;;
+    --nexthop) NEXTHOP=$2; shift 2 ;;
+    -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "lab/up.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+LAB_DIR=${LAB_DIR:-/tmp/nexthop-lab-$LAB_NAME}
+export PATH="$PATH:/usr/lib/frr:/usr/sbin:/sbin"
+
+die() { echo "lab/up.sh: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
+case $LAB_MODE in active-passive | active-active) ;; *) die "--mode must be active-passive or active-active, not '$LAB_MODE'" ;; esac
+if [ -z "${NEXTHOP:-}" ]; then
+  if [ -x "$here/../target/release/nexthop" ]; then
+    NEXTHOP=$(cd "$here/.." && pwd)/target/release/nexthop
+  elif command -v nexthop >/dev/null; then
+    NEXTHOP=$(command -v nexthop)
+  else
+    die "no nexthop binary: run 'cargo build --release' first (or set NEXTHOP=PATH)"
+  fi
+fi
+for b in ip bgpd vtysh python3; do
+  command -v $b >/dev/null || die "'$b' not found (apt-get install -y frr iproute2 python3)"
+done
+PY=/usr/bin/python3
+[ -x $PY ] || PY=$(command -v python3)
+
+ns() { echo "$LAB_NAME-$1"; }
+HOSTS="vm1 lb rs nva1 nva2 branch"
+for h in sw $HOSTS; do
+  if ip netns list | grep -qx "$(ns $h)\( (id: [0-9]*)\)\?"; then
+    die "namespace $(ns $h) exists: lab '$LAB_NAME' is up already (lab/down.sh --name $LAB_NAME)"
+  fi
+done
+
+rm -rf "$LAB_DIR"
+mkdir -p "$LAB_DIR"
+echo "$LAB_NAME" >"$LAB_DIR/name"
+echo "$NEXTHOP" >"$LAB_DIR/nexthop.bin"
+# From here on, a failure tears down what was built.
+trap 'echo "lab/up.sh: failed; logs in $LAB_DIR" >&2; LAB_DIR=$LAB_DIR "$here/down.sh" --name "$LAB_NAME" --keep-logs >/dev/null 2>&1 || true' ERR
+
+in_ns() { local n=$1; shift; ip netns exec "$(ns "$n")" "$@"; }
+# Starts a process in a namespace, detached, output to LAB_DIR/NAME.log, pid to NAME.pid.
+start() {
+  local name=$1 where=$2; shift 2
+  ip netns exec "$(ns "$where")" setsid "$@" </dev/null >"$LAB_DIR/$name.log" 2>&1 &
+  echo $! >"$LAB_DIR/$name.pid"
+}
+
+# ------------------------------------------------------------------ namespaces and links
+for h in sw $HOSTS; do
+  ip netns add "$(ns $h)"
+  echo "$(ns $h)" >>"$LAB_DIR/namespaces"
+  in_ns $h ip link set lo up
+done
+in_ns sw ip link add hub type bridge
+in_ns sw ip link add branch type bridge
+in_ns sw ip link set hub up
+in_ns sw ip link set branch up
+# link HOST IFNAME BRIDGE: a veth from HOST's IFNAME to a port of BRIDGE in the switch.
+link() {
+  local host=$1 ifname=$2 bridge=$3 port="$1-$3"
+  ip -n "$(ns sw)" link add "$port" type veth peer name "$ifname" netns "$(ns "$host")"
+  in_ns sw ip link set "$port" master "$bridge" up
+  in_ns "$host" ip link set "$ifname" up
+}
+for h in vm1 lb rs nva1 nva2; do link $h eth0 hub; done
+for h in nva1 nva2 branch; do link $h eth1 branch; done
+
+in_ns vm1 ip addr add 10.1.3.10/16 dev eth0
+in_ns lb ip addr add 10.1.0.100/16 dev eth0
+in_ns rs ip addr add 10.1.1.4/16 dev eth0
+in_ns rs ip addr add 10.1.1.5/16 dev eth0
+in_ns nva1 ip addr add 10.1.2.10/16 dev eth0
+in_ns nva1 ip addr add 192.168.10.2/24 dev eth1
+in_ns nva2 ip addr add 10.1.2.11/16 dev eth0
+in_ns nva2 ip addr add 192.168.10.3/24 dev eth1
+in_ns branch ip addr add 192.168.10.1/24 dev eth1
+in_ns branch ip route add 10.1.0.0/16 nexthop via 192.168.10.2 nexthop via 192.168.10.3
+in_ns branch sysctl -qw net.ipv4.fib_multipath_hash_policy=1
+for h in nva1 nva2; do in_ns $h sysctl -qw net.ipv4.ip_forward=1; done
+for h in vm1 lb rs branch; do in_ns $h sysctl -qw net.ipv4.ip_forward=0; done
+
+# ------------------------------------------------------------------ NVAs: FRR + health endpoint
+nva_conf() { # NAME ROUTER_ID
+  cat <<EOF
+frr defaults traditional
+hostname $1
+log file $LAB_DIR/$1/bgpd.log
+!
+router bgp 65001
+ bgp router-id $2
+ bgp log-neighbor-changes
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ neighbor 10.1.1.4 remote-as 65515
+ neighbor 10.1.1.5 remote-as 65515
+ neighbor 10.1.1.4 timers connect 2
+ neighbor 10.1.1.5 timers connect 2
+ !
+ address-family ipv4 unicast
+  network 192.168.10.0/24
+  neighbor 10.1.1.4 activate
+  neighbor 10.1.1.5 activate
+  neighbor 10.1.1.4 next-hop-self
+  neighbor 10.1.1.5 next-hop-self
+  neighbor 10.1.1.4 route-map SET-NEXTHOP out
+  neighbor 10.1.1.5 route-map SET-NEXTHOP out
+ exit-address-family
+exit
+!
+route-map SET-NEXTHOP permit 10
+ set ip next-hop 10.1.0.100
+exit
+!
+EOF
+}
+for pair in nva1:10.1.2.10 nva2:10.1.2.11; do
+  n=${pair%%:*} a=${pair#*:}
+  mkdir -p "$LAB_DIR/$n"
+  nva_conf "$n" "$a" >"$LAB_DIR/$n/bgpd.conf"
+  # bgpd without zebra, root (-S), in the foreground so that its pid is ours.
+  start "$n-bgpd" "$n" "$(command -v bgpd)" -Z -S -n -P 0 -f "$LAB_DIR/$n/bgpd.conf" \
+    -i "$LAB_DIR/$n/bgpd.pid" --vty_socket "$LAB_DIR/$n"
+  start "$n-health" "$n" "$PY" "$here/serve.py" health "$a" 8080 "$LAB_DIR/$n-probes.log"
+done
+start branch "branch" "$PY" "$here/serve.py" branch 192.168.10.1
+
+# ------------------------------------------------------------------ route server + LB controller
+cat >"$LAB_DIR/nexthop.toml" <<EOF
+# Written by lab/up.sh: the seed's topology (SPEC §6), probes every $LAB_INTERVAL_MS ms.
+[[virtual_network]]
+name = "hub"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+
+[route_server]
+asn = 65515
+virtual_network = "hub"
+instances = ["10.1.1.4", "10.1.1.5"]
+
+[[route_server.peer]]
+name = "nva1"
+address = "10.1.2.10"
+asn = 65001
+
+[[route_server.peer]]
+name = "nva2"
+address = "10.1.2.11"
+asn = 65001
+
+[[load_balancer]]
+name = "nva-ilb"
+virtual_network = "hub"
+frontend = "10.1.0.100"
+mode = "$LAB_MODE"
+backends = [{ address = "10.1.2.10", priority = 1 }, { address = "10.1.2.11", priority = 2 }]
+probe = { protocol = "http", port = 8080, path = "/health", interval_ms = $LAB_INTERVAL_MS, rise = $LAB_RISE, fall = $LAB_FALL }
+
+[[nic]]
+name = "vm1-nic"
+virtual_network = "hub"
+address = "10.1.3.10"
+
+[api]
+listen = "0.0.0.0:8179"
+EOF
+start nexthop rs "$NEXTHOP" run --config "$LAB_DIR/nexthop.toml"
+
+API=http://10.1.1.4:8179
+# wait_for WHAT SECONDS COMMAND...: until COMMAND succeeds.
+wait_for() {
+  local what=$1 secs=$2; shift 2
+  local end=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $end ]; then
+      echo "lab/up.sh: timed out after ${secs}s waiting for $what" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+wait_for "the controller's API" 20 in_ns rs "$NEXTHOP" --api http://127.0.0.1:8179 peers
+established() {
+  [ "$(in_ns rs "$NEXTHOP" --api http://127.0.0.1:8179 peers -o json | grep -o '"Established"' | wc -l)" = 4 ]
+}
+wait_for "4 BGP sessions (nva1, nva2 x 2 instances) Established" 40 established
+lb_up() {
+  [ "$(in_ns rs "$NEXTHOP" --api http://127.0.0.1:8179 lb show nva-ilb -o json | grep -o '"health": *"up"' | wc -l)" = 2 ]
+}
+wait_for "both NVAs healthy" 20 lb_up
+
+# ------------------------------------------------------------------ data plane
+start agent vm1 "$NEXTHOP" agent --controller "$API" --nic vm1-nic
+start lb-mux lb "$NEXTHOP" lb-mux --controller "$API" --lb nva-ilb --interface eth0
+routed() { in_ns vm1 ip -4 route show proto 200 | grep -q '^192.168.10.0/24 via 10.1.0.100'; }
+wait_for "the agent's route on vm1" 20 routed
+wait_for "the mux" 20 grep -q "on eth0: " "$LAB_DIR/lb-mux.log"
+wait_for "a connection vm1 -> branch through the load balancer" 20 \
+  in_ns vm1 "$PY" -c "import socket; socket.create_connection(('192.168.10.1', 7), 1).close()"
+
+trap - ERR
+cat <<EOF
+lab '$LAB_NAME' is up ($LAB_MODE, probes every $LAB_INTERVAL_MS ms, rise $LAB_RISE, fall $LAB_FALL); files in $LAB_DIR
+  vm1 routes:      ip netns exec $(ns vm1) ip route
+  try it:          ip netns exec $(ns vm1) curl -s http://192.168.10.1/
+  route server:    ip netns exec $(ns rs) $NEXTHOP peers      (also: rib, routes learned --peer nva1, effective-routes --nic vm1-nic)
+  load balancer:   ip netns exec $(ns rs) $NEXTHOP lb show nva-ilb
+  which NVA:       ip netns exec $(ns rs) $NEXTHOP trace --nic vm1-nic --dst 192.168.10.1 --proto tcp --sport 40000 --dport 7
+  per-NVA packets: ip netns exec $(ns nva1) ip -s link show eth1   (TX: what nva1 forwarded to the branch)
+  watch a NVA:     ip netns exec $(ns nva1) tcpdump -ni eth1 tcp
+  FRR:             ip netns exec $(ns nva1) vtysh --vty_socket $LAB_DIR/nva1 -c 'show bgp summary'
+  fail nva1:       lab/ctl.sh --name $LAB_NAME health nva1 stop    (and: start; probes are logged in $LAB_DIR/nva1-probes.log)
+  controller:      lab/ctl.sh --name $LAB_NAME controller kill|stop|start
+  stop the lab:    lab/down.sh --name $LAB_NAME
+EOF
