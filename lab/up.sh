@@ -87,11 +87,28 @@ start() {
   echo $! >"$LAB_DIR/$name.pid"
 }
 
+# wait_for WHAT SECONDS COMMAND...: until COMMAND succeeds.
+wait_for() {
+  local what=$1 secs=$2; shift 2
+  local end=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $end ]; then
+      echo "lab/up.sh: timed out after ${secs}s waiting for $what" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
 # ------------------------------------------------------------------ namespaces and links
 for h in sw $HOSTS; do
   ip netns add "$(ns $h)"
   echo "$(ns $h)" >>"$LAB_DIR/namespaces"
   in_ns $h ip link set lo up
+done
+# The switch only switches: bridged frames skip iptables when br_netfilter is loaded.
+for k in iptables ip6tables arptables; do
+  in_ns sw sysctl -qw "net.bridge.bridge-nf-call-$k=0" 2>/dev/null || true
 done
 in_ns sw ip link add hub type bridge
 in_ns sw ip link add branch type bridge
@@ -166,6 +183,14 @@ for pair in nva1:10.1.2.10 nva2:10.1.2.11; do
 done
 start branch "branch" "$PY" "$here/serve.py" branch 192.168.10.1
 
+# The health endpoints answer before the first probe: otherwise an NVA whose server starts late
+# begins "down" and, without preemption, stays standby behind the other one.
+for pair in nva1:10.1.2.10 nva2:10.1.2.11; do
+  n=${pair%%:*} a=${pair#*:}
+  wait_for "$n's health endpoint" 10 in_ns "$n" "$PY" -c \
+    "import urllib.request as u; u.urlopen('http://$a:8080/health', timeout=1).read()"
+done
+
 # ------------------------------------------------------------------ route server + LB controller
 cat >"$LAB_DIR/nexthop.toml" <<EOF
 # Written by lab/up.sh: the seed's topology (SPEC §6), probes every $LAB_INTERVAL_MS ms.
@@ -208,18 +233,6 @@ EOF
 start nexthop rs "$NEXTHOP" run --config "$LAB_DIR/nexthop.toml"
 
 API=http://10.1.1.4:8179
-# wait_for WHAT SECONDS COMMAND...: until COMMAND succeeds.
-wait_for() {
-  local what=$1 secs=$2; shift 2
-  local end=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $end ]; then
-      echo "lab/up.sh: timed out after ${secs}s waiting for $what" >&2
-      return 1
-    fi
-    sleep 0.2
-  done
-}
 wait_for "the controller's API" 20 in_ns rs "$NEXTHOP" --api http://127.0.0.1:8179 peers
 established() {
   [ "$(in_ns rs "$NEXTHOP" --api http://127.0.0.1:8179 peers -o json | grep -o '"Established"' | wc -l)" = 4 ]

@@ -194,12 +194,15 @@ pub struct HealthChange {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LbError {
     NoSuchBackend(Ipv4Addr),
+    /// The backend cannot take new flows (down, drained, disabled), so it cannot be active.
+    NotUsable(Ipv4Addr),
 }
 
 impl fmt::Display for LbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LbError::NoSuchBackend(a) => write!(f, "no backend {a} in this load balancer"),
+            LbError::NotUsable(a) => write!(f, "backend {a} cannot take new flows"),
         }
     }
 }
@@ -352,6 +355,20 @@ impl Balancer {
             from,
             to: health,
         })
+    }
+
+    /// Makes `addr` the active backend (active-passive), for a data plane following a
+    /// controller's election: which backend is active depends on the order health changes
+    /// arrived in (no preemption), which a follower cannot replay. Returns whether the active
+    /// backend changed.
+    pub fn set_active(&mut self, addr: Ipv4Addr) -> Result<bool, LbError> {
+        let i = self.index_of(addr).ok_or(LbError::NoSuchBackend(addr))? as u32;
+        if !self.usable.contains(&i) {
+            return Err(LbError::NotUsable(addr));
+        }
+        let changed = self.active != Some(i);
+        self.active = Some(i);
+        Ok(changed)
     }
 
     /// Sets a backend's admin state.

@@ -339,3 +339,21 @@ fn the_preferred_backend_is_elected_whichever_probe_answers_first() {
         "priority 1 takes over at its first Up, without preempt"
     );
 }
+
+#[test]
+fn a_follower_takes_the_controllers_active_backend() {
+    let mut lb = ap(false);
+    assert_eq!(lb.active(), Some(addr(0)));
+    // The controller elected the other one (its preferred backend answered late).
+    assert_eq!(lb.set_active(addr(1)), Ok(true));
+    assert_eq!(lb.set_active(addr(1)), Ok(false), "unchanged");
+    assert_eq!((lb.role(0), lb.role(1)), (Role::Standby, Role::Active));
+    let fs = flows(50);
+    assert!(fs.iter().all(|k| lb.predict(k, 1) == Some(addr(1))));
+    assert!(fs.iter().all(|k| lb.select(k, 1) == Some(addr(1))));
+    // A backend that cannot take flows cannot be made active.
+    lb.set_health(addr(0), Health::Down);
+    assert_eq!(lb.set_active(addr(0)), Err(lb::LbError::NotUsable(addr(0))));
+    assert_eq!(lb.active(), Some(addr(1)));
+    assert!(lb.set_active(Ipv4Addr::new(192, 0, 2, 1)).is_err());
+}

@@ -32,7 +32,7 @@
 //!                                    └─ NVA ─> neighbour MAC? ─┬─ no ──> dropped, ARP triggered
 //!                                                              └─ yes ─> rewrite MACs in the ring
 //!  block done ─> sendmmsg(rewritten frames) ─> block back to the kernel
-//!  between blocks (≥ every 50 ms): hook(&mut Balancer), neighbour table refresh
+//!  between blocks (≥ every 10 ms): hook(&mut Balancer), neighbour table refresh
 //! ```
 
 use std::collections::{HashMap, HashSet};
@@ -46,7 +46,7 @@ use crate::netlink::{self, Netlink};
 use crate::sys::{RingSpec, RxFrame, RxRing};
 
 /// How long one wait for a block lasts before the loop looks at its stop flag and its hook.
-const RX_TIMEOUT: Duration = Duration::from_millis(50);
+const RX_TIMEOUT: Duration = Duration::from_millis(10);
 /// The neighbour table is read again at least this often (a MAC may change).
 const NEIGH_REFRESH: Duration = Duration::from_secs(1);
 /// While a backend has no MAC (or after a miss), the table is read again this often.
@@ -100,7 +100,7 @@ pub struct MuxStats {
     pub no_neighbour: u64,
     pub tx_errors: u64,
     /// Frames the kernel could not put in the receive ring (it was full): lost before the mux
-    /// saw them. Updated between blocks, about every 50 ms, and when [`Mux::run`] returns.
+    /// saw them. Updated between blocks, about every 10 ms, and when [`Mux::run`] returns.
     pub ring_drops: u64,
 }
 
@@ -307,7 +307,7 @@ impl Mux {
         self.fw.unresolved()
     }
 
-    /// Forwards frames until `stop` is set. `hook` runs between blocks at least every 50 ms,
+    /// Forwards frames until `stop` is set. `hook` runs between blocks at least every 10 ms,
     /// with the balancer: it is where the caller applies probe results and admin changes
     /// (e.g. draining a channel), so the balancer keeps a single owner.
     pub fn run(

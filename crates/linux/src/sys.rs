@@ -178,6 +178,9 @@ impl RxRing {
             next: 0,
         };
         let _ = setsockopt_int(&ring.fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1);
+        // Frames this socket sends go straight to the driver, not through the qdisc layer
+        // (the mux does its own batching; a qdisc would only add a lock and a queue).
+        let _ = setsockopt_int(&ring.fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1);
         // SAFETY: sockaddr_ll is plain old data; all-zero is valid.
         let mut sa: libc::sockaddr_ll = unsafe { mem::zeroed() };
         sa.sll_family = libc::AF_PACKET as u16;

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  controller GET /v1/lb/NAME ──once──> Balancer (mode, settings, backends) ──> linux::mux::Mux
-//!  poller thread: GET /v1/lb/NAME every 50 ms ──backend health/admin changes──> channel
+//!  poller thread: GET /v1/lb/NAME every 20 ms ──backend health/admin changes──> channel
 //!  mux thread: Mux::run(hook) ── hook drains the channel into the balancer (single owner)
 //! ```
 //!
@@ -22,7 +22,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 /// How often the poller asks the controller.
-pub const POLL: Duration = Duration::from_millis(50);
+pub const POLL: Duration = Duration::from_millis(20);
 /// How often the stats are printed.
 pub const STATS_EVERY: Duration = Duration::from_secs(5);
 
@@ -32,6 +32,8 @@ pub struct BackendState {
     pub priority: u32,
     pub health: Health,
     pub admin: AdminState,
+    /// The controller's active backend (active-passive).
+    pub active: bool,
 }
 
 /// A change for the mux's balancer.
@@ -39,6 +41,8 @@ pub struct BackendState {
 pub enum Update {
     Health(Ipv4Addr, Health),
     Admin(Ipv4Addr, AdminState),
+    /// The controller made this backend the active one (active-passive).
+    Active(Ipv4Addr),
 }
 
 fn parse_health(s: &str) -> Health {
@@ -69,12 +73,14 @@ pub fn backends(view: &Value) -> anyhow::Result<BTreeMap<Ipv4Addr, BackendState>
             .unwrap_or(AdminState::None);
         let health = parse_health(b.get("health").and_then(Value::as_str).unwrap_or(""));
         let priority = b.get("priority").and_then(Value::as_u64).unwrap_or(0) as u32;
+        let active = b.get("role").and_then(Value::as_str) == Some("active");
         out.insert(
             addr,
             BackendState {
                 priority,
                 health,
                 admin,
+                active,
             },
         );
     }
@@ -113,6 +119,11 @@ pub fn balancer(view: &Value) -> anyhow::Result<Balancer> {
     for (a, b) in &bs {
         lb.set_health(*a, b.health);
     }
+    // Not the mux's own election: the controller's (it depends on the order health changes
+    // came in, e.g. which NVA answered first at start).
+    if let Some((a, _)) = bs.iter().find(|(_, b)| b.active) {
+        let _ = lb.set_active(*a);
+    }
     Ok(lb)
 }
 
@@ -131,6 +142,12 @@ pub fn diff(
         if o.health != n.health {
             out.push(Update::Health(*a, n.health));
         }
+    }
+    // After the health and admin changes, which may have moved the mux's own choice.
+    let active =
+        |m: &BTreeMap<Ipv4Addr, BackendState>| m.iter().find(|(_, b)| b.active).map(|(a, _)| *a);
+    if let Some(a) = active(new).filter(|a| !out.is_empty() || active(old) != Some(*a)) {
+        out.push(Update::Active(a));
     }
     out
 }
@@ -151,6 +168,14 @@ pub fn apply(b: &mut Balancer, updates: impl IntoIterator<Item = Update>) {
                     eprintln!("lb-mux: backend {a} admin {s}");
                 }
             }
+            Update::Active(a) => match b.set_active(a) {
+                Ok(true) => {
+                    info!(backend = %a, "active backend, as the controller has it");
+                    eprintln!("lb-mux: backend {a} active (the controller's choice)");
+                }
+                Ok(false) => {}
+                Err(e) => warn!(error = %e, "controller's active backend not applied"),
+            },
         }
     }
 }
@@ -244,10 +269,17 @@ mod tests {
     use serde_json::json;
 
     fn view(h1: &str, h2: &str, admin2: &str) -> Value {
+        let (r1, r2) = if h1 == "up" {
+            ("active", "standby")
+        } else if h2 == "up" && admin2 == "none" {
+            ("standby", "active")
+        } else {
+            ("standby", "standby")
+        };
         json!({"name": "lb1", "frontend": "10.1.0.100", "mode": "active-passive",
                "backends": [
-                 {"address": "10.1.2.10", "health": h1, "adminState": "none", "role": "active", "priority": 1, "flows": 0},
-                 {"address": "10.1.2.11", "health": h2, "adminState": admin2, "role": "standby", "priority": 2, "flows": 0}],
+                 {"address": "10.1.2.10", "health": h1, "adminState": "none", "role": r1, "priority": 1, "flows": 0},
+                 {"address": "10.1.2.11", "health": h2, "adminState": admin2, "role": r2, "priority": 2, "flows": 0}],
                "settings": {"distribution": "two-tuple", "symmetric": false, "preempt": true,
                  "noHealthyBackends": "drop", "maglevTableSize": 65537, "maxFlows": 1000,
                  "idleTcpS": 240, "idleUdpS": 30}})
@@ -283,6 +315,33 @@ mod tests {
         apply(&mut b, [Update::Health(NVA1, Health::Down)]);
         assert_eq!(b.active(), Some(NVA2));
         assert!(diff(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn follows_the_controllers_active_backend() {
+        // nva1 answered its first probe late: the controller elected nva2 and, without
+        // preemption, keeps it although both are up now. The mux must not elect nva1.
+        let mut v = view("up", "up", "none");
+        v["backends"][0]["role"] = "standby".into();
+        v["backends"][1]["role"] = "active".into();
+        let mut b = balancer(&v).unwrap();
+        assert_eq!(b.active(), Some(NVA2));
+        // The controller fails back to nva1 after nva2 fails; then nva2 is up again, standby.
+        let old = backends(&v).unwrap();
+        let mut w = view("up", "down", "none");
+        w["backends"][1]["role"] = "standby".into();
+        let new = backends(&w).unwrap();
+        let d = diff(&old, &new);
+        assert_eq!(
+            d,
+            vec![Update::Health(NVA2, Health::Down), Update::Active(NVA1)]
+        );
+        apply(&mut b, d);
+        assert_eq!(b.active(), Some(NVA1));
+        let mut x = view("up", "up", "none");
+        x["backends"][1]["role"] = "standby".into();
+        apply(&mut b, diff(&new, &backends(&x).unwrap()));
+        assert_eq!(b.active(), Some(NVA1));
     }
 
     #[test]

@@ -580,6 +580,10 @@ fn active_passive_200_connections_cross_nva1_then_fail_over_to_nva2() {
     );
     assert_eq!(count(&via), vec![("nva1", 200), ("nva2", 0)]);
     assert!(tx1[0] - tx0[0] >= 200 * 3, "nva1 forwarded too little");
+    // The controller agrees: nva1 is its active backend, and trace says so for these flows.
+    assert_eq!(active_nva(&lab), "nva1");
+    let nva1: Ipv4Addr = "10.1.2.10".parse().unwrap();
+    assert!(ports.iter().take(20).all(|p| lab.trace(*p) == nva1));
 
     let f = fail_over(&lab, &cap, "nva1", "nva2");
     println!(
@@ -821,7 +825,7 @@ fn controller_restart_keeps_traffic_flowing_and_routes_converge() {
         "the agent did not reconnect"
     );
     let t_agent = now_unix() - started;
-    // The stale route goes after the agent's grace period (10 s); the live one never went.
+    // The stale route (never programmed by the agent, so not covered by its grace period) goes at the first reconcile; the live one never went.
     let gone = || {
         !lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"])
             .contains("172.16.99.0/24")
@@ -839,4 +843,240 @@ fn controller_restart_keeps_traffic_flowing_and_routes_converge() {
     assert_eq!(routes.trim(), "192.168.10.0/24 via 10.1.0.100 dev eth0");
     connect(&lab, None).expect("connection after the restart");
     echo(&long, b"still here").expect("long-lived connection after the restart");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Benchmarks (ignored; commands and results in BENCHMARKS.md)
+// ---------------------------------------------------------------------------------------------
+
+/// The backend `lb show` calls active (active-passive).
+fn active_nva(lab: &Lab) -> &'static str {
+    let v = lab.api("/v1/lb/nva-ilb").expect("lb answers");
+    let active = v["backends"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["role"] == "active"))
+        .and_then(|b| b["address"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    match active.as_str() {
+        "10.1.2.10" => "nva1",
+        "10.1.2.11" => "nva2",
+        _ => panic!("no active backend: {v}"),
+    }
+}
+
+fn both_up(lab: &Lab) -> bool {
+    lab.api("/v1/lb/nva-ilb").is_some_and(|v| {
+        v["backends"]
+            .as_array()
+            .is_some_and(|b| b.iter().filter(|b| b["health"] == "up").count() == 2)
+    })
+}
+
+/// 20 failures of the active NVA's health endpoint (interval 100 ms, fall 3): for each, the time
+/// from its last successful probe to the first new connection through the other NVA.
+/// `cargo test --release -p nexthop --test lab_e2e -- --ignored --nocapture failover_distribution`
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn failover_distribution() {
+    if !lab_ready() {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("active-passive");
+    let cap = Capture::start(&lab);
+    let mut from_probe = Vec::new();
+    let mut from_stop = Vec::new();
+    for round in 0..20 {
+        let from = active_nva(&lab);
+        let to = if from == "nva1" { "nva2" } else { "nva1" };
+        let f = fail_over(&lab, &cap, from, to);
+        println!(
+            "failure {:2}: {from} -> {to}: {:.3} s from the last good probe ({:.3} s from the stop)",
+            round + 1,
+            f.from_last_probe,
+            f.from_stop
+        );
+        from_probe.push(f.from_last_probe);
+        from_stop.push(f.from_stop);
+        lab.ctl(&["health", from, "start"]);
+        assert!(labtest::wait_until(Duration::from_secs(5), || both_up(
+            &lab
+        )));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for (what, v) in [
+        ("last good probe", &mut from_probe),
+        ("health endpoint stopped", &mut from_stop),
+    ] {
+        v.sort_by(f64::total_cmp);
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        println!(
+            "failover over {} failures, from {what}: min {:.3} s, median {:.3} s, mean {mean:.3} s, p90 {:.3} s, max {:.3} s",
+            v.len(),
+            v[0],
+            (v[9] + v[10]) / 2.0,
+            v[17],
+            v[19]
+        );
+    }
+}
+
+/// Minimum-size UDP (60-byte frames, 64 with the FCS) from vm1 to the branch prefix over
+/// `flows` connected sockets per generator thread, `sendmmsg` in batches of 64, for `secs`.
+/// Returns the datagrams the kernel accepted.
+fn blast(lab: &Lab, threads: usize, secs: f64) -> u64 {
+    const BATCH: usize = 64;
+    const FLOWS: usize = 32;
+    let ns = lab.ns("vm1");
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let ns = ns.clone();
+                s.spawn(move || {
+                    netns::run_in(&ns, move || {
+                        let socks: Vec<std::net::UdpSocket> = (0..FLOWS)
+                            .map(|i| {
+                                let u = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+                                u.connect((
+                                    Ipv4Addr::new(192, 168, 10, 1),
+                                    9000 + (t * FLOWS + i) as u16,
+                                ))
+                                .unwrap();
+                                u
+                            })
+                            .collect();
+                        let mut payload = [0x5au8; 18];
+                        let mut iov = libc::iovec {
+                            iov_base: payload.as_mut_ptr().cast(),
+                            iov_len: payload.len(),
+                        };
+                        // SAFETY: zeroed mmsghdr is valid; each points at the one iovec above.
+                        let mut msgs: Vec<libc::mmsghdr> =
+                            (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+                        for m in &mut msgs {
+                            m.msg_hdr.msg_iov = &mut iov;
+                            m.msg_hdr.msg_iovlen = 1;
+                        }
+                        let end = Instant::now() + Duration::from_secs_f64(secs);
+                        let mut sent = 0u64;
+                        while Instant::now() < end {
+                            for u in &socks {
+                                // SAFETY: msgs and the buffers they point to outlive the call.
+                                let n = unsafe {
+                                    libc::sendmmsg(
+                                        u.as_raw_fd(),
+                                        msgs.as_mut_ptr(),
+                                        BATCH as u32,
+                                        0,
+                                    )
+                                };
+                                if n > 0 {
+                                    sent += n as u64;
+                                }
+                            }
+                        }
+                        sent
+                    })
+                    .unwrap()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    })
+}
+
+/// Datagrams per second the generator got out and the NVAs received (at their `eth0`, where
+/// they are dropped: `ip_forward=0` on the NVAs during the benchmark, so the downstream costs
+/// the same whichever forwarder is measured).
+fn pps(lab: &Lab, threads: usize, secs: f64) -> (f64, f64) {
+    let rx = || lab.eth0_rx_packets("nva1") + lab.eth0_rx_packets("nva2");
+    let before = rx();
+    let sent = blast(lab, threads, secs);
+    std::thread::sleep(Duration::from_millis(300));
+    ((sent as f64) / secs, (rx() - before) as f64 / secs)
+}
+
+impl Lab {
+    fn eth0_rx_packets(&self, host: &str) -> u64 {
+        self.exec(host, &["cat", "/sys/class/net/eth0/statistics/rx_packets"])
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+/// Packets per second through `nexthop lb-mux` against the kernel forwarding the same traffic
+/// on the same LB host (mux stopped, `ip_forward=1`, a static route to nva1, no redirects),
+/// same generator, same lab, rounds interleaved; 1 and 2 generator threads.
+/// `cargo test --release -p nexthop --test lab_e2e -- --ignored --nocapture mux_vs_kernel_pps`
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn mux_vs_kernel_pps() {
+    if !lab_ready() {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("active-passive");
+    for n in ["nva1", "nva2"] {
+        lab.exec(n, &["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
+    }
+    let secs = 3.0;
+    let mut results: HashMap<(&str, usize), Vec<(f64, f64)>> = HashMap::new();
+    for round in 0..3 {
+        for threads in [1, 2] {
+            let m = pps(&lab, threads, secs);
+            results.entry(("mux", threads)).or_default().push(m);
+            println!("round {round} mux, {threads} generator thread(s): sent {:.0} pps, forwarded {:.0} pps", m.0, m.1);
+        }
+        // The kernel instead of the mux.
+        lab.ctl(&["mux", "stop"]);
+        for c in [
+            &["sysctl", "-qw", "net.ipv4.conf.all.send_redirects=0"][..],
+            &["sysctl", "-qw", "net.ipv4.conf.eth0.send_redirects=0"],
+            &["sysctl", "-qw", "net.ipv4.ip_forward=1"],
+            &["ip", "route", "add", "192.168.10.0/24", "via", "10.1.2.10"],
+        ] {
+            lab.exec("lb", c);
+        }
+        for threads in [1, 2] {
+            let k = pps(&lab, threads, secs);
+            results.entry(("kernel", threads)).or_default().push(k);
+            println!("round {round} kernel, {threads} generator thread(s): sent {:.0} pps, forwarded {:.0} pps", k.0, k.1);
+        }
+        lab.exec("lb", &["ip", "route", "del", "192.168.10.0/24"]);
+        lab.exec("lb", &["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
+        lab.ctl(&["mux", "start"]);
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    println!("| forwarder | generator threads | sent pps (median) | forwarded pps (median) | each run forwarded |");
+    println!("|---|---:|---:|---:|---|");
+    for threads in [1, 2] {
+        let median = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
+            let mut x: Vec<f64> = v.iter().map(f).collect();
+            x.sort_by(f64::total_cmp);
+            x[x.len() / 2]
+        };
+        for fw in ["mux", "kernel"] {
+            let v = &results[&(fw, threads)];
+            println!(
+                "| {fw} | {threads} | {:.0} | {:.0} | {} |",
+                median(v, |r| r.0),
+                median(v, |r| r.1),
+                v.iter()
+                    .map(|r| format!("{:.0}", r.1))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+    }
+    println!(
+        "{}",
+        lab.log("lb-mux.log")
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }

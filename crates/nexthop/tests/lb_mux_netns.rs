@@ -216,7 +216,7 @@ fn lb_mux_forwards_to_the_active_nva_and_fails_over() {
     };
     eprintln!(
         "failover: first flow through nva2 {:?} after nva1's probe listener closed \
-         (interval 100 ms, fall 3, plus the mux's 50 ms poll)",
+         (interval 100 ms, fall 3, plus the mux's 20 ms poll)",
         first_via_nva2 - failed_at
     );
     // The stats line (every 5 s) comes, and the mux goes on forwarding after printing it.
