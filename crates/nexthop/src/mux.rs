@@ -139,7 +139,9 @@ pub fn diff(
         if o.admin != n.admin {
             out.push(Update::Admin(*a, n.admin));
         }
-        if o.health != n.health {
+        // "unknown" is a controller that has not probed yet (e.g. it just restarted): it
+        // knows less than the mux, which keeps what it last heard (fail static).
+        if o.health != n.health && n.health != Health::Unknown {
             out.push(Update::Health(*a, n.health));
         }
     }
@@ -342,6 +344,22 @@ mod tests {
         x["backends"][1]["role"] = "standby".into();
         apply(&mut b, diff(&new, &backends(&x).unwrap()));
         assert_eq!(b.active(), Some(NVA1));
+    }
+
+    #[test]
+    fn a_restarted_controller_that_has_not_probed_yet_changes_nothing() {
+        let old = backends(&view("up", "down", "none")).unwrap();
+        let new = backends(&view("unknown", "unknown", "none")).unwrap();
+        assert!(diff(&old, &new).is_empty());
+        let back = backends(&view("down", "up", "none")).unwrap();
+        assert_eq!(
+            diff(&new, &back),
+            vec![
+                Update::Health(NVA1, Health::Down),
+                Update::Health(NVA2, Health::Up),
+                Update::Active(NVA2)
+            ]
+        );
     }
 
     #[test]
