@@ -94,6 +94,7 @@ pub fn desired(map: &RouteMap) -> Vec<(linux::Prefix, Ipv4Addr)> {
 /// The path of the next question: the whole table, or a long poll from `version` held up to
 /// `wait_s` seconds.
 pub fn poll_path(nic: &str, version: Option<u64>, wait_s: u64) -> String {
+    let nic = crate::cli::encode(nic);
     match version {
         Some(v) => format!("/v1/effective-routes?nic={nic}&since={v}&wait={wait_s}"),
         None => format!("/v1/effective-routes?nic={nic}"),
@@ -311,6 +312,10 @@ mod tests {
         assert_eq!(
             poll_path("vm1-nic", Some(7), 20),
             "/v1/effective-routes?nic=vm1-nic&since=7&wait=20"
+        );
+        assert_eq!(
+            poll_path("nic a&b", None, 20),
+            "/v1/effective-routes?nic=nic%20a%26b"
         );
     }
 

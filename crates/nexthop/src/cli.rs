@@ -186,8 +186,8 @@ pub fn routes(api: &str, which: &str, peer: &str, output: &str) -> anyhow::Resul
     Ok(())
 }
 
-/// Percent-encodes a query value.
-fn encode(v: &str) -> String {
+/// Percent-encodes a query value or a path segment.
+pub fn encode(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

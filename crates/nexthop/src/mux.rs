@@ -196,7 +196,7 @@ fn warn_ip_forward() {
 
 /// Runs the mux until killed.
 pub fn run(controller: &str, lb_name: &str, interface: &str) -> anyhow::Result<()> {
-    let path = format!("/v1/lb/{lb_name}");
+    let path = format!("/v1/lb/{}", crate::cli::encode(lb_name));
     let view = crate::cli::get_json(controller, &path)
         .with_context(|| format!("fetching load balancer {lb_name} from {controller}"))?;
     let balancer = balancer(&view)?;
