@@ -194,35 +194,81 @@ fn warn_ip_forward() {
     }
 }
 
+/// What makes a balancer (mode, settings, backends and priorities), not its state: when the
+/// controller's changes (a reload), the mux builds a new balancer.
+pub fn shape(view: &Value) -> String {
+    let mut backends: Vec<String> = view
+        .get("backends")
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .map(|b| format!("{}/{}", b["address"], b["priority"]))
+                .collect()
+        })
+        .unwrap_or_default();
+    backends.sort();
+    format!(
+        "{} {} {} {}",
+        view["frontend"],
+        view["mode"],
+        view["settings"],
+        backends.join(",")
+    )
+}
+
+/// What the poller hands the forwarding thread.
+enum Change {
+    Update(Update),
+    /// The load balancer was reconfigured: its new balancer (flows start afresh).
+    Replace(Box<Balancer>),
+}
+
 /// Runs the mux until killed.
 pub fn run(controller: &str, lb_name: &str, interface: &str) -> anyhow::Result<()> {
     let path = format!("/v1/lb/{}", crate::cli::encode(lb_name));
     let view = crate::cli::get_json(controller, &path)
         .with_context(|| format!("fetching load balancer {lb_name} from {controller}"))?;
-    let balancer = balancer(&view)?;
+    let initial = balancer(&view)?;
     let mut known = backends(&view)?;
     warn_ip_forward();
-    let mut mux = linux::mux::Mux::open(interface, balancer)
+    let mut mux = linux::mux::Mux::open(interface, initial)
         .with_context(|| format!("opening the mux on {interface}"))?;
     eprintln!(
         "lb-mux: {lb_name} ({}) on {interface}: {} backends",
         mux.balancer().config().frontend,
         known.len()
     );
-    let (tx, rx) = mpsc::channel::<Update>();
+    let (tx, rx) = mpsc::channel::<Change>();
     let controller = controller.to_string();
+    let mut known_shape = shape(&view);
     std::thread::spawn(move || {
         let mut reachable = true;
         loop {
             let started = Instant::now();
-            match crate::cli::get_json(&controller, &path).and_then(|v| backends(&v)) {
-                Ok(now) => {
+            let answer =
+                crate::cli::get_json(&controller, &path).and_then(|v| backends(&v).map(|b| (v, b)));
+            match answer {
+                Ok((view, now)) => {
                     if !reachable {
                         eprintln!("lb-mux: controller reachable again");
                         reachable = true;
                     }
-                    for u in diff(&known, &now) {
-                        if tx.send(u).is_err() {
+                    let changes: Vec<Change> = if shape(&view) != known_shape {
+                        match balancer(&view) {
+                            Ok(b) => {
+                                known_shape = shape(&view);
+                                vec![Change::Replace(Box::new(b))]
+                            }
+                            Err(e) => {
+                                warn!(error = %format!("{e:#}"), "reconfigured load balancer not usable; keeping the old one");
+                                Vec::new()
+                            }
+                        }
+                    } else {
+                        diff(&known, &now).into_iter().map(Change::Update).collect()
+                    };
+                    for c in changes {
+                        if tx.send(c).is_err() {
                             return;
                         }
                     }
@@ -246,7 +292,19 @@ pub fn run(controller: &str, lb_name: &str, interface: &str) -> anyhow::Result<(
     loop {
         let mut last = Instant::now();
         mux.run(&pause, |b| {
-            apply(b, rx.try_iter());
+            for c in rx.try_iter() {
+                match c {
+                    Change::Update(u) => apply(b, [u]),
+                    Change::Replace(new) => {
+                        eprintln!(
+                            "lb-mux: load balancer reconfigured on the controller: {} backends, {}; flows start afresh",
+                            new.backends().len(),
+                            new.config().mode
+                        );
+                        *b = *new;
+                    }
+                }
+            }
             if last.elapsed() >= STATS_EVERY {
                 last = Instant::now();
                 pause.store(true, Ordering::Relaxed);
@@ -360,6 +418,21 @@ mod tests {
                 Update::Active(NVA2)
             ]
         );
+    }
+
+    #[test]
+    fn shape_changes_with_the_config_not_with_the_state() {
+        let a = view("up", "up", "none");
+        assert_eq!(shape(&a), shape(&view("down", "up", "drain")));
+        let mut b = a.clone();
+        b["mode"] = "active-active".into();
+        assert_ne!(shape(&a), shape(&b));
+        let mut c = a.clone();
+        c["backends"][1]["priority"] = 3.into();
+        assert_ne!(shape(&a), shape(&c));
+        let mut d = a.clone();
+        d["settings"]["maxFlows"] = 5.into();
+        assert_ne!(shape(&a), shape(&d));
     }
 
     #[test]

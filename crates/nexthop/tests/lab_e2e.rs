@@ -1109,3 +1109,54 @@ fn mux_vs_kernel_pps() {
             .join("\n")
     );
 }
+
+#[test]
+fn a_load_balancer_reconfigured_on_the_controller_reaches_the_mux() {
+    if !lab_ready() {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up("active-passive");
+    let cap = Capture::start(&lab);
+    let ports: Vec<u16> = (0..20).map(|_| connect(&lab, None).unwrap().1).collect();
+    assert_eq!(
+        count(&nvas_of(&cap, &lab, &ports)),
+        vec![("nva1", 20), ("nva2", 0)]
+    );
+
+    // The operator switches the load balancer to active-active and reloads.
+    let conf = lab.dir.join("nexthop.toml");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(
+        &conf,
+        text.replace("\"active-passive\"", "\"active-active\""),
+    )
+    .unwrap();
+    println!("{}", lab.nexthop(&["reload"]));
+    assert!(
+        labtest::wait_until(Duration::from_secs(10), || lab
+            .log("lb-mux.log")
+            .contains("reconfigured")),
+        "the mux did not pick up the new configuration"
+    );
+    assert!(labtest::wait_until(Duration::from_secs(10), || both_up(
+        &lab
+    )));
+    let ports: Vec<u16> = (0..200).map(|_| connect(&lab, None).unwrap().1).collect();
+    let via = nvas_of(&cap, &lab, &ports);
+    println!("after the reload to active-active: {:?}", count(&via));
+    let nva1: Ipv4Addr = "10.1.2.10".parse().unwrap();
+    for (p, v) in ports.iter().zip(&via) {
+        let predicted = if lab.trace(*p) == nva1 {
+            "nva1"
+        } else {
+            "nva2"
+        };
+        assert_eq!(predicted, *v, "trace for port {p}");
+    }
+    assert!(
+        count(&via).iter().all(|(_, c)| *c >= 60),
+        "not spread: {:?}",
+        count(&via)
+    );
+}
