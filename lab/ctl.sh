@@ -5,7 +5,8 @@
 #       an NVA's health endpoint: stopping it fails the NVA for the load balancer while its
 #       routing keeps working (the probes it answered are in LAB_DIR/NVA-probes.log)
 #   lab/ctl.sh [--name NAME] mux stop|start
-#       `nexthop lb-mux` on the LB host (stopped, nothing forwards: ip_forward is off there)
+#       `nexthop lb-mux` on the LB host (stopped, nothing forwards: ip_forward is off there);
+#       LAB_MUX_THREADS=N: its forwarding threads (default: one per CPU)
 #   lab/ctl.sh [--name NAME] controller stop|kill|start
 #       `nexthop run` (route server, probes, fabric, API): the agent and the mux keep forwarding
 #       on what they last knew (fail static) until it is back
@@ -16,7 +17,7 @@ LAB_NAME=${LAB_NAME:-nh}
 if [ "${1:-}" = --name ]; then LAB_NAME=$2; shift 2; fi
 LAB_DIR=${LAB_DIR:-/tmp/nexthop-lab-$LAB_NAME}
 here=$(cd "$(dirname "$0")" && pwd)
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ -d "$LAB_DIR" ] || { echo "lab/ctl.sh: no lab '$LAB_NAME' ($LAB_DIR missing)" >&2; exit 1; }
 
 # alive PID: running (a zombie, dead but not yet reaped by its new parent, is not).
@@ -71,7 +72,8 @@ case ${1:-} in
     case ${2:-} in
       stop) stop "$LAB_DIR/lb-mux.pid" TERM "mux" ;;
       start) start "$LAB_DIR/lb-mux.pid" "$LAB_DIR/lb-mux.log" "$LAB_NAME-lb" "mux" \
-        "$NEXTHOP" lb-mux --controller http://10.1.1.4:8179 --lb nva-ilb --interface eth0 ;;
+        "$NEXTHOP" lb-mux --controller http://10.1.1.4:8179 --lb nva-ilb --interface eth0 \
+        --threads "${LAB_MUX_THREADS:-0}" ;;
       *) usage ;;
     esac
     ;;

@@ -21,7 +21,7 @@
 # Usage: lab/up.sh [--name NAME] [--mode active-passive|active-active] [--interval-ms N]
 #                  [--rise N] [--fall N] [--nexthop PATH]
 # Environment (same meaning): LAB_NAME (nh), LAB_MODE, LAB_INTERVAL_MS (100), LAB_RISE (2),
-# LAB_FALL (3), NEXTHOP (target/release/nexthop, else `nexthop` on PATH), LAB_DIR
+# LAB_FALL (3), LAB_MUX_THREADS (0: one per CPU), NEXTHOP (target/release/nexthop, else `nexthop` on PATH), LAB_DIR
 # (/tmp/nexthop-lab-NAME: configs, logs, pid files). Stop it with lab/down.sh [--name NAME].
 set -euo pipefail
 
@@ -245,7 +245,8 @@ wait_for "both NVAs healthy" 20 lb_up
 
 # ------------------------------------------------------------------ data plane
 start agent vm1 "$NEXTHOP" agent --controller "$API" --nic vm1-nic
-start lb-mux lb "$NEXTHOP" lb-mux --controller "$API" --lb nva-ilb --interface eth0
+start lb-mux lb "$NEXTHOP" lb-mux --controller "$API" --lb nva-ilb --interface eth0 \
+  --threads "${LAB_MUX_THREADS:-0}"
 routed() { in_ns vm1 ip -4 route show proto 200 | grep -q '^192.168.10.0/24 via 10.1.0.100'; }
 wait_for "the agent's route on vm1" 20 routed
 wait_for "the mux" 20 grep -q "on eth0: " "$LAB_DIR/lb-mux.log"

@@ -61,6 +61,7 @@ pub const RING: RingSpec = RingSpec {
     block_size: 1 << 18,
     block_nr: 16,
     retire_ms: 1,
+    fanout: None,
 };
 
 const ETH_HDR: usize = 14;

@@ -102,6 +102,9 @@ pub struct RingSpec {
     /// A block with at least one frame is handed over after this many milliseconds even if
     /// not full: the latency bound at low packet rates.
     pub retire_ms: u32,
+    /// Join this `PACKET_FANOUT` group (hash mode): the interface's frames are spread over
+    /// the group's sockets by flow hash, so each flow always reaches the same socket.
+    pub fanout: Option<u16>,
 }
 
 /// An `AF_PACKET` socket with a TPACKET_V3 memory-mapped receive ring, bound to one
@@ -194,6 +197,10 @@ impl RxRing {
                 mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )
         })?;
+        if let Some(group) = ring.spec.fanout {
+            let arg = i32::from(group) | ((libc::PACKET_FANOUT_HASH as i32) << 16);
+            setsockopt_int(&ring.fd, libc::SOL_PACKET, libc::PACKET_FANOUT, arg)?;
+        }
         Ok(ring)
     }
 

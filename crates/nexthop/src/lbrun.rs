@@ -231,6 +231,7 @@ pub fn start(
     };
     let span = tracing::info_span!("lb", name = %cfg.name);
     let mut balancer = Balancer::new(cfg, &backends);
+    let mut counted = FlowCounts::default();
     let started = Instant::now();
     let mut stats: Vec<BackendStats> = balancer
         .backends()
@@ -270,7 +271,11 @@ pub fn start(
                 }
                 q = qrx.recv() => match q {
                     None => return,
-                    Some(LbQuery::Show(tx)) => { let _ = tx.send(view(&balancer, &stats, now_s())); }
+                    Some(LbQuery::Show(tx)) => {
+                        let now = now_s();
+                        let flows = counted.get(&balancer, now);
+                        let _ = tx.send(view(&balancer, &stats, flows));
+                    }
                     Some(LbQuery::SetAdmin(addr, st, tx)) => {
                         let r = balancer.set_admin(addr, st).map_err(|e| e.to_string());
                         if r.is_ok() { info!(backend = %addr, state = %st, "admin state set"); }
@@ -291,8 +296,27 @@ pub fn start(
     (handle, ptx)
 }
 
-fn view(b: &Balancer, stats: &[BackendStats], now: u32) -> LbView {
-    let flows = b.flows_per_backend(now);
+/// Live flows per backend, for the view: counting walks the whole flow table (24 MB by
+/// default), and a data plane polls the view every 20 ms, so a count is reused while no flow was
+/// added or evicted within the same second.
+#[derive(Default)]
+struct FlowCounts {
+    key: Option<(u64, u64, u32)>,
+    counts: Vec<u64>,
+}
+
+impl FlowCounts {
+    fn get(&mut self, b: &Balancer, now: u32) -> &[u64] {
+        let key = (b.stats.new_flows, b.flow_stats().evictions, now);
+        if self.key != Some(key) {
+            self.counts = b.flows_per_backend(now);
+            self.key = Some(key);
+        }
+        &self.counts
+    }
+}
+
+fn view(b: &Balancer, stats: &[BackendStats], flows: &[u64]) -> LbView {
     let cfg = b.config();
     LbView {
         name: cfg.name.clone(),

@@ -109,6 +109,9 @@ enum Command {
         lb: String,
         #[arg(long)]
         interface: String,
+        /// Forwarding threads (0: one per CPU).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
 }
 
@@ -190,6 +193,7 @@ fn real_main() -> anyhow::Result<()> {
             controller,
             lb,
             interface,
-        } => mux::run(&controller, &lb, &interface),
+            threads,
+        } => mux::run(&controller, &lb, &interface, threads),
     }
 }

@@ -1,10 +1,15 @@
 //! `nexthop lb-mux`: the load balancer's data plane on the host owning the frontend.
 //!
 //! ```text
-//!  controller GET /v1/lb/NAME ──once──> Balancer (mode, settings, backends) ──> linux::mux::Mux
-//!  poller thread: GET /v1/lb/NAME every 20 ms ──backend health/admin changes──> channel
-//!  mux thread: Mux::run(hook) ── hook drains the channel into the balancer (single owner)
+//!  controller GET /v1/lb/NAME ──once──> Balancer (mode, settings, backends), one per thread
+//!  poller thread: GET /v1/lb/NAME every 20 ms ──health/admin/active changes──> a channel per thread
+//!  forwarding threads (one per CPU by default), each a linux::mux::Mux in one PACKET_FANOUT
+//!  hash group: Mux::run(hook), the hook drains its channel into its balancer (single owner)
 //! ```
+//!
+//! The kernel spreads frames over the threads by flow hash, so a flow always meets the same
+//! flow table; the balancers see the same changes in the same order, so a new flow gets the
+//! same backend whichever thread takes it, and `nexthop trace` predicts it.
 //!
 //! Health comes from the controller's probes (it already applied rise/fall), so the balancer
 //! here takes it as is ([`lb::Balancer::set_health`]). If the controller is unreachable the
@@ -13,11 +18,12 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use lb::{AdminState, Balancer, Health, LbConfig, Mode};
+use linux::RingSpec;
 use serde_json::Value;
 use tracing::{info, warn};
 
@@ -182,6 +188,15 @@ pub fn apply(b: &mut Balancer, updates: impl IntoIterator<Item = Update>) {
     }
 }
 
+/// [`apply`] without the log lines (the other forwarding threads).
+fn apply_quietly(b: &mut Balancer, u: Update) {
+    let _ = match u {
+        Update::Health(a, h) => b.set_health(a, h).map(drop),
+        Update::Admin(a, s) => b.set_admin(a, s).ok(),
+        Update::Active(a) => b.set_active(a).ok().map(drop),
+    };
+}
+
 fn warn_ip_forward() {
     if let Ok(v) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward") {
         if v.trim() == "1" {
@@ -216,29 +231,68 @@ pub fn shape(view: &Value) -> String {
     )
 }
 
-/// What the poller hands the forwarding thread.
+/// What the poller hands each forwarding thread.
+#[derive(Clone)]
 enum Change {
     Update(Update),
-    /// The load balancer was reconfigured: its new balancer (flows start afresh).
-    Replace(Box<Balancer>),
+    /// The load balancer was reconfigured: the controller's new view, from which each thread
+    /// builds its new balancer (flows start afresh).
+    Replace(Arc<Value>),
 }
 
-/// Runs the mux until killed.
-pub fn run(controller: &str, lb_name: &str, interface: &str) -> anyhow::Result<()> {
+/// Runs the mux until killed: `threads` forwarding threads (0: one per CPU) in one
+/// `PACKET_FANOUT` hash group, so each flow is always handled by the same thread and its flow
+/// table; each thread has its own balancer, all fed the same changes.
+pub fn run(controller: &str, lb_name: &str, interface: &str, threads: usize) -> anyhow::Result<()> {
     let path = format!("/v1/lb/{}", crate::cli::encode(lb_name));
     let view = crate::cli::get_json(controller, &path)
         .with_context(|| format!("fetching load balancer {lb_name} from {controller}"))?;
-    let initial = balancer(&view)?;
+    balancer(&view)?;
     let mut known = backends(&view)?;
     warn_ip_forward();
-    let mut mux = linux::mux::Mux::open(interface, initial)
-        .with_context(|| format!("opening the mux on {interface}"))?;
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    // A fanout group id unique on this host for this process.
+    let group = (std::process::id() & 0xffff) as u16;
+    let (opened_tx, opened_rx) = mpsc::channel::<anyhow::Result<()>>();
+    let mut senders = Vec::new();
+    let mut workers = Vec::new();
+    for i in 0..threads {
+        let (tx, rx) = mpsc::channel::<Change>();
+        senders.push(tx);
+        let (view, interface, opened) = (view.clone(), interface.to_string(), opened_tx.clone());
+        workers.push(std::thread::spawn(move || -> anyhow::Result<()> {
+            let ring = RingSpec {
+                fanout: (threads > 1).then_some(group),
+                ..linux::mux::RING
+            };
+            let opened_mux = balancer(&view).and_then(|b| {
+                linux::mux::Mux::open_with(&interface, b, ring)
+                    .with_context(|| format!("opening the mux on {interface}"))
+            });
+            let mut mux = match opened_mux {
+                Ok(m) => {
+                    let _ = opened.send(Ok(()));
+                    m
+                }
+                Err(e) => {
+                    let _ = opened.send(Err(anyhow!("{e:#}")));
+                    return Err(e);
+                }
+            };
+            forward(&mut mux, &rx, i, threads)
+        }));
+    }
+    for _ in 0..threads {
+        opened_rx.recv().context("a forwarding thread ended")??;
+    }
     eprintln!(
-        "lb-mux: {lb_name} ({}) on {interface}: {} backends",
-        mux.balancer().config().frontend,
+        "lb-mux: {lb_name} ({}) on {interface}: {} backends, {threads} forwarding thread(s)",
+        view["frontend"].as_str().unwrap_or("?"),
         known.len()
     );
-    let (tx, rx) = mpsc::channel::<Change>();
     let controller = controller.to_string();
     let mut known_shape = shape(&view);
     std::thread::spawn(move || {
@@ -255,9 +309,9 @@ pub fn run(controller: &str, lb_name: &str, interface: &str) -> anyhow::Result<(
                     }
                     let changes: Vec<Change> = if shape(&view) != known_shape {
                         match balancer(&view) {
-                            Ok(b) => {
+                            Ok(_) => {
                                 known_shape = shape(&view);
-                                vec![Change::Replace(Box::new(b))]
+                                vec![Change::Replace(Arc::new(view))]
                             }
                             Err(e) => {
                                 warn!(error = %format!("{e:#}"), "reconfigured load balancer not usable; keeping the old one");
@@ -268,8 +322,10 @@ pub fn run(controller: &str, lb_name: &str, interface: &str) -> anyhow::Result<(
                         diff(&known, &now).into_iter().map(Change::Update).collect()
                     };
                     for c in changes {
-                        if tx.send(c).is_err() {
-                            return;
+                        for tx in &senders {
+                            if tx.send(c.clone()).is_err() {
+                                return;
+                            }
                         }
                     }
                     known = now;
@@ -286,6 +342,27 @@ pub fn run(controller: &str, lb_name: &str, interface: &str) -> anyhow::Result<(
             std::thread::sleep(POLL.saturating_sub(started.elapsed()));
         }
     });
+    for w in workers {
+        match w.join() {
+            Ok(r) => r?,
+            Err(_) => anyhow::bail!("a forwarding thread panicked"),
+        }
+    }
+    Ok(())
+}
+
+/// One forwarding thread: the mux's loop, applying the poller's changes between blocks.
+fn forward(
+    mux: &mut linux::mux::Mux,
+    rx: &mpsc::Receiver<Change>,
+    index: usize,
+    threads: usize,
+) -> anyhow::Result<()> {
+    let name = if threads > 1 {
+        format!("lb-mux[{index}]")
+    } else {
+        "lb-mux".to_string()
+    };
     // `run` returns when `pause` is set: the hook sets it every STATS_EVERY so the stats (only
     // readable from outside `run`) get printed, then the mux goes on.
     let pause = AtomicBool::new(false);
@@ -294,15 +371,22 @@ pub fn run(controller: &str, lb_name: &str, interface: &str) -> anyhow::Result<(
         mux.run(&pause, |b| {
             for c in rx.try_iter() {
                 match c {
-                    Change::Update(u) => apply(b, [u]),
-                    Change::Replace(new) => {
-                        eprintln!(
-                            "lb-mux: load balancer reconfigured on the controller: {} backends, {}; flows start afresh",
-                            new.backends().len(),
-                            new.config().mode
-                        );
-                        *b = *new;
-                    }
+                    // Only the first thread logs what all of them apply.
+                    Change::Update(u) if index == 0 => apply(b, [u]),
+                    Change::Update(u) => apply_quietly(b, u),
+                    Change::Replace(view) => match balancer(&view) {
+                        Ok(new) => {
+                            if index == 0 {
+                                eprintln!(
+                                    "lb-mux: load balancer reconfigured on the controller: {} backends, {}; flows start afresh",
+                                    new.backends().len(),
+                                    new.config().mode
+                                );
+                            }
+                            *b = new;
+                        }
+                        Err(e) => warn!(error = %format!("{e:#}"), "reconfigured load balancer"),
+                    },
                 }
             }
             if last.elapsed() >= STATS_EVERY {
@@ -313,12 +397,12 @@ pub fn run(controller: &str, lb_name: &str, interface: &str) -> anyhow::Result<(
         pause.store(false, Ordering::Relaxed);
         let s = mux.stats();
         println!(
-            "lb-mux: rx {} forwarded {} local {} malformed {} no_backend {} no_neighbour {} tx_errors {} ring_drops {}",
+            "{name}: rx {} forwarded {} local {} malformed {} no_backend {} no_neighbour {} tx_errors {} ring_drops {}",
             s.rx, s.forwarded, s.local, s.malformed, s.no_backend, s.no_neighbour, s.tx_errors, s.ring_drops
         );
         let unresolved = mux.unresolved();
         if !unresolved.is_empty() {
-            eprintln!("lb-mux: backends without a known MAC yet: {unresolved:?}");
+            eprintln!("{name}: backends without a known MAC yet: {unresolved:?}");
         }
     }
 }

@@ -221,7 +221,7 @@ fn lb_mux_forwards_to_the_active_nva_and_fails_over() {
     );
     // The stats line (every 5 s) comes, and the mux goes on forwarding after printing it.
     let t = Instant::now();
-    while !mux.output().contains("lb-mux: rx ") {
+    while !mux.output().contains(" forwarded ") {
         assert!(t.elapsed() < Duration::from_secs(10), "no stats line");
         std::thread::sleep(Duration::from_millis(200));
     }
