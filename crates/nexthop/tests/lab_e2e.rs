@@ -917,6 +917,7 @@ fn failover_distribution() {
     let mut from_probe = Vec::new();
     let mut from_stop = Vec::new();
     for round in 0..20 {
+        wait_idle();
         let from = active_nva(&lab);
         let to = if from == "nva1" { "nva2" } else { "nva1" };
         let f = fail_over(&lab, &cap, from, to);
@@ -1018,12 +1019,68 @@ const SINK: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 200);
 /// Datagrams per second the generator got out and the NVAs received (at their `eth0`; they
 /// drop them at once on a blackhole route, so the downstream costs the same whichever
 /// forwarder is measured).
+/// Measured when no build or other benchmark runs on this shared machine (waits until none has
+/// run for 3 s; a measurement during which one started is repeated).
 fn pps(lab: &Lab, threads: usize, secs: f64) -> (f64, f64) {
     let rx = || lab.eth0_rx_packets("nva1") + lab.eth0_rx_packets("nva2");
-    let before = rx();
-    let sent = blast(lab, threads, secs);
-    std::thread::sleep(Duration::from_millis(300));
-    ((sent as f64) / secs, (rx() - before) as f64 / secs)
+    loop {
+        wait_idle();
+        let before = rx();
+        let sent = blast(lab, threads, secs);
+        std::thread::sleep(Duration::from_millis(300));
+        let r = ((sent as f64) / secs, (rx() - before) as f64 / secs);
+        if busy().is_none() {
+            return r;
+        }
+    }
+}
+
+/// A process that would skew a measurement: a build, a test run or another benchmark (not
+/// the `cargo test` running this one).
+fn busy() -> Option<String> {
+    const BUSY: [&str; 5] = [
+        "cargo",
+        "rustc",
+        "cargo-clippy",
+        "nexthop-bench",
+        "clippy-driver",
+    ];
+    let parent = |pid: &str| -> Option<String> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(") ")?
+            .1
+            .split(' ')
+            .nth(1)
+            .map(str::to_string)
+    };
+    let mut ours = vec![std::process::id().to_string()];
+    while let Some(p) = parent(ours.last().unwrap()).filter(|p| p != "0") {
+        ours.push(p);
+    }
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if ours.contains(&pid) {
+            return None;
+        }
+        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        let comm = comm.trim();
+        BUSY.contains(&comm).then(|| format!("{comm} ({pid})"))
+    })
+}
+
+fn wait_idle() {
+    let mut quiet_since = Instant::now();
+    let mut said = false;
+    while quiet_since.elapsed() < Duration::from_secs(3) {
+        if let Some(what) = busy() {
+            if !said {
+                println!("(waiting: {what} is running)");
+                said = true;
+            }
+            quiet_since = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 impl Lab {
