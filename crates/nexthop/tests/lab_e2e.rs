@@ -278,12 +278,18 @@ impl Capture {
         self.seen.lock().unwrap().clone()
     }
 
-    /// The MAC the SYN of the connection from `sport` came from, once it has been seen.
-    fn syn_mac(&self, sport: u16) -> Option<[u8; 6]> {
-        self.seen
-            .lock()
-            .unwrap()
+    /// How many packets were recorded so far: a mark for [`Capture::syn_mac`].
+    fn mark(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// The MAC the SYN of the connection from `sport` came from, once it has been seen, among
+    /// the packets recorded since `mark` (ephemeral ports get reused).
+    fn syn_mac(&self, sport: u16, mark: usize) -> Option<[u8; 6]> {
+        let seen = self.seen.lock().unwrap();
+        seen.get(mark..)?
             .iter()
+            .rev()
             .find(|s| s.syn && s.sport == sport)
             .map(|s| s.mac)
     }
@@ -463,18 +469,18 @@ fn nva_of(lab: &Lab) -> HashMap<[u8; 6], &'static str> {
 }
 
 /// Waits until the capture saw the SYN of every port; each port's NVA.
-fn nvas_of(cap: &Capture, lab: &Lab, ports: &[u16]) -> Vec<&'static str> {
+fn nvas_of(cap: &Capture, mark: usize, lab: &Lab, ports: &[u16]) -> Vec<&'static str> {
     let macs = nva_of(lab);
     assert!(
         labtest::wait_until(Duration::from_secs(3), || ports
             .iter()
-            .all(|p| cap.syn_mac(*p).is_some())),
+            .all(|p| cap.syn_mac(*p, mark).is_some())),
         "the branch did not see a SYN of every connection"
     );
     ports
         .iter()
         .map(|p| {
-            let m = cap.syn_mac(*p).unwrap();
+            let m = cap.syn_mac(*p, mark).unwrap();
             *macs.get(&m).unwrap_or(&"unknown MAC")
         })
         .collect()
@@ -519,7 +525,7 @@ fn fail_over(lab: &Lab, cap: &Capture, from: &str, to: &str) -> Failover {
         let seen = cap.seen();
         if let Some(s) = seen
             .iter()
-            .find(|s| s.syn && s.sport == port && macs.get(&s.mac) == Some(&to))
+            .find(|s| s.syn && s.at >= stopped && s.sport == port && macs.get(&s.mac) == Some(&to))
         {
             first = Some(s.at);
         }
@@ -560,6 +566,7 @@ fn active_passive_200_connections_cross_nva1_then_fail_over_to_nva2() {
         lab.tx_packets("nva2", "eth1"),
     ];
 
+    let mark = cap.mark();
     let ports: Vec<u16> = (0..200)
         .map(|i| {
             connect(&lab, None)
@@ -567,7 +574,7 @@ fn active_passive_200_connections_cross_nva1_then_fail_over_to_nva2() {
                 .1
         })
         .collect();
-    let via = nvas_of(&cap, &lab, &ports);
+    let via = nvas_of(&cap, mark, &lab, &ports);
     let tx1 = [
         lab.tx_packets("nva1", "eth1"),
         lab.tx_packets("nva2", "eth1"),
@@ -596,9 +603,10 @@ fn active_passive_200_connections_cross_nva1_then_fail_over_to_nva2() {
         f.from_last_probe
     );
     // From now on every new connection crosses nva2.
+    let mark = cap.mark();
     let ports: Vec<u16> = (0..50).map(|_| connect(&lab, None).unwrap().1).collect();
     assert_eq!(
-        count(&nvas_of(&cap, &lab, &ports)),
+        count(&nvas_of(&cap, mark, &lab, &ports)),
         vec![("nva1", 0), ("nva2", 50)]
     );
     println!("{}", lab.nexthop(&["lb", "show", "nva-ilb"]));
@@ -636,6 +644,7 @@ fn active_active_spreads_1000_connections_as_traced_and_keeps_long_lived_ones() 
 
     // 1000 short connections, each from its own ephemeral port.
     let started = Instant::now();
+    let mark = cap.mark();
     let ports: Vec<u16> = (0..1000)
         .map(|i| {
             connect(&lab, None)
@@ -647,7 +656,7 @@ fn active_active_spreads_1000_connections_as_traced_and_keeps_long_lived_ones() 
     distinct.sort_unstable();
     distinct.dedup();
     assert_eq!(distinct.len(), 1000, "source ports repeat");
-    let via = nvas_of(&cap, &lab, &ports);
+    let via = nvas_of(&cap, mark, &lab, &ports);
     let counts = count(&via);
     println!(
         "1000 connections in {:.2} s, per NVA (SYNs seen by the branch): {counts:?}",
@@ -698,7 +707,7 @@ fn active_active_spreads_1000_connections_as_traced_and_keeps_long_lived_ones() 
     for (_, p, b) in &long {
         let on = if *b == nva1 { "nva1" } else { "nva2" };
         assert_eq!(
-            nvas_of(&cap, &lab, &[*p]),
+            nvas_of(&cap, 0, &lab, &[*p]),
             vec![on],
             "long-lived from port {p}"
         );
@@ -1190,9 +1199,10 @@ fn a_load_balancer_reconfigured_on_the_controller_reaches_the_mux() {
     let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up("active-passive");
     let cap = Capture::start(&lab);
+    let mark = cap.mark();
     let ports: Vec<u16> = (0..20).map(|_| connect(&lab, None).unwrap().1).collect();
     assert_eq!(
-        count(&nvas_of(&cap, &lab, &ports)),
+        count(&nvas_of(&cap, mark, &lab, &ports)),
         vec![("nva1", 20), ("nva2", 0)]
     );
 
@@ -1214,8 +1224,9 @@ fn a_load_balancer_reconfigured_on_the_controller_reaches_the_mux() {
     assert!(labtest::wait_until(Duration::from_secs(10), || both_up(
         &lab
     )));
+    let mark = cap.mark();
     let ports: Vec<u16> = (0..200).map(|_| connect(&lab, None).unwrap().1).collect();
-    let via = nvas_of(&cap, &lab, &ports);
+    let via = nvas_of(&cap, mark, &lab, &ports);
     println!("after the reload to active-active: {:?}", count(&via));
     let nva1: Ipv4Addr = "10.1.2.10".parse().unwrap();
     for (p, v) in ports.iter().zip(&via) {
