@@ -256,13 +256,10 @@ impl Capture {
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
             while !st2.load(Ordering::Relaxed) {
-                // SAFETY: recv into a buffer we own, on a socket we own.
-                let n =
-                    unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-                if n <= 0 {
+                let Some((n, at)) = recv_stamped(&fd, &mut buf) else {
                     continue; // timeout (SO_RCVTIMEO) or EINTR
-                }
-                if let Some(s) = parse(&buf[..n as usize]) {
+                };
+                if let Some(s) = parse(&buf[..n], at) {
                     s2.lock().unwrap().push(s);
                 }
             }
@@ -340,6 +337,14 @@ fn packet_socket(ifname: &'static str) -> impl FnOnce() -> std::io::Result<Owned
                 (&tv as *const libc::timeval).cast(),
                 std::mem::size_of::<libc::timeval>() as u32,
             );
+            let one: i32 = 1;
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&one as *const i32).cast(),
+                4,
+            );
             let size: i32 = 8 << 20;
             libc::setsockopt(
                 fd.as_raw_fd(),
@@ -353,8 +358,42 @@ fn packet_socket(ifname: &'static str) -> impl FnOnce() -> std::io::Result<Owned
     }
 }
 
+/// One frame and the kernel's receive time (SO_TIMESTAMPNS, unix seconds): a time taken when
+/// this thread gets to read it would lag behind on a busy machine.
+fn recv_stamped(fd: &OwnedFd, buf: &mut [u8]) -> Option<(usize, f64)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 16];
+    // SAFETY: msghdr is plain old data; it points at `iov` and `control`, alive for the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: recvmsg on a socket we own into buffers we own.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, 0) };
+    if n <= 0 {
+        return None;
+    }
+    let mut at = now_unix();
+    // SAFETY: walking the control messages the kernel wrote, with the libc macros.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                at = ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9;
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Some((n as usize, at))
+}
+
 /// A TCP packet from vm1 to the branch's echo port, with its Ethernet source.
-fn parse(f: &[u8]) -> Option<Seen> {
+fn parse(f: &[u8], at: f64) -> Option<Seen> {
     let ip = f.get(14..)?;
     if u16::from_be_bytes([f[12], f[13]]) != 0x0800 || ip.len() < 20 || ip[9] != 6 {
         return None;
@@ -371,7 +410,7 @@ fn parse(f: &[u8]) -> Option<Seen> {
     }
     let flags = tcp[13];
     Some(Seen {
-        at: now_unix(),
+        at,
         mac: f[6..12].try_into().ok()?,
         sport: u16::from_be_bytes([tcp[0], tcp[1]]),
         syn: flags & 0x02 != 0 && flags & 0x10 == 0,
@@ -450,6 +489,17 @@ fn socket2_connect(sport: Option<u16>) -> std::io::Result<TcpStream> {
     }
 }
 
+/// `n` connections from vm1, one after the other, each closed after its echo; their ports.
+fn connections(lab: &Lab, n: usize) -> Vec<u16> {
+    (0..n)
+        .map(|i| {
+            connect(lab, None)
+                .unwrap_or_else(|e| panic!("connection {i} failed: {e}"))
+                .1
+        })
+        .collect()
+}
+
 fn echo(mut s: &TcpStream, msg: &[u8]) -> std::io::Result<()> {
     s.write_all(msg)?;
     let mut got = vec![0u8; msg.len()];
@@ -518,18 +568,28 @@ fn fail_over(lab: &Lab, cap: &Capture, from: &str, to: &str) -> Failover {
     let macs = nva_of(lab);
     let stopped = lab.ctl(&["health", from, "stop"]);
     let deadline = Instant::now() + Duration::from_secs(5);
-    let mut first: Option<f64> = None;
+    let mark = cap.mark();
+    let mut ports = Vec::new();
+    // The earliest SYN through `to` among the connections opened since the stop (the capture
+    // may lag behind: every port opened so far is looked at each time).
+    let first_via = |ports: &[u16]| {
+        cap.seen()
+            .get(mark..)
+            .unwrap_or_default()
+            .iter()
+            .filter(|s| s.syn && ports.contains(&s.sport) && macs.get(&s.mac) == Some(&to))
+            .map(|s| s.at)
+            .reduce(f64::min)
+    };
+    let mut first = None;
     while Instant::now() < deadline && first.is_none() {
         let (_s, port) = connect(lab, None).expect("connection during the failover");
+        ports.push(port);
         std::thread::sleep(Duration::from_millis(5));
-        let seen = cap.seen();
-        if let Some(s) = seen
-            .iter()
-            .find(|s| s.syn && s.at >= stopped && s.sport == port && macs.get(&s.mac) == Some(&to))
-        {
-            first = Some(s.at);
-        }
+        first = first_via(&ports);
     }
+    std::thread::sleep(Duration::from_millis(100));
+    let first = first_via(&ports).or(first);
     let first = first.unwrap_or_else(|| panic!("no connection crossed {to} within 5 s"));
     let last_ok = lab
         .probes_ok(from)
@@ -567,13 +627,7 @@ fn active_passive_200_connections_cross_nva1_then_fail_over_to_nva2() {
     ];
 
     let mark = cap.mark();
-    let ports: Vec<u16> = (0..200)
-        .map(|i| {
-            connect(&lab, None)
-                .unwrap_or_else(|e| panic!("connection {i} failed: {e}"))
-                .1
-        })
-        .collect();
+    let ports = connections(&lab, 200);
     let via = nvas_of(&cap, mark, &lab, &ports);
     let tx1 = [
         lab.tx_packets("nva1", "eth1"),
@@ -604,7 +658,7 @@ fn active_passive_200_connections_cross_nva1_then_fail_over_to_nva2() {
     );
     // From now on every new connection crosses nva2.
     let mark = cap.mark();
-    let ports: Vec<u16> = (0..50).map(|_| connect(&lab, None).unwrap().1).collect();
+    let ports = connections(&lab, 50);
     assert_eq!(
         count(&nvas_of(&cap, mark, &lab, &ports)),
         vec![("nva1", 0), ("nva2", 50)]
@@ -645,13 +699,7 @@ fn active_active_spreads_1000_connections_as_traced_and_keeps_long_lived_ones() 
     // 1000 short connections, each from its own ephemeral port.
     let started = Instant::now();
     let mark = cap.mark();
-    let ports: Vec<u16> = (0..1000)
-        .map(|i| {
-            connect(&lab, None)
-                .unwrap_or_else(|e| panic!("connection {i} failed: {e}"))
-                .1
-        })
-        .collect();
+    let ports = connections(&lab, 1000);
     let mut distinct = ports.clone();
     distinct.sort_unstable();
     distinct.dedup();
@@ -1200,7 +1248,7 @@ fn a_load_balancer_reconfigured_on_the_controller_reaches_the_mux() {
     let lab = Lab::up("active-passive");
     let cap = Capture::start(&lab);
     let mark = cap.mark();
-    let ports: Vec<u16> = (0..20).map(|_| connect(&lab, None).unwrap().1).collect();
+    let ports = connections(&lab, 20);
     assert_eq!(
         count(&nvas_of(&cap, mark, &lab, &ports)),
         vec![("nva1", 20), ("nva2", 0)]
@@ -1225,7 +1273,7 @@ fn a_load_balancer_reconfigured_on_the_controller_reaches_the_mux() {
         &lab
     )));
     let mark = cap.mark();
-    let ports: Vec<u16> = (0..200).map(|_| connect(&lab, None).unwrap().1).collect();
+    let ports = connections(&lab, 200);
     let via = nvas_of(&cap, mark, &lab, &ports);
     println!("after the reload to active-active: {:?}", count(&via));
     let nva1: Ipv4Addr = "10.1.2.10".parse().unwrap();
