@@ -36,6 +36,9 @@ pub struct InstanceSpec {
     pub originated: Vec<Ipv4Prefix>,
     pub hold_time: u16,
     pub peers: Vec<PeerSpec>,
+    /// The fabric programs BGP routes (the route server has a virtual network): only then is
+    /// it fed this instance's Loc-RIB changes.
+    pub feed_fabric: bool,
 }
 
 /// One configured peer.
@@ -198,6 +201,7 @@ pub async fn start(
         listener,
         events: etx,
         fabric,
+        fabric_name: spec.name.as_str().into(),
     };
     for p in spec.peers.clone() {
         task.add_peer(p);
@@ -213,8 +217,10 @@ struct RibTask {
     peers: HashMap<PeerId, PeerSlot>,
     listener: Listener,
     events: mpsc::Sender<(PeerId, PeerEvent)>,
-    /// Where Loc-RIB changes go (the fabric), if anywhere.
+    /// Where Loc-RIB changes go (the fabric), if anywhere; fed only with `spec.feed_fabric`.
     fabric: Option<crate::fabricrun::FabricTx>,
+    /// The instance's name in every batch to the fabric (one allocation for all of them).
+    fabric_name: Arc<str>,
 }
 
 impl RibTask {
@@ -373,18 +379,30 @@ impl RibTask {
         }
     }
 
-    fn send_export(&mut self, ex: Export) {
-        if let Some(f) = &self.fabric {
-            for p in &ex.changed {
-                let nh = self.rib.forwarding_next_hops(p);
+    /// Sends the fabric the forwarding next hops of `prefixes` as one batch; with `reset`, the
+    /// batch is the whole Loc-RIB (the fabric drops this instance's other prefixes).
+    fn feed_fabric<'a>(&self, prefixes: impl Iterator<Item = &'a Ipv4Prefix>, reset: bool) {
+        let Some(f) = &self.fabric else { return };
+        let routes: Vec<(fabric::Prefix, Vec<Ipv4Addr>)> = prefixes
+            .map(|p| {
                 let prefix =
                     fabric::Prefix::new(p.addr(), p.len()).unwrap_or(fabric::Prefix::DEFAULT);
-                let _ = f.send(crate::fabricrun::FabricMsg::RibChange {
-                    instance: self.spec.name.clone(),
-                    prefix,
-                    next_hops: (!nh.is_empty()).then_some(nh),
-                });
-            }
+                (prefix, self.rib.forwarding_next_hops(p))
+            })
+            .collect();
+        if routes.is_empty() && !reset {
+            return;
+        }
+        let _ = f.send(crate::fabricrun::FabricMsg::RibChanges {
+            instance: self.fabric_name.clone(),
+            reset,
+            routes,
+        });
+    }
+
+    fn send_export(&mut self, ex: Export) {
+        if self.spec.feed_fabric {
+            self.feed_fabric(ex.changed.iter(), false);
         }
         for (q, out) in &ex.peers {
             let Some(slot) = self.peers.get_mut(q) else {
@@ -586,6 +604,16 @@ impl RibTask {
         for (name, p) in &new {
             if old.get(name) != Some(p) {
                 self.add_peer(p.clone());
+            }
+        }
+        if spec.feed_fabric != self.spec.feed_fabric {
+            // The fabric starts or stops programming BGP routes: it gets the whole Loc-RIB, or
+            // forgets this instance's routes.
+            self.spec.feed_fabric = spec.feed_fabric;
+            if spec.feed_fabric {
+                self.feed_fabric(self.rib.prefixes(), true);
+            } else {
+                self.feed_fabric(std::iter::empty(), true);
             }
         }
         if spec.originated != self.spec.originated
