@@ -114,8 +114,9 @@ pub enum PeerEvent {
 /// What the application tells a peer task.
 #[derive(Debug)]
 pub enum PeerCommand {
-    /// Encoded UPDATE messages, for the session's negotiated context, sent in order.
-    Send(Vec<u8>),
+    /// Encoded UPDATE messages, for the session's negotiated context, sent in order. Shared:
+    /// a route server sends most peers the same bytes, and holds one copy of them.
+    Send(Arc<[u8]>),
     /// An UPDATE to encode with the negotiated context and send.
     SendUpdate(UpdateMessage),
     SendRouteRefresh(RouteRefresh),
@@ -213,7 +214,7 @@ struct Conn {
     /// The connection we opened (Tcp_CR_Acked) rather than accepted; decides collisions.
     outbound: bool,
     /// None until the TCP connection exists (while connecting).
-    writer: Option<mpsc::Sender<Vec<u8>>>,
+    writer: Option<mpsc::Sender<Arc<[u8]>>>,
     reader: Option<tokio::task::JoinHandle<()>>,
     connecting: Option<tokio::task::JoinHandle<()>>,
     deadlines: [Option<Instant>; 3],
@@ -371,14 +372,14 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                 if let Some(i) = self.established() {
                     let mut out = Vec::new();
                     u.emit(&self.conns[i].ctx, &mut out);
-                    return Box::pin(self.command(PeerCommand::Send(out))).await;
+                    return Box::pin(self.command(PeerCommand::Send(out.into()))).await;
                 }
             }
             PeerCommand::SendRouteRefresh(rr) => {
                 if let Some(i) = self.established() {
                     let bytes = bgp::wire::Message::RouteRefresh(rr).to_bytes(&self.conns[i].ctx);
                     if let Some(w) = &self.conns[i].writer {
-                        let _ = w.send(bytes).await;
+                        let _ = w.send(bytes.into()).await;
                     }
                 }
             }
@@ -630,7 +631,7 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                 Action::Send(m) => {
                     let bytes = m.to_bytes(&self.conns[i].ctx);
                     if let Some(w) = &self.conns[i].writer {
-                        let _ = w.send(bytes).await;
+                        let _ = w.send(bytes.into()).await;
                     }
                 }
                 Action::StartTimer(t, d) => {
@@ -842,22 +843,35 @@ async fn read_loop(id: u64, mut r: OwnedReadHalf, tx: mpsc::Sender<Internal>) {
     }
 }
 
-async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>, stats: Arc<PeerStats>) {
+async fn write_loop(
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Arc<[u8]>>,
+    stats: Arc<PeerStats>,
+) {
+    const COALESCE: usize = 256 * 1024;
+    let mut batch = Vec::new();
     while let Some(first) = rx.recv().await {
-        // Coalesce what is queued into one write.
-        let mut batch = first;
-        while batch.len() < 256 * 1024 {
+        // Coalesce what is queued into one write (the buffers are shared: copied, not taken).
+        batch.clear();
+        while batch.len() < COALESCE {
             match rx.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
+                Ok(more) => {
+                    if batch.is_empty() {
+                        batch.reserve(COALESCE.max(first.len() + more.len()));
+                        batch.extend_from_slice(&first);
+                    }
+                    batch.extend_from_slice(&more);
+                }
                 Err(_) => break,
             }
         }
-        if w.write_all(&batch).await.is_err() {
+        let bytes: &[u8] = if batch.is_empty() { &first } else { &batch };
+        if w.write_all(bytes).await.is_err() {
             return;
         }
         stats
             .messages_out
-            .fetch_add(count_messages(&batch), Ordering::Relaxed);
+            .fetch_add(count_messages(bytes), Ordering::Relaxed);
     }
     let _ = w.shutdown().await;
 }

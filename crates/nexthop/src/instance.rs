@@ -202,6 +202,7 @@ pub async fn start(
         events: etx,
         fabric,
         fabric_name: spec.name.as_str().into(),
+        encode_buf: Vec::new(),
     };
     for p in spec.peers.clone() {
         task.add_peer(p);
@@ -221,7 +222,13 @@ struct RibTask {
     fabric: Option<crate::fabricrun::FabricTx>,
     /// The instance's name in every batch to the fabric (one allocation for all of them).
     fabric_name: Arc<str>,
+    /// Where exports are encoded before they are copied, at their exact size, into the buffer
+    /// the peers share: it grows once, not for every message.
+    encode_buf: Vec<u8>,
 }
+
+/// The largest encode buffer kept between exports (a full table for a new peer is larger).
+const ENCODE_BUF_KEPT: usize = 1 << 20;
 
 impl RibTask {
     fn add_peer(&mut self, p: PeerSpec) {
@@ -404,17 +411,34 @@ impl RibTask {
         if self.spec.feed_fabric {
             self.feed_fabric(ex.changed.iter(), false);
         }
-        for (q, out) in &ex.peers {
-            let Some(slot) = self.peers.get_mut(q) else {
-                continue;
-            };
-            if slot.state != State::Established || out.is_empty() {
-                continue;
+        // Each group of peers sent the same thing is encoded once per session context, and
+        // its peers share the bytes.
+        for (members, out) in ex.groups() {
+            let mut encoded: Vec<(SessionContext, Arc<[u8]>, usize)> = Vec::new();
+            for q in members {
+                let Some(slot) = self.peers.get_mut(&q) else {
+                    continue;
+                };
+                if slot.state != State::Established {
+                    continue;
+                }
+                let (bytes, n) = match encoded.iter().find(|(c, _, _)| *c == slot.ctx) {
+                    Some((_, b, n)) => (b.clone(), *n),
+                    None => {
+                        let buf = &mut self.encode_buf;
+                        buf.clear();
+                        let n = out.encode(&slot.ctx, buf);
+                        let b: Arc<[u8]> = Arc::from(&buf[..]);
+                        if buf.capacity() > ENCODE_BUF_KEPT {
+                            *buf = Vec::new();
+                        }
+                        encoded.push((slot.ctx, b.clone(), n));
+                        (b, n)
+                    }
+                };
+                slot.updates_out += n as u64;
+                slot.handle.send(PeerCommand::Send(bytes));
             }
-            let mut bytes = Vec::with_capacity(4096);
-            let n = out.encode(&slot.ctx, &mut bytes);
-            slot.updates_out += n as u64;
-            slot.handle.send(PeerCommand::Send(bytes));
         }
     }
 

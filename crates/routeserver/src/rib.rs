@@ -161,18 +161,60 @@ impl PeerOut {
 }
 
 /// The result of a change: what each peer must be sent, and which Loc-RIB prefixes changed.
+///
+/// A route server sends most of its peers the same thing (all but the source of a route), so
+/// peers are kept in groups that are sent exactly the same [`PeerOut`]: a group is split only
+/// when its peers are told different things (BIRD's buckets, FRR's update-groups, per batch).
+/// The caller encodes each group once per session context.
 #[derive(Debug, Default)]
 pub struct Export {
-    pub peers: Vec<(PeerId, PeerOut)>,
+    /// What each group is sent.
+    outs: Vec<PeerOut>,
+    /// Per group: how many peers are in it.
+    members: Vec<u32>,
+    /// Per peer id: its group in `outs` (NO_GROUP: nothing to send).
+    group_of: Vec<u32>,
     /// Prefixes whose best path or ECMP set changed (for the fabric).
     pub changed: Vec<Ipv4Prefix>,
     /// Exported attribute sets made during this batch, by the address of their source set, so
     /// that all prefixes of one UPDATE share one exported set (and one packed message).
     cache: ExportCache,
-    /// Position in `peers` by peer id (u32::MAX: none yet).
-    slot: Vec<u32>,
     /// Established peers, computed once per batch.
     up: Option<Vec<PeerId>>,
+    /// Scratch space of [`Export::apply`], kept for the next prefix of the batch.
+    ops: Vec<(PeerId, Op)>,
+    moves: Vec<Move>,
+    pick: Vec<usize>,
+}
+
+/// (group before, op, how many peers go with it, group after).
+type Move = (u32, Op, u32, u32);
+
+const NO_GROUP: u32 = u32::MAX;
+
+/// What one prefix change does to a peer's export.
+#[derive(Debug, Clone)]
+enum Op {
+    Keep,
+    Withdraw,
+    Announce(Arc<PathAttributes>),
+}
+
+impl Op {
+    fn same(&self, o: &Op) -> bool {
+        match (self, o) {
+            (Op::Keep, Op::Keep) | (Op::Withdraw, Op::Withdraw) => true,
+            (Op::Announce(a), Op::Announce(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+    fn apply(&self, out: &mut PeerOut, prefix: Ipv4Prefix) {
+        match self {
+            Op::Keep => {}
+            Op::Withdraw => out.withdraw.push(prefix),
+            Op::Announce(a) => out.add(a, prefix),
+        }
+    }
 }
 
 /// (source set, exported set). Holding the source keeps its address from being reused by a new
@@ -180,15 +222,111 @@ pub struct Export {
 type ExportCache = Vec<(Arc<PathAttributes>, Arc<PathAttributes>)>;
 
 impl Export {
+    fn group(&self, q: PeerId) -> u32 {
+        self.group_of.get(q).copied().unwrap_or(NO_GROUP)
+    }
+
+    fn set_group(&mut self, q: PeerId, g: u32) {
+        if self.group_of.len() <= q {
+            self.group_of.resize(q + 1, NO_GROUP);
+        }
+        let old = std::mem::replace(&mut self.group_of[q], g);
+        if old != NO_GROUP {
+            self.members[old as usize] -= 1;
+        }
+        if g != NO_GROUP {
+            self.members[g as usize] += 1;
+        }
+    }
+
+    /// A new group holding a copy of `from`'s output (empty for NO_GROUP), with no peers yet.
+    fn new_group(&mut self, from: u32) -> u32 {
+        let out = match from {
+            NO_GROUP => PeerOut::default(),
+            g => self.outs[g as usize].clone(),
+        };
+        self.outs.push(out);
+        self.members.push(0);
+        (self.outs.len() - 1) as u32
+    }
+
+    /// What `q` alone is sent, to change it: `q` leaves a group it shares.
     fn out(&mut self, q: PeerId) -> &mut PeerOut {
-        if self.slot.len() <= q {
-            self.slot.resize(q + 1, u32::MAX);
+        let g = self.group(q);
+        if g == NO_GROUP || self.members[g as usize] > 1 {
+            let n = self.new_group(g);
+            self.set_group(q, n);
         }
-        if self.slot[q] == u32::MAX {
-            self.slot[q] = self.peers.len() as u32;
-            self.peers.push((q, PeerOut::default()));
+        let g = self.group(q);
+        &mut self.outs[g as usize]
+    }
+
+    /// Applies one prefix change to every peer in `ops` (peer, op): peers of one group told
+    /// different things end up in different groups.
+    fn apply(&mut self, prefix: Ipv4Prefix, ops: &[(PeerId, Op)]) {
+        let mut moves = std::mem::take(&mut self.moves);
+        let mut pick = std::mem::take(&mut self.pick);
+        moves.clear();
+        pick.clear();
+        for (q, op) in ops {
+            let g = self.group(*q);
+            let i = match moves.iter().position(|(o, p, _, _)| *o == g && p.same(op)) {
+                Some(i) => i,
+                None => {
+                    moves.push((g, op.clone(), 0, g));
+                    moves.len() - 1
+                }
+            };
+            moves[i].2 += 1;
+            pick.push(i);
         }
-        &mut self.peers[self.slot[q] as usize].1
+        for m in &mut moves {
+            let (from, ref op, count, _) = *m;
+            if matches!(op, Op::Keep) {
+                continue;
+            }
+            // All of a group told the same: change it in place; else a copy for those told so.
+            let to = if from != NO_GROUP && count == self.members[from as usize] {
+                from
+            } else {
+                self.new_group(from)
+            };
+            op.apply(&mut self.outs[to as usize], prefix);
+            m.3 = to;
+        }
+        for ((q, _), &i) in ops.iter().zip(&pick) {
+            let to = moves[i].3;
+            if to != self.group(*q) {
+                self.set_group(*q, to);
+            }
+        }
+        self.moves = moves;
+        self.pick = pick;
+    }
+
+    /// (peers, what each of them is sent) per group with something to send; peers by id.
+    pub fn groups(&self) -> Vec<(Vec<PeerId>, &PeerOut)> {
+        let mut peers: Vec<Vec<PeerId>> = vec![Vec::new(); self.outs.len()];
+        for (q, &g) in self.group_of.iter().enumerate() {
+            if g != NO_GROUP {
+                peers[g as usize].push(q);
+            }
+        }
+        peers
+            .into_iter()
+            .zip(&self.outs)
+            .filter(|(p, o)| !p.is_empty() && !o.is_empty())
+            .collect()
+    }
+
+    /// (peer, what it is sent) for every peer sent something, by peer id.
+    pub fn peers(&self) -> Vec<(PeerId, &PeerOut)> {
+        self.group_of
+            .iter()
+            .enumerate()
+            .filter(|(_, &g)| g != NO_GROUP && !self.outs[g as usize].is_empty())
+            .map(|(q, &g)| (q, &self.outs[g as usize]))
+            .collect()
     }
 }
 
@@ -469,16 +607,21 @@ impl Rib {
                 .map(|(i, _)| i)
                 .collect()
         });
-        for &q in &peers {
+        let mut ops = std::mem::take(&mut ex.ops);
+        ops.clear();
+        ops.extend(peers.iter().map(|&q| {
             let had = self.exported_for(q, &before, &mut cache);
             let has = self.exported_for(q, &after, &mut cache);
-            match (had, has) {
-                (Some(a), Some(b)) if Arc::ptr_eq(&a, &b) => {}
-                (_, Some(b)) => ex.out(q).add(&b, prefix),
-                (Some(_), None) => ex.out(q).withdraw.push(prefix),
-                (None, None) => {}
-            }
-        }
+            let op = match (had, has) {
+                (Some(a), Some(b)) if Arc::ptr_eq(&a, &b) => Op::Keep,
+                (_, Some(b)) => Op::Announce(b),
+                (Some(_), None) => Op::Withdraw,
+                (None, None) => Op::Keep,
+            };
+            (q, op)
+        }));
+        ex.apply(prefix, &ops);
+        ex.ops = ops;
         ex.cache = cache;
         ex.up = Some(peers);
     }
