@@ -66,16 +66,80 @@ struct Rejected {
 
 #[derive(Debug, Clone)]
 struct Path {
-    peer: PeerId,
+    /// A [`PeerId`], in 4 octets: with the attribute set, a path is 16.
+    peer: u32,
     attrs: Arc<PathAttributes>,
 }
 
-/// Every accepted path for one prefix, best first.
-#[derive(Debug, Default)]
-struct Entry {
+impl Path {
+    fn new(peer: PeerId, attrs: Arc<PathAttributes>) -> Self {
+        let peer = u32::try_from(peer).unwrap_or(u32::MAX);
+        Self { peer, attrs }
+    }
+    fn peer(&self) -> PeerId {
+        self.peer as PeerId
+    }
+}
+
+/// Every accepted path for one prefix, best first. Most prefixes have one path: it is held
+/// inline, so such a prefix costs its map slot (24 octets) and nothing on the heap.
+#[derive(Debug)]
+enum Entry {
+    One(Path),
+    Many(Box<Paths>),
+}
+
+/// Two or more paths.
+#[derive(Debug)]
+struct Paths {
     paths: Vec<Path>,
     /// How many of `paths` (from the front) form the ECMP set.
     multipath: u16,
+}
+
+impl Entry {
+    fn paths(&self) -> &[Path] {
+        match self {
+            Entry::One(p) => std::slice::from_ref(p),
+            Entry::Many(m) => &m.paths,
+        }
+    }
+    fn paths_mut(&mut self) -> &mut [Path] {
+        match self {
+            Entry::One(p) => std::slice::from_mut(p),
+            Entry::Many(m) => &mut m.paths,
+        }
+    }
+    fn multipath(&self) -> u16 {
+        match self {
+            Entry::One(_) => 1,
+            Entry::Many(m) => m.multipath,
+        }
+    }
+    fn push(&mut self, p: Path) {
+        match self {
+            Entry::Many(m) => m.paths.push(p),
+            Entry::One(first) => {
+                let paths = vec![first.clone(), p];
+                *self = Entry::Many(Box::new(Paths {
+                    paths,
+                    multipath: 1,
+                }));
+            }
+        }
+    }
+    /// Removes the path at `i` of a Many entry (the order changes: the caller re-decides),
+    /// back to One when one is left.
+    fn swap_remove(&mut self, i: usize) -> Option<Path> {
+        let Entry::Many(m) = self else { return None };
+        let old = m.paths.swap_remove(i);
+        if m.paths.len() == 1 {
+            if let Some(last) = m.paths.pop() {
+                *self = Entry::One(last);
+            }
+        }
+        Some(old)
+    }
 }
 
 /// A peer sent more routes than it may (SPEC §3: held + incoming > limit).
@@ -449,12 +513,12 @@ impl Rib {
         let prefixes: Vec<Ipv4Prefix> = self
             .loc
             .iter()
-            .filter(|(_, e)| e.paths.iter().any(|x| x.peer == id))
+            .filter(|(_, e)| e.paths().iter().any(|x| x.peer() == id))
             .map(|(p, _)| *p)
             .collect();
         for prefix in prefixes {
             let before = self.best(&prefix);
-            let before_mp = self.loc.get(&prefix).map_or(0, |e| e.multipath);
+            let before_mp = self.loc.get(&prefix).map_or(0, Entry::multipath);
             self.remove_path(prefix, id);
             self.finish_change(prefix, before, before_mp, &mut ex);
         }
@@ -510,7 +574,7 @@ impl Rib {
 
     fn best(&self, prefix: &Ipv4Prefix) -> Best {
         let e = self.loc.get(prefix)?;
-        e.paths.first().map(|p| (p.peer, p.attrs.clone()))
+        e.paths().first().map(|p| (p.peer(), p.attrs.clone()))
     }
 
     fn withdraw_one(&mut self, id: PeerId, prefix: Ipv4Prefix, ex: &mut Export) {
@@ -520,7 +584,7 @@ impl Rib {
             }
         }
         let before = self.best(&prefix);
-        let before_mp = self.loc.get(&prefix).map_or(0, |e| e.multipath);
+        let before_mp = self.loc.get(&prefix).map_or(0, Entry::multipath);
         if self.remove_path(prefix, id) {
             self.finish_change(prefix, before, before_mp, ex);
         }
@@ -539,24 +603,31 @@ impl Rib {
             }
         }
         let before = self.best(&prefix);
-        let before_mp = self.loc.get(&prefix).map_or(0, |e| e.multipath);
-        let e = self.loc.entry(prefix).or_default();
-        match e.paths.iter_mut().find(|x| x.peer == id) {
-            Some(x) => {
-                if Arc::ptr_eq(&x.attrs, attrs) {
-                    return; // a repeat: nothing changes
-                }
-                let old = std::mem::replace(&mut x.attrs, attrs.clone());
-                self.interner.release(old);
-            }
+        let before_mp = self.loc.get(&prefix).map_or(0, Entry::multipath);
+        let added = match self.loc.get_mut(&prefix) {
             None => {
-                e.paths.push(Path {
-                    peer: id,
-                    attrs: attrs.clone(),
-                });
-                if let Some(Some(p)) = self.peers.get_mut(id) {
-                    p.accepted += 1;
+                self.loc
+                    .insert(prefix, Entry::One(Path::new(id, attrs.clone())));
+                true
+            }
+            Some(e) => match e.paths_mut().iter_mut().find(|x| x.peer() == id) {
+                Some(x) => {
+                    if Arc::ptr_eq(&x.attrs, attrs) {
+                        return; // a repeat: nothing changes
+                    }
+                    let old = std::mem::replace(&mut x.attrs, attrs.clone());
+                    self.interner.release(old);
+                    false
                 }
+                None => {
+                    e.push(Path::new(id, attrs.clone()));
+                    true
+                }
+            },
+        };
+        if added {
+            if let Some(Some(p)) = self.peers.get_mut(id) {
+                p.accepted += 1;
             }
         }
         self.finish_change(prefix, before, before_mp, ex);
@@ -567,13 +638,17 @@ impl Rib {
         let Some(e) = self.loc.get_mut(&prefix) else {
             return false;
         };
-        let Some(i) = e.paths.iter().position(|x| x.peer == id) else {
+        let Some(i) = e.paths().iter().position(|x| x.peer() == id) else {
             return false;
         };
-        let old = e.paths.swap_remove(i);
-        if e.paths.is_empty() {
-            self.loc.remove(&prefix);
-        }
+        let old = match e.swap_remove(i) {
+            Some(old) => old,
+            // The only path: the prefix goes.
+            None => match self.loc.remove(&prefix) {
+                Some(Entry::One(old)) => old,
+                _ => return false,
+            },
+        };
         self.interner.release(old.attrs);
         if let Some(Some(p)) = self.peers.get_mut(id) {
             p.accepted = p.accepted.saturating_sub(1);
@@ -585,7 +660,7 @@ impl Rib {
     fn finish_change(&mut self, prefix: Ipv4Prefix, before: Best, before_mp: u16, ex: &mut Export) {
         self.redecide(prefix);
         let after = self.best(&prefix);
-        let after_mp = self.loc.get(&prefix).map_or(0, |e| e.multipath);
+        let after_mp = self.loc.get(&prefix).map_or(0, Entry::multipath);
         let same_best = match (&before, &after) {
             (None, None) => true,
             (Some((p1, a1)), Some((p2, a2))) => p1 == p2 && Arc::ptr_eq(a1, a2),
@@ -647,20 +722,16 @@ impl Rib {
     }
 
     fn redecide(&mut self, prefix: Ipv4Prefix) {
-        let Some(e) = self.loc.get_mut(&prefix) else {
-            return;
+        let Some(Entry::Many(e)) = self.loc.get_mut(&prefix) else {
+            return; // one path: it is the best and the ECMP set
         };
-        if e.paths.len() <= 1 {
-            e.multipath = e.paths.len() as u16;
-            return;
-        }
         let peers = &self.peers;
         let cands: Vec<Candidate<'_>> = e
             .paths
             .iter()
             .map(|p| {
                 let (rid, addr) = peers
-                    .get(p.peer)
+                    .get(p.peer())
                     .and_then(Option::as_ref)
                     .map_or((Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED), |x| {
                         (x.router_id, x.address)
@@ -736,7 +807,7 @@ impl Rib {
                 if self.cfg.originated.contains(prefix) {
                     continue;
                 }
-                let best = e.paths.first().map(|p| (p.peer, p.attrs.clone()));
+                let best = e.paths().first().map(|p| (p.peer(), p.attrs.clone()));
                 if let Some(a) = self.exported_for(q, &best, &mut cache) {
                     out.push((*prefix, a));
                 }
@@ -750,14 +821,14 @@ impl Rib {
     pub fn learned_from(&self, id: PeerId) -> Vec<LearnedRoute> {
         let mut out = Vec::new();
         for (prefix, e) in &self.loc {
-            for (i, p) in e.paths.iter().enumerate() {
-                if p.peer == id {
+            for (i, p) in e.paths().iter().enumerate() {
+                if p.peer() == id {
                     out.push(LearnedRoute {
                         prefix: *prefix,
                         attrs: p.attrs.clone(),
                         state: RouteState::Accepted {
                             best: i == 0,
-                            multipath: i < usize::from(e.multipath),
+                            multipath: i < usize::from(e.multipath()),
                         },
                     });
                 }
@@ -779,10 +850,10 @@ impl Rib {
     /// The Loc-RIB entry of a prefix: the ECMP paths (best first) as (peer, attributes).
     pub fn multipath(&self, prefix: &Ipv4Prefix) -> Vec<(PeerId, Arc<PathAttributes>)> {
         self.loc.get(prefix).map_or_else(Vec::new, |e| {
-            e.paths
+            e.paths()
                 .iter()
-                .take(usize::from(e.multipath))
-                .map(|p| (p.peer, p.attrs.clone()))
+                .take(usize::from(e.multipath()))
+                .map(|p| (p.peer(), p.attrs.clone()))
                 .collect()
         })
     }
