@@ -25,7 +25,8 @@
 
 pub mod sockopt;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::io::IoSlice;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -843,38 +844,59 @@ async fn read_loop(id: u64, mut r: OwnedReadHalf, tx: mpsc::Sender<Internal>) {
     }
 }
 
+/// Writes what the peer task queues, in order. The buffers may be shared with other peers'
+/// writers: they are written as they are (vectored writes of up to [`WRITE_IOVS`] of them), not
+/// copied into a buffer of this connection.
 async fn write_loop(
     mut w: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Arc<[u8]>>,
     stats: Arc<PeerStats>,
 ) {
-    const COALESCE: usize = 256 * 1024;
-    let mut batch = Vec::new();
-    while let Some(first) = rx.recv().await {
-        // Coalesce what is queued into one write (the buffers are shared: copied, not taken).
-        batch.clear();
-        while batch.len() < COALESCE {
+    let mut queue: VecDeque<Arc<[u8]>> = VecDeque::new();
+    // Octets of the front buffer already written.
+    let mut done = 0;
+    loop {
+        if queue.is_empty() {
+            match rx.recv().await {
+                Some(b) => queue.push_back(b),
+                None => break,
+            }
+        }
+        while queue.len() < WRITE_IOVS {
             match rx.try_recv() {
-                Ok(more) => {
-                    if batch.is_empty() {
-                        batch.reserve(COALESCE.max(first.len() + more.len()));
-                        batch.extend_from_slice(&first);
-                    }
-                    batch.extend_from_slice(&more);
-                }
+                Ok(b) => queue.push_back(b),
                 Err(_) => break,
             }
         }
-        let bytes: &[u8] = if batch.is_empty() { &first } else { &batch };
-        if w.write_all(bytes).await.is_err() {
-            return;
+        queue.retain(|b| !b.is_empty());
+        let Some(front) = queue.front() else { continue };
+        let mut slices = Vec::with_capacity(queue.len());
+        slices.push(IoSlice::new(&front[done..]));
+        slices.extend(queue.iter().skip(1).map(|b| IoSlice::new(b)));
+        let mut n = match w.write_vectored(&slices).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        drop(slices);
+        while let Some(front) = queue.front() {
+            let left = front.len() - done;
+            if n < left {
+                done += n;
+                break;
+            }
+            n -= left;
+            done = 0;
+            stats
+                .messages_out
+                .fetch_add(count_messages(front), Ordering::Relaxed);
+            queue.pop_front();
         }
-        stats
-            .messages_out
-            .fetch_add(count_messages(bytes), Ordering::Relaxed);
     }
     let _ = w.shutdown().await;
 }
+
+/// How many queued buffers one write takes at most (Linux allows 1024).
+const WRITE_IOVS: usize = 64;
 
 /// Connections refused by a [`Listener`] because no peer is configured for their source.
 #[derive(Debug, Default)]
