@@ -25,7 +25,8 @@
 
 pub mod sockopt;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::io::IoSlice;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -114,8 +115,9 @@ pub enum PeerEvent {
 /// What the application tells a peer task.
 #[derive(Debug)]
 pub enum PeerCommand {
-    /// Encoded UPDATE messages, for the session's negotiated context, sent in order.
-    Send(Vec<u8>),
+    /// Encoded UPDATE messages, for the session's negotiated context, sent in order. Shared:
+    /// a route server sends most peers the same bytes, and holds one copy of them.
+    Send(Arc<[u8]>),
     /// An UPDATE to encode with the negotiated context and send.
     SendUpdate(UpdateMessage),
     SendRouteRefresh(RouteRefresh),
@@ -213,7 +215,7 @@ struct Conn {
     /// The connection we opened (Tcp_CR_Acked) rather than accepted; decides collisions.
     outbound: bool,
     /// None until the TCP connection exists (while connecting).
-    writer: Option<mpsc::Sender<Vec<u8>>>,
+    writer: Option<mpsc::Sender<Arc<[u8]>>>,
     reader: Option<tokio::task::JoinHandle<()>>,
     connecting: Option<tokio::task::JoinHandle<()>>,
     deadlines: [Option<Instant>; 3],
@@ -371,14 +373,14 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                 if let Some(i) = self.established() {
                     let mut out = Vec::new();
                     u.emit(&self.conns[i].ctx, &mut out);
-                    return Box::pin(self.command(PeerCommand::Send(out))).await;
+                    return Box::pin(self.command(PeerCommand::Send(out.into()))).await;
                 }
             }
             PeerCommand::SendRouteRefresh(rr) => {
                 if let Some(i) = self.established() {
                     let bytes = bgp::wire::Message::RouteRefresh(rr).to_bytes(&self.conns[i].ctx);
                     if let Some(w) = &self.conns[i].writer {
-                        let _ = w.send(bytes).await;
+                        let _ = w.send(bytes.into()).await;
                     }
                 }
             }
@@ -630,7 +632,7 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                 Action::Send(m) => {
                     let bytes = m.to_bytes(&self.conns[i].ctx);
                     if let Some(w) = &self.conns[i].writer {
-                        let _ = w.send(bytes).await;
+                        let _ = w.send(bytes.into()).await;
                     }
                 }
                 Action::StartTimer(t, d) => {
@@ -842,25 +844,59 @@ async fn read_loop(id: u64, mut r: OwnedReadHalf, tx: mpsc::Sender<Internal>) {
     }
 }
 
-async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>, stats: Arc<PeerStats>) {
-    while let Some(first) = rx.recv().await {
-        // Coalesce what is queued into one write.
-        let mut batch = first;
-        while batch.len() < 256 * 1024 {
+/// Writes what the peer task queues, in order. The buffers may be shared with other peers'
+/// writers: they are written as they are (vectored writes of up to [`WRITE_IOVS`] of them), not
+/// copied into a buffer of this connection.
+async fn write_loop(
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Arc<[u8]>>,
+    stats: Arc<PeerStats>,
+) {
+    let mut queue: VecDeque<Arc<[u8]>> = VecDeque::new();
+    // Octets of the front buffer already written.
+    let mut done = 0;
+    loop {
+        if queue.is_empty() {
+            match rx.recv().await {
+                Some(b) => queue.push_back(b),
+                None => break,
+            }
+        }
+        while queue.len() < WRITE_IOVS {
             match rx.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
+                Ok(b) => queue.push_back(b),
                 Err(_) => break,
             }
         }
-        if w.write_all(&batch).await.is_err() {
-            return;
+        queue.retain(|b| !b.is_empty());
+        let Some(front) = queue.front() else { continue };
+        let mut slices = Vec::with_capacity(queue.len());
+        slices.push(IoSlice::new(&front[done..]));
+        slices.extend(queue.iter().skip(1).map(|b| IoSlice::new(b)));
+        let mut n = match w.write_vectored(&slices).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        drop(slices);
+        while let Some(front) = queue.front() {
+            let left = front.len() - done;
+            if n < left {
+                done += n;
+                break;
+            }
+            n -= left;
+            done = 0;
+            stats
+                .messages_out
+                .fetch_add(count_messages(front), Ordering::Relaxed);
+            queue.pop_front();
         }
-        stats
-            .messages_out
-            .fetch_add(count_messages(&batch), Ordering::Relaxed);
     }
     let _ = w.shutdown().await;
 }
+
+/// How many queued buffers one write takes at most (Linux allows 1024).
+const WRITE_IOVS: usize = 64;
 
 /// Connections refused by a [`Listener`] because no peer is configured for their source.
 #[derive(Debug, Default)]

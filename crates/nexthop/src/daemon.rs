@@ -49,6 +49,7 @@ pub fn specs_from_config(cfg: &config::Config) -> Vec<InstanceSpec> {
             password: p.password.as_ref().map(|k| k.expose().to_string()),
         })
         .collect();
+    let feed_fabric = crate::fabricrun::uses_bgp_routes(cfg);
     rs.instances
         .iter()
         .enumerate()
@@ -61,6 +62,7 @@ pub fn specs_from_config(cfg: &config::Config) -> Vec<InstanceSpec> {
             originated: Vec::clone(&originated),
             hold_time: rs.hold_time,
             peers: peers.clone(),
+            feed_fabric,
         })
         .collect()
 }

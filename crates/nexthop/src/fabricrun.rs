@@ -2,7 +2,7 @@
 //! Loc-RIB changes and by load balancer health, and answers effective routes and traces.
 //!
 //! ```text
-//!  RIB tasks (1x per instance) ──RibChange──┐
+//!  RIB tasks (1x per instance) ──RibChanges─┐
 //!  LB tasks (1x per LB) ──LbHealth──────────┼─> fabric task (1x, owns Fabric) <──FabricQuery── API
 //!  reload ──Reconfigure(Topology)───────────┘
 //! ```
@@ -10,9 +10,14 @@
 //! Both instances normally hold the same routes; the fabric programs the union of their
 //! forwarding next hops, so a route learned on one instance only still works (the reference
 //! would program it inconsistently, FACTS §1).
+//!
+//! An instance feeds the fabric only when the route server has a virtual network (without one
+//! no table receives BGP routes), one [`FabricMsg::RibChanges`] per RIB export; when a reload
+//! gives it one, the instance sends its whole Loc-RIB as a `reset` batch.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use fabric::{Fabric, LbInfo, NicInfo, Prefix, Resolution, Route, Topology, VnetInfo};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -46,11 +51,13 @@ impl From<&Route> for RouteView {
 }
 
 pub enum FabricMsg {
-    /// Instance `instance` now has `prefix` with these forwarding next hops (None: gone).
-    RibChange {
-        instance: String,
-        prefix: Prefix,
-        next_hops: Option<Vec<Ipv4Addr>>,
+    /// One RIB export of instance `instance`: per changed prefix, its forwarding next hops now
+    /// (empty: gone). With `reset` the batch is the instance's whole Loc-RIB: its prefixes not
+    /// in it are gone.
+    RibChanges {
+        instance: Arc<str>,
+        reset: bool,
+        routes: Vec<(Prefix, Vec<Ipv4Addr>)>,
     },
     LbHealth {
         lb: String,
@@ -77,7 +84,6 @@ pub enum FabricMsg {
     Subscribe(oneshot::Sender<watch::Receiver<u64>>),
 }
 
-/// Unbounded: the RIB tasks hand over changes without waiting (the fabric is the faster side).
 /// A NIC's effective routes at `version`: all of them (`changed` None), or only those of the
 /// prefixes changed since the version asked for.
 pub struct NicRoutes {
@@ -86,7 +92,22 @@ pub struct NicRoutes {
     pub changed: Option<Vec<Prefix>>,
 }
 
+/// Unbounded: the RIB tasks hand over changes without waiting (the fabric is the faster side,
+/// and is fed only when a virtual network receives BGP routes).
 pub type FabricTx = mpsc::UnboundedSender<FabricMsg>;
+
+/// Per prefix, the forwarding next hops each instance has for it (to compute the union).
+type InstanceRoutes = HashMap<Prefix, Vec<(Arc<str>, Vec<Ipv4Addr>)>>;
+
+/// Whether the fabric programs BGP routes under `cfg`: the route server has a virtual network
+/// (the tables of it and of its peers receive them). If not, instances do not feed it.
+pub fn uses_bgp_routes(cfg: &config::Config) -> bool {
+    cfg.route_server
+        .as_ref()
+        .and_then(|r| r.virtual_network.as_deref())
+        .and_then(|v| cfg.virtual_network(v))
+        .is_some()
+}
 
 /// The topology of a config.
 pub fn topology(cfg: &config::Config) -> Topology {
@@ -138,39 +159,41 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
     let (tx, mut rx) = mpsc::unbounded_channel::<FabricMsg>();
     tokio::spawn(async move {
         let mut fabric = Fabric::new(topo, tracking);
-        // Per prefix, per instance: the next hops (to compute the union, and to rebuild).
-        let mut routes: HashMap<Prefix, BTreeMap<String, Vec<Ipv4Addr>>> = HashMap::new();
+        let mut routes: InstanceRoutes = HashMap::new();
         let mut health: HashMap<String, bool> = HashMap::new();
         let mut logged: HashSet<String> = HashSet::new();
         let (changes, _) = watch::channel(0u64);
         while let Some(m) = rx.recv().await {
             let bump = matches!(
                 m,
-                FabricMsg::RibChange { .. }
+                FabricMsg::RibChanges { .. }
                     | FabricMsg::LbHealth { .. }
                     | FabricMsg::Reconfigure(..)
             );
             match m {
-                FabricMsg::RibChange {
+                FabricMsg::RibChanges {
                     instance,
-                    prefix,
-                    next_hops,
+                    reset,
+                    routes: batch,
                 } => {
-                    let e = routes.entry(prefix).or_default();
-                    match next_hops {
-                        Some(n) => {
-                            e.insert(instance, n);
-                        }
-                        None => {
-                            e.remove(&instance);
+                    if reset {
+                        let keep: HashSet<Prefix> = batch.iter().map(|(p, _)| *p).collect();
+                        let gone: Vec<Prefix> = routes
+                            .iter()
+                            .filter(|(p, per)| {
+                                !keep.contains(p) && per.iter().any(|(i, _)| *i == instance)
+                            })
+                            .map(|(p, _)| *p)
+                            .collect();
+                        for p in gone {
+                            set_route(&mut routes, &mut fabric, &instance, p, Vec::new());
+                            log_cross_region(&fabric, p, &mut logged);
                         }
                     }
-                    let union = union(e);
-                    if union.is_none() {
-                        routes.remove(&prefix);
+                    for (p, nh) in batch {
+                        set_route(&mut routes, &mut fabric, &instance, p, nh);
+                        log_cross_region(&fabric, p, &mut logged);
                     }
-                    fabric.set_bgp_route(prefix, union);
-                    log_cross_region(&fabric, prefix, &mut logged);
                 }
                 FabricMsg::LbHealth { lb, healthy } => {
                     health.insert(lb.clone(), healthy);
@@ -266,11 +289,36 @@ fn resolve_rs(f: &Fabric, nh: Ipv4Addr) -> Resolution {
     f.resolve(&vnet, nh)
 }
 
-fn union(per: &BTreeMap<String, Vec<Ipv4Addr>>) -> Option<Vec<Ipv4Addr>> {
+/// Records `instance`'s next hops for `prefix` (empty: it has none) and programs the union.
+fn set_route(
+    routes: &mut InstanceRoutes,
+    fabric: &mut Fabric,
+    instance: &Arc<str>,
+    prefix: Prefix,
+    next_hops: Vec<Ipv4Addr>,
+) {
+    let per = routes.entry(prefix).or_default();
+    let at = per.iter().position(|(i, _)| i == instance);
+    match (at, next_hops.is_empty()) {
+        (Some(i), false) => per[i].1 = next_hops,
+        (None, false) => per.push((instance.clone(), next_hops)),
+        (Some(i), true) => {
+            per.swap_remove(i);
+        }
+        (None, true) => {}
+    }
+    let union = union(per);
+    if union.is_none() {
+        routes.remove(&prefix);
+    }
+    fabric.set_bgp_route(prefix, union);
+}
+
+fn union(per: &[(Arc<str>, Vec<Ipv4Addr>)]) -> Option<Vec<Ipv4Addr>> {
     if per.is_empty() {
         return None;
     }
-    let mut v: Vec<Ipv4Addr> = per.values().flatten().copied().collect();
+    let mut v: Vec<Ipv4Addr> = per.iter().flat_map(|(_, n)| n).copied().collect();
     v.sort();
     v.dedup();
     Some(v)

@@ -36,6 +36,9 @@ pub struct InstanceSpec {
     pub originated: Vec<Ipv4Prefix>,
     pub hold_time: u16,
     pub peers: Vec<PeerSpec>,
+    /// The fabric programs BGP routes (the route server has a virtual network): only then is
+    /// it fed this instance's Loc-RIB changes.
+    pub feed_fabric: bool,
 }
 
 /// One configured peer.
@@ -198,6 +201,8 @@ pub async fn start(
         listener,
         events: etx,
         fabric,
+        fabric_name: spec.name.as_str().into(),
+        encode_buf: Vec::new(),
     };
     for p in spec.peers.clone() {
         task.add_peer(p);
@@ -213,9 +218,17 @@ struct RibTask {
     peers: HashMap<PeerId, PeerSlot>,
     listener: Listener,
     events: mpsc::Sender<(PeerId, PeerEvent)>,
-    /// Where Loc-RIB changes go (the fabric), if anywhere.
+    /// Where Loc-RIB changes go (the fabric), if anywhere; fed only with `spec.feed_fabric`.
     fabric: Option<crate::fabricrun::FabricTx>,
+    /// The instance's name in every batch to the fabric (one allocation for all of them).
+    fabric_name: Arc<str>,
+    /// Where exports are encoded before they are copied, at their exact size, into the buffer
+    /// the peers share: it grows once, not for every message.
+    encode_buf: Vec<u8>,
 }
+
+/// The largest encode buffer kept between exports (a full table for a new peer is larger).
+const ENCODE_BUF_KEPT: usize = 1 << 20;
 
 impl RibTask {
     fn add_peer(&mut self, p: PeerSpec) {
@@ -373,30 +386,59 @@ impl RibTask {
         }
     }
 
-    fn send_export(&mut self, ex: Export) {
-        if let Some(f) = &self.fabric {
-            for p in &ex.changed {
-                let nh = self.rib.forwarding_next_hops(p);
+    /// Sends the fabric the forwarding next hops of `prefixes` as one batch; with `reset`, the
+    /// batch is the whole Loc-RIB (the fabric drops this instance's other prefixes).
+    fn feed_fabric<'a>(&self, prefixes: impl Iterator<Item = &'a Ipv4Prefix>, reset: bool) {
+        let Some(f) = &self.fabric else { return };
+        let routes: Vec<(fabric::Prefix, Vec<Ipv4Addr>)> = prefixes
+            .map(|p| {
                 let prefix =
                     fabric::Prefix::new(p.addr(), p.len()).unwrap_or(fabric::Prefix::DEFAULT);
-                let _ = f.send(crate::fabricrun::FabricMsg::RibChange {
-                    instance: self.spec.name.clone(),
-                    prefix,
-                    next_hops: (!nh.is_empty()).then_some(nh),
-                });
-            }
+                (prefix, self.rib.forwarding_next_hops(p))
+            })
+            .collect();
+        if routes.is_empty() && !reset {
+            return;
         }
-        for (q, out) in &ex.peers {
-            let Some(slot) = self.peers.get_mut(q) else {
-                continue;
-            };
-            if slot.state != State::Established || out.is_empty() {
-                continue;
+        let _ = f.send(crate::fabricrun::FabricMsg::RibChanges {
+            instance: self.fabric_name.clone(),
+            reset,
+            routes,
+        });
+    }
+
+    fn send_export(&mut self, ex: Export) {
+        if self.spec.feed_fabric {
+            self.feed_fabric(ex.changed.iter(), false);
+        }
+        // Each group of peers sent the same thing is encoded once per session context, and
+        // its peers share the bytes.
+        for (members, out) in ex.groups() {
+            let mut encoded: Vec<(SessionContext, Arc<[u8]>, usize)> = Vec::new();
+            for q in members {
+                let Some(slot) = self.peers.get_mut(&q) else {
+                    continue;
+                };
+                if slot.state != State::Established {
+                    continue;
+                }
+                let (bytes, n) = match encoded.iter().find(|(c, _, _)| *c == slot.ctx) {
+                    Some((_, b, n)) => (b.clone(), *n),
+                    None => {
+                        let buf = &mut self.encode_buf;
+                        buf.clear();
+                        let n = out.encode(&slot.ctx, buf);
+                        let b: Arc<[u8]> = Arc::from(&buf[..]);
+                        if buf.capacity() > ENCODE_BUF_KEPT {
+                            *buf = Vec::new();
+                        }
+                        encoded.push((slot.ctx, b.clone(), n));
+                        (b, n)
+                    }
+                };
+                slot.updates_out += n as u64;
+                slot.handle.send(PeerCommand::Send(bytes));
             }
-            let mut bytes = Vec::with_capacity(4096);
-            let n = out.encode(&slot.ctx, &mut bytes);
-            slot.updates_out += n as u64;
-            slot.handle.send(PeerCommand::Send(bytes));
         }
     }
 
@@ -586,6 +628,16 @@ impl RibTask {
         for (name, p) in &new {
             if old.get(name) != Some(p) {
                 self.add_peer(p.clone());
+            }
+        }
+        if spec.feed_fabric != self.spec.feed_fabric {
+            // The fabric starts or stops programming BGP routes: it gets the whole Loc-RIB, or
+            // forgets this instance's routes.
+            self.spec.feed_fabric = spec.feed_fabric;
+            if spec.feed_fabric {
+                self.feed_fabric(self.rib.prefixes(), true);
+            } else {
+                self.feed_fabric(std::iter::empty(), true);
             }
         }
         if spec.originated != self.spec.originated

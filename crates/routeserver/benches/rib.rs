@@ -78,8 +78,8 @@ fn run(work: &[Vec<UpdateMessage>], ctx: &SessionContext) -> (Rib, usize) {
     for (t, msgs) in work.iter().enumerate() {
         for m in msgs {
             let ex = rib.apply_update(ids[t], m).expect("under limit");
-            for (q, o) in &ex.peers {
-                if *q == mon {
+            for (q, o) in ex.peers() {
+                if q == mon {
                     out.clear();
                     o.encode(ctx, &mut out);
                     bytes += out.len();

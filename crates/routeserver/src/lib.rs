@@ -17,7 +17,8 @@
 //!  UPDATE from peer ──Rib::apply_update──> Adj-RIB-In paths ──decision──> Loc-RIB best/ECMP
 //!                                                                  │ best changed
 //!                                                                  v
-//!  per-peer UPDATEs <──encode (attrs once per set)── Export { per peer: withdraw, announce }
+//!  UPDATEs per group <──encode (attrs once per set)── Export { per group of peers sent the
+//!                                                             same: withdraw, announce }
 //! ```
 #![deny(unsafe_code)]
 

@@ -66,16 +66,80 @@ struct Rejected {
 
 #[derive(Debug, Clone)]
 struct Path {
-    peer: PeerId,
+    /// A [`PeerId`], in 4 octets: with the attribute set, a path is 16.
+    peer: u32,
     attrs: Arc<PathAttributes>,
 }
 
-/// Every accepted path for one prefix, best first.
-#[derive(Debug, Default)]
-struct Entry {
+impl Path {
+    fn new(peer: PeerId, attrs: Arc<PathAttributes>) -> Self {
+        let peer = u32::try_from(peer).unwrap_or(u32::MAX);
+        Self { peer, attrs }
+    }
+    fn peer(&self) -> PeerId {
+        self.peer as PeerId
+    }
+}
+
+/// Every accepted path for one prefix, best first. Most prefixes have one path: it is held
+/// inline, so such a prefix costs its map slot (24 octets) and nothing on the heap.
+#[derive(Debug)]
+enum Entry {
+    One(Path),
+    Many(Box<Paths>),
+}
+
+/// Two or more paths.
+#[derive(Debug)]
+struct Paths {
     paths: Vec<Path>,
     /// How many of `paths` (from the front) form the ECMP set.
     multipath: u16,
+}
+
+impl Entry {
+    fn paths(&self) -> &[Path] {
+        match self {
+            Entry::One(p) => std::slice::from_ref(p),
+            Entry::Many(m) => &m.paths,
+        }
+    }
+    fn paths_mut(&mut self) -> &mut [Path] {
+        match self {
+            Entry::One(p) => std::slice::from_mut(p),
+            Entry::Many(m) => &mut m.paths,
+        }
+    }
+    fn multipath(&self) -> u16 {
+        match self {
+            Entry::One(_) => 1,
+            Entry::Many(m) => m.multipath,
+        }
+    }
+    fn push(&mut self, p: Path) {
+        match self {
+            Entry::Many(m) => m.paths.push(p),
+            Entry::One(first) => {
+                let paths = vec![first.clone(), p];
+                *self = Entry::Many(Box::new(Paths {
+                    paths,
+                    multipath: 1,
+                }));
+            }
+        }
+    }
+    /// Removes the path at `i` of a Many entry (the order changes: the caller re-decides),
+    /// back to One when one is left.
+    fn swap_remove(&mut self, i: usize) -> Option<Path> {
+        let Entry::Many(m) = self else { return None };
+        let old = m.paths.swap_remove(i);
+        if m.paths.len() == 1 {
+            if let Some(last) = m.paths.pop() {
+                *self = Entry::One(last);
+            }
+        }
+        Some(old)
+    }
 }
 
 /// A peer sent more routes than it may (SPEC §3: held + incoming > limit).
@@ -161,18 +225,60 @@ impl PeerOut {
 }
 
 /// The result of a change: what each peer must be sent, and which Loc-RIB prefixes changed.
+///
+/// A route server sends most of its peers the same thing (all but the source of a route), so
+/// peers are kept in groups that are sent exactly the same [`PeerOut`]: a group is split only
+/// when its peers are told different things (BIRD's buckets, FRR's update-groups, per batch).
+/// The caller encodes each group once per session context.
 #[derive(Debug, Default)]
 pub struct Export {
-    pub peers: Vec<(PeerId, PeerOut)>,
+    /// What each group is sent.
+    outs: Vec<PeerOut>,
+    /// Per group: how many peers are in it.
+    members: Vec<u32>,
+    /// Per peer id: its group in `outs` (NO_GROUP: nothing to send).
+    group_of: Vec<u32>,
     /// Prefixes whose best path or ECMP set changed (for the fabric).
     pub changed: Vec<Ipv4Prefix>,
     /// Exported attribute sets made during this batch, by the address of their source set, so
     /// that all prefixes of one UPDATE share one exported set (and one packed message).
     cache: ExportCache,
-    /// Position in `peers` by peer id (u32::MAX: none yet).
-    slot: Vec<u32>,
     /// Established peers, computed once per batch.
     up: Option<Vec<PeerId>>,
+    /// Scratch space of [`Export::apply`], kept for the next prefix of the batch.
+    ops: Vec<(PeerId, Op)>,
+    moves: Vec<Move>,
+    pick: Vec<usize>,
+}
+
+/// (group before, op, how many peers go with it, group after).
+type Move = (u32, Op, u32, u32);
+
+const NO_GROUP: u32 = u32::MAX;
+
+/// What one prefix change does to a peer's export.
+#[derive(Debug, Clone)]
+enum Op {
+    Keep,
+    Withdraw,
+    Announce(Arc<PathAttributes>),
+}
+
+impl Op {
+    fn same(&self, o: &Op) -> bool {
+        match (self, o) {
+            (Op::Keep, Op::Keep) | (Op::Withdraw, Op::Withdraw) => true,
+            (Op::Announce(a), Op::Announce(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+    fn apply(&self, out: &mut PeerOut, prefix: Ipv4Prefix) {
+        match self {
+            Op::Keep => {}
+            Op::Withdraw => out.withdraw.push(prefix),
+            Op::Announce(a) => out.add(a, prefix),
+        }
+    }
 }
 
 /// (source set, exported set). Holding the source keeps its address from being reused by a new
@@ -180,15 +286,111 @@ pub struct Export {
 type ExportCache = Vec<(Arc<PathAttributes>, Arc<PathAttributes>)>;
 
 impl Export {
+    fn group(&self, q: PeerId) -> u32 {
+        self.group_of.get(q).copied().unwrap_or(NO_GROUP)
+    }
+
+    fn set_group(&mut self, q: PeerId, g: u32) {
+        if self.group_of.len() <= q {
+            self.group_of.resize(q + 1, NO_GROUP);
+        }
+        let old = std::mem::replace(&mut self.group_of[q], g);
+        if old != NO_GROUP {
+            self.members[old as usize] -= 1;
+        }
+        if g != NO_GROUP {
+            self.members[g as usize] += 1;
+        }
+    }
+
+    /// A new group holding a copy of `from`'s output (empty for NO_GROUP), with no peers yet.
+    fn new_group(&mut self, from: u32) -> u32 {
+        let out = match from {
+            NO_GROUP => PeerOut::default(),
+            g => self.outs[g as usize].clone(),
+        };
+        self.outs.push(out);
+        self.members.push(0);
+        (self.outs.len() - 1) as u32
+    }
+
+    /// What `q` alone is sent, to change it: `q` leaves a group it shares.
     fn out(&mut self, q: PeerId) -> &mut PeerOut {
-        if self.slot.len() <= q {
-            self.slot.resize(q + 1, u32::MAX);
+        let g = self.group(q);
+        if g == NO_GROUP || self.members[g as usize] > 1 {
+            let n = self.new_group(g);
+            self.set_group(q, n);
         }
-        if self.slot[q] == u32::MAX {
-            self.slot[q] = self.peers.len() as u32;
-            self.peers.push((q, PeerOut::default()));
+        let g = self.group(q);
+        &mut self.outs[g as usize]
+    }
+
+    /// Applies one prefix change to every peer in `ops` (peer, op): peers of one group told
+    /// different things end up in different groups.
+    fn apply(&mut self, prefix: Ipv4Prefix, ops: &[(PeerId, Op)]) {
+        let mut moves = std::mem::take(&mut self.moves);
+        let mut pick = std::mem::take(&mut self.pick);
+        moves.clear();
+        pick.clear();
+        for (q, op) in ops {
+            let g = self.group(*q);
+            let i = match moves.iter().position(|(o, p, _, _)| *o == g && p.same(op)) {
+                Some(i) => i,
+                None => {
+                    moves.push((g, op.clone(), 0, g));
+                    moves.len() - 1
+                }
+            };
+            moves[i].2 += 1;
+            pick.push(i);
         }
-        &mut self.peers[self.slot[q] as usize].1
+        for m in &mut moves {
+            let (from, ref op, count, _) = *m;
+            if matches!(op, Op::Keep) {
+                continue;
+            }
+            // All of a group told the same: change it in place; else a copy for those told so.
+            let to = if from != NO_GROUP && count == self.members[from as usize] {
+                from
+            } else {
+                self.new_group(from)
+            };
+            op.apply(&mut self.outs[to as usize], prefix);
+            m.3 = to;
+        }
+        for ((q, _), &i) in ops.iter().zip(&pick) {
+            let to = moves[i].3;
+            if to != self.group(*q) {
+                self.set_group(*q, to);
+            }
+        }
+        self.moves = moves;
+        self.pick = pick;
+    }
+
+    /// (peers, what each of them is sent) per group with something to send; peers by id.
+    pub fn groups(&self) -> Vec<(Vec<PeerId>, &PeerOut)> {
+        let mut peers: Vec<Vec<PeerId>> = vec![Vec::new(); self.outs.len()];
+        for (q, &g) in self.group_of.iter().enumerate() {
+            if g != NO_GROUP {
+                peers[g as usize].push(q);
+            }
+        }
+        peers
+            .into_iter()
+            .zip(&self.outs)
+            .filter(|(p, o)| !p.is_empty() && !o.is_empty())
+            .collect()
+    }
+
+    /// (peer, what it is sent) for every peer sent something, by peer id.
+    pub fn peers(&self) -> Vec<(PeerId, &PeerOut)> {
+        self.group_of
+            .iter()
+            .enumerate()
+            .filter(|(_, &g)| g != NO_GROUP && !self.outs[g as usize].is_empty())
+            .map(|(q, &g)| (q, &self.outs[g as usize]))
+            .collect()
     }
 }
 
@@ -311,12 +513,12 @@ impl Rib {
         let prefixes: Vec<Ipv4Prefix> = self
             .loc
             .iter()
-            .filter(|(_, e)| e.paths.iter().any(|x| x.peer == id))
+            .filter(|(_, e)| e.paths().iter().any(|x| x.peer() == id))
             .map(|(p, _)| *p)
             .collect();
         for prefix in prefixes {
             let before = self.best(&prefix);
-            let before_mp = self.loc.get(&prefix).map_or(0, |e| e.multipath);
+            let before_mp = self.loc.get(&prefix).map_or(0, Entry::multipath);
             self.remove_path(prefix, id);
             self.finish_change(prefix, before, before_mp, &mut ex);
         }
@@ -372,7 +574,7 @@ impl Rib {
 
     fn best(&self, prefix: &Ipv4Prefix) -> Best {
         let e = self.loc.get(prefix)?;
-        e.paths.first().map(|p| (p.peer, p.attrs.clone()))
+        e.paths().first().map(|p| (p.peer(), p.attrs.clone()))
     }
 
     fn withdraw_one(&mut self, id: PeerId, prefix: Ipv4Prefix, ex: &mut Export) {
@@ -382,7 +584,7 @@ impl Rib {
             }
         }
         let before = self.best(&prefix);
-        let before_mp = self.loc.get(&prefix).map_or(0, |e| e.multipath);
+        let before_mp = self.loc.get(&prefix).map_or(0, Entry::multipath);
         if self.remove_path(prefix, id) {
             self.finish_change(prefix, before, before_mp, ex);
         }
@@ -401,24 +603,31 @@ impl Rib {
             }
         }
         let before = self.best(&prefix);
-        let before_mp = self.loc.get(&prefix).map_or(0, |e| e.multipath);
-        let e = self.loc.entry(prefix).or_default();
-        match e.paths.iter_mut().find(|x| x.peer == id) {
-            Some(x) => {
-                if Arc::ptr_eq(&x.attrs, attrs) {
-                    return; // a repeat: nothing changes
-                }
-                let old = std::mem::replace(&mut x.attrs, attrs.clone());
-                self.interner.release(old);
-            }
+        let before_mp = self.loc.get(&prefix).map_or(0, Entry::multipath);
+        let added = match self.loc.get_mut(&prefix) {
             None => {
-                e.paths.push(Path {
-                    peer: id,
-                    attrs: attrs.clone(),
-                });
-                if let Some(Some(p)) = self.peers.get_mut(id) {
-                    p.accepted += 1;
+                self.loc
+                    .insert(prefix, Entry::One(Path::new(id, attrs.clone())));
+                true
+            }
+            Some(e) => match e.paths_mut().iter_mut().find(|x| x.peer() == id) {
+                Some(x) => {
+                    if Arc::ptr_eq(&x.attrs, attrs) {
+                        return; // a repeat: nothing changes
+                    }
+                    let old = std::mem::replace(&mut x.attrs, attrs.clone());
+                    self.interner.release(old);
+                    false
                 }
+                None => {
+                    e.push(Path::new(id, attrs.clone()));
+                    true
+                }
+            },
+        };
+        if added {
+            if let Some(Some(p)) = self.peers.get_mut(id) {
+                p.accepted += 1;
             }
         }
         self.finish_change(prefix, before, before_mp, ex);
@@ -429,13 +638,17 @@ impl Rib {
         let Some(e) = self.loc.get_mut(&prefix) else {
             return false;
         };
-        let Some(i) = e.paths.iter().position(|x| x.peer == id) else {
+        let Some(i) = e.paths().iter().position(|x| x.peer() == id) else {
             return false;
         };
-        let old = e.paths.swap_remove(i);
-        if e.paths.is_empty() {
-            self.loc.remove(&prefix);
-        }
+        let old = match e.swap_remove(i) {
+            Some(old) => old,
+            // The only path: the prefix goes.
+            None => match self.loc.remove(&prefix) {
+                Some(Entry::One(old)) => old,
+                _ => return false,
+            },
+        };
         self.interner.release(old.attrs);
         if let Some(Some(p)) = self.peers.get_mut(id) {
             p.accepted = p.accepted.saturating_sub(1);
@@ -447,7 +660,7 @@ impl Rib {
     fn finish_change(&mut self, prefix: Ipv4Prefix, before: Best, before_mp: u16, ex: &mut Export) {
         self.redecide(prefix);
         let after = self.best(&prefix);
-        let after_mp = self.loc.get(&prefix).map_or(0, |e| e.multipath);
+        let after_mp = self.loc.get(&prefix).map_or(0, Entry::multipath);
         let same_best = match (&before, &after) {
             (None, None) => true,
             (Some((p1, a1)), Some((p2, a2))) => p1 == p2 && Arc::ptr_eq(a1, a2),
@@ -469,16 +682,21 @@ impl Rib {
                 .map(|(i, _)| i)
                 .collect()
         });
-        for &q in &peers {
+        let mut ops = std::mem::take(&mut ex.ops);
+        ops.clear();
+        ops.extend(peers.iter().map(|&q| {
             let had = self.exported_for(q, &before, &mut cache);
             let has = self.exported_for(q, &after, &mut cache);
-            match (had, has) {
-                (Some(a), Some(b)) if Arc::ptr_eq(&a, &b) => {}
-                (_, Some(b)) => ex.out(q).add(&b, prefix),
-                (Some(_), None) => ex.out(q).withdraw.push(prefix),
-                (None, None) => {}
-            }
-        }
+            let op = match (had, has) {
+                (Some(a), Some(b)) if Arc::ptr_eq(&a, &b) => Op::Keep,
+                (_, Some(b)) => Op::Announce(b),
+                (Some(_), None) => Op::Withdraw,
+                (None, None) => Op::Keep,
+            };
+            (q, op)
+        }));
+        ex.apply(prefix, &ops);
+        ex.ops = ops;
         ex.cache = cache;
         ex.up = Some(peers);
     }
@@ -504,20 +722,16 @@ impl Rib {
     }
 
     fn redecide(&mut self, prefix: Ipv4Prefix) {
-        let Some(e) = self.loc.get_mut(&prefix) else {
-            return;
+        let Some(Entry::Many(e)) = self.loc.get_mut(&prefix) else {
+            return; // one path: it is the best and the ECMP set
         };
-        if e.paths.len() <= 1 {
-            e.multipath = e.paths.len() as u16;
-            return;
-        }
         let peers = &self.peers;
         let cands: Vec<Candidate<'_>> = e
             .paths
             .iter()
             .map(|p| {
                 let (rid, addr) = peers
-                    .get(p.peer)
+                    .get(p.peer())
                     .and_then(Option::as_ref)
                     .map_or((Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED), |x| {
                         (x.router_id, x.address)
@@ -593,7 +807,7 @@ impl Rib {
                 if self.cfg.originated.contains(prefix) {
                     continue;
                 }
-                let best = e.paths.first().map(|p| (p.peer, p.attrs.clone()));
+                let best = e.paths().first().map(|p| (p.peer(), p.attrs.clone()));
                 if let Some(a) = self.exported_for(q, &best, &mut cache) {
                     out.push((*prefix, a));
                 }
@@ -607,14 +821,14 @@ impl Rib {
     pub fn learned_from(&self, id: PeerId) -> Vec<LearnedRoute> {
         let mut out = Vec::new();
         for (prefix, e) in &self.loc {
-            for (i, p) in e.paths.iter().enumerate() {
-                if p.peer == id {
+            for (i, p) in e.paths().iter().enumerate() {
+                if p.peer() == id {
                     out.push(LearnedRoute {
                         prefix: *prefix,
                         attrs: p.attrs.clone(),
                         state: RouteState::Accepted {
                             best: i == 0,
-                            multipath: i < usize::from(e.multipath),
+                            multipath: i < usize::from(e.multipath()),
                         },
                     });
                 }
@@ -636,10 +850,10 @@ impl Rib {
     /// The Loc-RIB entry of a prefix: the ECMP paths (best first) as (peer, attributes).
     pub fn multipath(&self, prefix: &Ipv4Prefix) -> Vec<(PeerId, Arc<PathAttributes>)> {
         self.loc.get(prefix).map_or_else(Vec::new, |e| {
-            e.paths
+            e.paths()
                 .iter()
-                .take(usize::from(e.multipath))
-                .map(|p| (p.peer, p.attrs.clone()))
+                .take(usize::from(e.multipath()))
+                .map(|p| (p.peer(), p.attrs.clone()))
                 .collect()
         })
     }

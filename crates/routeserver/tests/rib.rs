@@ -188,7 +188,7 @@ fn advertised_without_branch_to_branch_is_the_address_space() {
         )
         .unwrap();
     assert!(
-        ex.peers.is_empty(),
+        ex.peers().is_empty(),
         "nothing to send: branch_to_branch is off"
     );
     let adv = r.advertised_to(b);
@@ -199,7 +199,7 @@ fn advertised_without_branch_to_branch_is_the_address_space() {
     assert_eq!(adv[0].1.origin, Some(Origin::Igp));
     // peer_up sends exactly that.
     let ex = r.peer_up(b, Ipv4Addr::new(10, 1, 2, 11));
-    let msgs = ex.peers[0].1.to_messages();
+    let msgs = ex.peers()[0].1.to_messages();
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].nlri, vec![p("10.1.0.0/16")]);
 }
@@ -225,9 +225,9 @@ fn branch_to_branch_exports_to_other_peers_only() {
     let ex = r
         .apply_update(a, &announce(at, &["192.168.10.0/24"]))
         .unwrap();
-    assert_eq!(ex.peers.len(), 1);
-    let (to, out) = &ex.peers[0];
-    assert_eq!(*to, c, "not back to the source");
+    assert_eq!(ex.peers().len(), 1);
+    let (to, out) = ex.peers()[0];
+    assert_eq!(to, c, "not back to the source");
     let sent = &out.to_messages()[0];
     assert_eq!(
         sent.attrs.as_path.as_ref().unwrap().to_string(),
@@ -247,7 +247,7 @@ fn branch_to_branch_exports_to_other_peers_only() {
     assert_eq!(sent.attrs.unknown[0].flags, 0xe0, "with the Partial bit");
     // Withdraw reaches the other peer.
     let ex = r.apply_update(a, &withdraw(&["192.168.10.0/24"])).unwrap();
-    assert_eq!(ex.peers[0].1.withdraw, vec![p("192.168.10.0/24")]);
+    assert_eq!(ex.peers()[0].1.withdraw, vec![p("192.168.10.0/24")]);
     // And a peer going down withdraws its routes from the others.
     r.apply_update(
         a,
@@ -255,7 +255,7 @@ fn branch_to_branch_exports_to_other_peers_only() {
     )
     .unwrap();
     let ex = r.peer_down(a);
-    assert_eq!(ex.peers[0].1.withdraw, vec![p("192.168.11.0/24")]);
+    assert_eq!(ex.peers()[0].1.withdraw, vec![p("192.168.11.0/24")]);
 }
 
 #[test]
@@ -271,7 +271,7 @@ fn no_advertise_is_kept_but_not_exported() {
         .apply_update(a, &announce(at, &["192.168.10.0/24"]))
         .unwrap();
     assert_eq!(r.len(), 1, "installed");
-    assert!(ex.peers.is_empty(), "not re-advertised");
+    assert!(ex.peers().is_empty(), "not re-advertised");
     assert_eq!(r.advertised_to(c).len(), 1, "only the address space");
 }
 
@@ -292,7 +292,7 @@ fn packed_encoding_round_trips() {
     let ex = r.apply_update(a, &u).unwrap();
     let ctx = bgp::wire::SessionContext::default();
     let mut bytes = Vec::new();
-    let n = ex.peers[0].1.encode(&ctx, &mut bytes);
+    let n = ex.peers()[0].1.encode(&ctx, &mut bytes);
     assert!(n <= 7, "{n} messages for 5000 /32s");
     let mut got = 0;
     let mut rest = &bytes[..];
@@ -305,4 +305,66 @@ fn packed_encoding_round_trips() {
         rest = &rest[used..];
     }
     assert_eq!(got, 5000);
+}
+
+/// Peers told the same thing share one output (encoded once); a peer told something else in
+/// the middle of a batch gets its own, with what it was told before.
+#[test]
+fn peers_told_the_same_share_one_output_until_they_differ() {
+    let mut r = rib(true);
+    let a = r.add_peer("nva1", Ipv4Addr::new(10, 1, 2, 10), 65001, 4000);
+    let b = r.add_peer("branch1", Ipv4Addr::new(10, 1, 2, 20), 65020, 4000);
+    let c = r.add_peer("branch2", Ipv4Addr::new(10, 1, 2, 30), 65030, 4000);
+    for (id, rid) in [(a, 10), (b, 20), (c, 30)] {
+        r.peer_up(id, Ipv4Addr::new(10, 1, 2, rid));
+    }
+    // c has a worse path for 192.168.11.0/24.
+    r.apply_update(
+        c,
+        &announce(attrs(&[65030, 65031], [10, 1, 0, 30]), &["192.168.11.0/24"]),
+    )
+    .unwrap();
+    let ex = r
+        .apply_update(
+            a,
+            &announce(
+                attrs(&[65001], [10, 1, 0, 100]),
+                &["192.168.10.0/24", "192.168.11.0/24"],
+            ),
+        )
+        .unwrap();
+    let mut groups = ex.groups();
+    groups.sort_by_key(|(peers, _)| peers.clone());
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    let (peers, out) = &groups[0];
+    assert_eq!(peers, &vec![a], "a had c's path: it is withdrawn");
+    assert_eq!(out.withdraw, vec![p("192.168.11.0/24")]);
+    let (peers, out) = &groups[1];
+    assert_eq!(peers, &vec![b, c], "one output for both branches");
+    assert_eq!(out.announce.len(), 1);
+    assert_eq!(
+        out.announce[0].1,
+        vec![p("192.168.10.0/24"), p("192.168.11.0/24")]
+    );
+
+    // a goes down: both lose 192.168.10.0/24, but for 192.168.11.0/24 b gets c's path and c a
+    // withdrawal (its own path is not sent back to it).
+    let ex = r.peer_down(a);
+    let by_peer = ex.peers();
+    assert_eq!(by_peer.len(), 2);
+    let (to_b, to_c) = (by_peer[0].1, by_peer[1].1);
+    assert_eq!((by_peer[0].0, by_peer[1].0), (b, c));
+    let mut wb = to_b.withdraw.clone();
+    wb.sort();
+    assert_eq!(wb, vec![p("192.168.10.0/24")]);
+    assert_eq!(to_b.announce.len(), 1);
+    assert_eq!(to_b.announce[0].1, vec![p("192.168.11.0/24")]);
+    assert_eq!(
+        to_b.announce[0].0.as_path.as_ref().unwrap().to_string(),
+        "65515 65030 65031"
+    );
+    let mut wc = to_c.withdraw.clone();
+    wc.sort();
+    assert_eq!(wc, vec![p("192.168.10.0/24"), p("192.168.11.0/24")]);
+    assert!(to_c.announce.is_empty());
 }

@@ -1,0 +1,204 @@
+//! The fabric is fed BGP routes only while the route server has a virtual network: without one
+//! no table receives them, so the instances keep them to themselves. A reload that gives the
+//! route server its network must program every route already learned (the instance resends its
+//! whole Loc-RIB), one that takes it away must drop them, and giving it back programs them again.
+//! An NVA (a real BGP speaker over TCP on 127.0.0.0/8) advertises 192.168.10.0/24 with a next
+//! hop in the hub. No root needed.
+
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bgp::fsm::SessionConfig;
+use bgp::wire::{AsPath, Origin, PathAttributes, UpdateMessage};
+use bgp_driver::{spawn_peer, PeerCommand, PeerConfig, PeerEvent};
+
+struct Daemon(Child);
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(rs_vnet: bool, bgp_port: u16, api: &str) -> String {
+    let vnet = if rs_vnet {
+        r#"virtual_network = "hub""#
+    } else {
+        ""
+    };
+    format!(
+        r#"[[virtual_network]]
+name = "hub"
+region = "westeurope"
+address_space = ["10.1.0.0/16"]
+
+[route_server]
+{vnet}
+instances = ["127.0.14.4"]
+port = {bgp_port}
+
+[[route_server.peer]]
+name = "nva1"
+address = "127.0.14.10"
+asn = 65001
+
+[[nic]]
+name = "vm1-nic"
+virtual_network = "hub"
+address = "10.1.3.10"
+
+[api]
+listen = "{api}"
+"#
+    )
+}
+
+fn json(api: &str, args: &[&str]) -> Option<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_nexthop"))
+        .arg("--api")
+        .arg(format!("http://{api}"))
+        .args(args)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        serde_json::from_slice(&out.stdout).ok()
+    } else {
+        None
+    }
+}
+
+fn reload(api: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nexthop"))
+        .arg("--api")
+        .arg(format!("http://{api}"))
+        .arg("reload")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// vm1-nic's route for the branch, if it has one (None also while the API is not up).
+fn branch_route(api: &str) -> Option<serde_json::Value> {
+    let v = json(api, &["effective-routes", "--nic", "vm1-nic", "-o", "json"])?;
+    v["value"]
+        .as_array()?
+        .iter()
+        .find(|r| r["addressPrefix"][0] == "192.168.10.0/24")
+        .cloned()
+}
+
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < Duration::from_secs(20), "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_adds_the_virtual_network_programs_the_routes_already_learned() {
+    let bgp_port = free_port();
+    let api = format!("127.0.0.1:{}", free_port());
+    let dir = std::env::temp_dir().join(format!("nexthop-fabric-feed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("nexthop.toml");
+    std::fs::write(&file, config(false, bgp_port, &api)).unwrap();
+    let d = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_nexthop"))
+            .args(["run", "--config"])
+            .arg(&file)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let mut s = SessionConfig::new(65001, Ipv4Addr::new(10, 1, 2, 10), 65515);
+    s.connect_retry = Duration::from_millis(500);
+    let mut cfg = PeerConfig::new(
+        "nva1",
+        s,
+        IpAddr::V4(Ipv4Addr::new(127, 0, 14, 10)),
+        IpAddr::V4(Ipv4Addr::new(127, 0, 14, 4)),
+    );
+    cfg.remote_port = bgp_port;
+    cfg.restart_delay = Duration::from_millis(200);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let nva = spawn_peer(cfg, tx, ());
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(until, rx.recv()).await {
+            Ok(Some((_, PeerEvent::Established { .. }))) => break,
+            Ok(Some(_)) => {}
+            other => panic!("no session: {other:?}"),
+        }
+    }
+    nva.send(PeerCommand::SendUpdate(UpdateMessage {
+        withdrawn: vec![],
+        attrs: PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::from_sequence(vec![65001])),
+            next_hop: Some(Ipv4Addr::new(10, 1, 0, 50)),
+            ..Default::default()
+        },
+        nlri: vec!["192.168.10.0/24".parse().unwrap()],
+    }));
+    // Keep the session's events flowing while the blocking part runs.
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+
+    let api2 = api.clone();
+    tokio::task::spawn_blocking(move || {
+        let api = api2;
+        wait_for("the route learned", || {
+            json(&api, &["routes", "learned", "--peer", "nva1", "-o", "json"])
+                .is_some_and(|l| l["RouteServiceRole_IN_0"][0]["network"] == "192.168.10.0/24")
+        });
+        assert!(
+            branch_route(&api).is_none(),
+            "no route server network: nothing is programmed"
+        );
+
+        std::fs::write(&file, config(true, bgp_port, &api)).unwrap();
+        reload(&api);
+        wait_for("the route programmed after the reload", || {
+            branch_route(&api).is_some_and(|r| {
+                r["state"] == "Active" && r["nextHopIpAddress"] == serde_json::json!(["10.1.0.50"])
+            })
+        });
+
+        std::fs::write(&file, config(false, bgp_port, &api)).unwrap();
+        reload(&api);
+        wait_for("the route gone with the network", || {
+            json(
+                &api,
+                &["effective-routes", "--nic", "vm1-nic", "-o", "json"],
+            )
+            .is_some()
+                && branch_route(&api).is_none()
+        });
+
+        std::fs::write(&file, config(true, bgp_port, &api)).unwrap();
+        reload(&api);
+        wait_for("the route programmed again", || {
+            branch_route(&api).is_some_and(|r| r["state"] == "Active")
+        });
+    })
+    .await
+    .unwrap();
+    nva.send(PeerCommand::Shutdown);
+    drain.abort();
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}
