@@ -53,7 +53,7 @@ case ${1:-} in
     case ${3:-} in
       stop) stop "$LAB_DIR/$nva-health.pid" KILL "$nva health endpoint" ;;
       start) start "$LAB_DIR/$nva-health.pid" "$LAB_DIR/$nva-health.log" "$LAB_NAME-$nva" \
-        "$nva health endpoint" "$PY" "$here/serve.py" health "$addr" 8080 "$LAB_DIR/$nva-probes.log" ;;
+        "$nva health endpoint" nice -n -10 "$PY" "$here/serve.py" health "$addr" 8080 "$LAB_DIR/$nva-probes.log" ;;
       *) usage ;;
     esac
     ;;

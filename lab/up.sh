@@ -179,7 +179,7 @@ for pair in nva1:10.1.2.10 nva2:10.1.2.11; do
   # bgpd without zebra, root (-S), in the foreground so that its pid is ours.
   start "$n-bgpd" "$n" "$(command -v bgpd)" -Z -S -n -P 0 -f "$LAB_DIR/$n/bgpd.conf" \
     -i "$LAB_DIR/$n/bgpd.pid" --vty_socket "$LAB_DIR/$n"
-  start "$n-health" "$n" "$PY" "$here/serve.py" health "$a" 8080 "$LAB_DIR/$n-probes.log"
+  start "$n-health" "$n" nice -n -10 "$PY" "$here/serve.py" health "$a" 8080 "$LAB_DIR/$n-probes.log"
 done
 start branch "branch" "$PY" "$here/serve.py" branch 192.168.10.1
 
