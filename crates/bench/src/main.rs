@@ -553,7 +553,7 @@ fn markdown(
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut s = String::new();
     s.push_str(&format!(
-        "Command: `nexthop-bench {}` (built with `cargo build -j 1 --release -p nexthop -p bench`, run as root from the workspace root).\n\n",
+        "Command: `nexthop-bench {}` (the harness built with `cargo build --release -p bench`, the nexthop binary as under Versions, run as root from the workspace root).\n\n",
         args.join(" ")
     ));
     s.push_str(&format!(

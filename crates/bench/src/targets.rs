@@ -433,7 +433,18 @@ pub fn version(kind: Kind, bins: &Binaries) -> Option<String> {
         .then(|| std::fs::metadata(&bin).and_then(|m| m.modified()).ok())
         .flatten()
         .map(crate::report::utc)
-        .map(|t| format!(", binary built {t}"));
+        .map(|t| {
+            let linking = match elf_has_interpreter(&bin) {
+                Some(true) => "dynamically linked",
+                Some(false) => "statically linked",
+                None => "not an ELF file",
+            };
+            let shown = std::env::current_dir()
+                .ok()
+                .and_then(|d| bin.strip_prefix(d).ok().map(Path::to_path_buf))
+                .unwrap_or_else(|| bin.clone());
+            format!(", {} ({linking}), built {t}", shown.display())
+        });
     let out = Command::new(&bin).args(args).output().ok()?;
     // BIRD prints its banner on stderr.
     let text =
@@ -445,9 +456,49 @@ pub fn version(kind: Kind, bins: &Binaries) -> Option<String> {
     })
 }
 
+/// Whether an ELF executable asks for a program interpreter (PT_INTERP: ld.so, i.e. dynamically
+/// linked). None when `path` is not a readable 64-bit little-endian ELF file.
+fn elf_has_interpreter(path: &Path) -> Option<bool> {
+    let data = std::fs::read(path).ok()?;
+    if data.get(..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let u16_at = |o: usize| {
+        data.get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let u64_at = |o: usize| {
+        data.get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize)
+    };
+    let (phoff, phentsize, phnum) = (u64_at(0x20)?, u16_at(0x36)?, u16_at(0x38)?);
+    const PT_INTERP: u32 = 3;
+    (0..phnum)
+        .map(|i| {
+            let o = phoff + i * phentsize;
+            data.get(o..o + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+        })
+        .try_fold(false, |found, t| Some(found || t? == PT_INTERP))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_dynamic_from_static_and_from_non_elf() {
+        assert_eq!(
+            elf_has_interpreter(Path::new(env!("CARGO_MANIFEST_PATH"))),
+            None
+        );
+        assert_eq!(elf_has_interpreter(Path::new("/nonexistent/nexthop")), None);
+        // Debian's /bin/sh (dash) is dynamically linked; this test binary is an ELF either way.
+        if Path::new("/bin/sh").exists() {
+            assert_eq!(elf_has_interpreter(Path::new("/bin/sh")), Some(true));
+        }
+        assert!(elf_has_interpreter(&std::env::current_exe().unwrap()).is_some());
+    }
 
     fn net() -> Net {
         Net {

@@ -66,7 +66,7 @@ fn route() -> UpdateMessage {
 async fn establish_and_exchange_update() {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
-        .with_env_filter("debug")
+        .with_max_level(tracing::Level::DEBUG)
         .try_init();
     let port = 20179;
     let (a, mut arx) = speaker("b", "127.0.3.1", 65515, "127.0.3.2", 65001, port, true).await;

@@ -3,6 +3,10 @@
 //! This is the only place that wires the crates together.
 
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 mod agent;
 mod api;
@@ -140,14 +144,33 @@ fn main() {
     }
 }
 
+/// The log filter from `NEXTHOP_LOG`: a level (`info`) or `target=level` directives
+/// (`warn,routeserver=debug`). Unset or invalid means warnings and errors only; an invalid value
+/// is reported, not fatal. (`Targets` rather than `EnvFilter`: no regex engine in the binary.)
+fn log_filter(var: Option<&str>) -> (Targets, Option<String>) {
+    let warn = || Targets::new().with_default(tracing::Level::WARN);
+    match var.map(str::trim).filter(|v| !v.is_empty()) {
+        None => (warn(), None),
+        Some(v) => match v.parse::<Targets>() {
+            Ok(t) => (t, None),
+            Err(e) => (warn(), Some(format!("invalid filter {v:?}: {e}"))),
+        },
+    }
+}
+
 fn real_main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NEXTHOP_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+    let (filter, bad_filter) = log_filter(std::env::var("NEXTHOP_LOG").ok().as_deref());
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr),
         )
-        .with_writer(std::io::stderr)
+        .with(filter)
         .init();
+    if let Some(e) = bad_filter {
+        tracing::warn!("NEXTHOP_LOG: {e}; logging warnings and errors only");
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => demo::run(args),
@@ -195,5 +218,29 @@ fn real_main() -> anyhow::Result<()> {
             interface,
             threads,
         } => mux::run(&controller, &lb, &interface, threads),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn log_filter_takes_levels_and_directives_and_reports_garbage() {
+        let (t, e) = log_filter(None);
+        assert!(e.is_none());
+        assert!(t.would_enable("routeserver", &Level::WARN));
+        assert!(!t.would_enable("routeserver", &Level::INFO));
+
+        let (t, e) = log_filter(Some("warn,routeserver=debug"));
+        assert!(e.is_none());
+        assert!(t.would_enable("routeserver::rib", &Level::DEBUG));
+        assert!(!t.would_enable("bgp_driver", &Level::INFO));
+
+        let (t, e) = log_filter(Some("routeserver=loud"));
+        assert!(e.unwrap().contains("routeserver=loud"));
+        assert!(t.would_enable("routeserver", &Level::WARN));
+        assert!(!t.would_enable("routeserver", &Level::INFO));
     }
 }

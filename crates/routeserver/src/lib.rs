@@ -24,6 +24,7 @@
 
 pub mod decision;
 pub mod intern;
+mod locmap;
 pub mod rib;
 
 pub use rib::{Export, LearnedRoute, LimitExceeded, PeerId, PeerOut, Rib, RibConfig, RouteState};

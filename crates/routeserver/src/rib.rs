@@ -27,6 +27,7 @@ use bgp::wire::{AsPath, Ipv4Prefix, Origin, PathAttributes, SessionContext, Upda
 
 use crate::decision::{decide, Candidate};
 use crate::intern::Interner;
+use crate::locmap::LocMap;
 
 /// Index of a peer in its [`Rib`]; stable while the peer is configured.
 pub type PeerId = usize;
@@ -402,7 +403,7 @@ type Best = Option<(PeerId, Arc<PathAttributes>)>;
 pub struct Rib {
     cfg: RibConfig,
     peers: Vec<Option<Peer>>,
-    loc: HashMap<Ipv4Prefix, Entry>,
+    loc: LocMap<Entry>,
     interner: Interner,
     originated_attrs: Arc<PathAttributes>,
 }
@@ -418,7 +419,7 @@ impl Rib {
         Self {
             cfg,
             peers: Vec::new(),
-            loc: HashMap::new(),
+            loc: LocMap::default(),
             interner: Interner::default(),
             originated_attrs,
         }
@@ -803,7 +804,7 @@ impl Rib {
             .collect();
         if self.cfg.branch_to_branch {
             let mut cache = Vec::new();
-            for (prefix, e) in &self.loc {
+            for (prefix, e) in self.loc.iter() {
                 if self.cfg.originated.contains(prefix) {
                     continue;
                 }
@@ -820,7 +821,7 @@ impl Rib {
     /// The peer's Adj-RIB-In: accepted and rejected routes, sorted by prefix.
     pub fn learned_from(&self, id: PeerId) -> Vec<LearnedRoute> {
         let mut out = Vec::new();
-        for (prefix, e) in &self.loc {
+        for (prefix, e) in self.loc.iter() {
             for (i, p) in e.paths().iter().enumerate() {
                 if p.peer() == id {
                     out.push(LearnedRoute {
