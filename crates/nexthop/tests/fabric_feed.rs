@@ -5,29 +5,16 @@
 //! An NVA (a real BGP speaker over TCP on 127.0.0.0/8) advertises 192.168.10.0/24 with a next
 //! hop in the hub. No root needed.
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bgp::fsm::SessionConfig;
 use bgp::wire::{AsPath, Origin, PathAttributes, UpdateMessage};
 use bgp_driver::{spawn_peer, PeerCommand, PeerConfig, PeerEvent};
 
-struct Daemon(Child);
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{cli, free_port, json, Daemon};
 
 fn config(rs_vnet: bool, bgp_port: u16, api: &str) -> String {
     let vnet = if rs_vnet {
@@ -62,32 +49,9 @@ listen = "{api}"
     )
 }
 
-fn json(api: &str, args: &[&str]) -> Option<serde_json::Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_nexthop"))
-        .arg("--api")
-        .arg(format!("http://{api}"))
-        .args(args)
-        .output()
-        .unwrap();
-    if out.status.success() {
-        serde_json::from_slice(&out.stdout).ok()
-    } else {
-        None
-    }
-}
-
 fn reload(api: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nexthop"))
-        .arg("--api")
-        .arg(format!("http://{api}"))
-        .arg("reload")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, out) = cli(api, &["reload"]);
+    assert!(ok, "{out}");
 }
 
 /// vm1-nic's route for the branch, if it has one (None also while the API is not up).

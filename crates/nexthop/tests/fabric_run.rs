@@ -6,28 +6,15 @@
 //! `trace` names the backend. No root needed.
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bgp::fsm::SessionConfig;
 use bgp::wire::{AsPath, Origin, PathAttributes, UpdateMessage};
 use bgp_driver::{spawn_peer, PeerCommand, PeerConfig, PeerEvent};
 
-struct Daemon(Child);
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{cli, free_port, json, Daemon};
 
 fn config(spoke_region: &str, bgp_port: u16, api: &str, probe_port: u16) -> String {
     format!(
@@ -69,28 +56,6 @@ address = "10.1.3.10"
 listen = "{api}"
 "#
     )
-}
-
-fn cli(api: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nexthop"))
-        .arg("--api")
-        .arg(format!("http://{api}"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-fn json(api: &str, args: &[&str]) -> Option<serde_json::Value> {
-    let (ok, out) = cli(api, args);
-    if ok {
-        serde_json::from_str(&out).ok()
-    } else {
-        None
-    }
 }
 
 /// Polls the branch route of vm1-nic until `cond` holds.

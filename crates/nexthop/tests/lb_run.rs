@@ -4,18 +4,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-struct Daemon(Child);
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
+use common::{cli, free_port, Daemon};
 
 /// An HTTP health endpoint that answers 200, or 500 when `sick`; `stop` closes it.
 struct Backend {
@@ -55,28 +50,11 @@ fn backend(addr: SocketAddr) -> Backend {
     Backend { sick, stop }
 }
 
-fn nexthop(api: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nexthop"))
-        .arg("--api")
-        .arg(format!("http://{api}"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 fn wait(api: &str, what: &str, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let t = Instant::now();
     loop {
         // Until the daemon's API is up, the CLI fails: keep trying.
-        let (ok, out) = nexthop(api, &["lb", "show", "nva-ilb", "-o", "json"]);
+        let (ok, out) = cli(api, &["lb", "show", "nva-ilb", "-o", "json"]);
         let v: serde_json::Value = if ok {
             serde_json::from_str(&out).unwrap()
         } else {
@@ -168,7 +146,7 @@ listen = "{api}"
     assert_eq!(role(&v, b).1, "active", "no preemption by default");
 
     // Admin state: drain the active one.
-    let (ok, out) = nexthop(&api, &["lb", "set-admin", "nva-ilb", b, "drain"]);
+    let (ok, out) = cli(&api, &["lb", "set-admin", "nva-ilb", b, "drain"]);
     assert!(ok, "{out}");
     let v = wait(&api, "drain", |v| v["backends"][1]["adminState"] == "drain");
     assert_eq!(
@@ -176,7 +154,7 @@ listen = "{api}"
         "active",
         "the drained backend takes no new flows"
     );
-    let (ok, out) = nexthop(&api, &["lb", "set-admin", "nva-ilb", "127.0.9.99", "down"]);
+    let (ok, out) = cli(&api, &["lb", "set-admin", "nva-ilb", "127.0.9.99", "down"]);
     assert!(!ok && out.contains("no backend 127.0.9.99"), "{out}");
 
     // The listener goes away entirely: connection refused is down too.
@@ -203,12 +181,4 @@ listen = "{api}"
     );
     assert!(metrics.contains("lb_probes_failed_total"));
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -3,27 +3,13 @@
 //! the NIC's table changes (here: a config reload adds a peering, so a VNetPeering route), and
 //! a version the controller never reached (it restarted) gets the whole table. No root needed.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-struct Daemon(Child);
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{free_port, Daemon};
 
 fn config(peered: bool, bgp_port: u16, api: &str) -> String {
     let peerings = if peered { r#"["spoke"]"# } else { "[]" };
