@@ -28,7 +28,7 @@ pub mod sockopt;
 use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,7 +65,20 @@ pub struct PeerConfig {
     pub max_restart_delay: Duration,
     /// TCP-MD5 key (RFC 2385) for the session, at most 80 octets.
     pub password: Option<Vec<u8>>,
+    /// Octets queued for the peer and not yet taken by its socket beyond which the session is
+    /// closed with Cease/8 (Out of Resources, RFC 4486): a peer that keeps its session up but
+    /// stops reading must not hold every UPDATE made since. It reconnects after the restart
+    /// delay and gets the whole table again.
+    pub max_send_queue: usize,
 }
+
+/// Default of [`PeerConfig::max_send_queue`]: far above a full table (6.4 M routes packed are
+/// ≈ 30 MB), far below what would starve the host.
+pub const DEFAULT_MAX_SEND_QUEUE: usize = 256 << 20;
+
+/// How long a closed connection's writer may still flush what was queued (the NOTIFICATION,
+/// normally) before it is dropped: a peer that does not read must not keep it alive.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl PeerConfig {
     pub fn new(
@@ -83,6 +96,7 @@ impl PeerConfig {
             restart_delay: Duration::from_secs(1),
             max_restart_delay: Duration::from_secs(60),
             password: None,
+            max_send_queue: DEFAULT_MAX_SEND_QUEUE,
         }
     }
 }
@@ -214,8 +228,12 @@ struct Conn {
     session: Session,
     /// The connection we opened (Tcp_CR_Acked) rather than accepted; decides collisions.
     outbound: bool,
-    /// None until the TCP connection exists (while connecting).
-    writer: Option<mpsc::Sender<Arc<[u8]>>>,
+    /// None until the TCP connection exists (while connecting). Unbounded, so that the peer
+    /// task never waits on a slow socket; `queued` counts what it holds.
+    writer: Option<mpsc::UnboundedSender<Arc<[u8]>>>,
+    /// Octets given to the writer and not yet written to the socket.
+    queued: Arc<AtomicUsize>,
+    write_task: Option<tokio::task::JoinHandle<()>>,
     reader: Option<tokio::task::JoinHandle<()>>,
     connecting: Option<tokio::task::JoinHandle<()>>,
     deadlines: [Option<Instant>; 3],
@@ -224,6 +242,18 @@ struct Conn {
     rx: Vec<u8>,
     /// Disconnected; removed once the actions of the current event are done.
     closed: bool,
+}
+
+impl Conn {
+    /// Hands `bytes` to the writer; returns the octets now waiting for the socket.
+    fn queue(&self, bytes: Arc<[u8]>) -> usize {
+        let Some(w) = &self.writer else { return 0 };
+        let n = bytes.len();
+        if w.send(bytes).is_err() {
+            return 0;
+        }
+        self.queued.fetch_add(n, Ordering::Relaxed) + n
+    }
 }
 
 impl Drop for Conn {
@@ -308,6 +338,8 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
             session: Session::new(scfg),
             outbound: false,
             writer: None,
+            queued: Arc::new(AtomicUsize::new(0)),
+            write_task: None,
             reader: None,
             connecting: None,
             deadlines: [None; 3],
@@ -361,9 +393,10 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
         match cmd {
             PeerCommand::Send(bytes) => {
                 if let Some(i) = self.established() {
-                    let c = &mut self.conns[i];
-                    if let Some(w) = &c.writer {
-                        let _ = w.send(bytes).await;
+                    let queued = self.conns[i].queue(bytes);
+                    if queued > self.cfg.max_send_queue {
+                        self.send_queue_overflow(i, queued).await;
+                        return false;
                     }
                     let acts = self.conns[i].session.on_message_sent();
                     self.execute(i, acts).await;
@@ -379,9 +412,7 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
             PeerCommand::SendRouteRefresh(rr) => {
                 if let Some(i) = self.established() {
                     let bytes = bgp::wire::Message::RouteRefresh(rr).to_bytes(&self.conns[i].ctx);
-                    if let Some(w) = &self.conns[i].writer {
-                        let _ = w.send(bytes.into()).await;
-                    }
+                    self.conns[i].queue(bytes.into());
                 }
             }
             PeerCommand::Reset {
@@ -416,6 +447,26 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
             }
         }
         false
+    }
+
+    /// The peer is not reading: more than [`PeerConfig::max_send_queue`] octets wait for its
+    /// socket. The writer is dropped with what it holds (it could not flush a NOTIFICATION
+    /// either), and the session stops with Cease/8; the usual restart follows.
+    async fn send_queue_overflow(&mut self, i: usize, queued: usize) {
+        warn!(
+            queued,
+            limit = self.cfg.max_send_queue,
+            "peer is not reading: send queue over the limit, closing with Cease/8 (Out of Resources)"
+        );
+        if let Some(w) = self.conns[i].write_task.take() {
+            w.abort();
+        }
+        let n = bgp::wire::Notification::new(
+            bgp::wire::notification::code::CEASE,
+            bgp::wire::notification::cease::OUT_OF_RESOURCES,
+        );
+        let acts = self.conns[i].session.handle_event(Event::AutomaticStop(n));
+        self.execute(i, acts).await;
     }
 
     fn established(&self) -> Option<usize> {
@@ -463,13 +514,18 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
 
     fn attach(&mut self, i: usize, stream: TcpStream, outbound: bool) {
         let (r, w) = stream.into_split();
-        let (wtx, wrx) = mpsc::channel(64);
+        let (wtx, wrx) = mpsc::unbounded_channel();
         let id = self.conns[i].id;
         let c = &mut self.conns[i];
         c.outbound = outbound;
         c.writer = Some(wtx);
         c.reader = Some(tokio::spawn(read_loop(id, r, self.internal_tx.clone())));
-        tokio::spawn(write_loop(w, wrx, self.stats.clone()));
+        c.write_task = Some(tokio::spawn(write_loop(
+            w,
+            wrx,
+            self.stats.clone(),
+            c.queued.clone(),
+        )));
     }
 
     async fn internal(&mut self, msg: Internal) {
@@ -631,9 +687,7 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
             match a {
                 Action::Send(m) => {
                     let bytes = m.to_bytes(&self.conns[i].ctx);
-                    if let Some(w) = &self.conns[i].writer {
-                        let _ = w.send(bytes.into()).await;
-                    }
+                    self.conns[i].queue(bytes.into());
                 }
                 Action::StartTimer(t, d) => {
                     self.conns[i].deadlines[timer_index(t)] = Some(Instant::now() + d)
@@ -647,6 +701,12 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                     let c = &mut self.conns[i];
                     c.writer = None;
                     c.closed = true;
+                    if let Some(w) = c.write_task.take() {
+                        tokio::spawn(async move {
+                            tokio::time::sleep(FLUSH_TIMEOUT).await;
+                            w.abort();
+                        });
+                    }
                     if let Some(r) = c.reader.take() {
                         r.abort();
                     }
@@ -849,8 +909,9 @@ async fn read_loop(id: u64, mut r: OwnedReadHalf, tx: mpsc::Sender<Internal>) {
 /// copied into a buffer of this connection.
 async fn write_loop(
     mut w: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Arc<[u8]>>,
+    mut rx: mpsc::UnboundedReceiver<Arc<[u8]>>,
     stats: Arc<PeerStats>,
+    queued: Arc<AtomicUsize>,
 ) {
     let mut queue: VecDeque<Arc<[u8]>> = VecDeque::new();
     // Octets of the front buffer already written.
@@ -889,6 +950,7 @@ async fn write_loop(
             stats
                 .messages_out
                 .fetch_add(count_messages(front), Ordering::Relaxed);
+            queued.fetch_sub(front.len(), Ordering::Relaxed);
             queue.pop_front();
         }
     }
