@@ -28,7 +28,7 @@ pub mod sockopt;
 use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -233,6 +233,9 @@ struct Conn {
     writer: Option<mpsc::UnboundedSender<Arc<[u8]>>>,
     /// Octets given to the writer and not yet written to the socket.
     queued: Arc<AtomicUsize>,
+    /// Set when the session is over: the writer drops what it has not started and writes the
+    /// NOTIFICATION next (so a slow reader still learns why, within [`FLUSH_TIMEOUT`]).
+    closing: Arc<AtomicBool>,
     write_task: Option<tokio::task::JoinHandle<()>>,
     reader: Option<tokio::task::JoinHandle<()>>,
     connecting: Option<tokio::task::JoinHandle<()>>,
@@ -249,10 +252,13 @@ impl Conn {
     fn queue(&self, bytes: Arc<[u8]>) -> usize {
         let Some(w) = &self.writer else { return 0 };
         let n = bytes.len();
+        // Counted before the writer can see it, so its decrement never comes first.
+        let total = self.queued.fetch_add(n, Ordering::Relaxed) + n;
         if w.send(bytes).is_err() {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
             return 0;
         }
-        self.queued.fetch_add(n, Ordering::Relaxed) + n
+        total
     }
 }
 
@@ -339,6 +345,7 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
             outbound: false,
             writer: None,
             queued: Arc::new(AtomicUsize::new(0)),
+            closing: Arc::new(AtomicBool::new(false)),
             write_task: None,
             reader: None,
             connecting: None,
@@ -525,6 +532,7 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
             wrx,
             self.stats.clone(),
             c.queued.clone(),
+            c.closing.clone(),
         )));
     }
 
@@ -701,6 +709,7 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                     let c = &mut self.conns[i];
                     c.writer = None;
                     c.closed = true;
+                    c.closing.store(true, Ordering::Release);
                     if let Some(w) = c.write_task.take() {
                         tokio::spawn(async move {
                             tokio::time::sleep(FLUSH_TIMEOUT).await;
@@ -912,11 +921,17 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Arc<[u8]>>,
     stats: Arc<PeerStats>,
     queued: Arc<AtomicUsize>,
+    closing: Arc<AtomicBool>,
 ) {
     let mut queue: VecDeque<Arc<[u8]>> = VecDeque::new();
     // Octets of the front buffer already written.
     let mut done = 0;
+    let mut pruned = false;
     loop {
+        if !pruned && closing.load(Ordering::Acquire) {
+            pruned = true;
+            prune_for_close(&mut queue, done, &mut rx, &queued);
+        }
         if queue.is_empty() {
             match rx.recv().await {
                 Some(b) => queue.push_back(b),
@@ -955,6 +970,32 @@ async fn write_loop(
         }
     }
     let _ = w.shutdown().await;
+}
+
+/// The session is over: of what waits, keep the buffer being written (its message must end
+/// whole) and the NOTIFICATION(s); UPDATEs and KEEPALIVEs not started would only delay the
+/// NOTIFICATION to a slow reader. The peer task queued everything before it set `closing`, so
+/// draining the channel here sees all of it.
+fn prune_for_close(
+    queue: &mut VecDeque<Arc<[u8]>>,
+    done: usize,
+    rx: &mut mpsc::UnboundedReceiver<Arc<[u8]>>,
+    queued: &AtomicUsize,
+) {
+    let mut waiting = std::mem::take(queue);
+    if done > 0 {
+        queue.extend(waiting.pop_front());
+    }
+    for b in waiting
+        .into_iter()
+        .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+    {
+        if b.get(18) == Some(&(MessageType::Notification as u8)) && b.len() >= HEADER_LEN {
+            queue.push_back(b);
+        } else {
+            queued.fetch_sub(b.len(), Ordering::Relaxed);
+        }
+    }
 }
 
 /// How many queued buffers one write takes at most (Linux allows 1024).

@@ -75,8 +75,8 @@ struct Run {
 
 /// Our speaker at 127.0.4.`n`0 connects to a raw peer at 127.0.4.`n`1 and, once established,
 /// sends 256 KiB every 10 ms for `secs` (25 MiB/s, which a reading peer takes easily on
-/// loopback) with a 2 MiB send queue limit; then waits `then` for what follows.
-async fn run(n: u8, reads: bool, secs: u64, then: Duration) -> Run {
+/// loopback) with a send queue limit of `limit` octets; then waits `then` for what follows.
+async fn run(n: u8, reads: bool, limit: usize, secs: u64, then: Duration) -> Run {
     let local = Ipv4Addr::new(127, 0, 4, n * 10);
     let remote = Ipv4Addr::new(127, 0, 4, n * 10 + 1);
     let l = TcpListener::bind((remote, 0)).unwrap();
@@ -94,7 +94,7 @@ async fn run(n: u8, reads: bool, secs: u64, then: Duration) -> Run {
     let mut cfg = PeerConfig::new("stuck", s, IpAddr::V4(local), IpAddr::V4(remote));
     cfg.remote_port = port;
     cfg.restart_delay = Duration::from_millis(200);
-    cfg.max_send_queue = 2 << 20;
+    cfg.max_send_queue = limit;
     let (tx, mut rx) = mpsc::channel(64);
     let h = spawn_peer(cfg, tx, ());
 
@@ -115,6 +115,8 @@ async fn run(n: u8, reads: bool, secs: u64, then: Duration) -> Run {
     let sending = Instant::now();
     let end = sending + Duration::from_secs(secs) + then;
     let mut tick = tokio::time::interval(Duration::from_millis(10));
+    // A stalled test task must not send a burst of missed ticks at once.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick(), if sending.elapsed() < Duration::from_secs(secs) && out.down.is_none() => {
@@ -139,7 +141,9 @@ async fn run(n: u8, reads: bool, secs: u64, then: Duration) -> Run {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_stops_reading_is_closed_with_cease_out_of_resources_and_comes_back() {
-    let r = run(1, false, 4, Duration::from_secs(2)).await;
+    // 2 MiB: the kernel's socket buffers on loopback take a few MiB first, so the limit is
+    // reached within about a second.
+    let r = run(1, false, 2 << 20, 4, Duration::from_secs(2)).await;
     let down = r
         .down
         .expect("the session to a peer that does not read stayed up");
@@ -155,7 +159,8 @@ async fn a_peer_that_stops_reading_is_closed_with_cease_out_of_resources_and_com
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_traffic_to_a_peer_that_reads_keeps_the_session() {
-    let r = run(2, true, 3, Duration::from_millis(500)).await;
+    // A limit a reading peer never nears even if this machine stalls its reader for a while.
+    let r = run(2, true, 32 << 20, 3, Duration::from_millis(500)).await;
     assert_eq!(r.down, None);
     assert_eq!((r.accepted, r.established), (1, 1));
 }
