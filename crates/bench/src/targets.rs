@@ -459,7 +459,13 @@ pub fn version(kind: Kind, bins: &Binaries) -> Option<String> {
 /// Whether an ELF executable asks for a program interpreter (PT_INTERP: ld.so, i.e. dynamically
 /// linked). None when `path` is not a readable 64-bit little-endian ELF file.
 fn elf_has_interpreter(path: &Path) -> Option<bool> {
-    let data = std::fs::read(path).ok()?;
+    // The ELF header and program headers are at the front (not the whole 30-50 MB binary).
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).ok()?, 64 * 1024),
+        &mut data,
+    )
+    .ok()?;
     if data.get(..6)? != b"\x7fELF\x02\x01" {
         return None;
     }

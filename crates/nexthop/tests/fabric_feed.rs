@@ -5,16 +5,13 @@
 //! An NVA (a real BGP speaker over TCP on 127.0.0.0/8) advertises 192.168.10.0/24 with a next
 //! hop in the hub. No root needed.
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::process::{Command, Stdio};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use bgp::fsm::SessionConfig;
-use bgp::wire::{AsPath, Origin, PathAttributes, UpdateMessage};
-use bgp_driver::{spawn_peer, PeerCommand, PeerConfig, PeerEvent};
+use bgp_driver::PeerCommand;
 
 mod common;
-use common::{cli, free_port, json, Daemon};
+use common::{branch_update, cli, config_file, free_port, json, nva_session, run_daemon};
 
 fn config(rs_vnet: bool, bgp_port: u16, api: &str) -> String {
     let vnet = if rs_vnet {
@@ -76,49 +73,19 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
 async fn a_reload_that_adds_the_virtual_network_programs_the_routes_already_learned() {
     let bgp_port = free_port();
     let api = format!("127.0.0.1:{}", free_port());
-    let dir = std::env::temp_dir().join(format!("nexthop-fabric-feed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("nexthop.toml");
-    std::fs::write(&file, config(false, bgp_port, &api)).unwrap();
-    let d = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_nexthop"))
-            .args(["run", "--config"])
-            .arg(&file)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let file = config_file("fabric-feed", &config(false, bgp_port, &api));
+    let d = run_daemon(&file);
+    let dir = file.parent().unwrap().to_path_buf();
 
-    let mut s = SessionConfig::new(65001, Ipv4Addr::new(10, 1, 2, 10), 65515);
-    s.connect_retry = Duration::from_millis(500);
-    let mut cfg = PeerConfig::new(
-        "nva1",
-        s,
-        IpAddr::V4(Ipv4Addr::new(127, 0, 14, 10)),
-        IpAddr::V4(Ipv4Addr::new(127, 0, 14, 4)),
-    );
-    cfg.remote_port = bgp_port;
-    cfg.restart_delay = Duration::from_millis(200);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let nva = spawn_peer(cfg, tx, ());
-    let until = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match tokio::time::timeout_at(until, rx.recv()).await {
-            Ok(Some((_, PeerEvent::Established { .. }))) => break,
-            Ok(Some(_)) => {}
-            other => panic!("no session: {other:?}"),
-        }
-    }
-    nva.send(PeerCommand::SendUpdate(UpdateMessage {
-        withdrawn: vec![],
-        attrs: PathAttributes {
-            origin: Some(Origin::Igp),
-            as_path: Some(AsPath::from_sequence(vec![65001])),
-            next_hop: Some(Ipv4Addr::new(10, 1, 0, 50)),
-            ..Default::default()
-        },
-        nlri: vec!["192.168.10.0/24".parse().unwrap()],
-    }));
+    let (nva, mut rx) = nva_session(
+        Ipv4Addr::new(127, 0, 14, 10),
+        Ipv4Addr::new(127, 0, 14, 4),
+        bgp_port,
+    )
+    .await;
+    nva.send(PeerCommand::SendUpdate(branch_update(Ipv4Addr::new(
+        10, 1, 0, 50,
+    ))));
     // Keep the session's events flowing while the blocking part runs.
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
 

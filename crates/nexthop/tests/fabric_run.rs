@@ -5,16 +5,13 @@
 //! routes, the learned routes and the metric — and reloading the old config makes it valid.
 //! `trace` names the backend. No root needed.
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
-use std::process::{Command, Stdio};
+use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
-use bgp::fsm::SessionConfig;
-use bgp::wire::{AsPath, Origin, PathAttributes, UpdateMessage};
-use bgp_driver::{spawn_peer, PeerCommand, PeerConfig, PeerEvent};
+use bgp_driver::PeerCommand;
 
 mod common;
-use common::{cli, free_port, json, Daemon};
+use common::{branch_update, cli, config_file, free_port, json, nva_session, run_daemon};
 
 fn config(spoke_region: &str, bgp_port: u16, api: &str, probe_port: u16) -> String {
     format!(
@@ -111,51 +108,20 @@ async fn cross_region_lb_is_invalid_and_a_reload_fixes_it() {
     let api = format!("127.0.0.1:{}", free_port());
     // The NVA's probe target: a TCP listener on its address.
     let _probe = TcpListener::bind(("127.0.11.10", probe_port)).unwrap();
-    let dir = std::env::temp_dir().join(format!("nexthop-fabric-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("nexthop.toml");
-    std::fs::write(&file, config("westeurope", bgp_port, &api, probe_port)).unwrap();
-    let d = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_nexthop"))
-            .args(["run", "--config"])
-            .arg(&file)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let file = config_file("fabric", &config("westeurope", bgp_port, &api, probe_port));
+    let d = run_daemon(&file);
+    let dir = file.parent().unwrap().to_path_buf();
 
     // The NVA: a real BGP speaker that connects to the instance and advertises the branch.
-    let mut s = SessionConfig::new(65001, Ipv4Addr::new(10, 1, 2, 10), 65515);
-    s.connect_retry = Duration::from_millis(500);
-    let mut cfg = PeerConfig::new(
-        "nva1",
-        s,
-        IpAddr::V4(Ipv4Addr::new(127, 0, 11, 10)),
-        IpAddr::V4(Ipv4Addr::new(127, 0, 11, 4)),
-    );
-    cfg.remote_port = bgp_port;
-    cfg.restart_delay = Duration::from_millis(200);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let nva = spawn_peer(cfg, tx, ());
-    let route = UpdateMessage {
-        withdrawn: vec![],
-        attrs: PathAttributes {
-            origin: Some(Origin::Igp),
-            as_path: Some(AsPath::from_sequence(vec![65001])),
-            next_hop: Some(Ipv4Addr::new(10, 2, 0, 100)),
-            ..Default::default()
-        },
-        nlri: vec!["192.168.10.0/24".parse().unwrap()],
-    };
-    let until = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match tokio::time::timeout_at(until, rx.recv()).await {
-            Ok(Some((_, PeerEvent::Established { .. }))) => break,
-            Ok(Some(_)) => {}
-            other => panic!("no session: {other:?}"),
-        }
-    }
-    nva.send(PeerCommand::SendUpdate(route));
+    let (nva, _events) = nva_session(
+        Ipv4Addr::new(127, 0, 11, 10),
+        Ipv4Addr::new(127, 0, 11, 4),
+        bgp_port,
+    )
+    .await;
+    nva.send(PeerCommand::SendUpdate(branch_update(Ipv4Addr::new(
+        10, 2, 0, 100,
+    ))));
 
     let api2 = api.clone();
     tokio::task::spawn_blocking(move || {

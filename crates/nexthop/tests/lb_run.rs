@@ -4,13 +4,12 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{cli, free_port, Daemon};
+use common::{cli, config_file, free_port, run_daemon};
 
 /// An HTTP health endpoint that answers 200, or 500 when `sick`; `stop` closes it.
 struct Backend {
@@ -91,12 +90,9 @@ fn lb_show_reflects_failure_and_failover() {
     let api = format!("127.0.0.1:{}", free_port());
     let ba = backend(format!("{a}:{port}").parse().unwrap());
     let _bb = backend(format!("{b}:{port}").parse().unwrap());
-    let dir = std::env::temp_dir().join(format!("nexthop-lbrun-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("lb.toml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let cfg = config_file(
+        "lbrun",
+        &format!(
             r#"[[load_balancer]]
 name = "nva-ilb"
 frontend = "10.1.0.100"
@@ -108,16 +104,8 @@ probe = {{ protocol = "http", port = {port}, path = "/health", interval_ms = 100
 listen = "{api}"
 "#
         ),
-    )
-    .unwrap();
-    let _d = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_nexthop"))
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
     );
+    let _d = run_daemon(&cfg);
 
     let v = wait(&api, "both up, priority 1 active", |v| {
         role(v, a) == ("up".into(), "active".into()) && role(v, b).0 == "up"
@@ -180,5 +168,5 @@ listen = "{api}"
         "{metrics}"
     );
     assert!(metrics.contains("lb_probes_failed_total"));
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(cfg.parent().unwrap());
 }

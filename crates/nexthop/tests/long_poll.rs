@@ -3,13 +3,12 @@
 //! the NIC's table changes (here: a config reload adds a peering, so a VNetPeering route), and
 //! a version the controller never reached (it restarted) gets the whole table. No root needed.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
-use common::{free_port, Daemon};
+use common::{config_file, free_port, run_daemon};
 
 fn config(peered: bool, bgp_port: u16, api: &str) -> String {
     let peerings = if peered { r#"["spoke"]"# } else { "[]" };
@@ -82,19 +81,9 @@ fn has_prefix(v: &Value, p: &str) -> bool {
 #[test]
 fn long_poll_waits_for_a_change() {
     let api = format!("127.0.0.1:{}", free_port());
-    let dir = std::env::temp_dir().join(format!("nexthop-longpoll-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("nexthop.toml");
     let bgp_port = free_port();
-    std::fs::write(&file, config(false, bgp_port, &api)).unwrap();
-    let _d = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_nexthop"))
-            .args(["run", "--config"])
-            .arg(&file)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let file = config_file("longpoll", &config(false, bgp_port, &api));
+    let _d = run_daemon(&file);
     let t = Instant::now();
     let full = loop {
         if let Ok((200, v)) = request(&api, "GET", "/v1/effective-routes?nic=vm1-nic") {
@@ -175,5 +164,5 @@ fn long_poll_waits_for_a_change() {
     // An unknown NIC is still a 404, with or without wait.
     let (status, _) = request(&api, "GET", "/v1/effective-routes?nic=nope&since=0&wait=5").unwrap();
     assert_eq!(status, 404);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
