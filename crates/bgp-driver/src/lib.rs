@@ -25,6 +25,8 @@
 
 pub mod sockopt;
 
+pub use bgp::peer::{PeerCommand, PeerConfig, PeerEvent, DEFAULT_MAX_SEND_QUEUE};
+
 use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -32,13 +34,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bgp::fsm::{
-    resolve_collision, Action, CollisionWinner, DownReason, Event, Negotiated, Session,
-    SessionConfig, State, Timer,
-};
-use bgp::wire::attrs::AttrError;
+use bgp::fsm::{resolve_collision, Action, CollisionWinner, Event, Session, State, Timer};
 use bgp::wire::{
-    frame, MessageType, Notification, Open, RouteRefresh, SessionContext, Update, UpdateMessage,
+    frame, MessageType, Notification, Open, RouteRefresh, SessionContext, Update,
     HEADER_LEN,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,105 +46,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-/// How a peer is reached and what its session says.
-#[derive(Clone, Debug)]
-pub struct PeerConfig {
-    /// For logs and the application: the operator's name for the peer.
-    pub name: String,
-    pub session: SessionConfig,
-    /// Source address of our connections (the route server instance's address).
-    pub local_addr: IpAddr,
-    pub remote_addr: IpAddr,
-    /// Port we connect to (179 unless a test or a lab says otherwise).
-    pub remote_port: u16,
-    /// Wait before starting again after the session went down; doubled on each failure up to
-    /// `max_restart_delay`, reset once a session is established.
-    pub restart_delay: Duration,
-    pub max_restart_delay: Duration,
-    /// TCP-MD5 key (RFC 2385) for the session, at most 80 octets.
-    pub password: Option<Vec<u8>>,
-    /// Octets queued for the peer and not yet taken by its socket beyond which the session is
-    /// closed with Cease/8 (Out of Resources, RFC 4486): a peer that keeps its session up but
-    /// stops reading must not hold every UPDATE made since. It reconnects after the restart
-    /// delay and gets the whole table again.
-    pub max_send_queue: usize,
-}
-
-/// Default of [`PeerConfig::max_send_queue`]: far above a full table (6.4 M routes packed are
-/// ≈ 30 MB), far below what would starve the host.
-pub const DEFAULT_MAX_SEND_QUEUE: usize = 256 << 20;
-
 /// How long a closed connection's writer may still flush what was queued (the NOTIFICATION,
 /// normally) before it is dropped: a peer that does not read must not keep it alive.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-
-impl PeerConfig {
-    pub fn new(
-        name: impl Into<String>,
-        session: SessionConfig,
-        local_addr: IpAddr,
-        remote_addr: IpAddr,
-    ) -> Self {
-        Self {
-            name: name.into(),
-            session,
-            local_addr,
-            remote_addr,
-            remote_port: 179,
-            restart_delay: Duration::from_secs(1),
-            max_restart_delay: Duration::from_secs(60),
-            password: None,
-            max_send_queue: DEFAULT_MAX_SEND_QUEUE,
-        }
-    }
-}
-
-/// What a peer task tells the application.
-#[derive(Debug)]
-pub enum PeerEvent {
-    /// The session state changed (the most advanced of the peer's connections).
-    State {
-        state: State,
-    },
-    Established {
-        negotiated: Negotiated,
-    },
-    /// A received UPDATE, with the RFC 7606 outcome already applied (a treat-as-withdraw UPDATE
-    /// arrives as the withdrawal it amounts to, with `treat_as_withdraw` saying why).
-    Update {
-        update: UpdateMessage,
-        treat_as_withdraw: Option<AttrError>,
-        discarded: Vec<AttrError>,
-    },
-    /// The peer asked for our routes again (RFC 2918).
-    RouteRefresh(RouteRefresh),
-    /// An established session ended; every route learned on it is gone.
-    Down {
-        reason: DownReason,
-    },
-}
-
-/// What the application tells a peer task.
-#[derive(Debug)]
-pub enum PeerCommand {
-    /// Encoded UPDATE messages, for the session's negotiated context, sent in order. Shared:
-    /// a route server sends most peers the same bytes, and holds one copy of them.
-    Send(Arc<[u8]>),
-    /// An UPDATE to encode with the negotiated context and send.
-    SendUpdate(UpdateMessage),
-    SendRouteRefresh(RouteRefresh),
-    /// Close with this NOTIFICATION (e.g. Cease/1 when the prefix limit is hit) and start again
-    /// after `restart_after`.
-    Reset {
-        notification: Notification,
-        restart_after: Duration,
-    },
-    /// ManualStop: Cease/Administrative Shutdown, and the task ends.
-    Shutdown,
-    /// The peer was removed from the configuration: Cease/Peer De-configured (RFC 4486), and
-    /// the task ends.
-    Deconfigure,
-}
 
 /// Commands a running peer task.
 #[derive(Clone, Debug)]
@@ -1001,10 +903,15 @@ fn prune_for_close(
 /// How many queued buffers one write takes at most (Linux allows 1024).
 const WRITE_IOVS: usize = 64;
 
+/// How long a [`Listener`] waits after a failed `accept` before it accepts again.
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 /// Connections refused by a [`Listener`] because no peer is configured for their source.
 #[derive(Debug, Default)]
 pub struct Refused {
     pub count: AtomicU64,
+    /// `accept` calls that failed (out of descriptors, out of buffers): see [`Listener::run`].
+    pub accept_errors: AtomicU64,
     last_logged: Mutex<HashMap<IpAddr, Instant>>,
 }
 
@@ -1073,10 +980,27 @@ impl Listener {
         sock.listen(128)
     }
 
-    /// Runs until the listener fails.
-    pub async fn run(self, listener: TcpListener) -> std::io::Result<()> {
+    /// Accepts until the task is dropped (abort it to close the socket). An accept error
+    /// (EMFILE or ENFILE when descriptors run out, ENOBUFS, a connection reset before it was
+    /// taken) never ends the listener: it is counted, logged at most once a minute, and accepting
+    /// resumes after [`ACCEPT_RETRY`], so the peers already up keep running and new ones get in
+    /// once resources are back.
+    pub async fn run(self, listener: TcpListener) {
+        let mut last_warned: Option<Instant> = None;
         loop {
-            let (stream, from) = listener.accept().await?;
+            let (stream, from) = match listener.accept().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    self.refused.accept_errors.fetch_add(1, Ordering::Relaxed);
+                    let now = Instant::now();
+                    if last_warned.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+                        last_warned = Some(now);
+                        warn!(error = %e, "accept failed; accepting again in {ACCEPT_RETRY:?}");
+                    }
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                    continue;
+                }
+            };
             let target = self.lock().get(&from.ip()).cloned();
             match target {
                 Some(tx) => {

@@ -46,7 +46,7 @@ pub fn specs_from_config(cfg: &config::Config) -> Vec<InstanceSpec> {
             max_routes: p.max_routes,
             hold_time: p.hold_time,
             port: p.port,
-            password: p.password.as_ref().map(|k| k.expose().to_string()),
+            password: p.password.as_ref().map(|k| k.expose().as_bytes().to_vec()),
         })
         .collect();
     let feed_fabric = crate::fabricrun::uses_bgp_routes(cfg);
@@ -60,7 +60,6 @@ pub fn specs_from_config(cfg: &config::Config) -> Vec<InstanceSpec> {
             asn: rs.asn,
             branch_to_branch: rs.branch_to_branch,
             originated: Vec::clone(&originated),
-            hold_time: rs.hold_time,
             peers: peers.clone(),
             feed_fabric,
         })
@@ -93,16 +92,16 @@ pub async fn start(
         crate::fabricrun::topology(cfg),
         cfg.fabric.next_hop_tracking,
     );
-    let mut handles = Vec::new();
+    // Every socket is bound before anything starts: a refused address starts nothing.
+    let mut bound = Vec::new();
     for s in specs_from_config(cfg) {
-        match instance::start(s, Some(fabric.clone())).await {
-            Ok(h) => handles.push(h),
-            Err(e) => {
-                stop_all(&handles).await;
-                return Err(e);
-            }
-        }
+        let sock = instance::bind(&s.name, s.address, s.port)?;
+        bound.push((s, sock));
     }
+    let handles: Vec<InstanceHandle> = bound
+        .into_iter()
+        .map(|(s, sock)| instance::start(s, sock, Some(fabric.clone())))
+        .collect();
     let instances: Instances = Arc::new(RwLock::new(handles));
     let mut lb_handles = Vec::new();
     let mut probing = Vec::new();
@@ -178,37 +177,75 @@ pub async fn stop_all(handles: &[InstanceHandle]) {
     }
 }
 
-/// Applies new specs: instances matched by name are reconfigured in place (untouched peers
-/// keep their sessions); new ones start; gone ones stop.
+/// What a reload does to one running instance.
+enum Step {
+    /// Reconfigure in place; with a socket when its port moved.
+    Keep(InstanceHandle, InstanceSpec, Option<tokio::net::TcpListener>),
+    Start(InstanceSpec, tokio::net::TcpListener),
+}
+
+/// Applies new specs, all or nothing: instances matched by name and address are reconfigured
+/// in place (untouched peers keep their sessions); new ones start; gone ones stop. Everything
+/// that can fail (binding a new address or port) is done first; if any of it fails, nothing
+/// changes and the error says why.
 pub async fn apply(
     instances: &Instances,
     specs: Vec<InstanceSpec>,
     fabric: Option<crate::fabricrun::FabricTx>,
 ) -> anyhow::Result<String> {
     let mut current = instances.write().await;
-    let mut kept = Vec::new();
-    let mut summary = Vec::new();
+    let mut steps = Vec::new();
     for s in specs {
         match current
             .iter()
-            .position(|h| h.name == s.name && h.address == s.address)
+            .find(|h| h.name == s.name && h.address == s.address)
         {
-            Some(i) => {
-                let h = current.remove(i);
-                h.ask(|tx| Query::Reconfigure(Box::new(s), tx)).await;
-                kept.push(h);
+            Some(h) if h.port == s.port => steps.push(Step::Keep(h.clone(), s, None)),
+            Some(h) => {
+                let sock = instance::bind(&s.name, s.address, s.port)
+                    .map_err(|e| anyhow::anyhow!("config not applied, nothing changed: {e:#}"))?;
+                steps.push(Step::Keep(h.clone(), s, Some(sock)));
             }
             None => {
-                summary.push(format!("started {} on {}", s.name, s.address));
-                kept.push(instance::start(s, fabric.clone()).await?);
+                let sock = instance::bind(&s.name, s.address, s.port)
+                    .map_err(|e| anyhow::anyhow!("config not applied, nothing changed: {e:#}"))?;
+                steps.push(Step::Start(s, sock));
             }
         }
     }
-    for gone in current.drain(..) {
-        summary.push(format!("stopped {} on {}", gone.name, gone.address));
-        gone.ask(Query::Shutdown).await;
+    // Nothing below can fail.
+    let mut summary = Vec::new();
+    let kept: Vec<&InstanceHandle> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Keep(h, ..) => Some(h),
+            Step::Start(..) => None,
+        })
+        .collect();
+    let gone: Vec<InstanceHandle> = current
+        .iter()
+        .filter(|h| !kept.iter().any(|k| k.name == h.name && k.address == h.address))
+        .cloned()
+        .collect();
+    for g in &gone {
+        summary.push(format!("stopped {} on {}", g.name, g.address));
+        g.ask(Query::Shutdown).await;
     }
-    *current = kept;
+    let mut next = Vec::new();
+    for step in steps {
+        match step {
+            Step::Keep(mut h, s, sock) => {
+                h.port = s.port;
+                h.ask(|tx| Query::Reconfigure(Box::new(s), sock, tx)).await;
+                next.push(h);
+            }
+            Step::Start(s, sock) => {
+                summary.push(format!("started {} on {}", s.name, s.address));
+                next.push(instance::start(s, sock, fabric.clone()));
+            }
+        }
+    }
+    *current = next;
     Ok(if summary.is_empty() {
         "applied".into()
     } else {

@@ -429,6 +429,20 @@ impl Rib {
         &self.cfg
     }
 
+    /// Changes the instance's own AS (a reload). The AS is in every OPEN and every exported
+    /// AS_PATH, so the caller resets every session around it: it removes its peers first and adds
+    /// them again after, and nothing learned under the old AS survives.
+    pub fn set_asn(&mut self, asn: u32) {
+        debug_assert!(self.peer_ids().next().is_none(), "set_asn with peers configured");
+        self.cfg.asn = asn;
+        self.originated_attrs = Arc::new(PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::from_sequence(vec![asn])),
+            next_hop: Some(self.cfg.local_address),
+            ..Default::default()
+        });
+    }
+
     pub fn add_peer(&mut self, name: &str, address: Ipv4Addr, asn: u32, max_routes: u32) -> PeerId {
         let p = Peer {
             name: name.to_string(),

@@ -1,0 +1,589 @@
+//! One route server instance (`RouteServiceRole_IN_n`) as a sans-IO owner: the [`Rib`], the
+//! bookkeeping of every peer (one [`PeerSlot`] each), exports encoded once per session context,
+//! and reconfiguration by one diff ([`diff`]) that covers every setting a session depends on.
+//!
+//! ```text
+//!  Input::Peer(id, PeerEvent) ──> Instance::handle(now, input) ──> Effect::StartPeer / Accept
+//!  Input::Reconfigure(spec)   ──>        (owns Rib + PeerSlots)      Effect::Peer(id, command)
+//!  Input::Shutdown            ──>                                    Effect::StopAccepting
+//!                                                                    Effect::Fabric(batch)
+//! ```
+//!
+//! The driver (crates/nexthop's instance task) spawns a `bgp-driver` peer task for each
+//! [`Effect::StartPeer`], registers the peer (and its TCP-MD5 key) on the instance's listener
+//! for each [`Effect::Accept`], and hands every [`Effect::Peer`] command to the peer's task.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bgp::fsm::{SessionConfig, State};
+use bgp::peer::{PeerCommand, PeerConfig, PeerEvent};
+use bgp::wire::notification::{cease, code};
+use bgp::wire::{Ipv4Prefix, Notification, RouteRefresh, SessionContext};
+use routeserver::{Export, PeerId, Rib, RibConfig};
+use tracing::{error, info, warn};
+
+/// What an instance is told by configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceSpec {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub port: u16,
+    pub asn: u32,
+    pub branch_to_branch: bool,
+    pub originated: Vec<Ipv4Prefix>,
+    pub peers: Vec<PeerSpec>,
+    /// The fabric programs BGP routes (the route server has a virtual network): only then is
+    /// it fed this instance's Loc-RIB changes.
+    pub feed_fabric: bool,
+}
+
+/// One configured peer: everything its session depends on.
+#[derive(Clone, PartialEq)]
+pub struct PeerSpec {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub asn: u32,
+    pub max_routes: u32,
+    pub hold_time: u16,
+    /// The peer's BGP port (we connect to it; it connects to ours).
+    pub port: u16,
+    /// TCP-MD5 key (RFC 2385), on our connections and on the listener for this peer.
+    pub password: Option<Vec<u8>>,
+}
+
+/// Never prints the key.
+impl fmt::Debug for PeerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerSpec")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("asn", &self.asn)
+            .field("max_routes", &self.max_routes)
+            .field("hold_time", &self.hold_time)
+            .field("port", &self.port)
+            .field("password", &self.password.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// How long a peer that exceeded its route limit waits before it may reconnect.
+pub const LIMIT_HOLD_DOWN: Duration = Duration::from_secs(30);
+
+/// ConnectRetryTime of every session (RFC 4271 §10 suggests 120 s; a route server's peers are
+/// few and local, and a lost session should come back quickly).
+pub const CONNECT_RETRY: Duration = Duration::from_secs(5);
+
+/// What the instance is told.
+#[derive(Debug)]
+pub enum Input {
+    /// What the peer's task reports.
+    Peer(PeerId, PeerEvent),
+    /// A new spec (reload) for the same address. The caller has made sure whatever it needs
+    /// from the host (a listener on the new port) exists; nothing here can fail.
+    Reconfigure(Box<InstanceSpec>),
+    /// Process exit: every session closes with Cease/Administrative Shutdown.
+    Shutdown,
+}
+
+/// What the instance asks its driver to do.
+#[derive(Debug)]
+pub enum Effect {
+    /// Start a peer task with this config (the session's TCP-MD5 key included).
+    StartPeer { id: PeerId, config: PeerConfig },
+    /// Give connections from `remote` on the instance's listener to peer `id`, and require this
+    /// TCP-MD5 key from it (none: no key).
+    Accept {
+        id: PeerId,
+        remote: IpAddr,
+        md5: Option<Vec<u8>>,
+    },
+    /// Refuse connections from `remote` again, and remove its key from the listener.
+    StopAccepting { remote: IpAddr },
+    /// A command for peer `id`'s task (after `Deconfigure` or `Shutdown` the task ends).
+    Peer { id: PeerId, command: PeerCommand },
+    /// The forwarding next hops of these prefixes changed (empty: the prefix is gone); with
+    /// `reset`, the batch is the whole Loc-RIB and the fabric forgets this instance's others.
+    Fabric {
+        reset: bool,
+        routes: Vec<(Ipv4Prefix, Vec<Ipv4Addr>)>,
+    },
+}
+
+/// Everything the instance keeps about one peer beside the RIB.
+#[derive(Debug)]
+pub struct PeerSlot {
+    pub spec: PeerSpec,
+    pub id: PeerId,
+    pub state: State,
+    /// When the session was established, while it is.
+    pub since: Option<Instant>,
+    pub ctx: SessionContext,
+    pub last_error: Option<String>,
+    pub updates_in: u64,
+    pub updates_out: u64,
+    /// The session was closed for exceeding `max_routes`; its Down keeps that as the reason.
+    limit_hit: bool,
+}
+
+/// One route server instance.
+pub struct Instance {
+    spec: InstanceSpec,
+    rib: Rib,
+    peers: BTreeMap<PeerId, PeerSlot>,
+    /// Where exports are encoded before they are copied, at their exact size, into the buffer
+    /// the peers share: it grows once, not for every message.
+    encode_buf: Vec<u8>,
+}
+
+/// The largest encode buffer kept between exports (a full table for a new peer is larger).
+const ENCODE_BUF_KEPT: usize = 1 << 20;
+
+/// How a new spec differs from the running one: what [`Instance`] applies on
+/// [`Input::Reconfigure`], and what a reload reports.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Changes {
+    /// Why every session restarts (the instance's AS or port changed), if it does.
+    pub sessions_reset: Option<String>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Peers whose session restarts, with the settings that changed (`password` is named,
+    /// never shown).
+    pub changed: Vec<(String, Vec<&'static str>)>,
+    /// The originated prefixes or `branch_to_branch` changed: routes are re-sent, sessions stay.
+    pub export_changed: bool,
+    /// The fabric starts or stops taking this instance's routes.
+    pub fabric_feed_changed: bool,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        *self == Changes::default()
+    }
+}
+
+impl fmt::Display for Changes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(why) = &self.sessions_reset {
+            parts.push(format!("every session restarts ({why})"));
+        }
+        if !self.added.is_empty() {
+            parts.push(format!("peers added: {}", self.added.join(", ")));
+        }
+        if !self.removed.is_empty() {
+            parts.push(format!("peers removed: {}", self.removed.join(", ")));
+        }
+        for (name, what) in &self.changed {
+            parts.push(format!("peer {name} restarts ({} changed)", what.join(", ")));
+        }
+        if self.export_changed {
+            parts.push("advertised routes re-sent (address space or branch_to_branch)".into());
+        }
+        if self.fabric_feed_changed {
+            parts.push("the fabric's use of BGP routes changed".into());
+        }
+        if parts.is_empty() {
+            parts.push("unchanged".into());
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// The one diff of two specs of the same instance.
+pub fn diff(old: &InstanceSpec, new: &InstanceSpec) -> Changes {
+    let mut reasons = Vec::new();
+    if old.asn != new.asn {
+        reasons.push(format!("asn {} -> {}", old.asn, new.asn));
+    }
+    if old.port != new.port {
+        reasons.push(format!("port {} -> {}", old.port, new.port));
+    }
+    if old.address != new.address {
+        reasons.push(format!("address {} -> {}", old.address, new.address));
+    }
+    let sessions_reset = (!reasons.is_empty()).then(|| reasons.join(", "));
+    let mut changes = Changes {
+        sessions_reset,
+        export_changed: old.originated != new.originated
+            || old.branch_to_branch != new.branch_to_branch,
+        fabric_feed_changed: old.feed_fabric != new.feed_fabric,
+        ..Changes::default()
+    };
+    for p in &new.peers {
+        match old.peers.iter().find(|o| o.name == p.name) {
+            None => changes.added.push(p.name.clone()),
+            Some(o) => {
+                let what = peer_fields_changed(o, p);
+                if !what.is_empty() {
+                    changes.changed.push((p.name.clone(), what));
+                }
+            }
+        }
+    }
+    changes.removed = old
+        .peers
+        .iter()
+        .filter(|o| !new.peers.iter().any(|p| p.name == o.name))
+        .map(|o| o.name.clone())
+        .collect();
+    changes
+}
+
+fn peer_fields_changed(old: &PeerSpec, new: &PeerSpec) -> Vec<&'static str> {
+    let mut what = Vec::new();
+    if old.address != new.address {
+        what.push("address");
+    }
+    if old.asn != new.asn {
+        what.push("asn");
+    }
+    if old.max_routes != new.max_routes {
+        what.push("max_routes");
+    }
+    if old.hold_time != new.hold_time {
+        what.push("hold_time");
+    }
+    if old.port != new.port {
+        what.push("port");
+    }
+    if old.password != new.password {
+        what.push("password");
+    }
+    what
+}
+
+impl Instance {
+    /// A new instance and the effects that start its peers.
+    pub fn new(spec: InstanceSpec) -> (Self, Vec<Effect>) {
+        let rib = Rib::new(RibConfig {
+            asn: spec.asn,
+            local_address: spec.address,
+            branch_to_branch: spec.branch_to_branch,
+            originated: spec.originated.clone(),
+        });
+        let mut me = Self {
+            spec: InstanceSpec {
+                peers: Vec::new(),
+                ..spec.clone()
+            },
+            rib,
+            peers: BTreeMap::new(),
+            encode_buf: Vec::new(),
+        };
+        let mut fx = Vec::new();
+        for p in spec.peers {
+            me.add_peer(p, &mut fx);
+        }
+        (me, fx)
+    }
+
+    pub fn spec(&self) -> &InstanceSpec {
+        &self.spec
+    }
+
+    pub fn rib(&self) -> &Rib {
+        &self.rib
+    }
+
+    /// The peers, in the order they were configured.
+    pub fn peers(&self) -> impl Iterator<Item = &PeerSlot> {
+        self.peers.values()
+    }
+
+    pub fn peer(&self, id: PeerId) -> Option<&PeerSlot> {
+        self.peers.get(&id)
+    }
+
+    pub fn find(&self, name: &str) -> Option<PeerId> {
+        self.peers
+            .values()
+            .find(|s| s.spec.name == name)
+            .map(|s| s.id)
+    }
+
+    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match input {
+            Input::Peer(id, ev) => self.peer_event(now, id, ev, &mut fx),
+            Input::Reconfigure(spec) => self.reconfigure(*spec, &mut fx),
+            Input::Shutdown => {
+                let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+                for id in ids {
+                    self.remove_peer(id, PeerCommand::Shutdown, &mut fx);
+                }
+            }
+        }
+        fx
+    }
+
+    /// The session config of a peer: one place, so every setting of [`PeerSpec`] reaches it.
+    fn peer_config(&self, p: &PeerSpec) -> PeerConfig {
+        let mut s = SessionConfig::new(self.spec.asn, self.spec.address, p.asn);
+        s.hold_time = p.hold_time;
+        s.connect_retry = CONNECT_RETRY;
+        let mut cfg = PeerConfig::new(
+            p.name.clone(),
+            s,
+            IpAddr::V4(self.spec.address),
+            IpAddr::V4(p.address),
+        );
+        cfg.remote_port = p.port;
+        cfg.password = p.password.clone();
+        cfg
+    }
+
+    fn add_peer(&mut self, p: PeerSpec, fx: &mut Vec<Effect>) {
+        let id = self.rib.add_peer(&p.name, p.address, p.asn, p.max_routes);
+        fx.push(Effect::StartPeer {
+            id,
+            config: self.peer_config(&p),
+        });
+        fx.push(Effect::Accept {
+            id,
+            remote: IpAddr::V4(p.address),
+            md5: p.password.clone(),
+        });
+        info!(peer = %p.name, address = %p.address, asn = p.asn, md5 = p.password.is_some(), "peer configured");
+        self.spec.peers.push(p.clone());
+        self.peers.insert(
+            id,
+            PeerSlot {
+                spec: p,
+                id,
+                state: State::Idle,
+                since: None,
+                ctx: SessionContext::default(),
+                last_error: None,
+                updates_in: 0,
+                updates_out: 0,
+                limit_hit: false,
+            },
+        );
+    }
+
+    /// Takes a peer down for good: `how` is Deconfigure (reload) or Shutdown (process exit).
+    fn remove_peer(&mut self, id: PeerId, how: PeerCommand, fx: &mut Vec<Effect>) {
+        let Some(slot) = self.peers.remove(&id) else {
+            return;
+        };
+        info!(peer = %slot.spec.name, "peer removed");
+        self.spec.peers.retain(|p| p.name != slot.spec.name);
+        fx.push(Effect::StopAccepting {
+            remote: IpAddr::V4(slot.spec.address),
+        });
+        fx.push(Effect::Peer { id, command: how });
+        let ex = self.rib.remove_peer(id);
+        self.export(ex, fx);
+    }
+
+    fn peer_event(&mut self, now: Instant, id: PeerId, ev: PeerEvent, fx: &mut Vec<Effect>) {
+        let Some(slot) = self.peers.get_mut(&id) else {
+            // A removed peer's last words: its id is never reused, so they are dropped.
+            return;
+        };
+        match ev {
+            PeerEvent::State { state } => {
+                slot.state = state;
+                if state != State::Established {
+                    slot.since = None;
+                }
+            }
+            PeerEvent::Established { negotiated } => {
+                slot.state = State::Established;
+                slot.since = Some(now);
+                slot.ctx = negotiated.context();
+                slot.last_error = None;
+                slot.limit_hit = false;
+                info!(peer = %slot.spec.name, "established; sending our routes");
+                let ex = self.rib.peer_up(id, negotiated.peer_id);
+                self.export(ex, fx);
+            }
+            PeerEvent::Update {
+                update,
+                treat_as_withdraw,
+                discarded,
+            } => {
+                slot.updates_in += 1;
+                if let Some(e) = treat_as_withdraw {
+                    slot.last_error = Some(format!(
+                        "malformed UPDATE treated as withdraw (RFC 7606): {e}"
+                    ));
+                }
+                if let Some(first) = discarded.first() {
+                    slot.last_error = Some(format!("attribute discarded (RFC 7606): {first}"));
+                }
+                match self.rib.apply_update(id, &update) {
+                    Ok(ex) => self.export(ex, fx),
+                    Err(lim) => {
+                        let msg = format!(
+                            "maximum number of prefixes reached: {} held + {} incoming > {}",
+                            lim.held, lim.incoming, lim.limit
+                        );
+                        warn!(peer = %slot.spec.name, "{msg}; closing with Cease/1, reconnect allowed after {LIMIT_HOLD_DOWN:?}");
+                        slot.last_error = Some(msg);
+                        slot.limit_hit = true;
+                        slot.state = State::Idle;
+                        slot.since = None;
+                        // RFC 4486 §4: AFI, SAFI and the upper bound.
+                        let mut data = vec![0, 1, 1];
+                        data.extend_from_slice(&lim.limit.to_be_bytes());
+                        fx.push(Effect::Peer {
+                            id,
+                            command: PeerCommand::Reset {
+                                notification: Notification::with_data(
+                                    code::CEASE,
+                                    cease::MAXIMUM_NUMBER_OF_PREFIXES_REACHED,
+                                    data,
+                                ),
+                                restart_after: LIMIT_HOLD_DOWN,
+                            },
+                        });
+                        let ex = self.rib.peer_down(id);
+                        self.export(ex, fx);
+                    }
+                }
+            }
+            PeerEvent::RouteRefresh(_) => {
+                let ex = self.rib.full_export(id);
+                self.export(ex, fx);
+            }
+            PeerEvent::Down { reason } => {
+                info!(peer = %slot.spec.name, %reason, "session down; withdrawing its routes");
+                slot.state = State::Idle;
+                slot.since = None;
+                if !slot.limit_hit {
+                    slot.last_error = Some(reason.to_string());
+                }
+                let ex = self.rib.peer_down(id);
+                self.export(ex, fx);
+            }
+        }
+    }
+
+    /// Effects that send the fabric the forwarding next hops of `prefixes` as one batch.
+    fn feed_fabric<'a>(
+        &self,
+        prefixes: impl Iterator<Item = &'a Ipv4Prefix>,
+        reset: bool,
+        fx: &mut Vec<Effect>,
+    ) {
+        let routes: Vec<(Ipv4Prefix, Vec<Ipv4Addr>)> = prefixes
+            .map(|p| (*p, self.rib.forwarding_next_hops(p)))
+            .collect();
+        if routes.is_empty() && !reset {
+            return;
+        }
+        fx.push(Effect::Fabric { reset, routes });
+    }
+
+    fn export(&mut self, ex: Export, fx: &mut Vec<Effect>) {
+        if self.spec.feed_fabric {
+            self.feed_fabric(ex.changed.iter(), false, fx);
+        }
+        // Each group of peers sent the same thing is encoded once per session context, and
+        // its peers share the bytes.
+        for (members, out) in ex.groups() {
+            let mut encoded: Vec<(SessionContext, Arc<[u8]>, usize)> = Vec::new();
+            for q in members {
+                let Some(slot) = self.peers.get_mut(&q) else {
+                    continue;
+                };
+                if slot.state != State::Established {
+                    continue;
+                }
+                let (bytes, n) = match encoded.iter().find(|(c, _, _)| *c == slot.ctx) {
+                    Some((_, b, n)) => (b.clone(), *n),
+                    None => {
+                        let buf = &mut self.encode_buf;
+                        buf.clear();
+                        let n = out.encode(&slot.ctx, buf);
+                        let b: Arc<[u8]> = Arc::from(&buf[..]);
+                        if buf.capacity() > ENCODE_BUF_KEPT {
+                            *buf = Vec::new();
+                        }
+                        encoded.push((slot.ctx, b.clone(), n));
+                        (b, n)
+                    }
+                };
+                slot.updates_out += n as u64;
+                fx.push(Effect::Peer {
+                    id: q,
+                    command: PeerCommand::Send(bytes),
+                });
+            }
+        }
+    }
+
+    fn reconfigure(&mut self, spec: InstanceSpec, fx: &mut Vec<Effect>) {
+        let changes = diff(&self.spec, &spec);
+        if changes.is_empty() {
+            return;
+        }
+        info!(%changes, "reconfiguring");
+        // Sessions that restart go first, so no peer is ever sent routes computed under both
+        // the old and the new settings.
+        let restart: Vec<String> = match &changes.sessions_reset {
+            Some(_) => self.spec.peers.iter().map(|p| p.name.clone()).collect(),
+            None => changes
+                .removed
+                .iter()
+                .chain(changes.changed.iter().map(|(n, _)| n))
+                .cloned()
+                .collect(),
+        };
+        for name in &restart {
+            if let Some(id) = self.find(name) {
+                self.remove_peer(id, PeerCommand::Deconfigure, fx);
+            }
+        }
+        if self.spec.asn != spec.asn {
+            self.rib.set_asn(spec.asn);
+        }
+        self.spec.asn = spec.asn;
+        self.spec.port = spec.port;
+        if changes.export_changed {
+            // The advertised set changed: rebuild the RIB's export rules and, as the reference
+            // does, ask every peer to refresh so both sides are in sync.
+            warn!("address space or branch_to_branch changed: sessions keep running, routes re-sent");
+            self.spec.originated = spec.originated.clone();
+            self.spec.branch_to_branch = spec.branch_to_branch;
+            let ex = self
+                .rib
+                .set_export_config(spec.originated.clone(), spec.branch_to_branch);
+            self.export(ex, fx);
+            for s in self.peers.values() {
+                if s.state == State::Established {
+                    fx.push(Effect::Peer {
+                        id: s.id,
+                        command: PeerCommand::SendRouteRefresh(RouteRefresh::ipv4_unicast()),
+                    });
+                }
+            }
+        }
+        if changes.fabric_feed_changed {
+            // The fabric starts or stops programming BGP routes: it gets the whole Loc-RIB, or
+            // forgets this instance's routes.
+            self.spec.feed_fabric = spec.feed_fabric;
+            if spec.feed_fabric {
+                self.feed_fabric(self.rib.prefixes(), true, fx);
+            } else {
+                self.feed_fabric(std::iter::empty(), true, fx);
+            }
+        }
+        // Added and restarted peers, in the new spec's order.
+        for p in spec.peers {
+            if self.find(&p.name).is_none() {
+                self.add_peer(p, fx);
+            }
+        }
+        if self.spec.address != spec.address {
+            // The daemon starts a new instance for a new address (it needs its own listener);
+            // here the sessions were restarted from the old one, which stays.
+            error!(old = %self.spec.address, new = %spec.address, "an instance cannot move to another address; keeping the old one");
+        }
+    }
+}
