@@ -36,8 +36,7 @@ use std::time::Duration;
 
 use bgp::fsm::{resolve_collision, Action, CollisionWinner, Event, Session, State, Timer};
 use bgp::wire::{
-    frame, MessageType, Notification, Open, RouteRefresh, SessionContext, Update,
-    HEADER_LEN,
+    frame, MessageType, Notification, Open, RouteRefresh, SessionContext, Update, HEADER_LEN,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -993,7 +992,8 @@ impl Listener {
                 Err(e) => {
                     self.refused.accept_errors.fetch_add(1, Ordering::Relaxed);
                     let now = Instant::now();
-                    if last_warned.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+                    if last_warned.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
+                    {
                         last_warned = Some(now);
                         warn!(error = %e, "accept failed; accepting again in {ACCEPT_RETRY:?}");
                     }

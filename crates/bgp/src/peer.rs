@@ -109,4 +109,3 @@ pub enum PeerCommand {
     /// the task ends.
     Deconfigure,
 }
-

@@ -178,7 +178,10 @@ impl fmt::Display for Changes {
             parts.push(format!("peers removed: {}", self.removed.join(", ")));
         }
         for (name, what) in &self.changed {
-            parts.push(format!("peer {name} restarts ({} changed)", what.join(", ")));
+            parts.push(format!(
+                "peer {name} restarts ({} changed)",
+                what.join(", ")
+            ));
         }
         if self.export_changed {
             parts.push("advertised routes re-sent (address space or branch_to_branch)".into());
@@ -548,7 +551,9 @@ impl Instance {
         if changes.export_changed {
             // The advertised set changed: rebuild the RIB's export rules and, as the reference
             // does, ask every peer to refresh so both sides are in sync.
-            warn!("address space or branch_to_branch changed: sessions keep running, routes re-sent");
+            warn!(
+                "address space or branch_to_branch changed: sessions keep running, routes re-sent"
+            );
             self.spec.originated = spec.originated.clone();
             self.spec.branch_to_branch = spec.branch_to_branch;
             let ex = self

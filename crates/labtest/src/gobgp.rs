@@ -43,6 +43,7 @@ pub struct GoBgpNeighbor {
     local_address: Option<String>,
     passive: bool,
     ipv6: bool,
+    password: Option<String>,
 }
 
 impl GoBgpNeighbor {
@@ -54,7 +55,14 @@ impl GoBgpNeighbor {
             local_address: None,
             passive: false,
             ipv6: false,
+            password: None,
         }
+    }
+
+    /// TCP-MD5 (RFC 2385) on the session (`auth-password`).
+    pub fn password(mut self, key: &str) -> Self {
+        self.password = Some(key.to_string());
+        self
     }
 
     /// The neighbor's port (default 179).
@@ -155,6 +163,9 @@ impl GoBgpBuilder {
                 "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}",
                 n.address, n.peer_as
             );
+            if let Some(key) = &n.password {
+                let _ = writeln!(c, "    auth-password = \"{key}\"");
+            }
             let _ = writeln!(c, "  [neighbors.transport.config]");
             if let Some(src) = n.local_address.as_ref().or(self.listen.first()) {
                 let _ = writeln!(c, "    local-address = \"{src}\"");

@@ -180,7 +180,11 @@ pub async fn stop_all(handles: &[InstanceHandle]) {
 /// What a reload does to one running instance.
 enum Step {
     /// Reconfigure in place; with a socket when its port moved.
-    Keep(InstanceHandle, InstanceSpec, Option<tokio::net::TcpListener>),
+    Keep(
+        InstanceHandle,
+        InstanceSpec,
+        Option<tokio::net::TcpListener>,
+    ),
     Start(InstanceSpec, tokio::net::TcpListener),
 }
 
@@ -224,7 +228,11 @@ pub async fn apply(
         .collect();
     let gone: Vec<InstanceHandle> = current
         .iter()
-        .filter(|h| !kept.iter().any(|k| k.name == h.name && k.address == h.address))
+        .filter(|h| {
+            !kept
+                .iter()
+                .any(|k| k.name == h.name && k.address == h.address)
+        })
         .cloned()
         .collect();
     for g in &gone {

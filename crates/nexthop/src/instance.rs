@@ -330,7 +330,8 @@ impl InstanceTask {
     }
 
     fn rib_view(&self) -> Vec<RibEntryView> {
-        let mut prefixes: Vec<bgp::wire::Ipv4Prefix> = self.owner.rib().prefixes().copied().collect();
+        let mut prefixes: Vec<bgp::wire::Ipv4Prefix> =
+            self.owner.rib().prefixes().copied().collect();
         prefixes.sort();
         prefixes
             .into_iter()
@@ -433,7 +434,6 @@ impl InstanceTask {
             })
             .collect()
     }
-
 }
 
 /// Shared view of all instances, for the API.

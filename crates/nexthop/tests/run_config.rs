@@ -917,3 +917,168 @@ fn a_peer_added_by_a_reload_does_not_inherit_a_removed_peers_error() {
         new["lastError"]
     );
 }
+
+/// One instance on 127.0.10.4 with `peers` (name, address, ASN, TCP-MD5 key).
+fn md5_config(port: u16, api: SocketAddr, peers: &[(&str, &str, u32, Option<&str>)]) -> String {
+    let mut c = format!("[route_server]\ninstances = [\"127.0.10.4\"]\nport = {port}\n");
+    for (name, address, asn, key) in peers {
+        c.push_str(&format!(
+            "\n[[route_server.peer]]\nname = \"{name}\"\naddress = \"{address}\"\nasn = {asn}\n"
+        ));
+        if let Some(k) = key {
+            c.push_str(&format!("password = \"{k}\"\n"));
+        }
+    }
+    c.push_str(&format!("\n[api]\nlisten = \"{api}\"\n"));
+    c
+}
+
+fn state_on_in0(peers: &Value, name: &str) -> String {
+    by_name(peers, IN_0)
+        .get(name)
+        .and_then(|p| p["state"].as_str())
+        .unwrap_or("absent")
+        .to_string()
+}
+
+/// A peer's `password` is TCP-MD5 (RFC 2385) on every connection of its session, ours and the
+/// peer's: a real GoBGP with the same key comes up; after a reload that changes the key only
+/// that peer goes down and stays down (GoBGP still signs with the old key, and neither side
+/// accepts the other's segments), the other peer keeps its session; the right key again brings
+/// it back. (It was copied into the config and then dropped: sessions ran unsigned.)
+#[test]
+fn a_peer_password_is_tcp_md5_on_the_session_and_a_reload_changes_it() {
+    if !labtest::require(&["gobgpd", "gobgp"]) {
+        return;
+    }
+    let (port, api) = (free_port(), sock("127.0.0.1", free_port()));
+    let signed = |key| ("m1", "127.0.10.11", 65011, key);
+    let plain = ("m2", "127.0.10.12", 65012, None);
+    let nh = Nexthop::start(
+        "md5",
+        &md5_config(port, api, &[signed(Some("right-key")), plain]),
+        api,
+    );
+    let speaker = |asn: u32, addr: &str, key: Option<&str>| {
+        let mut n = GoBgpNeighbor::new("127.0.10.4", 65515).port(port);
+        if let Some(k) = key {
+            n = n.password(k);
+        }
+        GoBgp::builder(asn, addr)
+            .listen(addr)
+            .port(port.into())
+            .neighbor(n)
+            .start(None)
+            .unwrap_or_else(|e| panic!("gobgpd {addr}: {e}"))
+    };
+    let m1 = speaker(65011, "127.0.10.11", Some("right-key"));
+    let m2 = speaker(65012, "127.0.10.12", None);
+    nh.wait_peers("m1 (signed) and m2 (plain) Established", |p| {
+        state_on_in0(p, "m1") == "Established" && state_on_in0(p, "m2") == "Established"
+    });
+
+    // Another key on our side: m1 drops and cannot come back; m2 is untouched.
+    let m2_before = go_sessions(&m2);
+    nh.write_config(&md5_config(port, api, &[signed(Some("other-key")), plain]));
+    let out = nh.cli(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    nh.wait_peers("m1 down after its key changed", |p| {
+        state_on_in0(p, "m1") != "Established"
+    });
+    // Both sides retry every 5 s: a session that could come up would be up by now.
+    std::thread::sleep(Duration::from_secs(12));
+    let peers = nh.peers();
+    assert_ne!(state_on_in0(&peers, "m1"), "Established", "{peers:#}");
+    assert_ne!(m1.neighbor_state("127.0.10.4"), "Established");
+    assert_eq!(state_on_in0(&peers, "m2"), "Established", "{peers:#}");
+    assert_eq!(
+        go_sessions(&m2),
+        m2_before,
+        "m2 was reset by m1's key change"
+    );
+
+    // The right key again.
+    nh.write_config(&md5_config(port, api, &[signed(Some("right-key")), plain]));
+    assert!(nh.cli(&["reload"]).status.success());
+    nh.wait_peers("m1 back with the right key", |p| {
+        state_on_in0(p, "m1") == "Established"
+    });
+    assert_eq!(
+        go_sessions(&m2),
+        m2_before,
+        "m2 was reset by m1's key change"
+    );
+}
+
+/// A reload that cannot be applied (a new instance address that is not on this host) is
+/// refused whole: the error names the address, every session stays up untouched, and a later
+/// good reload applies (no half-started instance or leaked listener is left behind). It used
+/// to drop every running instance.
+#[test]
+fn a_reload_that_cannot_bind_changes_nothing() {
+    if !labtest::require(&["gobgpd", "gobgp"]) {
+        return;
+    }
+    let (port, api) = (free_port(), sock("127.0.0.1", free_port()));
+    let g1_peer = ("g1", "127.0.8.20", 65021);
+    let g2_peer = ("g2", "127.0.8.21", 65022);
+    let nh = Nexthop::start("refused", &good_config(port, api, &[g1_peer]), api);
+    let g1 = gobgp_peer(65021, "127.0.8.20", port);
+    nh.wait_peers("g1 Established", |p| exactly_established(p, &["g1"]));
+    assert!(labtest::wait_until(UP, || go_established(&g1)));
+    let g1_before = go_sessions(&g1);
+
+    // A third instance on an address no interface has (TEST-NET-1: nothing is sent there; the
+    // bind is refused with EADDRNOTAVAIL).
+    let bad = good_config(port, api, &[g1_peer, g2_peer]).replace(
+        &format!("instances = [\"{}\", \"{}\"]", INSTANCES[0], INSTANCES[1]),
+        &format!(
+            "instances = [\"{}\", \"{}\", \"192.0.2.4\"]",
+            INSTANCES[0], INSTANCES[1]
+        ),
+    );
+    assert!(bad.contains("192.0.2.4"));
+    nh.write_config(&bad);
+    let out = nh.cli(&["reload"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a reload that cannot bind was applied"
+    );
+    assert!(
+        stderr.contains("192.0.2.4") && stderr.contains("nothing changed"),
+        "{stderr}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let peers = nh.peers();
+    assert!(exactly_established(&peers, &["g1"]), "{peers:#}");
+    assert!(peers.get("RouteServiceRole_IN_2").is_none(), "{peers:#}");
+    assert_eq!(
+        go_sessions(&g1),
+        g1_before,
+        "g1 was reset by a refused reload"
+    );
+
+    // A good reload still applies: g2 comes up, g1 untouched.
+    let g2 = gobgp_peer(65022, "127.0.8.21", port);
+    nh.write_config(&good_config(port, api, &[g1_peer, g2_peer]));
+    let out = nh.cli(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    nh.wait_peers("g2 Established after the good reload", |p| {
+        exactly_established(p, &["g1", "g2"])
+    });
+    assert!(labtest::wait_until(UP, || go_established(&g2)));
+    assert_eq!(
+        go_sessions(&g1),
+        g1_before,
+        "g1 was reset by the good reload"
+    );
+}

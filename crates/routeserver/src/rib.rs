@@ -433,7 +433,10 @@ impl Rib {
     /// AS_PATH, so the caller resets every session around it: it removes its peers first and adds
     /// them again after, and nothing learned under the old AS survives.
     pub fn set_asn(&mut self, asn: u32) {
-        debug_assert!(self.peer_ids().next().is_none(), "set_asn with peers configured");
+        debug_assert!(
+            self.peer_ids().next().is_none(),
+            "set_asn with peers configured"
+        );
         self.cfg.asn = asn;
         self.originated_attrs = Arc::new(PathAttributes {
             origin: Some(Origin::Igp),

@@ -1,0 +1,525 @@
+//! The system harness: route server instances driven on a simulated clock with no sockets, fed
+//! UPDATE bytes as a peer task would decode them, with every effect carried out on a model of
+//! the driver (running peer tasks, the listener's keys, what each peer was sent, what the fabric
+//! holds). Tests assert the outcome on that model, so they hold whatever order the owner picks
+//! for its effects.
+//!
+//! The same owners run in `nexthop run`; the end-to-end tests with real FRR, BIRD and GoBGP
+//! peers stay in crates/nexthop/tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use bgp::fsm::{DownReason, Negotiated, State};
+use bgp::peer::{PeerCommand, PeerConfig, PeerEvent};
+use bgp::wire::open::Open;
+use bgp::wire::{
+    AsPath, Ipv4Prefix, Message, Origin, PathAttributes, SessionContext, UpdateMessage,
+};
+use controller::instance::{
+    diff, Effect, Input, Instance, InstanceSpec, PeerSpec, LIMIT_HOLD_DOWN,
+};
+use routeserver::PeerId;
+
+fn pfx(s: &str) -> Ipv4Prefix {
+    s.parse().unwrap()
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn peer(name: &str, address: &str, asn: u32) -> PeerSpec {
+    PeerSpec {
+        name: name.into(),
+        address: ip(address),
+        asn,
+        max_routes: 1000,
+        hold_time: 180,
+        port: 179,
+        password: None,
+    }
+}
+
+/// The seed's instance: AS 65515, the hub's address space, nva1 and nva2 in AS 65001.
+fn spec(name: &str, address: &str) -> InstanceSpec {
+    InstanceSpec {
+        name: name.into(),
+        address: ip(address),
+        port: 179,
+        asn: 65515,
+        branch_to_branch: false,
+        originated: vec![pfx("10.1.0.0/16")],
+        peers: vec![
+            peer("nva1", "10.1.2.10", 65001),
+            peer("nva2", "10.1.2.11", 65001),
+        ],
+        feed_fabric: true,
+    }
+}
+
+/// A peer task as the driver runs it: its config and what it was told.
+#[derive(Debug)]
+struct PeerTask {
+    config: PeerConfig,
+    /// Decoded UPDATEs it was asked to send, in order.
+    sent: Vec<UpdateMessage>,
+    /// Every other command (Reset, route refresh, the last Deconfigure or Shutdown).
+    commands: Vec<String>,
+    ended: bool,
+}
+
+/// One instance, its driver's state, and what the fabric holds from it.
+struct Sim {
+    now: Instant,
+    owner: Instance,
+    tasks: BTreeMap<PeerId, PeerTask>,
+    /// The listener: remote address -> (peer id, TCP-MD5 key).
+    listener: HashMap<IpAddr, (PeerId, Option<Vec<u8>>)>,
+    /// The Loc-RIB as the fabric was told it: prefix -> forwarding next hops.
+    fabric: BTreeMap<Ipv4Prefix, Vec<Ipv4Addr>>,
+    /// Effects of the last step.
+    last: Vec<String>,
+}
+
+const CTX: SessionContext = SessionContext {
+    four_octet_as: true,
+    extended_message: false,
+    ebgp: true,
+};
+
+impl Sim {
+    fn new(spec: InstanceSpec) -> Self {
+        let (owner, fx) = Instance::new(spec);
+        let mut sim = Self {
+            now: Instant::now(),
+            owner,
+            tasks: BTreeMap::new(),
+            listener: HashMap::new(),
+            fabric: BTreeMap::new(),
+            last: Vec::new(),
+        };
+        sim.carry_out(fx);
+        sim
+    }
+
+    fn step(&mut self, input: Input) {
+        let fx = self.owner.handle(self.now, input);
+        self.carry_out(fx);
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+    }
+
+    fn carry_out(&mut self, fx: Vec<Effect>) {
+        self.last = fx.iter().map(|e| format!("{e:?}")).collect();
+        for e in fx {
+            match e {
+                Effect::StartPeer { id, config } => {
+                    let old = self.tasks.insert(
+                        id,
+                        PeerTask {
+                            config,
+                            sent: Vec::new(),
+                            commands: Vec::new(),
+                            ended: false,
+                        },
+                    );
+                    assert!(old.is_none(), "peer id {id} reused");
+                }
+                Effect::Accept { id, remote, md5 } => {
+                    assert!(
+                        self.tasks.contains_key(&id),
+                        "accept for a peer never started"
+                    );
+                    self.listener.insert(remote, (id, md5));
+                }
+                Effect::StopAccepting { remote } => {
+                    self.listener.remove(&remote);
+                }
+                Effect::Peer { id, command } => {
+                    let t = self
+                        .tasks
+                        .get_mut(&id)
+                        .expect("command for an unknown peer");
+                    assert!(!t.ended, "command for an ended peer task: {command:?}");
+                    match command {
+                        PeerCommand::Send(bytes) => {
+                            let mut buf = &bytes[..];
+                            while !buf.is_empty() {
+                                let (m, n) =
+                                    Message::decode(buf, &CTX).expect("owner sent bad bytes");
+                                match m {
+                                    Message::Update(u) => t.sent.push(u),
+                                    other => panic!("Send carried a {:?}", other.kind()),
+                                }
+                                buf = &buf[n..];
+                            }
+                        }
+                        PeerCommand::Deconfigure | PeerCommand::Shutdown => {
+                            t.ended = true;
+                            t.commands.push(format!("{command:?}"));
+                        }
+                        other => t.commands.push(format!("{other:?}")),
+                    }
+                }
+                Effect::Fabric { reset, routes } => {
+                    if reset {
+                        self.fabric.clear();
+                    }
+                    for (p, nhs) in routes {
+                        if nhs.is_empty() {
+                            self.fabric.remove(&p);
+                        } else {
+                            self.fabric.insert(p, nhs);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn id(&self, name: &str) -> PeerId {
+        self.owner
+            .find(name)
+            .unwrap_or_else(|| panic!("no peer {name}"))
+    }
+
+    fn task(&self, name: &str) -> &PeerTask {
+        &self.tasks[&self.id(name)]
+    }
+
+    /// The running (not ended) task of `name`.
+    fn running(&self, name: &str) -> &PeerTask {
+        let t = self.task(name);
+        assert!(!t.ended, "{name}'s task has ended");
+        t
+    }
+
+    fn establish(&mut self, name: &str) {
+        let id = self.id(name);
+        let spec = self.owner.peer(id).unwrap().spec.clone();
+        let negotiated = Negotiated {
+            hold_time: spec.hold_time,
+            keepalive: spec.hold_time / 3,
+            peer_as: spec.asn,
+            peer_id: spec.address,
+            four_octet_as: true,
+            route_refresh: true,
+            enhanced_route_refresh: false,
+            extended_message: false,
+            families: Vec::new(),
+            ebgp: true,
+            peer_open: Open {
+                version: 4,
+                my_as: spec.asn as u16,
+                hold_time: spec.hold_time,
+                bgp_id: spec.address,
+                capabilities: Vec::new(),
+            },
+        };
+        self.step(Input::Peer(id, PeerEvent::Established { negotiated }));
+    }
+
+    fn down(&mut self, name: &str) {
+        let id = self.id(name);
+        self.step(Input::Peer(
+            id,
+            PeerEvent::Down {
+                reason: DownReason::ConnectionFailed,
+            },
+        ));
+    }
+
+    /// `name` announces `prefixes` via `next_hop`: the UPDATE goes through its wire encoding
+    /// and is decoded as the peer's task would.
+    fn announce(&mut self, name: &str, prefixes: &[&str], next_hop: &str) {
+        let id = self.id(name);
+        let asn = self.owner.peer(id).unwrap().spec.asn;
+        let u = UpdateMessage {
+            withdrawn: Vec::new(),
+            attrs: PathAttributes {
+                origin: Some(Origin::Igp),
+                as_path: Some(AsPath::from_sequence(vec![asn])),
+                next_hop: Some(ip(next_hop)),
+                ..Default::default()
+            },
+            nlri: prefixes.iter().map(|p| pfx(p)).collect(),
+        };
+        let mut bytes = Vec::new();
+        u.emit(&CTX, &mut bytes);
+        let (m, _) = Message::decode(&bytes, &CTX).unwrap();
+        let Message::Update(update) = m else {
+            unreachable!()
+        };
+        self.step(Input::Peer(
+            id,
+            PeerEvent::Update {
+                update,
+                treat_as_withdraw: None,
+                discarded: Vec::new(),
+            },
+        ));
+    }
+
+    fn reconfigure(&mut self, spec: InstanceSpec) {
+        self.step(Input::Reconfigure(Box::new(spec)));
+    }
+
+    /// What `name`'s current session holds from us: prefix -> AS path, from every UPDATE sent.
+    fn received(&self, name: &str) -> BTreeMap<Ipv4Prefix, String> {
+        let mut m = BTreeMap::new();
+        for u in &self.running(name).sent {
+            for p in &u.withdrawn {
+                m.remove(p);
+            }
+            for p in &u.nlri {
+                let path = u
+                    .attrs
+                    .as_path
+                    .as_ref()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                m.insert(*p, path);
+            }
+        }
+        m
+    }
+}
+
+#[test]
+fn the_md5_key_reaches_the_session_and_the_listener() {
+    let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
+    s.peers[0].password = Some(b"s3cret".to_vec());
+    let sim = Sim::new(s);
+    let nva1 = sim.running("nva1");
+    assert_eq!(nva1.config.password.as_deref(), Some(&b"s3cret"[..]));
+    assert_eq!(
+        sim.listener[&IpAddr::V4(ip("10.1.2.10"))],
+        (sim.id("nva1"), Some(b"s3cret".to_vec()))
+    );
+    // The other peer has no key anywhere.
+    assert_eq!(sim.running("nva2").config.password, None);
+    assert_eq!(sim.listener[&IpAddr::V4(ip("10.1.2.11"))].1, None);
+}
+
+#[test]
+fn a_new_password_restarts_only_that_peer_with_the_new_key() {
+    let mut sim = Sim::new(spec("RouteServiceRole_IN_0", "10.1.1.4"));
+    sim.establish("nva1");
+    sim.establish("nva2");
+    sim.announce("nva2", &["192.168.10.0/24"], "10.1.0.100");
+    let nva2_before = sim.id("nva2");
+    let old_nva1 = sim.id("nva1");
+
+    let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
+    s.peers[0].password = Some(b"new-key".to_vec());
+    sim.reconfigure(s);
+
+    assert!(sim.tasks[&old_nva1].ended, "the old session must end");
+    assert_eq!(sim.tasks[&old_nva1].commands, ["Deconfigure"]);
+    let nva1 = sim.running("nva1");
+    assert_eq!(nva1.config.password.as_deref(), Some(&b"new-key"[..]));
+    assert_eq!(
+        sim.listener[&IpAddr::V4(ip("10.1.2.10"))],
+        (sim.id("nva1"), Some(b"new-key".to_vec()))
+    );
+    // nva2 kept its session and its routes.
+    assert_eq!(sim.id("nva2"), nva2_before);
+    assert!(sim.running("nva2").commands.is_empty());
+    assert_eq!(sim.fabric[&pfx("192.168.10.0/24")], [ip("10.1.0.100")]);
+
+    // Removing the key takes it off the listener too.
+    sim.reconfigure(spec("RouteServiceRole_IN_0", "10.1.1.4"));
+    assert_eq!(sim.running("nva1").config.password, None);
+    assert_eq!(sim.listener[&IpAddr::V4(ip("10.1.2.10"))].1, None);
+}
+
+#[test]
+fn a_new_asn_restarts_every_session_and_advertises_the_new_as() {
+    let mut sim = Sim::new(spec("RouteServiceRole_IN_0", "10.1.1.4"));
+    sim.establish("nva1");
+    sim.establish("nva2");
+    sim.announce("nva1", &["192.168.10.0/24"], "10.1.0.100");
+    assert_eq!(sim.received("nva1")[&pfx("10.1.0.0/16")], "65515");
+    let before = (sim.id("nva1"), sim.id("nva2"));
+
+    let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
+    s.asn = 65520;
+    sim.reconfigure(s);
+
+    assert!(sim.tasks[&before.0].ended && sim.tasks[&before.1].ended);
+    for name in ["nva1", "nva2"] {
+        let t = sim.running(name);
+        assert_eq!(
+            t.config.session.local_as, 65520,
+            "{name}'s OPEN carries the new AS"
+        );
+    }
+    // Nothing learned under the old AS survives.
+    assert!(sim.fabric.is_empty());
+    assert!(sim.owner.rib().prefixes().next().is_none());
+    sim.establish("nva1");
+    assert_eq!(sim.received("nva1")[&pfx("10.1.0.0/16")], "65520");
+}
+
+#[test]
+fn a_new_port_restarts_every_session() {
+    let mut sim = Sim::new(spec("RouteServiceRole_IN_0", "10.1.1.4"));
+    sim.establish("nva1");
+    let before = (sim.id("nva1"), sim.id("nva2"));
+    let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
+    s.port = 1179;
+    let changes = diff(sim.owner.spec(), &s);
+    assert!(changes
+        .sessions_reset
+        .as_deref()
+        .unwrap()
+        .contains("port 179 -> 1179"));
+    sim.reconfigure(s);
+    assert!(sim.tasks[&before.0].ended && sim.tasks[&before.1].ended);
+    assert_ne!(sim.id("nva1"), before.0);
+    assert_eq!(sim.owner.spec().port, 1179);
+    // Both are accepted again (on the new listener the driver opened).
+    assert_eq!(sim.listener.len(), 2);
+}
+
+#[test]
+fn hold_time_and_limit_changes_restart_only_their_peer_with_the_new_values() {
+    let mut sim = Sim::new(spec("RouteServiceRole_IN_0", "10.1.1.4"));
+    sim.establish("nva1");
+    sim.establish("nva2");
+    let nva2 = sim.id("nva2");
+    let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
+    s.peers[0].hold_time = 9;
+    s.peers[0].max_routes = 2;
+    let changes = diff(sim.owner.spec(), &s);
+    assert_eq!(
+        changes.changed,
+        [("nva1".to_string(), vec!["max_routes", "hold_time"])]
+    );
+    sim.reconfigure(s);
+    assert_eq!(sim.running("nva1").config.session.hold_time, 9);
+    assert_eq!(sim.id("nva2"), nva2);
+    assert!(sim.running("nva2").commands.is_empty());
+    // The new limit holds.
+    sim.establish("nva1");
+    sim.announce(
+        "nva1",
+        &["192.168.1.0/24", "192.168.2.0/24", "192.168.3.0/24"],
+        "10.1.0.100",
+    );
+    assert!(sim.running("nva1").commands[0].contains("Reset"));
+}
+
+#[test]
+fn an_unchanged_spec_does_nothing() {
+    let mut sim = Sim::new(spec("RouteServiceRole_IN_0", "10.1.1.4"));
+    sim.establish("nva1");
+    sim.reconfigure(spec("RouteServiceRole_IN_0", "10.1.1.4"));
+    assert!(sim.last.is_empty(), "{:?}", sim.last);
+}
+
+#[test]
+fn the_route_limit_resets_with_cease_1_and_holds_the_peer_down() {
+    let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
+    s.branch_to_branch = true;
+    s.peers[0].max_routes = 2;
+    // Another AS, so branch-to-branch passes nva1's routes to it (no AS loop).
+    s.peers[1].asn = 65002;
+    let mut sim = Sim::new(s);
+    sim.establish("nva1");
+    sim.establish("nva2");
+    sim.announce("nva1", &["192.168.1.0/24"], "10.1.2.10");
+    assert!(sim.received("nva2").contains_key(&pfx("192.168.1.0/24")));
+    assert_eq!(sim.fabric.len(), 1);
+
+    sim.announce("nva1", &["192.168.2.0/24", "192.168.3.0/24"], "10.1.2.10");
+    let cmds = &sim.running("nva1").commands;
+    assert_eq!(cmds.len(), 1, "{cmds:?}");
+    // Cease (6) / Maximum Number of Prefixes Reached (1), data AFI 1, SAFI 1, limit 2 (RFC 4486).
+    assert!(
+        cmds[0].contains("code: 6, subcode: 1, data: [0, 1, 1, 0, 0, 0, 2]"),
+        "{cmds:?}"
+    );
+    assert!(
+        cmds[0].contains(&format!("restart_after: {LIMIT_HOLD_DOWN:?}")),
+        "{cmds:?}"
+    );
+    // Everything nva1 sent is gone: from nva2 and from the fabric.
+    assert!(!sim.received("nva2").contains_key(&pfx("192.168.1.0/24")));
+    assert!(sim.fabric.is_empty());
+    let slot = sim.owner.peer(sim.id("nva1")).unwrap();
+    assert_eq!(slot.state, State::Idle);
+
+    // The driver reports the closed session; the limit stays the reason shown.
+    sim.down("nva1");
+    let slot = sim.owner.peer(sim.id("nva1")).unwrap();
+    assert!(slot
+        .last_error
+        .as_deref()
+        .unwrap()
+        .starts_with("maximum number of prefixes"));
+
+    // After the hold-down the peer comes back and within its limit is served again.
+    sim.advance(LIMIT_HOLD_DOWN);
+    sim.establish("nva1");
+    sim.announce("nva1", &["192.168.1.0/24"], "10.1.2.10");
+    assert_eq!(sim.fabric.len(), 1);
+    assert_eq!(sim.owner.peer(sim.id("nva1")).unwrap().last_error, None);
+}
+
+#[test]
+fn events_of_a_removed_peer_are_dropped() {
+    let mut sim = Sim::new(spec("RouteServiceRole_IN_0", "10.1.1.4"));
+    sim.establish("nva1");
+    let old = sim.id("nva1");
+    let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
+    s.peers.remove(0);
+    sim.reconfigure(s.clone());
+    assert!(sim.owner.find("nva1").is_none());
+    assert!(!sim.listener.contains_key(&IpAddr::V4(ip("10.1.2.10"))));
+    // Its task's last event arrives after the removal, and the peer is added back meanwhile:
+    // the new peer has a new id, and the stale Down changes nothing.
+    sim.reconfigure(spec("RouteServiceRole_IN_0", "10.1.1.4"));
+    sim.establish("nva1");
+    sim.step(Input::Peer(
+        old,
+        PeerEvent::Down {
+            reason: DownReason::ConnectionFailed,
+        },
+    ));
+    assert!(sim.last.is_empty());
+    assert_eq!(
+        sim.owner.peer(sim.id("nva1")).unwrap().state,
+        State::Established
+    );
+}
+
+#[test]
+fn a_spec_never_prints_its_key() {
+    let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
+    s.peers[0].password = Some(b"s3cret".to_vec());
+    let mut t = s.clone();
+    t.peers[0].password = Some(b"other".to_vec());
+    let shown = format!("{s:?} {}", diff(&s, &t));
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("other"),
+        "{shown}"
+    );
+    assert!(shown.contains("password changed"), "{shown}");
+}
+
+#[test]
+fn shutdown_ends_every_peer_with_administrative_shutdown() {
+    let mut sim = Sim::new(spec("RouteServiceRole_IN_0", "10.1.1.4"));
+    sim.establish("nva1");
+    sim.step(Input::Shutdown);
+    assert!(sim
+        .tasks
+        .values()
+        .all(|t| t.ended && t.commands == ["Shutdown"]));
+    assert!(sim.listener.is_empty());
+}
