@@ -17,6 +17,11 @@ use std::time::Instant;
 use bgp::wire::attrs::AsSegment;
 use bgp::wire::Update;
 
+/// The address space of the virtual network nexthop runs with (`nexthop` target): it covers
+/// every tester's next hop (10.x), as a hub's address space covers its NVAs, and it is the one
+/// prefix the route server itself advertises, so the monitor accepts it besides the testers'.
+pub const VNET_SPACE: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 0, 0, 0), 8);
+
 /// First address of tester 0's prefixes.
 pub const PREFIX_BASE: Ipv4Addr = Ipv4Addr::new(11, 0, 0, 0);
 
@@ -158,7 +163,10 @@ impl Collector {
         let mut per: Vec<(usize, u64)> = Vec::new();
         for p in u.nlri() {
             if p.len() != 32 {
-                odd += 1;
+                // The address space of nexthop's virtual network is the one route it originates.
+                if p.bits() != u32::from(VNET_SPACE.0) || p.len() != VNET_SPACE.1 {
+                    odd += 1;
+                }
                 continue;
             }
             let Some((t, i)) = self.layout.owner(p.bits()) else {

@@ -18,6 +18,7 @@ fn color(k: Kind) -> RGBColor {
     match k {
         Kind::Sink => RGBColor(170, 170, 170),
         Kind::Nexthop => RGBColor(214, 39, 40),
+        Kind::NexthopBare => RGBColor(240, 150, 150),
         Kind::Bird => RGBColor(31, 119, 180),
         Kind::Frr => RGBColor(44, 160, 44),
         Kind::Gobgp => RGBColor(255, 127, 14),

@@ -210,7 +210,7 @@ pub fn best_other(
 ) -> Option<(Kind, &Summary)> {
     sums.iter()
         .filter(|((s, k), v)| {
-            *s == sc && k.is_target() && *k != Kind::Nexthop && v.elapsed.is_some()
+            *s == sc && k.is_target() && !k.is_nexthop() && v.elapsed.is_some()
         })
         .min_by(|a, b| a.1.elapsed.unwrap().total_cmp(&b.1.elapsed.unwrap()))
         .map(|((_, k), v)| (*k, v))
@@ -271,53 +271,55 @@ pub fn results_table(sums: &BTreeMap<(Scenario, Kind), Summary>) -> String {
     t
 }
 
-/// nexthop against the best other target, per scenario.
+/// nexthop (each shape that ran: with a virtual network as deployed, and without) against the
+/// best other target and against BIRD, per scenario.
 pub fn ratio_table(sums: &BTreeMap<(Scenario, Kind), Summary>) -> String {
     let mut t = String::new();
-    t.push_str("| P × N | nexthop s | best other | its s | nexthop / best | goal ≤ 0.5× | nexthop RSS / BIRD RSS | goal ≤ 1× |\n");
-    t.push_str("|---|---:|---|---:|---:|---|---:|---|\n");
+    t.push_str("| P × N | nexthop shape | nexthop s | best other | its s | nexthop / best | goal ≤ 0.5× | nexthop / BIRD s | goal ≤ 0.3× | nexthop RSS / BIRD RSS | goal ≤ 1× |\n");
+    t.push_str("|---|---|---:|---|---:|---:|---|---:|---|---:|---|\n");
     let scenarios: Vec<Scenario> = {
         let mut v: Vec<Scenario> = sums.keys().map(|(s, _)| *s).collect();
         v.dedup();
         v
     };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    let verdict = |r: Option<f64>, goal: f64| match r {
+        Some(r) if r <= goal => "met".to_string(),
+        Some(_) => "**not met**".to_string(),
+        None => "—".to_string(),
+    };
+    let times = |r: Option<f64>| r.map(|r| format!("{r:.2}×")).unwrap_or_else(|| "—".into());
     for sc in scenarios {
-        let Some(nh) = sums.get(&(sc, Kind::Nexthop)) else {
-            continue;
-        };
         let best = best_other(sums, sc);
-        let ratio = match (nh.elapsed, best.and_then(|(_, b)| b.elapsed)) {
-            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-            _ => None,
-        };
-        let rss_ratio = match (
-            nh.peak_rss,
-            sums.get(&(sc, Kind::Bird)).and_then(|b| b.peak_rss),
-        ) {
-            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-            _ => None,
-        };
-        let verdict = |r: Option<f64>, goal: f64| match r {
-            Some(r) if r <= goal => "met".to_string(),
-            Some(_) => "**not met**".to_string(),
-            None => "—".to_string(),
-        };
-        let _ = writeln!(
-            t,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            sc.label(),
-            secs(nh.elapsed),
-            best.map(|(k, _)| k.label()).unwrap_or("—"),
-            secs(best.and_then(|(_, b)| b.elapsed)),
-            ratio
-                .map(|r| format!("{r:.2}×"))
-                .unwrap_or_else(|| "—".into()),
-            verdict(ratio, 0.5),
-            rss_ratio
-                .map(|r| format!("{r:.2}×"))
-                .unwrap_or_else(|| "—".into()),
-            verdict(rss_ratio, 1.0),
-        );
+        let bird = sums.get(&(sc, Kind::Bird));
+        for (kind, shape) in [
+            (Kind::Nexthop, "virtual network"),
+            (Kind::NexthopBare, "none"),
+        ] {
+            let Some(nh) = sums.get(&(sc, kind)) else {
+                continue;
+            };
+            let vs_best = ratio(nh.elapsed, best.and_then(|(_, b)| b.elapsed));
+            let vs_bird = ratio(nh.elapsed, bird.and_then(|b| b.elapsed));
+            let rss = ratio(nh.peak_rss, bird.and_then(|b| b.peak_rss));
+            let _ = writeln!(
+                t,
+                "| {} | {shape} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                sc.label(),
+                secs(nh.elapsed),
+                best.map(|(k, _)| k.label()).unwrap_or("—"),
+                secs(best.and_then(|(_, b)| b.elapsed)),
+                times(vs_best),
+                verdict(vs_best, 0.5),
+                times(vs_bird),
+                verdict(vs_bird, 0.3),
+                times(rss),
+                verdict(rss, 1.0),
+            );
+        }
     }
     t
 }
@@ -485,6 +487,7 @@ mod tests {
         let sc: Scenario = "8x4000".parse().unwrap();
         let runs = vec![
             run(sc, Kind::Nexthop, 0.05, 10 << 20),
+            run(sc, Kind::NexthopBare, 0.015, 5 << 20),
             run(sc, Kind::Bird, 0.06, 11 << 20),
             run(sc, Kind::Frr, 0.10, 45 << 20),
             run(sc, Kind::Sink, 0.01, 0),
@@ -493,10 +496,14 @@ mod tests {
         assert_eq!(best_other(&sums, sc).unwrap().0, Kind::Bird);
         let t = ratio_table(&sums);
         assert!(
-            t.contains("| 8 × 4,000 | 0.050 | BIRD | 0.060 | 0.83× | **not met** | 0.91× | met |"),
+            t.contains("| 8 × 4,000 | virtual network | 0.050 | BIRD | 0.060 | 0.83× | **not met** | 0.83× | **not met** | 0.91× | met |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| 8 × 4,000 | none | 0.015 | BIRD | 0.060 | 0.25× | met | 0.25× | met | 0.45× | met |"),
             "{t}"
         );
         let i = injector_table(&sums);
-        assert!(i.contains("5.0×"), "{i}");
+        assert!(i.contains("1.5×"), "{i}");
     }
 }

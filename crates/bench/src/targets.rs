@@ -41,16 +41,20 @@ pub enum Kind {
     /// No route server: the testers send straight to the harness's own receiver. Measures the
     /// injector (and the receiving side of the harness), not a target.
     Sink,
+    /// nexthop as deployed (SPEC §6): the route server programs a virtual network, with a NIC.
     Nexthop,
+    /// nexthop without a virtual network: only the BGP side (what the race measured before).
+    NexthopBare,
     Bird,
     Frr,
     Gobgp,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Sink,
         Kind::Nexthop,
+        Kind::NexthopBare,
         Kind::Bird,
         Kind::Frr,
         Kind::Gobgp,
@@ -59,6 +63,7 @@ impl Kind {
         match self {
             Kind::Sink => "sink",
             Kind::Nexthop => "nexthop",
+            Kind::NexthopBare => "nexthop-bare",
             Kind::Bird => "bird",
             Kind::Frr => "frr",
             Kind::Gobgp => "gobgp",
@@ -69,6 +74,7 @@ impl Kind {
         match self {
             Kind::Sink => "injector→sink",
             Kind::Nexthop => "nexthop",
+            Kind::NexthopBare => "nexthop, no vnet",
             Kind::Bird => "BIRD",
             Kind::Frr => "FRR",
             Kind::Gobgp => "GoBGP",
@@ -77,7 +83,11 @@ impl Kind {
     /// nexthop puts its ASN in front of routes it passes between peers (`branch_to_branch`,
     /// its documented behaviour); the others are configured as transparent route servers.
     pub fn prepends(self) -> bool {
-        self == Kind::Nexthop
+        self.is_nexthop()
+    }
+    /// Either shape of nexthop.
+    pub fn is_nexthop(self) -> bool {
+        matches!(self, Kind::Nexthop | Kind::NexthopBare)
     }
     /// Whether this is a route server (not the sink).
     pub fn is_target(self) -> bool {
@@ -91,7 +101,7 @@ impl FromStr for Kind {
         Kind::ALL
             .into_iter()
             .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown target {s:?} (one of sink, nexthop, bird, frr, gobgp)"))
+            .ok_or_else(|| format!("unknown target {s:?} (one of sink, nexthop, nexthop-bare, bird, frr, gobgp)"))
     }
 }
 
@@ -145,15 +155,31 @@ pub fn peers(net: &Net, testers: usize, with_monitor: bool) -> Vec<PeerDef> {
 }
 
 /// nexthop: one instance, branch-to-branch on (routes go to the other peers), a route limit
-/// far above N.
-pub fn nexthop_config(net: &Net, peers: &[PeerDef], api_port: u16, max_routes: u64) -> String {
+/// far above N. With `vnet`, as SPEC §6 deploys it: the route server programs a virtual network
+/// whose address space covers the testers' next hops, with one NIC, so every learned route is
+/// also held and resolved by the fabric.
+pub fn nexthop_config(
+    net: &Net,
+    peers: &[PeerDef],
+    api_port: u16,
+    max_routes: u64,
+    vnet: bool,
+) -> String {
     let mut c = String::new();
+    if vnet {
+        let (addr, len) = crate::monitor::VNET_SPACE;
+        let _ = writeln!(
+            c,
+            "[[virtual_network]]\nname = \"hub\"\nregion = \"westeurope\"\naddress_space = [\"{addr}/{len}\"]\n\n[[nic]]\nname = \"vm1-nic\"\nvirtual_network = \"hub\"\naddress = \"10.255.3.10\"\n"
+        );
+    }
     let _ = writeln!(
         c,
-        "[route_server]\nasn = {RS_ASN}\ninstances = [\"{}\"]\nport = {}\nbranch_to_branch = true\nmax_routes_per_peer = {}\n",
+        "[route_server]\nasn = {RS_ASN}\ninstances = [\"{}\"]\nport = {}\nbranch_to_branch = true\nmax_routes_per_peer = {}\n{}",
         net.target(),
         net.port,
-        max_routes.min(u64::from(u32::MAX))
+        max_routes.min(u64::from(u32::MAX)),
+        if vnet { "virtual_network = \"hub\"\n" } else { "" }
     );
     for p in peers {
         let _ = writeln!(
@@ -352,14 +378,14 @@ pub fn start(
                 }
             }));
         }
-        Kind::Nexthop => {
+        Kind::Nexthop | Kind::NexthopBare => {
             let bin = bins.nexthop.clone().ok_or_else(|| {
                 anyhow!("nexthop binary not found: build it (`cargo build --release -p nexthop`) or pass --nexthop-bin")
             })?;
             let dir = Workdir::new("bench-nexthop")?;
             let conf = dir.write(
                 "nexthop.toml",
-                &nexthop_config(net, peers, free_port()?, max_routes),
+                &nexthop_config(net, peers, free_port()?, max_routes, kind == Kind::Nexthop),
             )?;
             let mut cmd = Command::new(bin);
             cmd.arg("run").arg("--config").arg(conf);
@@ -424,12 +450,13 @@ pub fn start(
 pub fn version(kind: Kind, bins: &Binaries) -> Option<String> {
     let (bin, args): (PathBuf, &[&str]) = match kind {
         Kind::Sink => return None,
-        Kind::Nexthop => (bins.nexthop.clone()?, &["--version"]),
+        Kind::Nexthop | Kind::NexthopBare => (bins.nexthop.clone()?, &["--version"]),
         Kind::Bird => (labtest::find_binary("bird")?, &["--version"]),
         Kind::Frr => (labtest::find_binary("bgpd")?, &["--version"]),
         Kind::Gobgp => (labtest::find_binary("gobgpd")?, &["--version"]),
     };
-    let built = (kind == Kind::Nexthop)
+    let built = kind
+        .is_nexthop()
         .then(|| std::fs::metadata(&bin).and_then(|m| m.modified()).ok())
         .flatten()
         .map(crate::report::utc)
@@ -529,8 +556,12 @@ mod tests {
         let n = net();
         let p = peers(&n, 3, true);
         assert_eq!(p.len(), 4);
-        let nh = nexthop_config(&n, &p, 9000, 1_000_000);
+        let nh = nexthop_config(&n, &p, 9000, 1_000_000, false);
         assert!(nh.contains("branch_to_branch = true"));
+        assert!(!nh.contains("virtual_network"));
+        let vn = nexthop_config(&n, &p, 9000, 1_000_000, true);
+        assert!(vn.contains("address_space = [\"10.0.0.0/8\"]"));
+        assert!(vn.contains("[route_server]\nasn = 65515") && vn.contains("virtual_network = \"hub\"\n"));
         assert!(nh.contains("address = \"127.77.0.2\"\nasn = 64999"));
         assert!(nh.contains("port = 1790"));
         let b = bird_config(&n, &p);
