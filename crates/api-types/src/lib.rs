@@ -56,8 +56,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 pub use fabric::{EffectiveRoute, EffectiveRoutes, TraceAnswer, TraceFlow};
 pub use lb::{
-    AdminAnswer, BackendView, LastProbe, LbListEntry, LbSettings, LbView, SettingsError,
-    MAX_FLOWS, MAX_IDLE_S, MAX_MAGLEV_TABLE_SIZE,
+    AdminAnswer, BackendView, LastProbe, LbListEntry, LbSettings, LbView, SettingsError, MAX_FLOWS,
+    MAX_IDLE_S, MAX_MAGLEV_TABLE_SIZE,
 };
 pub use names::{
     AdminState, Distribution, Health, LbMode, NextHopType, NoHealthyBackends, Origin, Role,

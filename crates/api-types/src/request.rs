@@ -42,7 +42,10 @@ pub struct PeerQuery {
 
 impl PeerQuery {
     pub fn path(&self, which: RouteDirection) -> String {
-        with_query(&format!("/v1/routes/{which}"), &[("peer", self.peer.clone())])
+        with_query(
+            &format!("/v1/routes/{which}"),
+            &[("peer", self.peer.clone())],
+        )
     }
 }
 
@@ -111,7 +114,10 @@ impl AdminQuery {
     pub fn path(&self, lb: &str) -> String {
         with_query(
             &format!("{}/admin", lb_path(lb)),
-            &[("backend", self.backend.clone()), ("state", self.state.clone())],
+            &[
+                ("backend", self.backend.clone()),
+                ("state", self.state.clone()),
+            ],
         )
     }
 }

@@ -14,8 +14,7 @@ use serde_json::Value;
 /// Deserialises `json` as `T` and checks that it serialises back to the same bytes.
 fn round_trip<T: Serialize + DeserializeOwned>(json: &str) -> T {
     let json = json.trim_end();
-    let v: T = serde_json::from_str(json)
-        .unwrap_or_else(|e| panic!("{e}: {json}"));
+    let v: T = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
     assert_eq!(serde_json::to_string(&v).unwrap(), json);
     v
 }
@@ -161,22 +160,33 @@ fn unknown_renamed_and_missing_keys_are_errors() {
     let nested_unknown = edit(eff, r#""state":"Active""#, r#""state":"Active","metric":1"#);
     let missing_nullable = edit(eff, r#""reason":null,"#, "");
     let missing = edit(eff, r#","version":3"#, "");
-    for bad in [&unknown, &renamed, &nested_unknown, &missing_nullable, &missing] {
+    for bad in [
+        &unknown,
+        &renamed,
+        &nested_unknown,
+        &missing_nullable,
+        &missing,
+    ] {
         let e = serde_json::from_str::<EffectiveRoutes>(bad);
         assert!(e.is_err(), "accepted: {bad}");
     }
     let peers = fixture!("peers");
-    assert!(
-        serde_json::from_str::<PerInstance<Vec<PeerView>>>(&edit(peers, r#""lastError":null,"#, ""))
-            .is_err()
-    );
+    assert!(serde_json::from_str::<PerInstance<Vec<PeerView>>>(&edit(
+        peers,
+        r#""lastError":null,"#,
+        ""
+    ))
+    .is_err());
     let lb = fixture!("lb_show");
     for bad in [
         edit(lb, r#""idleUdpS":30"#, r#""idleUdpS":30,"burst":1"#),
         edit(lb, r#""lastProbe":{"#, r#""probe":{"#),
         edit(lb, r#","settings":{"#, r#","setting":{"#),
     ] {
-        assert!(serde_json::from_str::<LbView>(&bad).is_err(), "accepted: {bad}");
+        assert!(
+            serde_json::from_str::<LbView>(&bad).is_err(),
+            "accepted: {bad}"
+        );
     }
 }
 
@@ -185,7 +195,11 @@ fn unknown_enum_values_are_errors() {
     let eff = fixture!("effective_routes");
     for bad in [
         edit(eff, r#""state":"Active""#, r#""state":"Pending""#),
-        edit(eff, r#""nextHopType":"Internet""#, r#""nextHopType":"Blackhole""#),
+        edit(
+            eff,
+            r#""nextHopType":"Internet""#,
+            r#""nextHopType":"Blackhole""#,
+        ),
         edit(eff, r#""source":"Default""#, r#""source":"User""#),
         edit(eff, r#""state":"Active""#, r#""state":"active""#),
     ] {
@@ -198,11 +212,42 @@ fn unknown_enum_values_are_errors() {
         edit(lb, r#""role":"serving""#, r#""role":"primary""#),
         edit(lb, r#""adminState":"none""#, r#""adminState":"off""#),
         edit(lb, r#""mode":"active-active""#, r#""mode":"round-robin""#),
-        edit(lb, r#""distribution":"five-tuple""#, r#""distribution":"four-tuple""#),
+        edit(
+            lb,
+            r#""distribution":"five-tuple""#,
+            r#""distribution":"four-tuple""#,
+        ),
     ] {
-        assert!(serde_json::from_str::<LbView>(&bad).is_err(), "accepted: {bad}");
+        assert!(
+            serde_json::from_str::<LbView>(&bad).is_err(),
+            "accepted: {bad}"
+        );
     }
     let peers = fixture!("peers");
     let bad = edit(peers, r#""state":"Established""#, r#""state":"Up""#);
     assert!(serde_json::from_str::<PerInstance<Vec<PeerView>>>(&bad).is_err());
+}
+
+/// `-o json` writes again what it read: floats too (the workspace enables serde_json's
+/// `float_roundtrip`; without it the parser may be one ulp off).
+#[test]
+fn probe_floats_round_trip_exactly() {
+    let lb = fixture!("lb_show");
+    for n in (1..200_000u64).step_by(7) {
+        // Latencies as the controller computes them: a Duration in ms, as f64.
+        let ms = std::time::Duration::from_nanos(n * 1_013).as_secs_f64() * 1000.0;
+        let age = n as f64 * 0.1 / 3.0;
+        let json = edit(
+            lb,
+            r#""latencyMs":0.260737"#,
+            &format!(r#""latencyMs":{ms:?}"#),
+        );
+        let json = edit(
+            &json,
+            r#""ageS":0.020527724"#,
+            &format!(r#""ageS":{age:?}"#),
+        );
+        let v: LbView = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&v).unwrap(), json);
+    }
 }
