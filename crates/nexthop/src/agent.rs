@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use serde_json::Value;
+use api_types::{EffectiveRoute, EffectiveRoutes, EffectiveRoutesQuery, NextHopType, RouteState};
 use tracing::{info, warn};
 
 /// How long the controller may hold one long poll (below the CLI client's 30 s read timeout).
@@ -25,42 +25,61 @@ pub const WAIT_S: u64 = 20;
 
 /// The NIC's effective routes as last answered: prefix → routes of that prefix (a prefix may
 /// have several, e.g. an Active one and an Invalid one).
-pub type RouteMap = BTreeMap<String, Vec<Value>>;
+pub type RouteMap = BTreeMap<String, Vec<EffectiveRoute>>;
 
-fn prefix_of(route: &Value) -> Option<String> {
-    route
-        .get("addressPrefix")?
-        .as_array()?
-        .first()?
-        .as_str()
-        .map(str::to_string)
+/// The kernel route an effective route asks for: `None` unless it is an Active route to a
+/// virtual network gateway; then its prefix via its first next hop address, or an error when
+/// those are not an IPv4 prefix and address.
+fn kernel_route(r: &EffectiveRoute) -> Result<Option<(linux::Prefix, Ipv4Addr)>, String> {
+    if r.state != RouteState::Active || r.next_hop_type != NextHopType::VirtualNetworkGateway {
+        return Ok(None);
+    }
+    let p = r.prefix().unwrap_or_default();
+    let prefix = p
+        .parse::<linux::Prefix>()
+        .map_err(|e| format!("prefix {p:?}: {e}"))?;
+    let gw = r
+        .next_hop_ip_address
+        .first()
+        .and_then(|a| a.parse::<Ipv4Addr>().ok())
+        .ok_or_else(|| format!("{p}: no IPv4 next hop in {:?}", r.next_hop_ip_address))?;
+    Ok(Some((prefix, gw)))
+}
+
+/// Reads one answer of `/v1/effective-routes` (strictly: an unknown, renamed or missing field
+/// or an unknown value is an error) and merges it into `map`. On error `map` is left as it was,
+/// so the kernel is too: an answer this agent does not understand never becomes an empty
+/// route set, which would delete every route.
+pub fn take_answer(map: &mut RouteMap, body: &str) -> anyhow::Result<EffectiveRoutes> {
+    let answer: EffectiveRoutes = crate::cli::decode(body)?;
+    merge(map, &answer)?;
+    Ok(answer)
 }
 
 /// Merges one answer of `/v1/effective-routes` into `map` and returns its version. A full
 /// answer (no `changed`) replaces the map; an incremental one replaces the routes of each
-/// prefix in `changed` (a changed prefix without a route in `value` was removed).
-pub fn merge(map: &mut RouteMap, answer: &Value) -> anyhow::Result<u64> {
-    let version = answer
-        .get("version")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| anyhow!("effective routes answer without a version"))?;
-    let routes = answer
-        .get("value")
-        .and_then(Value::as_array)
-        .ok_or_else(|| anyhow!("effective routes answer without a value array"))?;
-    match answer.get("changed").and_then(Value::as_array) {
+/// prefix in `changed` (a changed prefix without a route in `value` was removed). An answer
+/// with a route this agent could not program is refused whole, before `map` changes.
+pub fn merge(map: &mut RouteMap, answer: &EffectiveRoutes) -> anyhow::Result<u64> {
+    for r in &answer.value {
+        if r.prefix().is_none() {
+            return Err(anyhow!("route without addressPrefix: {r:?}"));
+        }
+        kernel_route(r).map_err(|e| anyhow!("route not programmable: {e}"))?;
+    }
+    match &answer.changed {
         Some(changed) => {
-            for p in changed.iter().filter_map(Value::as_str) {
+            for p in changed {
                 map.remove(p);
             }
         }
         None => map.clear(),
     }
-    for r in routes {
-        let p = prefix_of(r).ok_or_else(|| anyhow!("route without addressPrefix: {r}"))?;
+    for r in &answer.value {
+        let p = r.prefix().unwrap_or_default().to_string();
         map.entry(p).or_default().push(r.clone());
     }
-    Ok(version)
+    Ok(answer.version)
 }
 
 /// The kernel routes the map asks for: per prefix, its Active route when that goes to a
@@ -68,24 +87,14 @@ pub fn merge(map: &mut RouteMap, answer: &Value) -> anyhow::Result<u64> {
 pub fn desired(map: &RouteMap) -> Vec<(linux::Prefix, Ipv4Addr)> {
     let mut out = Vec::new();
     for (p, routes) in map {
-        let Some(active) = routes
-            .iter()
-            .find(|r| r.get("state").and_then(Value::as_str) == Some("Active"))
-        else {
+        let Some(active) = routes.iter().find(|r| r.state == RouteState::Active) else {
             continue;
         };
-        if active.get("nextHopType").and_then(Value::as_str) != Some("VirtualNetworkGateway") {
-            continue;
-        }
-        let gw = active
-            .get("nextHopIpAddress")
-            .and_then(Value::as_array)
-            .and_then(|a| a.first())
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<Ipv4Addr>().ok());
-        match (p.parse::<linux::Prefix>(), gw) {
-            (Ok(prefix), Some(gw)) => out.push((prefix, gw)),
-            _ => warn!(prefix = %p, "effective route not programmable (prefix or next hop)"),
+        // `merge` refused answers with a route `kernel_route` rejects.
+        match kernel_route(active) {
+            Ok(Some(r)) => out.push(r),
+            Ok(None) => {}
+            Err(e) => warn!(prefix = %p, "effective route not programmable: {e}"),
         }
     }
     out
@@ -94,11 +103,12 @@ pub fn desired(map: &RouteMap) -> Vec<(linux::Prefix, Ipv4Addr)> {
 /// The path of the next question: the whole table, or a long poll from `version` held up to
 /// `wait_s` seconds.
 pub fn poll_path(nic: &str, version: Option<u64>, wait_s: u64) -> String {
-    let nic = crate::cli::encode(nic);
-    match version {
-        Some(v) => format!("/v1/effective-routes?nic={nic}&since={v}&wait={wait_s}"),
-        None => format!("/v1/effective-routes?nic={nic}"),
+    EffectiveRoutesQuery {
+        nic: Some(nic.to_string()),
+        since: version,
+        wait: version.map(|_| wait_s),
     }
+    .path()
 }
 
 /// During the grace period after a reconnect: `desired`, plus the routes `kept` from before
@@ -153,8 +163,12 @@ pub fn run(controller: &str, nic: &str, grace: Duration) -> anyhow::Result<()> {
     let mut grace_until: Option<Instant> = None;
     loop {
         let wait = if grace_until.is_some() { 1 } else { WAIT_S };
-        let answer = match crate::cli::get_json(controller, &poll_path(nic, version, wait)) {
-            Ok(a) => a,
+        // An error status counts as unreachable (the controller cannot answer now); an answer
+        // it gives that this agent cannot read is a bad answer. Both leave the kernel as it is.
+        let body = crate::cli::request(controller, "GET", &poll_path(nic, version, wait))
+            .and_then(|(status, body)| crate::cli::check_status(status, &body).map(|()| body));
+        let body = match body {
+            Ok(b) => b,
             Err(e) => {
                 if reachable {
                     warn!(error = %format!("{e:#}"), "controller unreachable: keeping the kernel routes (fail static), retrying every second");
@@ -178,23 +192,18 @@ pub fn run(controller: &str, nic: &str, grace: Duration) -> anyhow::Result<()> {
             reachable = true;
             grace_until = Some(Instant::now() + grace);
         }
-        let full = answer.get("changed").is_none();
-        match merge(&mut map, &answer) {
-            Ok(v) => version = Some(v),
+        let answer = match take_answer(&mut map, &body) {
+            Ok(a) => a,
             Err(e) => {
-                warn!(error = %e, "bad answer from the controller; fetching the whole table");
+                warn!(error = %format!("{e:#}"), "bad answer from the controller: keeping the kernel routes; fetching the whole table");
                 version = None;
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
             }
-        }
-        if !full {
-            if let Some(changed) = answer
-                .get("changed")
-                .filter(|c| c.as_array().is_some_and(|a| !a.is_empty()))
-            {
-                info!(version = ?version, %changed, "effective routes changed");
-            }
+        };
+        version = Some(answer.version);
+        if let Some(changed) = answer.changed.as_ref().filter(|c| !c.is_empty()) {
+            info!(version = ?version, changed = ?changed, "effective routes changed");
         }
         let mut want = desired(&map);
         if let Some(until) = grace_until {
@@ -230,11 +239,16 @@ pub fn run(controller: &str, nic: &str, grace: Duration) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn route(p: &str, state: &str, ty: &str, nh: &[&str]) -> Value {
         json!({"source": "VirtualNetworkGateway", "state": state, "addressPrefix": [p],
                "nextHopType": ty, "nextHopIpAddress": nh, "loadBalancer": null, "reason": null})
+    }
+
+    /// One answer as the loop takes it: its JSON text, read and merged.
+    fn take(m: &mut RouteMap, answer: &Value) -> anyhow::Result<u64> {
+        take_answer(m, &answer.to_string()).map(|a| a.version)
     }
 
     #[test]
@@ -245,7 +259,7 @@ mod tests {
             route("192.168.10.0/24", "Active", "VirtualNetworkGateway", &["10.1.0.100"]),
             route("192.168.20.0/24", "Active", "VirtualNetworkGateway", &["10.1.2.10", "10.1.2.11"]),
         ], "version": 5});
-        assert_eq!(merge(&mut m, &full).unwrap(), 5);
+        assert_eq!(take(&mut m, &full).unwrap(), 5);
         let d = desired(&m);
         assert_eq!(
             d,
@@ -266,7 +280,7 @@ mod tests {
             route("192.168.30.0/24", "Invalid", "VirtualNetworkGateway", &["10.9.0.1"]),
         ], "version": 8, "since": 5,
            "changed": ["192.168.10.0/24", "192.168.20.0/24", "192.168.30.0/24"]});
-        assert_eq!(merge(&mut m, &inc).unwrap(), 8);
+        assert_eq!(take(&mut m, &inc).unwrap(), 8);
         assert_eq!(
             desired(&m),
             vec![(
@@ -277,11 +291,11 @@ mod tests {
         assert!(m.contains_key("10.1.0.0/16"));
         // An empty incremental answer changes nothing.
         let none = json!({"value": [], "version": 8, "since": 8, "changed": []});
-        merge(&mut m, &none).unwrap();
+        take(&mut m, &none).unwrap();
         assert_eq!(desired(&m).len(), 1);
         // A full answer replaces everything.
         let full2 = json!({"value": [], "version": 1});
-        merge(&mut m, &full2).unwrap();
+        take(&mut m, &full2).unwrap();
         assert!(m.is_empty() && desired(&m).is_empty());
     }
 
@@ -292,15 +306,110 @@ mod tests {
             route("0.0.0.0/0", "Invalid", "VirtualNetworkGateway", &["10.1.0.100"]),
             route("0.0.0.0/0", "Active", "Internet", &[]),
         ], "version": 2});
-        merge(&mut m, &a).unwrap();
+        take(&mut m, &a).unwrap();
         assert!(desired(&m).is_empty());
     }
 
     #[test]
     fn malformed_answers() {
         let mut m = RouteMap::new();
-        assert!(merge(&mut m, &json!({"value": []})).is_err());
-        assert!(merge(&mut m, &json!({"version": 1})).is_err());
+        assert!(take(&mut m, &json!({"value": []})).is_err());
+        assert!(take(&mut m, &json!({"version": 1})).is_err());
+        assert!(take(&mut m, &json!({"value": [], "version": -1})).is_err());
+        assert!(take(&mut m, &json!([])).is_err());
+        assert!(take_answer(&mut m, "{\"value\": [], \"vers").is_err());
+    }
+
+    /// The agent's fail-static promise: an answer it does not understand, full or incremental,
+    /// changes neither the map nor the kernel routes it asks for.
+    #[test]
+    fn answers_not_understood_change_nothing() {
+        let mut m = RouteMap::new();
+        let good = json!({"value": [
+            route("10.1.0.0/16", "Active", "VnetLocal", &[]),
+            route("192.168.10.0/24", "Active", "VirtualNetworkGateway", &["10.1.0.100"]),
+        ], "version": 5});
+        take(&mut m, &good).unwrap();
+        let before = m.clone();
+        let want = desired(&m);
+        assert_eq!(want.len(), 1);
+
+        let full = |r: Value| json!({"value": [r], "version": 6});
+        let vng = || {
+            route(
+                "192.168.10.0/24",
+                "Active",
+                "VirtualNetworkGateway",
+                &["10.1.0.100"],
+            )
+        };
+        let mut unknown_field = vng();
+        unknown_field["metric"] = 10.into();
+        let mut renamed = vng();
+        let nh = renamed
+            .as_object_mut()
+            .unwrap()
+            .remove("nextHopIpAddress")
+            .unwrap();
+        renamed["nextHopIp"] = nh;
+        let mut missing_nullable = vng();
+        missing_nullable.as_object_mut().unwrap().remove("reason");
+        let mut top_level_unknown = full(vng());
+        top_level_unknown["muxes"] = json!(["10.1.0.101"]);
+        let bad = [
+            full(unknown_field),
+            full(renamed),
+            full(missing_nullable),
+            top_level_unknown,
+            // Unknown enum values.
+            full(route(
+                "192.168.10.0/24",
+                "Pending",
+                "VirtualNetworkGateway",
+                &["10.1.0.100"],
+            )),
+            full(route(
+                "192.168.10.0/24",
+                "Active",
+                "Blackhole",
+                &["10.1.0.100"],
+            )),
+            full(route(
+                "192.168.10.0/24",
+                "active",
+                "VirtualNetworkGateway",
+                &["10.1.0.100"],
+            )),
+            // Well formed, but not a route this agent can program: refused whole.
+            full(route(
+                "192.168.10.0/24",
+                "Active",
+                "VirtualNetworkGateway",
+                &[],
+            )),
+            full(route(
+                "192.168.10.0/24",
+                "Active",
+                "VirtualNetworkGateway",
+                &["fd00::1"],
+            )),
+            full(route(
+                "192.168.10.0/33",
+                "Active",
+                "VirtualNetworkGateway",
+                &["10.1.0.100"],
+            )),
+            json!({"value": [{"source": "VirtualNetworkGateway", "state": "Active", "addressPrefix": [],
+                   "nextHopType": "VnetLocal", "nextHopIpAddress": [], "loadBalancer": null, "reason": null}],
+                   "version": 6}),
+            // An incremental answer that removes the route, with a field renamed.
+            json!({"value": [], "version": 6, "since": 5, "changedPrefixes": ["192.168.10.0/24"]}),
+        ];
+        for b in &bad {
+            assert!(take(&mut m, b).is_err(), "accepted: {b}");
+            assert_eq!(m, before, "map changed by {b}");
+            assert_eq!(desired(&m), want, "desired set changed by {b}");
+        }
     }
 
     #[test]

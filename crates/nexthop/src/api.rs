@@ -14,8 +14,10 @@
 //! | POST | `/v1/reload` | re-read the config file and apply it |
 //! | GET | `/metrics` | Prometheus text |
 //!
-//! JSON objects are keyed by instance name (`RouteServiceRole_IN_0`, …) in instance order.
-//! Errors are `{"error": "..."}` with a 4xx/5xx status.
+//! Every answer and every request's parameters are a type of the contract crate
+//! ([`api_types`]), which the CLI, the agent and the mux read back with the same types. JSON
+//! objects are keyed by instance name (`RouteServiceRole_IN_0`, …) in instance order
+//! ([`PerInstance`]). Errors are [`ErrorBody`] (`{"error": "..."}`) with a 4xx/5xx status.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -27,6 +29,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
+use api_types::request::MAX_WAIT_S;
+use api_types::{
+    AdminAnswer, AdminQuery, AdminState, EffectiveRoutes, EffectiveRoutesQuery, ErrorBody, Health,
+    LbListEntry, PeerQuery, PerInstance, ReloadAnswer, Role, RouteState, SessionState, TraceAnswer,
+    TraceFlow, TraceProto, TraceQuery,
+};
+
+use crate::contract;
 use crate::instance::{Instances, PeerView, Query, RouteView};
 use crate::lbrun::{LbQuery, LoadBalancers};
 
@@ -73,50 +83,30 @@ pub async fn serve(
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": msg.into() }))).into_response()
-}
-
-/// Instance names in order: a BTreeMap of `RouteServiceRole_IN_n` sorts them for n < 10, and
-/// an IndexMap-like Vec keeps them right beyond that.
-type PerInstance<T> = Vec<(String, T)>;
-
-fn per_instance_json<T: serde::Serialize>(v: PerInstance<T>) -> Response {
-    let mut m = serde_json::Map::new();
-    for (k, x) in v {
-        m.insert(
-            k,
-            serde_json::to_value(x).unwrap_or(serde_json::Value::Null),
-        );
-    }
-    Json(serde_json::Value::Object(m)).into_response()
+    (status, Json(ErrorBody::new(msg))).into_response()
 }
 
 async fn all_peers(state: &ApiState) -> PerInstance<Vec<PeerView>> {
     let instances = state.instances.read().await.clone();
-    let mut out = Vec::new();
+    let mut out = PerInstance::new();
     for i in instances {
         let v = i.ask(Query::Peers).await.unwrap_or_default();
-        out.push((i.name.clone(), v));
+        out.push(i.name.clone(), v);
     }
     out
 }
 
 async fn peers(State(state): State<ApiState>) -> Response {
-    per_instance_json(all_peers(&state).await)
+    Json(all_peers(&state).await).into_response()
 }
 
 async fn rib(State(state): State<ApiState>) -> Response {
     let instances = state.instances.read().await.clone();
-    let mut out = Vec::new();
+    let mut out = PerInstance::new();
     for i in instances {
-        out.push((i.name.clone(), i.ask(Query::Rib).await.unwrap_or_default()));
+        out.push(i.name.clone(), i.ask(Query::Rib).await.unwrap_or_default());
     }
-    per_instance_json(out)
-}
-
-#[derive(serde::Deserialize)]
-struct PeerParam {
-    peer: Option<String>,
+    Json(out).into_response()
 }
 
 async fn routes(state: &ApiState, peer: Option<String>, learned: bool) -> Response {
@@ -124,7 +114,7 @@ async fn routes(state: &ApiState, peer: Option<String>, learned: bool) -> Respon
         return error(StatusCode::BAD_REQUEST, "missing ?peer=NAME");
     };
     let instances = state.instances.read().await.clone();
-    let mut out: PerInstance<Vec<RouteView>> = Vec::new();
+    let mut out: PerInstance<Vec<RouteView>> = PerInstance::new();
     let mut found = false;
     for i in instances {
         let name = peer.clone();
@@ -134,7 +124,7 @@ async fn routes(state: &ApiState, peer: Option<String>, learned: bool) -> Respon
             i.ask(|tx| Query::Advertised(name, tx)).await.flatten()
         };
         found |= v.is_some();
-        out.push((i.name.clone(), v.unwrap_or_default()));
+        out.push(i.name.clone(), v.unwrap_or_default());
     }
     if !found {
         return error(StatusCode::NOT_FOUND, format!("no peer named {peer:?}"));
@@ -150,20 +140,20 @@ async fn routes(state: &ApiState, peer: Option<String>, learned: bool) -> Respon
                     })
                     .await
                 {
-                    r.state = Some("Invalid".into());
+                    r.state = Some(RouteState::Invalid);
                     r.reason = Some(why);
                 }
             }
         }
     }
-    per_instance_json(out)
+    Json(out).into_response()
 }
 
-async fn learned(State(state): State<ApiState>, AxQuery(q): AxQuery<PeerParam>) -> Response {
+async fn learned(State(state): State<ApiState>, AxQuery(q): AxQuery<PeerQuery>) -> Response {
     routes(&state, q.peer, true).await
 }
 
-async fn advertised(State(state): State<ApiState>, AxQuery(q): AxQuery<PeerParam>) -> Response {
+async fn advertised(State(state): State<ApiState>, AxQuery(q): AxQuery<PeerQuery>) -> Response {
     routes(&state, q.peer, false).await
 }
 
@@ -179,21 +169,26 @@ async fn reload(State(state): State<ApiState>) -> Response {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     match rrx.await {
-        Ok(Ok(msg)) => {
-            Json(serde_json::json!({ "reloaded": true, "message": msg })).into_response()
-        }
+        Ok(Ok(message)) => Json(ReloadAnswer {
+            message,
+            reloaded: true,
+        })
+        .into_response(),
         Ok(Err(msg)) => error(StatusCode::UNPROCESSABLE_ENTITY, msg),
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }
 }
 
 async fn lb_list(State(state): State<ApiState>) -> Response {
-    let list: Vec<serde_json::Value> = state
+    let list: Vec<LbListEntry> = state
         .lbs
         .read()
         .await
         .iter()
-        .map(|l| serde_json::json!({ "name": l.name, "frontend": l.frontend.to_string() }))
+        .map(|l| LbListEntry {
+            frontend: l.frontend,
+            name: l.name.clone(),
+        })
         .collect();
     Json(list).into_response()
 }
@@ -224,16 +219,10 @@ async fn lb_show(
     }
 }
 
-#[derive(serde::Deserialize)]
-struct AdminParam {
-    backend: Option<String>,
-    state: Option<String>,
-}
-
 async fn lb_admin(
     State(state): State<ApiState>,
     axum::extract::Path(name): axum::extract::Path<String>,
-    AxQuery(q): AxQuery<AdminParam>,
+    AxQuery(q): AxQuery<AdminQuery>,
 ) -> Response {
     let Some(l) = find_lb(&state, &name).await else {
         return error(
@@ -247,34 +236,27 @@ async fn lb_admin(
             "backend=ADDRESS (an IPv4 address) is required",
         );
     };
-    let Some(st) = q.state.as_deref().and_then(crate::lbrun::parse_admin) else {
+    let Some(st) = q
+        .state
+        .as_deref()
+        .and_then(|s| s.parse::<AdminState>().ok())
+    else {
         return error(
             StatusCode::BAD_REQUEST,
             "state=up|down|drain|none is required",
         );
     };
-    match l.ask(|tx| LbQuery::SetAdmin(addr, st, tx)).await {
-        Some(Ok(())) => {
-            Json(serde_json::json!({ "backend": addr.to_string(), "adminState": st.to_string() }))
-                .into_response()
-        }
+    let lb_state = contract::lb_admin_state(st);
+    match l.ask(|tx| LbQuery::SetAdmin(addr, lb_state, tx)).await {
+        Some(Ok(())) => Json(AdminAnswer {
+            admin_state: st,
+            backend: addr,
+        })
+        .into_response(),
         Some(Err(e)) => error(StatusCode::NOT_FOUND, e),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "load balancer task gone"),
     }
 }
-
-#[derive(serde::Deserialize)]
-struct NicParam {
-    nic: Option<String>,
-    /// Only the routes of prefixes changed after this version.
-    since: Option<u64>,
-    /// Long poll: when nothing changed since `since`, wait up to this many seconds (at most
-    /// [`MAX_WAIT_S`]) for a change before answering.
-    wait: Option<u64>,
-}
-
-/// The longest a long poll of the effective routes is held.
-pub const MAX_WAIT_S: u64 = 60;
 
 async fn ask_routes(
     state: &ApiState,
@@ -295,7 +277,7 @@ fn unchanged(d: &Option<Option<crate::fabricrun::NicRoutes>>) -> bool {
 
 async fn effective_routes(
     State(state): State<ApiState>,
-    AxQuery(q): AxQuery<NicParam>,
+    AxQuery(q): AxQuery<EffectiveRoutesQuery>,
 ) -> Response {
     let Some(nic) = q.nic.filter(|n| !n.is_empty()) else {
         return error(StatusCode::BAD_REQUEST, "missing ?nic=NAME");
@@ -330,32 +312,23 @@ async fn effective_routes(
     };
     match answer {
         Some(Some(d)) => {
-            let value: Vec<crate::fabricrun::RouteView> = d.routes.iter().map(Into::into).collect();
-            let mut out = serde_json::json!({ "value": value, "version": d.version });
-            if let Some(changed) = d.changed {
-                // Incremental answer: the routes of the prefixes changed after `since` (a prefix
-                // listed with no route was removed).
-                out["since"] = serde_json::json!(since);
-                out["changed"] =
-                    serde_json::json!(changed.iter().map(|p| p.to_string()).collect::<Vec<_>>());
-            }
-            Json(out).into_response()
+            // Incremental answer (`changed`): the routes of the prefixes changed after `since`
+            // (a prefix listed with no route was removed).
+            let incremental = d.changed.is_some();
+            Json(EffectiveRoutes {
+                changed: d.changed.map(|c| c.iter().map(|p| p.to_string()).collect()),
+                since: since.filter(|_| incremental),
+                value: d.routes.iter().map(contract::effective_route).collect(),
+                version: d.version,
+            })
+            .into_response()
         }
         Some(None) => error(StatusCode::NOT_FOUND, format!("no NIC named {nic:?}")),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "fabric task gone"),
     }
 }
 
-#[derive(serde::Deserialize)]
-struct TraceParam {
-    nic: Option<String>,
-    dst: Option<String>,
-    proto: Option<String>,
-    sport: Option<u16>,
-    dport: Option<u16>,
-}
-
-async fn trace(State(state): State<ApiState>, AxQuery(q): AxQuery<TraceParam>) -> Response {
+async fn trace(State(state): State<ApiState>, AxQuery(q): AxQuery<TraceQuery>) -> Response {
     let Some(nic) = q.nic.filter(|n| !n.is_empty()) else {
         return error(StatusCode::BAD_REQUEST, "missing ?nic=NAME");
     };
@@ -366,16 +339,17 @@ async fn trace(State(state): State<ApiState>, AxQuery(q): AxQuery<TraceParam>) -
     else {
         return error(StatusCode::BAD_REQUEST, "dst=IPv4 address is required");
     };
-    let proto = match q.proto.as_deref().unwrap_or("tcp") {
-        "tcp" => lb::flow::TCP,
-        "udp" => lb::flow::UDP,
-        "icmp" => lb::flow::ICMP,
-        other => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("proto {other:?}: expected tcp, udp or icmp"),
-            )
-        }
+    let requested = q.proto.as_deref().unwrap_or("tcp");
+    let Ok(trace_proto) = requested.parse::<TraceProto>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("proto {requested:?}: expected tcp, udp or icmp"),
+        );
+    };
+    let proto = match trace_proto {
+        TraceProto::Tcp => lb::flow::TCP,
+        TraceProto::Udp => lb::flow::UDP,
+        TraceProto::Icmp => lb::flow::ICMP,
     };
     let (sport, dport) = if proto == lb::flow::ICMP {
         (0, 0)
@@ -398,10 +372,28 @@ async fn trace(State(state): State<ApiState>, AxQuery(q): AxQuery<TraceParam>) -
     let Some(src) = src else {
         return error(StatusCode::NOT_FOUND, format!("no NIC named {nic:?}"));
     };
-    let flow = serde_json::json!({ "src": src.to_string(), "dst": dst.to_string(), "proto": q.proto.clone().unwrap_or_else(|| "tcp".into()), "sport": sport, "dport": dport });
+    let mut out = TraceAnswer {
+        backend: None,
+        dropped: None,
+        flow: TraceFlow {
+            dport,
+            dst,
+            proto: trace_proto,
+            sport,
+            src,
+        },
+        load_balancer: None,
+        nic,
+        route: None,
+        why: None,
+    };
     let route = match route {
         Some(Ok(Some(r))) => r,
-        Some(Ok(None)) => return Json(serde_json::json!({ "nic": nic, "flow": flow, "route": null, "dropped": "no route matches (no active route covers the destination)" })).into_response(),
+        Some(Ok(None)) => {
+            out.dropped =
+                Some("no route matches (no active route covers the destination)".to_string());
+            return Json(out).into_response();
+        }
         Some(Err(e)) => return error(StatusCode::NOT_FOUND, e),
         None => return error(StatusCode::SERVICE_UNAVAILABLE, "fabric task gone"),
     };
@@ -409,8 +401,8 @@ async fn trace(State(state): State<ApiState>, AxQuery(q): AxQuery<TraceParam>) -
         "longest prefix match: {} ({}) is the most specific active route covering {dst}",
         route.prefix, route.source
     );
-    let view: crate::fabricrun::RouteView = (&route).into();
-    let mut out = serde_json::json!({ "nic": nic, "flow": flow, "route": view, "why": why });
+    out.route = Some(contract::effective_route(&route));
+    out.why = Some(why);
     if let Some(lb_name) = &route.load_balancer {
         let handle = state
             .lbs
@@ -424,11 +416,11 @@ async fn trace(State(state): State<ApiState>, AxQuery(q): AxQuery<TraceParam>) -
             Some(h) => h.ask(|tx| LbQuery::Predict(key, tx)).await.flatten(),
             None => None,
         };
-        out["loadBalancer"] = serde_json::json!(lb_name);
+        out.load_balancer = Some(lb_name.clone());
         match backend {
-            Some(b) => out["backend"] = serde_json::json!(b.to_string()),
+            Some(b) => out.backend = Some(b),
             None => {
-                out["dropped"] = serde_json::json!(format!(
+                out.dropped = Some(format!(
                     "load balancer {lb_name} has no healthy backend (no_healthy_backends = drop)"
                 ))
             }
@@ -460,7 +452,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "bgp_peer_status",
         "1 when the BGP session is Established",
         "gauge",
-        rows(&|p| u8::from(p.state == "Established").to_string()),
+        rows(&|p| u8::from(p.state == SessionState::Established).to_string()),
     );
     family(
         "routes_learned_from_peer",
@@ -531,10 +523,10 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             })
             .collect()
     };
-    let health = |b: &crate::lbrun::BackendView| match b.health.as_str() {
-        "up" => "1".to_string(),
-        "down" => "0".to_string(),
-        _ => "-1".to_string(),
+    let health = |b: &crate::lbrun::BackendView| match b.health {
+        Health::Up => "1".to_string(),
+        Health::Down => "0".to_string(),
+        Health::Unknown => "-1".to_string(),
     };
     family(
         "lb_backend_health",
@@ -546,7 +538,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "lb_backend_active",
         "1 when the backend takes new flows (active or serving)",
         "gauge",
-        per_backend(&|b| u8::from(b.role == "active" || b.role == "serving").to_string()),
+        per_backend(&|b| u8::from(matches!(b.role, Role::Active | Role::Serving)).to_string()),
     );
     family(
         "lb_backend_flows",

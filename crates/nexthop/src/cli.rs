@@ -2,13 +2,26 @@
 //!
 //! The client is a few lines over `std::net::TcpStream` (one request, `Connection: close`)
 //! rather than an HTTP client crate: the CLI talks to one local API and nothing else.
+//!
+//! Every answer is read as its contract type ([`api_types`]), strictly: an answer this client
+//! does not understand (a controller of another version) is an error, never a table with
+//! blanks. `-o json` prints the typed answer written again, which is the controller's JSON
+//! (pretty-printed).
 
+use std::fmt::Display;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use serde_json::Value;
+use api_types::request::{self, lb_path, RELOAD};
+use api_types::{
+    AdminAnswer, AdminQuery, EffectiveRoutes, EffectiveRoutesQuery, ErrorBody, LbView, PeerQuery,
+    PeerView, PerInstance, ReloadAnswer, RibEntryView, RouteDirection, RouteView, TraceAnswer,
+    TraceQuery,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// Sends one request to the API; returns the status and the parsed JSON body (or text).
 pub fn request(api: &str, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
@@ -56,26 +69,40 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// GET a JSON document; an API error becomes the command's error.
-pub fn get_json(api: &str, path: &str) -> anyhow::Result<Value> {
-    let (status, body) = request(api, "GET", path)?;
-    let v: Value = serde_json::from_str(&body)
-        .with_context(|| format!("API answered {status} with non-JSON: {body}"))?;
-    if status >= 400 {
-        bail!(
-            "{}",
-            v.get("error").and_then(Value::as_str).unwrap_or(&body)
-        );
-    }
-    Ok(v)
+/// Sends one request and reads the answer as `T`. An error status becomes the command's error
+/// with the API's message; an answer that is not a `T` is an error that says so.
+pub fn call<T: DeserializeOwned>(api: &str, method: &str, path: &str) -> anyhow::Result<T> {
+    let (status, body) = request(api, method, path)?;
+    check_status(status, &body)?;
+    decode(&body).with_context(|| format!("{method} {path} at {api}"))
 }
 
-fn s(v: &Value, k: &str) -> String {
-    match v.get(k) {
-        Some(Value::String(x)) => x.clone(),
-        Some(Value::Null) | None => "-".into(),
-        Some(x) => x.to_string(),
+/// An error status as an error with the API's message ([`ErrorBody`]).
+pub fn check_status(status: u16, body: &str) -> anyhow::Result<()> {
+    if status < 400 {
+        return Ok(());
     }
+    match serde_json::from_str::<ErrorBody>(body) {
+        Ok(e) => bail!("{}", e.error),
+        Err(_) => bail!("API answered {status}: {body}"),
+    }
+}
+
+/// Reads an answer as its contract type, strictly (see [`api_types`]).
+pub fn decode<T: DeserializeOwned>(body: &str) -> anyhow::Result<T> {
+    serde_json::from_str(body).map_err(|e| {
+        anyhow!("answer not understood: {e} (a controller of another version than this client?)")
+    })
+}
+
+/// GET an answer of the API as its contract type (see [`call`]).
+pub fn get<T: DeserializeOwned>(api: &str, path: &str) -> anyhow::Result<T> {
+    call(api, "GET", path)
+}
+
+/// A cell: the value, or `-` when there is none.
+fn opt<T: Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".to_string(), T::to_string)
 }
 
 /// Prints rows as aligned columns.
@@ -100,30 +127,30 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-fn print_json(v: &Value) -> anyhow::Result<()> {
+fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
 pub fn peers(api: &str, output: &str) -> anyhow::Result<()> {
-    let v = get_json(api, "/v1/peers")?;
+    let v: PerInstance<Vec<PeerView>> = get(api, request::PEERS)?;
     if output == "json" {
         return print_json(&v);
     }
     let mut rows = Vec::new();
-    for (inst, ps) in v.as_object().into_iter().flatten() {
-        for p in ps.as_array().into_iter().flatten() {
+    for (inst, ps) in v.iter() {
+        for p in ps {
             rows.push(vec![
-                inst.clone(),
-                s(p, "name"),
-                s(p, "peerIp"),
-                s(p, "peerAsn"),
-                s(p, "state"),
-                s(p, "uptime"),
-                s(p, "routesReceived"),
-                s(p, "routesAccepted"),
-                s(p, "routesAdvertised"),
-                s(p, "lastError"),
+                inst.to_string(),
+                p.name.clone(),
+                p.peer_ip.clone(),
+                p.peer_asn.to_string(),
+                p.state.to_string(),
+                opt(&p.uptime),
+                p.routes_received.to_string(),
+                p.routes_accepted.to_string(),
+                p.routes_advertised.to_string(),
+                opt(&p.last_error),
             ]);
         }
     }
@@ -146,27 +173,30 @@ pub fn peers(api: &str, output: &str) -> anyhow::Result<()> {
 }
 
 pub fn routes(api: &str, which: &str, peer: &str, output: &str) -> anyhow::Result<()> {
-    if which != "learned" && which != "advertised" {
+    let Ok(which) = which.parse::<RouteDirection>() else {
         bail!("nexthop routes: expected `learned` or `advertised`, got {which:?}");
-    }
-    let v = get_json(api, &format!("/v1/routes/{which}?peer={}", encode(peer)))?;
+    };
+    let query = PeerQuery {
+        peer: Some(peer.to_string()),
+    };
+    let v: PerInstance<Vec<RouteView>> = get(api, &query.path(which))?;
     if output == "json" {
         return print_json(&v);
     }
     let mut rows = Vec::new();
-    for (inst, rs) in v.as_object().into_iter().flatten() {
-        for r in rs.as_array().into_iter().flatten() {
-            let state = match r.get("reason") {
-                Some(Value::String(why)) => format!("{} ({why})", s(r, "state")),
-                _ => "Valid".into(),
+    for (inst, rs) in v.iter() {
+        for r in rs {
+            let state = match &r.reason {
+                Some(why) => format!("{} ({why})", opt(&r.state)),
+                None => "Valid".into(),
             };
             rows.push(vec![
-                inst.clone(),
-                s(r, "network"),
-                s(r, "nextHop"),
-                s(r, "sourcePeer"),
-                s(r, "asPath"),
-                s(r, "origin"),
+                inst.to_string(),
+                r.network.clone(),
+                r.next_hop.clone(),
+                r.source_peer.clone(),
+                r.as_path.clone(),
+                r.origin.to_string(),
                 state,
             ]);
         }
@@ -186,62 +216,37 @@ pub fn routes(api: &str, which: &str, peer: &str, output: &str) -> anyhow::Resul
     Ok(())
 }
 
-/// Percent-encodes a query value or a path segment.
-pub fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 pub fn reload(api: &str) -> anyhow::Result<()> {
-    let (status, body) = request(api, "POST", "/v1/reload")?;
-    if status >= 400 {
-        let msg = serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| v.get("error").and_then(Value::as_str).map(String::from));
-        bail!("reload failed: {}", msg.unwrap_or(body));
-    }
-    println!("{body}");
+    let answer: ReloadAnswer = call(api, "POST", RELOAD).context("reload failed")?;
+    println!("{}", serde_json::to_string(&answer)?);
     Ok(())
 }
 
 pub fn rib(api: &str, output: &str) -> anyhow::Result<()> {
-    let v = get_json(api, "/v1/rib")?;
+    let v: PerInstance<Vec<RibEntryView>> = get(api, request::RIB)?;
     if output == "json" {
         return print_json(&v);
     }
     let mut rows = Vec::new();
-    for (inst, es) in v.as_object().into_iter().flatten() {
-        for e in es.as_array().into_iter().flatten() {
-            let paths: Vec<String> = e["paths"]
-                .as_array()
-                .into_iter()
-                .flatten()
+    for (inst, es) in v.iter() {
+        for e in es {
+            let paths: Vec<String> = e
+                .paths
+                .iter()
                 .map(|p| {
                     format!(
                         "{}{} via {} [{}]",
-                        if p["best"] == true { "*" } else { "" },
-                        s(p, "sourcePeer"),
-                        s(p, "nextHop"),
-                        s(p, "asPath")
+                        if p.best { "*" } else { "" },
+                        p.source_peer,
+                        p.next_hop,
+                        p.as_path
                     )
                 })
                 .collect();
-            let nh: Vec<String> = e["forwardingNextHops"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect();
             rows.push(vec![
-                inst.clone(),
-                s(e, "network"),
-                nh.join(","),
+                inst.to_string(),
+                e.network.clone(),
+                e.forwarding_next_hops.join(","),
                 paths.join("; "),
             ]);
         }
@@ -259,37 +264,29 @@ pub fn rib(api: &str, output: &str) -> anyhow::Result<()> {
 }
 
 pub fn lb_show(api: &str, name: &str, output: &str) -> anyhow::Result<()> {
-    let v = get_json(api, &format!("/v1/lb/{}", encode(name)))?;
+    let v: LbView = get(api, &lb_path(name))?;
     if output == "json" {
         return print_json(&v);
     }
-    println!(
-        "{} frontend {} mode {}",
-        s(&v, "name"),
-        s(&v, "frontend"),
-        s(&v, "mode")
-    );
-    let rows = v["backends"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    println!("{} frontend {} mode {}", v.name, v.frontend, v.mode);
+    let rows = v
+        .backends
+        .iter()
         .map(|b| {
-            let probe = match b.get("lastProbe") {
-                Some(p) if !p.is_null() => format!(
+            let probe = match &b.last_probe {
+                Some(p) => format!(
                     "{} ({:.1} ms, {:.1} s ago)",
-                    s(p, "detail"),
-                    p["latencyMs"].as_f64().unwrap_or(0.0),
-                    p["ageS"].as_f64().unwrap_or(0.0)
+                    p.detail, p.latency_ms, p.age_s
                 ),
-                _ => "-".into(),
+                None => "-".into(),
             };
             vec![
-                s(b, "address"),
-                s(b, "health"),
-                s(b, "adminState"),
-                s(b, "role"),
-                s(b, "priority"),
-                s(b, "flows"),
+                b.address.to_string(),
+                b.health.to_string(),
+                b.admin_state.to_string(),
+                b.role.to_string(),
+                b.priority.to_string(),
+                b.flows.to_string(),
                 probe,
             ]
         })
@@ -308,61 +305,48 @@ pub fn lb_show(api: &str, name: &str, output: &str) -> anyhow::Result<()> {
     );
     println!(
         "new flows {}, moved {}, dropped {}, evicted {}",
-        s(&v, "newFlows"),
-        s(&v, "movedFlows"),
-        s(&v, "droppedFlows"),
-        s(&v, "flowEvictions")
+        v.new_flows, v.moved_flows, v.dropped_flows, v.flow_evictions
     );
     Ok(())
 }
 
 pub fn lb_set_admin(api: &str, name: &str, backend: &str, state: &str) -> anyhow::Result<()> {
-    let path = format!(
-        "/v1/lb/{}/admin?backend={}&state={}",
-        encode(name),
-        encode(backend),
-        encode(state)
+    let query = AdminQuery {
+        backend: Some(backend.to_string()),
+        state: Some(state.to_string()),
+    };
+    let answer: AdminAnswer = call(api, "POST", &query.path(name))?;
+    println!(
+        "{name}: backend {} admin state set to {}",
+        answer.backend, answer.admin_state
     );
-    let (status, body) = request(api, "POST", &path)?;
-    if status >= 400 {
-        let msg = serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| v.get("error").and_then(Value::as_str).map(String::from));
-        bail!("{}", msg.unwrap_or(body));
-    }
-    println!("{name}: backend {backend} admin state set to {state}");
     Ok(())
 }
 
 pub fn effective_routes(api: &str, nic: &str, output: &str) -> anyhow::Result<()> {
-    let v = get_json(api, &format!("/v1/effective-routes?nic={}", encode(nic)))?;
+    let query = EffectiveRoutesQuery {
+        nic: Some(nic.to_string()),
+        ..Default::default()
+    };
+    let v: EffectiveRoutes = get(api, &query.path())?;
     if output == "json" {
         return print_json(&v);
     }
-    let list = |x: &Value| {
-        x.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str().map(String::from))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let rows = v["value"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows = v
+        .value
+        .iter()
         .map(|r| {
-            let mut nh = list(&r["nextHopIpAddress"]);
-            if let Some(lb) = r["loadBalancer"].as_str() {
+            let mut nh = r.next_hop_ip_address.join(",");
+            if let Some(lb) = &r.load_balancer {
                 nh = format!("{nh} (via {lb})");
             }
             vec![
-                s(r, "source"),
-                s(r, "state"),
-                list(&r["addressPrefix"]),
-                s(r, "nextHopType"),
+                r.source.to_string(),
+                r.state.to_string(),
+                r.address_prefix.join(","),
+                r.next_hop_type.to_string(),
                 nh,
-                s(r, "reason"),
+                opt(&r.reason),
             ]
         })
         .collect();
@@ -389,55 +373,40 @@ pub fn trace(
     dport: Option<u16>,
     output: &str,
 ) -> anyhow::Result<()> {
-    let mut path = format!(
-        "/v1/trace?nic={}&dst={}&proto={}",
-        encode(nic),
-        encode(dst),
-        encode(proto)
-    );
-    if let Some(p) = sport {
-        path.push_str(&format!("&sport={p}"));
-    }
-    if let Some(p) = dport {
-        path.push_str(&format!("&dport={p}"));
-    }
-    let v = get_json(api, &path)?;
+    let query = TraceQuery {
+        nic: Some(nic.to_string()),
+        dst: Some(dst.to_string()),
+        proto: Some(proto.to_string()),
+        sport,
+        dport,
+    };
+    let v: TraceAnswer = get(api, &query.path())?;
     if output == "json" {
         return print_json(&v);
     }
-    let f = &v["flow"];
+    let f = &v.flow;
     println!(
         "flow    {} {}:{} -> {}:{} from NIC {}",
-        s(f, "proto"),
-        s(f, "src"),
-        s(f, "sport"),
-        s(f, "dst"),
-        s(f, "dport"),
-        s(&v, "nic")
+        f.proto, f.src, f.sport, f.dst, f.dport, v.nic
     );
-    let r = &v["route"];
-    if !r.is_null() {
-        let pfx = r["addressPrefix"]
-            .get(0)
-            .and_then(Value::as_str)
-            .unwrap_or("-");
+    if let Some(r) = &v.route {
         println!(
             "route   {} {} -> {} {} ({})",
-            s(r, "source"),
-            pfx,
-            s(r, "nextHopType"),
-            r["nextHopIpAddress"],
-            s(r, "state")
+            r.source,
+            r.prefix().unwrap_or("-"),
+            r.next_hop_type,
+            serde_json::to_string(&r.next_hop_ip_address)?,
+            r.state
         );
-        println!("why     {}", s(&v, "why"));
+        println!("why     {}", opt(&v.why));
     }
-    if let Some(lb) = v.get("loadBalancer").and_then(Value::as_str) {
+    if let Some(lb) = &v.load_balancer {
         println!("via     load balancer {lb}");
     }
-    if let Some(b) = v.get("backend").and_then(Value::as_str) {
+    if let Some(b) = &v.backend {
         println!("backend {b}");
     }
-    if let Some(d) = v.get("dropped").and_then(Value::as_str) {
+    if let Some(d) = &v.dropped {
         println!("DROPPED {d}");
     }
     Ok(())

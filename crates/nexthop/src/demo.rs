@@ -227,8 +227,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                     reported = report(&running, &received, &stamp).await;
                 }
                 if fail_at.is_some_and(|t| Instant::now() >= t) && failed_at.is_none() {
-                    let active = match &lb { Some(l) => l.ask(LbQuery::Show).await.and_then(|v| v.backends.iter().find(|b| b.role == "active" || b.role == "serving").map(|b| b.address.clone())), None => None };
-                    let victim = active.and_then(|a| NVAS.iter().position(|(_, x)| x.to_string() == a)).unwrap_or(0);
+                    let active = match &lb { Some(l) => l.ask(LbQuery::Show).await.and_then(|v| v.backends.iter().find(|b| matches!(b.role, api_types::Role::Active | api_types::Role::Serving)).map(|b| b.address)), None => None };
+                    let victim = active.and_then(|a| NVAS.iter().position(|(_, x)| *x == a)).unwrap_or(0);
                     println!("{} failing {} ({}): its health endpoint stops answering", stamp(), NVAS[victim].0, NVAS[victim].1);
                     health[victim].set_healthy(false);
                     failed_at = Some(Instant::now());
@@ -268,7 +268,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 // Flows start once every NVA has answered a first probe, so the initial
                 // election (priority 1 active) is not decided by whichever probe came back first.
                 if !lb_ready {
-                    lb_ready = l.ask(LbQuery::Show).await.is_some_and(|v| v.backends.iter().all(|b| b.health != "unknown"));
+                    lb_ready = l.ask(LbQuery::Show).await.is_some_and(|v| v.backends.iter().all(|b| b.health != api_types::Health::Unknown));
                     if !lb_ready {
                         continue;
                     }

@@ -23,33 +23,6 @@ use fabric::{Fabric, LbInfo, NicInfo, Prefix, Resolution, Route, Topology, VnetI
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
-/// An effective route as the API shows it (SPEC §6, shape of the reference's NIC output).
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RouteView {
-    pub source: String,
-    pub state: String,
-    pub address_prefix: Vec<String>,
-    pub next_hop_type: String,
-    pub next_hop_ip_address: Vec<String>,
-    pub load_balancer: Option<String>,
-    pub reason: Option<String>,
-}
-
-impl From<&Route> for RouteView {
-    fn from(r: &Route) -> Self {
-        Self {
-            source: r.source.to_string(),
-            state: r.state.to_string(),
-            address_prefix: vec![r.prefix.to_string()],
-            next_hop_type: r.next_hop_type.to_string(),
-            next_hop_ip_address: r.next_hop_ips.iter().map(|a| a.to_string()).collect(),
-            load_balancer: r.load_balancer.clone(),
-            reason: r.reason.clone(),
-        }
-    }
-}
-
 pub enum FabricMsg {
     /// One RIB export of instance `instance`: per changed prefix, its forwarding next hops now
     /// (empty: gone). With `reset` the batch is the instance's whole Loc-RIB: its prefixes not

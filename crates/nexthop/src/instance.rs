@@ -30,63 +30,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
-/// A peer as the API shows it.
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PeerView {
-    pub name: String,
-    pub peer_ip: String,
-    pub peer_asn: u32,
-    pub state: String,
-    pub routes_received: u32,
-    pub routes_accepted: u32,
-    pub routes_advertised: u32,
-    pub last_error: Option<String>,
-    /// Seconds since the session was established, when it is.
-    pub uptime: Option<u64>,
-    pub updates_received: u64,
-    pub updates_sent: u64,
-    /// BGP messages of any type.
-    pub messages_received: u64,
-    pub messages_sent: u64,
-}
-
-/// A learned or advertised route as the API shows it (SPEC §6 shape).
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RouteView {
-    pub local_address: String,
-    pub network: String,
-    pub next_hop: String,
-    pub source_peer: String,
-    pub origin: String,
-    pub as_path: String,
-    pub weight: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-/// One Loc-RIB entry: the paths of a prefix and its forwarding next hops.
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RibEntryView {
-    pub network: String,
-    /// The ECMP set, best first: paths equal up to the router-id tie-break (SPEC §3).
-    pub paths: Vec<RibPathView>,
-    /// Distinct next hops of the ECMP set: what traffic is sent to.
-    pub forwarding_next_hops: Vec<String>,
-}
-
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RibPathView {
-    pub source_peer: String,
-    pub next_hop: String,
-    pub as_path: String,
-    pub best: bool,
-}
+/// Peers, learned and advertised routes and the Loc-RIB as the API shows them (SPEC §6): the
+/// contract's types.
+pub use api_types::{PeerView, RibEntryView, RibPathView, RouteView};
 
 /// Requests to the instance task.
 pub enum Query {
@@ -312,7 +258,7 @@ impl InstanceTask {
             name: s.spec.name.clone(),
             peer_ip: s.spec.address.to_string(),
             peer_asn: s.spec.asn,
-            state: s.state.to_string(),
+            state: crate::contract::session_state(s.state),
             routes_received: received,
             routes_accepted: accepted,
             routes_advertised: if s.state == State::Established {
@@ -382,14 +328,14 @@ impl InstanceTask {
             .map(|r| {
                 let (state, reason) = match r.state {
                     RouteState::Accepted { .. } => (None, None),
-                    RouteState::Rejected(why) => (Some("Invalid".to_string()), Some(why)),
+                    RouteState::Rejected(why) => (Some(api_types::RouteState::Invalid), Some(why)),
                 };
                 RouteView {
                     local_address: self.owner.spec().address.to_string(),
                     network: r.prefix.to_string(),
                     next_hop: r.attrs.next_hop.map(|n| n.to_string()).unwrap_or_default(),
                     source_peer: src.clone(),
-                    origin: "EBgp".into(),
+                    origin: api_types::Origin::EBgp,
                     as_path: r
                         .attrs
                         .as_path
@@ -418,9 +364,9 @@ impl InstanceTask {
                     next_hop: a.next_hop.map(|n| n.to_string()).unwrap_or_default(),
                     source_peer: me.clone(),
                     origin: if originated {
-                        "Igp".into()
+                        api_types::Origin::Igp
                     } else {
-                        "EBgp".into()
+                        api_types::Origin::EBgp
                     },
                     as_path: a
                         .as_path

@@ -27,109 +27,8 @@ pub struct ProbeReport {
     pub detail: String,
 }
 
-/// A backend as the API shows it (SPEC §6 `lb show`).
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BackendView {
-    pub address: String,
-    pub health: String,
-    pub admin_state: String,
-    pub role: String,
-    pub priority: u32,
-    pub flows: u64,
-    pub last_probe: Option<LastProbe>,
-    pub probes_sent: u64,
-    pub probes_failed: u64,
-}
-
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LastProbe {
-    pub ok: bool,
-    pub detail: String,
-    pub latency_ms: f64,
-    /// Seconds since it completed.
-    pub age_s: f64,
-}
-
-/// A load balancer as the API shows it.
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LbView {
-    pub name: String,
-    pub frontend: String,
-    pub mode: String,
-    pub backends: Vec<BackendView>,
-    pub new_flows: u64,
-    pub moved_flows: u64,
-    pub dropped_flows: u64,
-    pub flow_evictions: u64,
-    pub flow_table_capacity: usize,
-    /// What a data plane (`nexthop lb-mux`) needs to build the same balancer, so that it picks
-    /// the backends the controller (and `nexthop trace`) predicts.
-    pub settings: LbSettings,
-}
-
-/// The balancer's selection settings (SPEC §4), as `nexthop lb-mux` reads them.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LbSettings {
-    /// `five-tuple`, `two-tuple` or `three-tuple`.
-    pub distribution: String,
-    pub symmetric: bool,
-    pub preempt: bool,
-    /// `drop` or `all`.
-    pub no_healthy_backends: String,
-    pub maglev_table_size: u32,
-    pub max_flows: usize,
-    pub idle_tcp_s: u32,
-    pub idle_udp_s: u32,
-}
-
-impl LbSettings {
-    pub fn of(cfg: &LbConfig) -> Self {
-        Self {
-            distribution: match cfg.distribution {
-                Distribution::FiveTuple => "five-tuple",
-                Distribution::TwoTuple => "two-tuple",
-                Distribution::ThreeTuple => "three-tuple",
-            }
-            .into(),
-            symmetric: cfg.symmetric,
-            preempt: cfg.preempt,
-            no_healthy_backends: match cfg.no_healthy {
-                NoHealthy::Drop => "drop",
-                NoHealthy::All => "all",
-            }
-            .into(),
-            maglev_table_size: cfg.table_size,
-            max_flows: cfg.max_flows,
-            idle_tcp_s: cfg.idle_tcp_s,
-            idle_udp_s: cfg.idle_udp_s,
-        }
-    }
-
-    /// Applies these settings to `cfg` (unknown names leave the field as it is).
-    pub fn apply(&self, cfg: &mut LbConfig) {
-        match self.distribution.as_str() {
-            "five-tuple" => cfg.distribution = Distribution::FiveTuple,
-            "two-tuple" => cfg.distribution = Distribution::TwoTuple,
-            "three-tuple" => cfg.distribution = Distribution::ThreeTuple,
-            _ => {}
-        }
-        cfg.symmetric = self.symmetric;
-        cfg.preempt = self.preempt;
-        match self.no_healthy_backends.as_str() {
-            "drop" => cfg.no_healthy = NoHealthy::Drop,
-            "all" => cfg.no_healthy = NoHealthy::All,
-            _ => {}
-        }
-        cfg.table_size = self.maglev_table_size;
-        cfg.max_flows = self.max_flows;
-        cfg.idle_tcp_s = self.idle_tcp_s;
-        cfg.idle_udp_s = self.idle_udp_s;
-    }
-}
+/// A load balancer as the API shows it (SPEC §6 `lb show`): the contract's types.
+pub use api_types::{BackendView, LastProbe, LbView};
 
 /// Requests to an LB task.
 pub enum LbQuery {
@@ -198,16 +97,6 @@ pub fn admin(a: config::AdminState) -> AdminState {
         config::AdminState::Drain => AdminState::Drain,
         config::AdminState::None => AdminState::None,
     }
-}
-
-pub fn parse_admin(s: &str) -> Option<AdminState> {
-    Some(match s {
-        "up" => AdminState::Up,
-        "down" => AdminState::Down,
-        "drain" => AdminState::Drain,
-        "none" => AdminState::None,
-        _ => return None,
-    })
 }
 
 struct BackendStats {
@@ -317,20 +206,21 @@ impl FlowCounts {
 }
 
 fn view(b: &Balancer, stats: &[BackendStats], flows: &[u64]) -> LbView {
+    use crate::contract;
     let cfg = b.config();
     LbView {
         name: cfg.name.clone(),
-        frontend: cfg.frontend.to_string(),
-        mode: cfg.mode.to_string(),
+        frontend: cfg.frontend,
+        mode: contract::mode(cfg.mode),
         backends: b
             .backends()
             .iter()
             .enumerate()
             .map(|(i, x)| BackendView {
-                address: x.address.to_string(),
-                health: x.health.to_string(),
-                admin_state: x.admin.to_string(),
-                role: b.role(i).to_string(),
+                address: x.address,
+                health: contract::health(x.health),
+                admin_state: contract::admin_state(x.admin),
+                role: contract::role(b.role(i)),
                 priority: x.priority,
                 flows: flows.get(i).copied().unwrap_or(0),
                 last_probe: stats[i].last.as_ref().map(|(p, at)| LastProbe {
@@ -347,8 +237,8 @@ fn view(b: &Balancer, stats: &[BackendStats], flows: &[u64]) -> LbView {
         moved_flows: b.stats.moved_flows,
         dropped_flows: b.stats.dropped_flows,
         flow_evictions: b.flow_stats().evictions,
-        flow_table_capacity: b.flow_table().capacity(),
-        settings: LbSettings::of(cfg),
+        flow_table_capacity: b.flow_table().capacity() as u64,
+        settings: contract::settings(cfg),
     }
 }
 

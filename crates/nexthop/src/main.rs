@@ -11,6 +11,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 mod agent;
 mod api;
 mod cli;
+mod contract;
 mod daemon;
 mod demo;
 mod fabricrun;

@@ -12,8 +12,10 @@
 //! same backend whichever thread takes it, and `nexthop trace` predicts it.
 //!
 //! Health comes from the controller's probes (it already applied rise/fall), so the balancer
-//! here takes it as is ([`lb::Balancer::set_health`]). If the controller is unreachable the
-//! last known state stays.
+//! here takes it as is ([`lb::Balancer::set_health`]). If the controller is unreachable, or
+//! answers something this mux does not understand (the view is read strictly as
+//! [`api_types::LbView`]), the last known state stays; settings it refuses
+//! ([`api_types::LbView::validate`]) leave the current balancer in place.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -22,10 +24,13 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use lb::{AdminState, Balancer, Health, LbConfig, Mode};
+use api_types::request::lb_path;
+use api_types::{LbMode, LbSettings, LbView, Role};
+use lb::{AdminState, Balancer, Health, LbConfig};
 use linux::RingSpec;
-use serde_json::Value;
 use tracing::{info, warn};
+
+use crate::contract;
 
 /// How often the poller asks the controller.
 pub const POLL: Duration = Duration::from_millis(20);
@@ -51,74 +56,31 @@ pub enum Update {
     Active(Ipv4Addr),
 }
 
-fn parse_health(s: &str) -> Health {
-    match s {
-        "up" => Health::Up,
-        "down" => Health::Down,
-        _ => Health::Unknown,
-    }
-}
-
 /// The backends of an LbView (`GET /v1/lb/NAME`).
-pub fn backends(view: &Value) -> anyhow::Result<BTreeMap<Ipv4Addr, BackendState>> {
-    let list = view
-        .get("backends")
-        .and_then(Value::as_array)
-        .ok_or_else(|| anyhow!("load balancer view without backends"))?;
-    let mut out = BTreeMap::new();
-    for b in list {
-        let addr: Ipv4Addr = b
-            .get("address")
-            .and_then(Value::as_str)
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| anyhow!("backend without an IPv4 address: {b}"))?;
-        let admin = b
-            .get("adminState")
-            .and_then(Value::as_str)
-            .and_then(crate::lbrun::parse_admin)
-            .unwrap_or(AdminState::None);
-        let health = parse_health(b.get("health").and_then(Value::as_str).unwrap_or(""));
-        let priority = b.get("priority").and_then(Value::as_u64).unwrap_or(0) as u32;
-        let active = b.get("role").and_then(Value::as_str) == Some("active");
-        out.insert(
-            addr,
-            BackendState {
-                priority,
-                health,
-                admin,
-                active,
-            },
-        );
-    }
-    Ok(out)
+pub fn backends(view: &LbView) -> BTreeMap<Ipv4Addr, BackendState> {
+    view.backends
+        .iter()
+        .map(|b| {
+            let state = BackendState {
+                priority: b.priority,
+                health: contract::lb_health(b.health),
+                admin: contract::lb_admin_state(b.admin_state),
+                active: b.role == Role::Active,
+            };
+            (b.address, state)
+        })
+        .collect()
 }
 
-/// The balancer an LbView describes, with the health and admin states it shows.
-pub fn balancer(view: &Value) -> anyhow::Result<Balancer> {
-    let name = view
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| anyhow!("load balancer view without a name"))?;
-    let frontend: Ipv4Addr = view
-        .get("frontend")
-        .and_then(Value::as_str)
-        .and_then(|f| f.parse().ok())
-        .ok_or_else(|| anyhow!("load balancer view without a frontend"))?;
-    let mode = match view.get("mode").and_then(Value::as_str) {
-        Some("active-passive") => Mode::ActivePassive,
-        Some("active-active") => Mode::ActiveActive,
-        other => return Err(anyhow!("unknown load balancer mode {other:?}")),
-    };
-    let mut cfg = LbConfig::new(name, frontend, mode);
-    match view.get("settings") {
-        Some(s) => {
-            let s: crate::lbrun::LbSettings =
-                serde_json::from_value(s.clone()).context("load balancer settings")?;
-            s.apply(&mut cfg);
-        }
-        None => warn!("controller shows no balancer settings: using the defaults"),
-    }
-    let bs = backends(view)?;
+/// The balancer an LbView describes, with the health and admin states it shows. Settings the
+/// view's own checks refuse (a Maglev table size that is not prime, …) are an error: the `lb`
+/// crate would hang or run out of memory on them.
+pub fn balancer(view: &LbView) -> anyhow::Result<Balancer> {
+    view.validate()
+        .with_context(|| format!("load balancer {}: settings refused", view.name))?;
+    let mut cfg = LbConfig::new(&view.name, view.frontend, contract::lb_mode(view.mode));
+    contract::apply_settings(&view.settings, &mut cfg)?;
+    let bs = backends(view);
     let list: Vec<(Ipv4Addr, u32, AdminState)> =
         bs.iter().map(|(a, b)| (*a, b.priority, b.admin)).collect();
     let mut lb = Balancer::new(cfg, &list);
@@ -211,44 +173,97 @@ fn warn_ip_forward() {
 
 /// What makes a balancer (mode, settings, backends and priorities), not its state: when the
 /// controller's changes (a reload), the mux builds a new balancer.
-pub fn shape(view: &Value) -> String {
-    let mut backends: Vec<String> = view
-        .get("backends")
-        .and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .map(|b| format!("{}/{}", b["address"], b["priority"]))
-                .collect()
-        })
-        .unwrap_or_default();
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shape {
+    frontend: Ipv4Addr,
+    mode: LbMode,
+    settings: LbSettings,
+    /// (address, priority), sorted.
+    backends: Vec<(Ipv4Addr, u32)>,
+}
+
+pub fn shape(view: &LbView) -> Shape {
+    let mut backends: Vec<(Ipv4Addr, u32)> = view
+        .backends
+        .iter()
+        .map(|b| (b.address, b.priority))
+        .collect();
     backends.sort();
-    format!(
-        "{} {} {} {}",
-        view["frontend"],
-        view["mode"],
-        view["settings"],
-        backends.join(",")
-    )
+    Shape {
+        frontend: view.frontend,
+        mode: view.mode,
+        settings: view.settings.clone(),
+        backends,
+    }
 }
 
 /// What the poller hands each forwarding thread.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 enum Change {
     Update(Update),
     /// The load balancer was reconfigured: the controller's new view, from which each thread
     /// builds its new balancer (flows start afresh).
-    Replace(Arc<Value>),
+    Replace(Arc<LbView>),
+}
+
+/// What the poller knows of the controller's view, and what it makes of the next one.
+struct Poller {
+    /// The backends as last answered.
+    known: BTreeMap<Ipv4Addr, BackendState>,
+    /// The shape the forwarding threads' balancers have.
+    shape: Shape,
+    /// A reconfiguration this mux refused, so that it is reported once, not every poll.
+    refused: Option<Shape>,
+}
+
+impl Poller {
+    /// Starting from the view the balancers were built from.
+    fn new(view: &LbView) -> Self {
+        Self {
+            known: backends(view),
+            shape: shape(view),
+            refused: None,
+        }
+    }
+
+    /// The changes for the forwarding threads from the controller's latest view: a new
+    /// balancer when the shape changed and its settings are usable; otherwise the backends'
+    /// state changes, applied to the balancer in place (a refused reconfiguration keeps the
+    /// current balancer, and backends it does not have are ignored).
+    fn next(&mut self, view: LbView) -> Vec<Change> {
+        let now = backends(&view);
+        let new_shape = shape(&view);
+        let mut out = Vec::new();
+        if new_shape != self.shape && self.refused.as_ref() != Some(&new_shape) {
+            match balancer(&view) {
+                Ok(_) => {
+                    self.shape = new_shape;
+                    self.refused = None;
+                    self.known = now;
+                    return vec![Change::Replace(Arc::new(view))];
+                }
+                Err(e) => {
+                    warn!(error = %format!("{e:#}"), "reconfigured load balancer not usable; keeping the old one");
+                    eprintln!("lb-mux: reconfigured load balancer not usable ({e:#}); keeping the old one");
+                    self.refused = Some(new_shape);
+                }
+            }
+        }
+        out.extend(diff(&self.known, &now).into_iter().map(Change::Update));
+        self.known = now;
+        out
+    }
 }
 
 /// Runs the mux until killed: `threads` forwarding threads (0: one per CPU) in one
 /// `PACKET_FANOUT` hash group, so each flow is always handled by the same thread and its flow
 /// table; each thread has its own balancer, all fed the same changes.
 pub fn run(controller: &str, lb_name: &str, interface: &str, threads: usize) -> anyhow::Result<()> {
-    let path = format!("/v1/lb/{}", crate::cli::encode(lb_name));
-    let view = crate::cli::get_json(controller, &path)
+    let path = lb_path(lb_name);
+    let view: LbView = crate::cli::get(controller, &path)
         .with_context(|| format!("fetching load balancer {lb_name} from {controller}"))?;
     balancer(&view)?;
-    let mut known = backends(&view)?;
+    let mut poller = Poller::new(&view);
     warn_ip_forward();
     let threads = match threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -290,50 +305,32 @@ pub fn run(controller: &str, lb_name: &str, interface: &str, threads: usize) -> 
     }
     eprintln!(
         "lb-mux: {lb_name} ({}) on {interface}: {} backends, {threads} forwarding thread(s)",
-        view["frontend"].as_str().unwrap_or("?"),
-        known.len()
+        view.frontend,
+        view.backends.len()
     );
     let controller = controller.to_string();
-    let mut known_shape = shape(&view);
     std::thread::spawn(move || {
         let mut reachable = true;
         loop {
             let started = Instant::now();
-            let answer =
-                crate::cli::get_json(&controller, &path).and_then(|v| backends(&v).map(|b| (v, b)));
-            match answer {
-                Ok((view, now)) => {
+            match crate::cli::get::<LbView>(&controller, &path) {
+                Ok(view) => {
                     if !reachable {
                         eprintln!("lb-mux: controller reachable again");
                         reachable = true;
                     }
-                    let changes: Vec<Change> = if shape(&view) != known_shape {
-                        match balancer(&view) {
-                            Ok(_) => {
-                                known_shape = shape(&view);
-                                vec![Change::Replace(Arc::new(view))]
-                            }
-                            Err(e) => {
-                                warn!(error = %format!("{e:#}"), "reconfigured load balancer not usable; keeping the old one");
-                                Vec::new()
-                            }
-                        }
-                    } else {
-                        diff(&known, &now).into_iter().map(Change::Update).collect()
-                    };
-                    for c in changes {
+                    for c in poller.next(view) {
                         for tx in &senders {
                             if tx.send(c.clone()).is_err() {
                                 return;
                             }
                         }
                     }
-                    known = now;
                 }
                 Err(e) => {
                     if reachable {
                         eprintln!(
-                            "lb-mux: controller unreachable ({e:#}); keeping the last backend states"
+                            "lb-mux: no usable answer from the controller ({e:#}); keeping the last backend states"
                         );
                         reachable = false;
                     }
@@ -410,7 +407,13 @@ fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use lb::Mode;
+    use serde_json::{json, Value};
+
+    /// A view as the controller sends it (`GET /v1/lb/NAME`), read as the mux reads it.
+    fn lbv(v: &Value) -> LbView {
+        crate::cli::decode(&v.to_string()).unwrap()
+    }
 
     fn view(h1: &str, h2: &str, admin2: &str) -> Value {
         let (r1, r2) = if h1 == "up" {
@@ -422,8 +425,13 @@ mod tests {
         };
         json!({"name": "lb1", "frontend": "10.1.0.100", "mode": "active-passive",
                "backends": [
-                 {"address": "10.1.2.10", "health": h1, "adminState": "none", "role": r1, "priority": 1, "flows": 0},
-                 {"address": "10.1.2.11", "health": h2, "adminState": admin2, "role": r2, "priority": 2, "flows": 0}],
+                 {"address": "10.1.2.10", "health": h1, "adminState": "none", "role": r1, "priority": 1, "flows": 0,
+                  "lastProbe": {"ok": true, "detail": "HTTP 200 in 0.261 ms", "latencyMs": 0.260737, "ageS": 0.02},
+                  "probesSent": 3, "probesFailed": 0},
+                 {"address": "10.1.2.11", "health": h2, "adminState": admin2, "role": r2, "priority": 2, "flows": 0,
+                  "lastProbe": null, "probesSent": 0, "probesFailed": 0}],
+               "newFlows": 0, "movedFlows": 0, "droppedFlows": 0, "flowEvictions": 0,
+               "flowTableCapacity": 1024,
                "settings": {"distribution": "two-tuple", "symmetric": false, "preempt": true,
                  "noHealthyBackends": "drop", "maglevTableSize": 65537, "maxFlows": 1000,
                  "idleTcpS": 240, "idleUdpS": 30}})
@@ -434,7 +442,7 @@ mod tests {
 
     #[test]
     fn builds_the_controllers_balancer() {
-        let b = balancer(&view("up", "up", "none")).unwrap();
+        let b = balancer(&lbv(&view("up", "up", "none"))).unwrap();
         assert_eq!(b.config().mode, Mode::ActivePassive);
         assert_eq!(b.config().distribution, lb::Distribution::TwoTuple);
         assert!(b.config().preempt);
@@ -445,8 +453,8 @@ mod tests {
 
     #[test]
     fn diff_and_apply_fail_over() {
-        let old = backends(&view("up", "up", "none")).unwrap();
-        let new = backends(&view("down", "up", "drain")).unwrap();
+        let old = backends(&lbv(&view("up", "up", "none")));
+        let new = backends(&lbv(&view("down", "up", "drain")));
         let d = diff(&old, &new);
         assert_eq!(
             d,
@@ -455,7 +463,7 @@ mod tests {
                 Update::Admin(NVA2, AdminState::Drain)
             ]
         );
-        let mut b = balancer(&view("up", "up", "none")).unwrap();
+        let mut b = balancer(&lbv(&view("up", "up", "none"))).unwrap();
         apply(&mut b, [Update::Health(NVA1, Health::Down)]);
         assert_eq!(b.active(), Some(NVA2));
         assert!(diff(&new, &new).is_empty());
@@ -468,13 +476,13 @@ mod tests {
         let mut v = view("up", "up", "none");
         v["backends"][0]["role"] = "standby".into();
         v["backends"][1]["role"] = "active".into();
-        let mut b = balancer(&v).unwrap();
+        let mut b = balancer(&lbv(&v)).unwrap();
         assert_eq!(b.active(), Some(NVA2));
         // The controller fails back to nva1 after nva2 fails; then nva2 is up again, standby.
-        let old = backends(&v).unwrap();
+        let old = backends(&lbv(&v));
         let mut w = view("up", "down", "none");
         w["backends"][1]["role"] = "standby".into();
-        let new = backends(&w).unwrap();
+        let new = backends(&lbv(&w));
         let d = diff(&old, &new);
         assert_eq!(
             d,
@@ -484,16 +492,16 @@ mod tests {
         assert_eq!(b.active(), Some(NVA1));
         let mut x = view("up", "up", "none");
         x["backends"][1]["role"] = "standby".into();
-        apply(&mut b, diff(&new, &backends(&x).unwrap()));
+        apply(&mut b, diff(&new, &backends(&lbv(&x))));
         assert_eq!(b.active(), Some(NVA1));
     }
 
     #[test]
     fn a_restarted_controller_that_has_not_probed_yet_changes_nothing() {
-        let old = backends(&view("up", "down", "none")).unwrap();
-        let new = backends(&view("unknown", "unknown", "none")).unwrap();
+        let old = backends(&lbv(&view("up", "down", "none")));
+        let new = backends(&lbv(&view("unknown", "unknown", "none")));
         assert!(diff(&old, &new).is_empty());
-        let back = backends(&view("down", "up", "none")).unwrap();
+        let back = backends(&lbv(&view("down", "up", "none")));
         assert_eq!(
             diff(&new, &back),
             vec![
@@ -507,24 +515,86 @@ mod tests {
     #[test]
     fn shape_changes_with_the_config_not_with_the_state() {
         let a = view("up", "up", "none");
-        assert_eq!(shape(&a), shape(&view("down", "up", "drain")));
+        assert_eq!(shape(&lbv(&a)), shape(&lbv(&view("down", "up", "drain"))));
         let mut b = a.clone();
         b["mode"] = "active-active".into();
-        assert_ne!(shape(&a), shape(&b));
+        assert_ne!(shape(&lbv(&a)), shape(&lbv(&b)));
         let mut c = a.clone();
         c["backends"][1]["priority"] = 3.into();
-        assert_ne!(shape(&a), shape(&c));
+        assert_ne!(shape(&lbv(&a)), shape(&lbv(&c)));
         let mut d = a.clone();
         d["settings"]["maxFlows"] = 5.into();
-        assert_ne!(shape(&a), shape(&d));
+        assert_ne!(shape(&lbv(&a)), shape(&lbv(&d)));
     }
 
     #[test]
     fn rejects_bad_views() {
-        assert!(balancer(
-            &json!({"name": "x", "frontend": "10.0.0.1", "mode": "weird", "backends": []})
-        )
-        .is_err());
-        assert!(backends(&json!({"backends": [{"address": "nope"}]})).is_err());
+        let decode = |v: Value| crate::cli::decode::<LbView>(&v.to_string());
+        let mut weird = view("up", "up", "none");
+        weird["mode"] = "weird".into();
+        assert!(decode(weird).is_err());
+        let mut nope = view("up", "up", "none");
+        nope["backends"][0]["address"] = "nope".into();
+        assert!(decode(nope).is_err());
+        // A field this mux does not know, at the top and in a backend; one renamed.
+        let mut unknown = view("up", "up", "none");
+        unknown["muxes"] = json!(["10.1.0.101"]);
+        assert!(decode(unknown).is_err());
+        let mut unknown = view("up", "up", "none");
+        unknown["backends"][1]["weight"] = 1.into();
+        assert!(decode(unknown).is_err());
+        let mut renamed = view("up", "up", "none");
+        let s = renamed.as_object_mut().unwrap().remove("settings").unwrap();
+        renamed["balancerSettings"] = s;
+        assert!(decode(renamed).is_err());
+        let mut role = view("up", "up", "none");
+        role["backends"][0]["role"] = "primary".into();
+        assert!(decode(role).is_err());
+    }
+
+    #[test]
+    fn refuses_settings_the_balancer_would_hang_on() {
+        for (key, bad) in [
+            ("maglevTableSize", json!(65536)),
+            ("maglevTableSize", json!(4_294_967_291u64)),
+            ("maglevTableSize", json!(2)),
+            ("maxFlows", json!(0)),
+            ("maxFlows", json!(u64::MAX)),
+            ("idleTcpS", json!(0)),
+        ] {
+            let mut v = view("up", "up", "none");
+            v["settings"][key] = bad.clone();
+            let e = balancer(&lbv(&v))
+                .err()
+                .unwrap_or_else(|| panic!("{key} {bad}"));
+            assert!(format!("{e:#}").contains(key), "{e:#}");
+        }
+    }
+
+    #[test]
+    fn a_refused_reconfiguration_keeps_the_balancer_and_follows_health() {
+        let mut p = Poller::new(&lbv(&view("up", "up", "none")));
+        // The controller's LB gets a table size that is not prime, and nva1 goes down.
+        let mut bad = view("down", "up", "none");
+        bad["settings"]["maglevTableSize"] = 65536.into();
+        let changes = p.next(lbv(&bad));
+        assert!(
+            changes.iter().all(|c| matches!(c, Change::Update(_))),
+            "{changes:?}"
+        );
+        assert!(changes
+            .iter()
+            .any(|c| matches!(c, Change::Update(Update::Health(NVA1, Health::Down)))));
+        // Polled again: refused once, nothing new.
+        assert!(p.next(lbv(&bad)).is_empty());
+        // A usable reconfiguration replaces the balancer.
+        let mut good = view("down", "up", "none");
+        good["settings"]["maglevTableSize"] = 251.into();
+        let changes = p.next(lbv(&good));
+        assert!(
+            matches!(changes.as_slice(), [Change::Replace(_)]),
+            "{changes:?}"
+        );
+        assert!(p.next(lbv(&good)).is_empty());
     }
 }
