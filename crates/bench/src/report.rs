@@ -209,9 +209,7 @@ pub fn best_other(
     sc: Scenario,
 ) -> Option<(Kind, &Summary)> {
     sums.iter()
-        .filter(|((s, k), v)| {
-            *s == sc && k.is_target() && !k.is_nexthop() && v.elapsed.is_some()
-        })
+        .filter(|((s, k), v)| *s == sc && k.is_target() && !k.is_nexthop() && v.elapsed.is_some())
         .min_by(|a, b| a.1.elapsed.unwrap().total_cmp(&b.1.elapsed.unwrap()))
         .map(|((_, k), v)| (*k, v))
 }

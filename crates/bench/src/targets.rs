@@ -101,7 +101,11 @@ impl FromStr for Kind {
         Kind::ALL
             .into_iter()
             .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown target {s:?} (one of sink, nexthop, nexthop-bare, bird, frr, gobgp)"))
+            .ok_or_else(|| {
+                format!(
+                    "unknown target {s:?} (one of sink, nexthop, nexthop-bare, bird, frr, gobgp)"
+                )
+            })
     }
 }
 
@@ -561,7 +565,10 @@ mod tests {
         assert!(!nh.contains("virtual_network"));
         let vn = nexthop_config(&n, &p, 9000, 1_000_000, true);
         assert!(vn.contains("address_space = [\"10.0.0.0/8\"]"));
-        assert!(vn.contains("[route_server]\nasn = 65515") && vn.contains("virtual_network = \"hub\"\n"));
+        assert!(
+            vn.contains("[route_server]\nasn = 65515")
+                && vn.contains("virtual_network = \"hub\"\n")
+        );
         assert!(nh.contains("address = \"127.77.0.2\"\nasn = 64999"));
         assert!(nh.contains("port = 1790"));
         let b = bird_config(&n, &p);

@@ -118,34 +118,17 @@ pub struct Route {
     pub reason: Option<String>,
 }
 
-/// Both possible routes of one prefix.
-/// Routes are shared between tables: most virtual networks get the same entry for a BGP
-/// prefix, and it is stored once.
-#[derive(Clone, Debug, Default)]
-struct Slot {
-    bgp: Option<Arc<Route>>,
-    system: Option<Arc<Route>>,
-}
-
-impl Slot {
-    /// The route that forwards: an active BGP route overrides the system route.
-    fn winner(&self) -> Option<&Route> {
-        match (&self.bgp, &self.system) {
-            (Some(b), _) if b.state == RouteState::Active => Some(b.as_ref()),
-            (_, Some(s)) if s.state == RouteState::Active => Some(s.as_ref()),
-            _ => None,
-        }
-    }
-}
-
 /// How many changes the log remembers; an older version gets the whole table.
 const LOG_LEN: usize = 4096;
 
+/// What one virtual network keeps of its own: its system routes, its version and the log of
+/// changed prefixes. Its BGP routes are not copied here: the [`crate::Fabric`] holds every BGP
+/// prefix once (prefix -> a small index), and [`crate::TableView`] joins the two on a query.
 #[derive(Clone, Debug, Default)]
 pub struct VnetTable {
-    slots: HashMap<Prefix, Slot>,
-    /// Bit n set: some prefix of length n exists (longest-prefix match skips the others).
-    lengths: u64,
+    pub(crate) system: HashMap<Prefix, Arc<Route>>,
+    /// Bit n set: some system prefix of length n exists.
+    pub(crate) lengths: u64,
     version: u64,
     /// Version the table was created at: nothing before it can be answered incrementally.
     base: u64,
@@ -167,7 +150,8 @@ impl VnetTable {
         self.version
     }
 
-    fn bump(&mut self, p: Prefix) {
+    /// Records that the routes of `p` changed.
+    pub(crate) fn bump(&mut self, p: Prefix) {
         self.version += 1;
         if self.log.len() == LOG_LEN {
             self.log.pop_front();
@@ -175,62 +159,21 @@ impl VnetTable {
         self.log.push_back((self.version, p));
     }
 
-    /// Inserts or replaces the route of its prefix and source. No version change when equal.
-    pub fn set(&mut self, r: impl Into<Arc<Route>>) {
-        let r: Arc<Route> = r.into();
+    /// Inserts or replaces a system route. No version change when equal.
+    pub(crate) fn set_system(&mut self, r: Route) {
         let p = r.prefix;
-        let slot = self.slots.entry(p).or_default();
-        let place = match r.source {
-            RouteSource::VirtualNetworkGateway => &mut slot.bgp,
-            RouteSource::Default => &mut slot.system,
-        };
-        if place.as_deref() == Some(&*r) {
+        if self.system.get(&p).is_some_and(|old| **old == r) {
             return;
         }
-        *place = Some(r);
+        self.system.insert(p, Arc::new(r));
         self.lengths |= 1 << p.len;
         self.bump(p);
     }
 
-    pub fn remove(&mut self, p: Prefix, source: RouteSource) {
-        let Some(slot) = self.slots.get_mut(&p) else {
-            return;
-        };
-        let place = match source {
-            RouteSource::VirtualNetworkGateway => &mut slot.bgp,
-            RouteSource::Default => &mut slot.system,
-        };
-        if place.take().is_none() {
-            return;
+    pub(crate) fn remove_system(&mut self, p: Prefix) {
+        if self.system.remove(&p).is_some() {
+            self.bump(p);
         }
-        if slot.bgp.is_none() && slot.system.is_none() {
-            self.slots.remove(&p);
-        }
-        self.bump(p);
-    }
-
-    /// Every route, sorted by prefix then source; a system route overridden by an active BGP
-    /// route of the same prefix is shown `Invalid` with the reason, as the reference does.
-    pub fn routes(&self) -> Vec<Route> {
-        let mut out = Vec::with_capacity(self.slots.len() + 4);
-        for s in self.slots.values() {
-            let overridden = s
-                .bgp
-                .as_ref()
-                .is_some_and(|b| b.state == RouteState::Active);
-            if let Some(r) = &s.system {
-                let mut r = Route::clone(r);
-                if overridden {
-                    r.state = RouteState::Invalid;
-                    r.reason =
-                        Some("overridden by a route from the virtual network gateway".into());
-                }
-                out.push(r);
-            }
-            out.extend(s.bgp.iter().map(|r| Route::clone(r)));
-        }
-        out.sort_by(|a, b| (a.prefix, a.source).cmp(&(b.prefix, b.source)));
-        out
     }
 
     /// Prefixes changed after version `v`, or None when the log does not reach back that far.
@@ -255,42 +198,12 @@ impl VnetTable {
         ps.dedup();
         Some(ps)
     }
+}
 
-    /// The routes of one prefix (both sources).
-    pub fn get(&self, p: &Prefix) -> Vec<Route> {
-        self.slots
-            .get(p)
-            .map(|s| {
-                s.system
-                    .iter()
-                    .chain(s.bgp.iter())
-                    .map(|r| Route::clone(r))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Longest-prefix match over the routes that forward.
-    pub fn lookup(&self, dst: Ipv4Addr) -> Option<&Route> {
-        let mut lens = self.lengths;
-        while lens != 0 {
-            let len = 63 - lens.leading_zeros() as u8;
-            lens &= !(1 << len);
-            let p = Prefix {
-                addr: u32::from(dst) & mask(len),
-                len,
-            };
-            if let Some(r) = self.slots.get(&p).and_then(Slot::winner) {
-                return Some(r);
-            }
-        }
-        None
-    }
-
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+/// The prefix of length `len` that covers `dst`.
+pub(crate) fn covering(dst: Ipv4Addr, len: u8) -> Prefix {
+    Prefix {
+        addr: u32::from(dst) & mask(len),
+        len,
     }
 }

@@ -327,3 +327,52 @@ fn a_config_change_touches_only_what_it_changes() {
     );
     assert_eq!(f.last_touched, 0);
 }
+
+#[test]
+fn instances_are_unioned_and_an_instance_reset_drops_only_its_own() {
+    let mut f = seed("hub", "westeurope", false);
+    let pfx = p("192.168.10.0/24");
+    f.set_instance_route("IN_0", pfx, &[ip("10.1.2.10")]);
+    f.set_instance_route("IN_1", pfx, &[ip("10.1.2.11")]);
+    let nhs = |f: &Fabric| {
+        f.nic_table("vm1-nic")
+            .unwrap()
+            .get(&pfx)
+            .pop()
+            .map(|r| r.next_hop_ips)
+            .unwrap_or_default()
+    };
+    assert_eq!(nhs(&f), [ip("10.1.2.10"), ip("10.1.2.11")]);
+    f.set_instance_route("IN_0", pfx, &[]);
+    assert_eq!(nhs(&f), [ip("10.1.2.11")]);
+    // IN_1 sends its whole Loc-RIB again without the prefix: it goes; IN_0's other route stays.
+    f.set_instance_route("IN_0", p("192.168.20.0/24"), &[ip("10.1.2.10")]);
+    f.reset_instance("IN_1", &std::collections::HashSet::new());
+    assert!(nhs(&f).is_empty());
+    assert_eq!(f.bgp_len(), 1);
+}
+
+#[test]
+fn prefixes_with_the_same_next_hops_share_one_class() {
+    let mut f = seed("hub", "westeurope", false);
+    for i in 0..10_000u32 {
+        let a = Ipv4Addr::from(0x0b00_0000 + (i << 8));
+        f.set_instance_route("IN_0", Prefix::new(a, 24).unwrap(), &[ip("10.1.0.100")]);
+        f.set_instance_route("IN_1", Prefix::new(a, 24).unwrap(), &[ip("10.1.0.100")]);
+    }
+    assert_eq!(f.bgp_len(), 10_000);
+    assert_eq!(
+        f.class_count(),
+        1,
+        "one class: both instances, one next hop"
+    );
+    f.set_instance_route("IN_1", p("11.0.0.0/24"), &[]);
+    assert_eq!(f.class_count(), 2);
+    f.set_instance_route("IN_0", p("11.0.0.0/24"), &[]);
+    assert_eq!(f.class_count(), 1, "a class no prefix uses is freed");
+    let t = f.nic_table("vm1-nic").unwrap();
+    assert_eq!(
+        t.lookup(ip("11.0.1.7")).unwrap().load_balancer.as_deref(),
+        Some("nva-ilb")
+    );
+}

@@ -141,7 +141,7 @@ async fn routes(state: &ApiState, peer: Option<String>, learned: bool) -> Respon
                     .await
                 {
                     r.state = Some(RouteState::Invalid);
-                    r.reason = Some(why);
+                    r.reason = Some(why.to_string());
                 }
             }
         }

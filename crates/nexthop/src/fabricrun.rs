@@ -69,9 +69,6 @@ pub struct NicRoutes {
 /// and is fed only when a virtual network receives BGP routes).
 pub type FabricTx = mpsc::UnboundedSender<FabricMsg>;
 
-/// Per prefix, the forwarding next hops each instance has for it (to compute the union).
-type InstanceRoutes = HashMap<Prefix, Vec<(Arc<str>, Vec<Ipv4Addr>)>>;
-
 /// Whether the fabric programs BGP routes under `cfg`: the route server has a virtual network
 /// (the tables of it and of its peers receive them). If not, instances do not feed it.
 pub fn uses_bgp_routes(cfg: &config::Config) -> bool {
@@ -132,7 +129,6 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
     let (tx, mut rx) = mpsc::unbounded_channel::<FabricMsg>();
     tokio::spawn(async move {
         let mut fabric = Fabric::new(topo, tracking);
-        let mut routes: InstanceRoutes = HashMap::new();
         let mut health: HashMap<String, bool> = HashMap::new();
         let mut logged: HashSet<String> = HashSet::new();
         let (changes, _) = watch::channel(0u64);
@@ -151,20 +147,10 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
                 } => {
                     if reset {
                         let keep: HashSet<Prefix> = batch.iter().map(|(p, _)| *p).collect();
-                        let gone: Vec<Prefix> = routes
-                            .iter()
-                            .filter(|(p, per)| {
-                                !keep.contains(p) && per.iter().any(|(i, _)| *i == instance)
-                            })
-                            .map(|(p, _)| *p)
-                            .collect();
-                        for p in gone {
-                            set_route(&mut routes, &mut fabric, &instance, p, Vec::new());
-                            log_cross_region(&fabric, p, &mut logged);
-                        }
+                        fabric.reset_instance(&instance, &keep);
                     }
                     for (p, nh) in batch {
-                        set_route(&mut routes, &mut fabric, &instance, p, nh);
+                        fabric.set_instance_route(&instance, p, &nh);
                         log_cross_region(&fabric, p, &mut logged);
                     }
                 }
@@ -179,8 +165,10 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
                     for (lb, h) in &health {
                         fabric.set_lb_healthy(lb, *h);
                     }
-                    for p in routes.keys() {
-                        log_cross_region(&fabric, *p, &mut logged);
+                    for (lb, n) in fabric.cross_region_counts() {
+                        if n > 0 && logged.insert(lb.clone()) {
+                            warn!(%lb, routes = n, "load balancer in another region than the route server: routes via it are not programmed (cross-region next hop IP is not supported)");
+                        }
                     }
                 }
                 FabricMsg::EffectiveRoutes(nic, since, tx) => {
@@ -206,7 +194,7 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
                 }
                 FabricMsg::Lookup(nic, dst, tx) => {
                     let r = match fabric.nic_table(&nic) {
-                        Some(t) => Ok(t.lookup(dst).cloned()),
+                        Some(t) => Ok(t.lookup(dst)),
                         None => Err(format!("no NIC named {nic:?}")),
                     };
                     let _ = tx.send(r);
@@ -229,21 +217,7 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
                     let _ = tx.send(r);
                 }
                 FabricMsg::CrossRegion(tx) => {
-                    let mut m: BTreeMap<String, u64> = BTreeMap::new();
-                    for lb in &fabric.topology().lbs {
-                        m.insert(lb.name.clone(), 0);
-                    }
-                    for per in routes.values() {
-                        for nh in union(per).unwrap_or_default() {
-                            if let (Some(lb), Resolution::Invalid(_)) = (
-                                fabric.topology().lb_by_frontend(nh),
-                                resolve_rs(&fabric, nh),
-                            ) {
-                                *m.entry(lb.name.clone()).or_default() += 1;
-                            }
-                        }
-                    }
-                    let _ = tx.send(m);
+                    let _ = tx.send(fabric.cross_region_counts().into_iter().collect());
                 }
                 FabricMsg::Subscribe(tx) => {
                     let _ = tx.send(changes.subscribe());
@@ -262,57 +236,12 @@ fn resolve_rs(f: &Fabric, nh: Ipv4Addr) -> Resolution {
     f.resolve(&vnet, nh)
 }
 
-/// Records `instance`'s next hops for `prefix` (empty: it has none) and programs the union.
-fn set_route(
-    routes: &mut InstanceRoutes,
-    fabric: &mut Fabric,
-    instance: &Arc<str>,
-    prefix: Prefix,
-    next_hops: Vec<Ipv4Addr>,
-) {
-    let per = routes.entry(prefix).or_default();
-    let at = per.iter().position(|(i, _)| i == instance);
-    match (at, next_hops.is_empty()) {
-        (Some(i), false) => per[i].1 = next_hops,
-        (None, false) => per.push((instance.clone(), next_hops)),
-        (Some(i), true) => {
-            per.swap_remove(i);
-        }
-        (None, true) => {}
-    }
-    let union = union(per);
-    if union.is_none() {
-        routes.remove(&prefix);
-    }
-    fabric.set_bgp_route(prefix, union);
-}
-
-fn union(per: &[(Arc<str>, Vec<Ipv4Addr>)]) -> Option<Vec<Ipv4Addr>> {
-    if per.is_empty() {
-        return None;
-    }
-    let mut v: Vec<Ipv4Addr> = per.iter().flat_map(|(_, n)| n).copied().collect();
-    v.sort();
-    v.dedup();
-    Some(v)
-}
-
 /// SPEC: a cross-region next hop is logged once (per load balancer).
 fn log_cross_region(f: &Fabric, p: Prefix, logged: &mut HashSet<String>) {
-    let Some(vnet) = f.topology().route_server_vnet.clone() else {
-        return;
-    };
-    let Some(t) = f.vnet_table(&vnet) else { return };
-    for r in t.get(&p) {
-        if let Some(reason) = &r.reason {
-            if reason.contains("cross-region") {
-                for nh in &r.next_hop_ips {
-                    if let Some(lb) = f.topology().lb_by_frontend(*nh) {
-                        if logged.insert(lb.name.clone()) {
-                            warn!(prefix = %p, lb = %lb.name, "{reason}; routes via it are not programmed");
-                        }
-                    }
-                }
+    for why in f.cross_region(&p) {
+        if let fabric::Invalid::CrossRegion { lb, .. } = why {
+            if logged.insert(lb.clone()) {
+                warn!(prefix = %p, %lb, "{why}; routes via it are not programmed");
             }
         }
     }

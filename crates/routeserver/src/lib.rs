@@ -24,7 +24,6 @@
 
 pub mod decision;
 pub mod intern;
-mod locmap;
 pub mod rib;
 
 pub use rib::{Export, LearnedRoute, LimitExceeded, PeerId, PeerOut, Rib, RibConfig, RouteState};

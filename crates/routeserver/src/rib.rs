@@ -27,7 +27,7 @@ use bgp::wire::{AsPath, Ipv4Prefix, Origin, PathAttributes, SessionContext, Upda
 
 use crate::decision::{decide, Candidate};
 use crate::intern::Interner;
-use crate::locmap::LocMap;
+use shardmap::ShardedMap;
 
 /// Index of a peer in its [`Rib`]; stable while the peer is configured.
 pub type PeerId = usize;
@@ -403,7 +403,7 @@ type Best = Option<(PeerId, Arc<PathAttributes>)>;
 pub struct Rib {
     cfg: RibConfig,
     peers: Vec<Option<Peer>>,
-    loc: LocMap<Entry>,
+    loc: ShardedMap<Ipv4Prefix, Entry>,
     interner: Interner,
     originated_attrs: Arc<PathAttributes>,
 }
@@ -419,7 +419,7 @@ impl Rib {
         Self {
             cfg,
             peers: Vec::new(),
-            loc: LocMap::default(),
+            loc: ShardedMap::default(),
             interner: Interner::default(),
             originated_attrs,
         }

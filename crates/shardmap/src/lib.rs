@@ -1,23 +1,26 @@
-//! The Loc-RIB's prefix map, split into [`SHARDS`] hash maps by a hash of the prefix.
+//! A hash map split into [`SHARDS`] hash maps by a hash of the key, for tables of millions of
+//! entries (the route server's Loc-RIB, the fabric's BGP prefixes).
 //!
 //! Why not one `HashMap`: a hash table grows by allocating a table twice the size and moving
 //! every entry, so while it grows the old and the new table are both resident — at 32,000
 //! prefixes that is 0.8 MB of old table next to 1.6 MB of new, the largest single item in the
 //! route server's peak memory. With shards each grows on its own, so the transient is a 1/64th of
-//! that; lookups cost one multiply more. Iteration order is arbitrary, as with `HashMap`.
+//! that; lookups cost one small hash more. Iteration order is arbitrary, as with `HashMap`.
+//!
+//! No I/O, no dependencies.
+#![deny(unsafe_code)]
 
 use std::collections::HashMap;
-
-use bgp::wire::Ipv4Prefix;
+use std::hash::{Hash, Hasher};
 
 /// A power of two: the shard index is the top bits of a multiplicative hash.
-const SHARDS: usize = 64;
+pub const SHARDS: usize = 64;
 
-pub(crate) struct LocMap<V> {
-    shards: Box<[HashMap<Ipv4Prefix, V>]>,
+pub struct ShardedMap<K, V> {
+    shards: Box<[HashMap<K, V>]>,
 }
 
-impl<V> Default for LocMap<V> {
+impl<K, V> Default for ShardedMap<K, V> {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| HashMap::new()).collect(),
@@ -25,35 +28,63 @@ impl<V> Default for LocMap<V> {
     }
 }
 
-impl<V: std::fmt::Debug> std::fmt::Debug for LocMap<V> {
+impl<K: std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug for ShardedMap<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
+        f.debug_map()
+            .entries(self.shards.iter().flat_map(|s| s.iter()))
+            .finish()
     }
 }
 
-/// Fibonacci hashing of address and length: consecutive prefixes (the common case: a block of
-/// /24s or /32s) land in different shards.
-fn shard(p: &Ipv4Prefix) -> usize {
-    let k = (u64::from(u32::from(p.addr())) << 8) | u64::from(p.len());
-    (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARDS.trailing_zeros())) as usize
+/// Folds what a key's `Hash` writes (a prefix writes its address, then its length) into one
+/// word; `finish` spreads it by Fibonacci hashing, so consecutive prefixes (the common case: a
+/// block of /24s or /32s) land in different shards.
+#[derive(Default)]
+struct Fold(u64);
+
+impl Hasher for Fold {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0 << 8) | u64::from(i);
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.0 = (self.0 << 32) | u64::from(i);
+    }
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
 }
 
-impl<V> LocMap<V> {
-    pub(crate) fn get(&self, p: &Ipv4Prefix) -> Option<&V> {
-        self.shards[shard(p)].get(p)
+fn shard<K: Hash>(k: &K) -> usize {
+    let mut h = Fold::default();
+    k.hash(&mut h);
+    (h.finish() >> (64 - SHARDS.trailing_zeros())) as usize
+}
+
+impl<K: Hash + Eq, V> ShardedMap<K, V> {
+    pub fn get(&self, k: &K) -> Option<&V> {
+        self.shards[shard(k)].get(k)
     }
 
-    pub(crate) fn get_mut(&mut self, p: &Ipv4Prefix) -> Option<&mut V> {
-        self.shards[shard(p)].get_mut(p)
+    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        self.shards[shard(k)].get_mut(k)
     }
 
-    pub(crate) fn insert(&mut self, p: Ipv4Prefix, v: V) -> Option<V> {
-        self.shards[shard(&p)].insert(p, v)
+    pub fn contains_key(&self, k: &K) -> bool {
+        self.shards[shard(k)].contains_key(k)
     }
 
-    pub(crate) fn remove(&mut self, p: &Ipv4Prefix) -> Option<V> {
-        let s = &mut self.shards[shard(p)];
-        let v = s.remove(p);
+    pub fn insert(&mut self, k: K, v: V) -> Option<V> {
+        self.shards[shard(&k)].insert(k, v)
+    }
+
+    pub fn remove(&mut self, k: &K) -> Option<V> {
+        let s = &mut self.shards[shard(k)];
+        let v = s.remove(k);
         // A shard that emptied gives its table back (a withdrawn full table frees its memory).
         if s.is_empty() {
             s.shrink_to_fit();
@@ -61,19 +92,23 @@ impl<V> LocMap<V> {
         v
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Ipv4Prefix, &V)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.shards.iter().flat_map(|s| s.iter())
     }
 
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &Ipv4Prefix> {
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
         self.shards.iter().flat_map(|s| s.keys())
     }
 
-    pub(crate) fn len(&self) -> usize {
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.shards.iter().flat_map(|s| s.values())
+    }
+
+    pub fn len(&self) -> usize {
         self.shards.iter().map(HashMap::len).sum()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.shards.iter().all(HashMap::is_empty)
     }
 }
@@ -81,15 +116,21 @@ impl<V> LocMap<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
 
-    fn p(a: u32, len: u8) -> Ipv4Prefix {
-        Ipv4Prefix::new(Ipv4Addr::from(a), len).unwrap()
+    /// Shaped like a prefix: an address and a length.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+    struct P {
+        addr: u32,
+        len: u8,
+    }
+
+    fn p(addr: u32, len: u8) -> P {
+        P { addr, len }
     }
 
     #[test]
     fn behaves_like_one_map() {
-        let mut m = LocMap::default();
+        let mut m = ShardedMap::default();
         let mut reference = HashMap::new();
         for i in 0..5000u32 {
             let k = p(0x0b00_0000 + i * 256, 24);
