@@ -9,8 +9,11 @@
 //!
 //! # Layout
 //!
+//! - [`follower`]: `nexthop agent`'s decisions: the NIC's effective routes as the controller
+//!   answers them, the kernel routes they ask for, fail static and the grace period.
 //! - [`instance`]: one route server instance (`RouteServiceRole_IN_n`): its [`routeserver::Rib`],
 //!   the bookkeeping of its peers, reconfiguration by one diff ([`instance::diff`]).
+//! - [`views`]: the answers the API sends, built from the owners' state (effective routes).
 //!
 //! ```text
 //!  driver (tokio, crates/nexthop)                 owner (this crate)
@@ -21,4 +24,6 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod follower;
 pub mod instance;
+pub mod views;

@@ -81,6 +81,8 @@ struct Sim {
     fabric: BTreeMap<Ipv4Prefix, Vec<Ipv4Addr>>,
     /// Effects of the last step.
     last: Vec<String>,
+    /// Fabric batches not yet taken by a [`World`]'s fabric.
+    batches: Vec<(bool, Vec<(Ipv4Prefix, Vec<Ipv4Addr>)>)>,
 }
 
 const CTX: SessionContext = SessionContext {
@@ -99,6 +101,7 @@ impl Sim {
             listener: HashMap::new(),
             fabric: BTreeMap::new(),
             last: Vec::new(),
+            batches: Vec::new(),
         };
         sim.carry_out(fx);
         sim
@@ -166,6 +169,7 @@ impl Sim {
                     }
                 }
                 Effect::Fabric { reset, routes } => {
+                    self.batches.push((reset, routes.clone()));
                     if reset {
                         self.fabric.clear();
                     }
@@ -522,4 +526,260 @@ fn shutdown_ends_every_peer_with_administrative_shutdown() {
         .values()
         .all(|t| t.ended && t.commands == ["Shutdown"]));
     assert!(sim.listener.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole controller: two instances, the fabric, and an agent that follows vm1-nic.
+// ---------------------------------------------------------------------------------------------
+
+use controller::follower::{self, Follower, KernelRoute};
+use fabric::{Fabric, LbInfo, NicInfo, Topology, VnetInfo};
+
+/// The seed's topology: hub 10.1.0.0/16 in westeurope, vm1-nic, the LB nva-ilb on 10.1.0.100 in
+/// `lb_region`.
+fn topology(lb_region: &str) -> Topology {
+    Topology::new(
+        vec![VnetInfo {
+            name: "hub".into(),
+            region: "westeurope".into(),
+            address_space: vec!["10.1.0.0/16".parse().unwrap()],
+            peerings: Vec::new(),
+        }],
+        vec![NicInfo {
+            name: "vm1-nic".into(),
+            vnet: "hub".into(),
+            address: ip("10.1.3.10"),
+        }],
+        vec![LbInfo {
+            name: "nva-ilb".into(),
+            frontend: ip("10.1.0.100"),
+            region: Some(lb_region.into()),
+        }],
+        Some("hub".into()),
+    )
+}
+
+/// A controller (both instances and the fabric, as `nexthop run` wires them) and one agent.
+struct World {
+    instances: Vec<Sim>,
+    fabric: Fabric,
+    agent: Follower,
+    /// What the agent's kernel holds (proto 200).
+    kernel: Vec<KernelRoute>,
+    /// The controller answers (false: it is down).
+    up: bool,
+    now: Instant,
+}
+
+const GRACE: Duration = Duration::from_secs(30);
+
+impl World {
+    fn new(lb_region: &str, tracking: bool) -> Self {
+        Self {
+            instances: Self::instances(),
+            fabric: Fabric::new(topology(lb_region), tracking),
+            agent: Follower::new(GRACE),
+            kernel: Vec::new(),
+            up: true,
+            now: Instant::now(),
+        }
+    }
+
+    fn instances() -> Vec<Sim> {
+        vec![
+            Sim::new(spec("RouteServiceRole_IN_0", "10.1.1.4")),
+            Sim::new(spec("RouteServiceRole_IN_1", "10.1.1.5")),
+        ]
+    }
+
+    /// A restarted controller: new instances (no session, nothing learned) and a new fabric
+    /// whose versions start again from 0.
+    fn restart_controller(&mut self) {
+        let topo = self.fabric.topology().clone();
+        self.instances = Self::instances();
+        self.fabric = Fabric::new(topo, false);
+        self.up = true;
+    }
+
+    /// Both NVAs up on both instances, each announcing `prefix` via the LB frontend.
+    fn nvas_announce(&mut self, prefix: &str) {
+        for sim in &mut self.instances {
+            for nva in ["nva1", "nva2"] {
+                if sim.owner.peer(sim.id(nva)).unwrap().state != State::Established {
+                    sim.establish(nva);
+                }
+                sim.announce(nva, &[prefix], "10.1.0.100");
+            }
+        }
+    }
+
+    /// The fabric takes the instances' batches, then the agent asks once and programs what it
+    /// is told.
+    fn settle(&mut self) {
+        for sim in &mut self.instances {
+            let name = sim.owner.spec().name.clone();
+            for (reset, routes) in sim.batches.drain(..) {
+                let routes: Vec<(fabric::Prefix, Vec<Ipv4Addr>)> = routes
+                    .into_iter()
+                    .map(|(p, nh)| (fabric::Prefix::new(p.addr(), p.len()).unwrap(), nh))
+                    .collect();
+                if reset {
+                    let kept = routes.iter().map(|(p, _)| *p).collect();
+                    self.fabric.reset_instance(&name, &kept);
+                }
+                for (p, nh) in routes {
+                    self.fabric.set_instance_route(&name, p, &nh);
+                }
+            }
+        }
+        let answer = self.answer();
+        self.agent_hears(answer);
+    }
+
+    /// The controller's answer to the agent's next question, as the API writes it.
+    fn answer(&self) -> Option<String> {
+        if !self.up {
+            return None;
+        }
+        let t = self.fabric.nic_table("vm1-nic").unwrap();
+        let a = controller::views::effective_routes(&t, self.agent.version());
+        Some(serde_json::to_string(&a).unwrap())
+    }
+
+    fn agent_hears(&mut self, answer: Option<String>) -> Vec<follower::Effect> {
+        let input = match &answer {
+            Some(body) => follower::Input::Answer(body),
+            None => follower::Input::Unreachable("connection refused".into()),
+        };
+        let fx = self.agent.handle(self.now, input);
+        for e in &fx {
+            if let follower::Effect::Program(want) = e {
+                self.kernel = want.clone();
+                self.agent
+                    .handle(self.now, follower::Input::Reconciled(Ok(())));
+            }
+        }
+        fx
+    }
+
+    fn kernel(&self) -> Vec<String> {
+        self.kernel
+            .iter()
+            .map(|(p, gw)| format!("{p} via {gw}"))
+            .collect()
+    }
+}
+
+#[test]
+fn the_agent_programs_the_branch_through_the_lb() {
+    let mut w = World::new("westeurope", false);
+    w.settle();
+    assert!(w.kernel.is_empty());
+    w.nvas_announce("192.168.10.0/24");
+    w.settle();
+    // Four paths (two NVAs on two instances), one next hop: the LB frontend.
+    assert_eq!(w.kernel(), ["192.168.10.0/24 via 10.1.0.100"]);
+}
+
+#[test]
+fn a_controller_restart_costs_the_agent_nothing_within_the_grace_period() {
+    let mut w = World::new("westeurope", false);
+    w.nvas_announce("192.168.10.0/24");
+    w.nvas_announce("192.168.20.0/24");
+    w.settle();
+    assert_eq!(w.kernel().len(), 2);
+
+    // Down: fail static.
+    w.up = false;
+    w.settle();
+    w.settle();
+    assert_eq!(
+        w.kernel().len(),
+        2,
+        "routes kept while the controller is away"
+    );
+
+    // Back, with nothing learned yet: the grace period keeps both routes.
+    w.restart_controller();
+    w.settle();
+    assert_eq!(w.kernel().len(), 2, "removal waits for the grace period");
+    // The NVAs come back, but 192.168.20.0/24 is no longer announced.
+    w.nvas_announce("192.168.10.0/24");
+    w.settle();
+    assert_eq!(w.kernel().len(), 2);
+    // Once the grace period is over the route nobody announces goes.
+    w.now += GRACE;
+    w.settle();
+    assert_eq!(w.kernel(), ["192.168.10.0/24 via 10.1.0.100"]);
+}
+
+#[test]
+fn an_answer_the_agent_does_not_understand_changes_nothing() {
+    let mut w = World::new("westeurope", false);
+    w.nvas_announce("192.168.10.0/24");
+    w.settle();
+    let before = w.kernel();
+    // A controller of another version: a field renamed, one added, an unknown state.
+    let t = w.fabric.nic_table("vm1-nic").unwrap();
+    let good = serde_json::to_string(&controller::views::effective_routes(&t, None)).unwrap();
+    assert!(good.contains("nextHopIpAddress") && good.contains("\"Active\""));
+    for bad in [
+        good.replace("nextHopIpAddress", "nextHopIp"),
+        good.replacen('{', "{\"muxes\":[],", 1),
+        good.replace("\"Active\"", "\"Degraded\""),
+        "{}".to_string(),
+        "not json".to_string(),
+    ] {
+        let fx = w.agent_hears(Some(bad.clone()));
+        assert_eq!(fx, [follower::Effect::Wait(follower::RETRY)], "{bad}");
+        assert_eq!(w.kernel(), before, "{bad}");
+        // The next question is the whole table again.
+        assert_eq!(
+            w.agent.poll_path("vm1-nic"),
+            "/v1/effective-routes?nic=vm1-nic"
+        );
+    }
+    w.settle();
+    assert_eq!(w.kernel(), before);
+}
+
+#[test]
+fn a_cross_region_next_hop_is_never_programmed() {
+    let mut w = World::new("northeurope", false);
+    w.nvas_announce("192.168.10.0/24");
+    w.settle();
+    assert!(w.kernel.is_empty(), "{:?}", w.kernel());
+    let t = w.fabric.nic_table("vm1-nic").unwrap();
+    let r = t.get(&"192.168.10.0/24".parse().unwrap()).pop().unwrap();
+    assert_eq!(r.state, fabric::RouteState::Invalid);
+    assert!(r.reason.unwrap().contains("cross-region"));
+    assert_eq!(w.fabric.cross_region_counts(), [("nva-ilb".to_string(), 1)]);
+}
+
+#[test]
+fn next_hop_tracking_takes_the_route_out_while_the_lb_has_no_healthy_backend() {
+    let mut w = World::new("westeurope", true);
+    w.nvas_announce("192.168.10.0/24");
+    w.settle();
+    assert_eq!(w.kernel().len(), 1);
+    w.fabric.set_lb_healthy("nva-ilb", false);
+    w.settle();
+    assert!(w.kernel.is_empty());
+    w.fabric.set_lb_healthy("nva-ilb", true);
+    w.settle();
+    assert_eq!(w.kernel(), ["192.168.10.0/24 via 10.1.0.100"]);
+}
+
+#[test]
+fn a_route_held_by_one_instance_only_is_programmed() {
+    let mut w = World::new("westeurope", false);
+    let sim = &mut w.instances[1];
+    sim.establish("nva1");
+    sim.announce("nva1", &["192.168.30.0/24"], "10.1.0.100");
+    w.settle();
+    assert_eq!(w.kernel(), ["192.168.30.0/24 via 10.1.0.100"]);
+    // It goes when that instance loses it.
+    w.instances[1].down("nva1");
+    w.settle();
+    assert!(w.kernel.is_empty());
 }

@@ -262,7 +262,7 @@ async fn ask_routes(
     state: &ApiState,
     nic: &str,
     since: Option<u64>,
-) -> Option<Option<crate::fabricrun::NicRoutes>> {
+) -> Option<Option<EffectiveRoutes>> {
     let name = nic.to_string();
     crate::fabricrun::ask(&state.fabric, |tx| {
         crate::fabricrun::FabricMsg::EffectiveRoutes(name, since, tx)
@@ -271,7 +271,7 @@ async fn ask_routes(
 }
 
 /// Nothing new for the caller: an incremental answer with no changed prefix.
-fn unchanged(d: &Option<Option<crate::fabricrun::NicRoutes>>) -> bool {
+fn unchanged(d: &Option<Option<EffectiveRoutes>>) -> bool {
     matches!(d, Some(Some(r)) if r.changed.as_ref().is_some_and(Vec::is_empty))
 }
 
@@ -311,18 +311,7 @@ async fn effective_routes(
         ask_routes(&state, &nic, since).await
     };
     match answer {
-        Some(Some(d)) => {
-            // Incremental answer (`changed`): the routes of the prefixes changed after `since`
-            // (a prefix listed with no route was removed).
-            let incremental = d.changed.is_some();
-            Json(EffectiveRoutes {
-                changed: d.changed.map(|c| c.iter().map(|p| p.to_string()).collect()),
-                since: since.filter(|_| incremental),
-                value: d.routes.iter().map(contract::effective_route).collect(),
-                version: d.version,
-            })
-            .into_response()
-        }
+        Some(Some(d)) => Json(d).into_response(),
         Some(None) => error(StatusCode::NOT_FOUND, format!("no NIC named {nic:?}")),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "fabric task gone"),
     }
@@ -401,7 +390,7 @@ async fn trace(State(state): State<ApiState>, AxQuery(q): AxQuery<TraceQuery>) -
         "longest prefix match: {} ({}) is the most specific active route covering {dst}",
         route.prefix, route.source
     );
-    out.route = Some(contract::effective_route(&route));
+    out.route = Some(controller::views::effective_route(&route));
     out.why = Some(why);
     if let Some(lb_name) = &route.load_balancer {
         let handle = state

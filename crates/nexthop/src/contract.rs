@@ -6,8 +6,7 @@
 //! contract says how it is sent.
 
 use api_types::{
-    AdminState, Distribution, EffectiveRoute, Health, LbMode, LbSettings, NextHopType,
-    NoHealthyBackends, Role, RouteSource, RouteState, SessionState,
+    AdminState, Distribution, Health, LbMode, LbSettings, NoHealthyBackends, Role, SessionState,
 };
 
 pub fn session_state(s: bgp::fsm::State) -> SessionState {
@@ -19,30 +18,6 @@ pub fn session_state(s: bgp::fsm::State) -> SessionState {
         State::OpenSent => SessionState::OpenSent,
         State::OpenConfirm => SessionState::OpenConfirm,
         State::Established => SessionState::Established,
-    }
-}
-
-pub fn effective_route(r: &fabric::Route) -> EffectiveRoute {
-    EffectiveRoute {
-        address_prefix: vec![r.prefix.to_string()],
-        load_balancer: r.load_balancer.clone(),
-        next_hop_ip_address: r.next_hop_ips.iter().map(|a| a.to_string()).collect(),
-        next_hop_type: match r.next_hop_type {
-            fabric::NextHopType::VnetLocal => NextHopType::VnetLocal,
-            fabric::NextHopType::VNetPeering => NextHopType::VNetPeering,
-            fabric::NextHopType::Internet => NextHopType::Internet,
-            fabric::NextHopType::VirtualNetworkGateway => NextHopType::VirtualNetworkGateway,
-        },
-        reason: r.reason.clone(),
-        source: match r.source {
-            fabric::RouteSource::Default => RouteSource::Default,
-            fabric::RouteSource::VirtualNetworkGateway => RouteSource::VirtualNetworkGateway,
-        },
-        state: match r.state {
-            fabric::RouteState::Active => RouteState::Active,
-            fabric::RouteState::Invalid => RouteState::Invalid,
-            fabric::RouteState::Inactive => RouteState::Inactive,
-        },
     }
 }
 
@@ -225,7 +200,7 @@ mod tests {
                 load_balancer: None,
                 reason: None,
             };
-            let e = effective_route(&r);
+            let e = controller::views::effective_route(&r);
             assert_eq!(e.source.as_str(), src.as_str());
             assert_eq!(e.state.as_str(), st.as_str());
             assert_eq!(e.next_hop_type.as_str(), ty.as_str());

@@ -459,10 +459,9 @@ async fn report(
     })
     .await
     .flatten();
-    if let Some(crate::fabricrun::NicRoutes { routes, .. }) = eff {
+    if let Some(answer) = eff {
         println!("  effective routes of vm1-nic (10.1.3.10):");
-        for r in routes {
-            let nh: Vec<String> = r.next_hop_ips.iter().map(|a| a.to_string()).collect();
+        for r in answer.value {
             let via = r
                 .load_balancer
                 .as_ref()
@@ -470,11 +469,11 @@ async fn report(
                 .unwrap_or_default();
             println!(
                 "    {:<22} {:<7} {:<16} {:<22} {}{via}",
-                r.source.to_string(),
-                r.state.to_string(),
-                r.prefix.to_string(),
-                r.next_hop_type.to_string(),
-                nh.join(",")
+                r.source.as_str(),
+                r.state.as_str(),
+                r.address_prefix.join(","),
+                r.next_hop_type.as_str(),
+                r.next_hop_ip_address.join(",")
             );
         }
     }

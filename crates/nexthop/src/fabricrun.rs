@@ -38,7 +38,11 @@ pub enum FabricMsg {
     },
     Reconfigure(Topology, bool),
     /// A NIC's routes (all, or those changed since a version); None when there is no such NIC.
-    EffectiveRoutes(String, Option<u64>, oneshot::Sender<Option<NicRoutes>>),
+    EffectiveRoutes(
+        String,
+        Option<u64>,
+        oneshot::Sender<Option<api_types::EffectiveRoutes>>,
+    ),
     /// The route a NIC uses for a destination.
     Lookup(
         String,
@@ -55,14 +59,6 @@ pub enum FabricMsg {
     /// some NIC's table (RIB change, LB health, reconfigure): long-polls wait on it, then ask
     /// again.
     Subscribe(oneshot::Sender<watch::Receiver<u64>>),
-}
-
-/// A NIC's effective routes at `version`: all of them (`changed` None), or only those of the
-/// prefixes changed since the version asked for.
-pub struct NicRoutes {
-    pub version: u64,
-    pub routes: Vec<Route>,
-    pub changed: Option<Vec<Prefix>>,
 }
 
 /// Unbounded: the RIB tasks hand over changes without waiting (the fabric is the faster side,
@@ -172,24 +168,9 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
                     }
                 }
                 FabricMsg::EffectiveRoutes(nic, since, tx) => {
-                    let answer = fabric.nic_table(&nic).map(|t| {
-                        // A version from the future (a restarted controller counts from 0
-                        // again) gets the whole table, like one older than the log.
-                        let since = since.filter(|v| *v <= t.version());
-                        match since.and_then(|v| t.changes_since(v)) {
-                            Some(changed) => NicRoutes {
-                                version: t.version(),
-                                routes: changed.iter().flat_map(|p| t.get(p)).collect(),
-                                changed: Some(changed),
-                            },
-                            // No version asked, or one older than the log: everything.
-                            None => NicRoutes {
-                                version: t.version(),
-                                routes: t.routes(),
-                                changed: None,
-                            },
-                        }
-                    });
+                    let answer = fabric
+                        .nic_table(&nic)
+                        .map(|t| controller::views::effective_routes(&t, since));
                     let _ = tx.send(answer);
                 }
                 FabricMsg::Lookup(nic, dst, tx) => {

@@ -1,0 +1,476 @@
+//! What `nexthop agent` decides, sans-IO: it follows one NIC's effective routes from the
+//! controller and says which kernel routes (`PREFIX via NEXT_HOP proto 200`) to program.
+//!
+//! ```text
+//!  answer text ──Input::Answer──> strict read ──merge──> RouteMap ──desired()──┐
+//!  no answer ───Input::Unreachable──> nothing changes (fail static)           v
+//!  reconcile result ──Input::Reconciled──>            Effect::Program(routes) / Effect::Wait
+//! ```
+//!
+//! Fail static: while the controller is unreachable, or answers something this agent does not
+//! understand (an unknown or missing field, an unknown value), the programmed routes stay; the
+//! next question is the whole table. After a reconnect, routes the controller no longer lists
+//! are removed only once the grace period has passed: a restarted controller relearns its BGP
+//! routes first. Additions and changes apply at once.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use api_types::{EffectiveRoute, EffectiveRoutes, EffectiveRoutesQuery, NextHopType, RouteState};
+use tracing::{info, warn};
+
+/// One kernel route: the prefix via the gateway.
+pub type KernelRoute = (linux::Prefix, Ipv4Addr);
+
+/// The NIC's effective routes as last answered: prefix → routes of that prefix (a prefix may
+/// have several, e.g. an Active one and an Invalid one).
+pub type RouteMap = BTreeMap<String, Vec<EffectiveRoute>>;
+
+/// How long the controller may hold one long poll (below the CLI client's 30 s read timeout).
+pub const WAIT_S: u64 = 20;
+
+/// The pause after a failure (no answer, a bad answer, a failed reconcile) before asking again.
+pub const RETRY: Duration = Duration::from_secs(1);
+
+/// What the follower is told.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// The text of an answer to the question [`Follower::poll_path`] gave.
+    Answer(&'a str),
+    /// No answer (connection refused, timeout, an error status): why.
+    Unreachable(String),
+    /// The result of the last [`Effect::Program`].
+    Reconciled(Result<(), String>),
+}
+
+/// What the follower asks of its driver.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Make the kernel's nexthop-owned routes exactly these, then report [`Input::Reconciled`].
+    Program(Vec<KernelRoute>),
+    /// Wait this long before the next question.
+    Wait(Duration),
+}
+
+/// The state of one agent.
+#[derive(Debug)]
+pub struct Follower {
+    map: RouteMap,
+    /// The version of the last answer merged; None: the next question is the whole table.
+    version: Option<u64>,
+    /// What the kernel was last programmed to (reported by [`Input::Reconciled`]).
+    programmed: Vec<KernelRoute>,
+    /// Asked to program, not yet reported.
+    pending: Option<Vec<KernelRoute>>,
+    /// The kernel must be reconciled again even if `programmed` matches (after a failure or a
+    /// reconnect: something may have changed it meanwhile).
+    dirty: bool,
+    reachable: bool,
+    grace: Duration,
+    grace_until: Option<Instant>,
+}
+
+/// The kernel route an effective route asks for: `None` unless it is an Active route to a
+/// virtual network gateway; then its prefix via its first next hop address, or an error when
+/// those are not an IPv4 prefix and address.
+fn kernel_route(r: &EffectiveRoute) -> Result<Option<KernelRoute>, String> {
+    if r.state != RouteState::Active || r.next_hop_type != NextHopType::VirtualNetworkGateway {
+        return Ok(None);
+    }
+    let p = r.prefix().unwrap_or_default();
+    let prefix = p
+        .parse::<linux::Prefix>()
+        .map_err(|e| format!("prefix {p:?}: {e}"))?;
+    let gw = r
+        .next_hop_ip_address
+        .first()
+        .and_then(|a| a.parse::<Ipv4Addr>().ok())
+        .ok_or_else(|| format!("{p}: no IPv4 next hop in {:?}", r.next_hop_ip_address))?;
+    Ok(Some((prefix, gw)))
+}
+
+/// Reads one answer of `/v1/effective-routes` strictly (an unknown, renamed or missing field or
+/// an unknown value is an error) and merges it into `map`. On error `map` is left as it was, so
+/// the kernel is too: an answer this agent does not understand never becomes an empty route
+/// set, which would delete every route.
+pub fn take_answer(map: &mut RouteMap, body: &str) -> Result<EffectiveRoutes, String> {
+    let answer: EffectiveRoutes = serde_json::from_str(body).map_err(|e| {
+        format!("answer not understood: {e} (a controller of another version than this agent?)")
+    })?;
+    merge(map, &answer)?;
+    Ok(answer)
+}
+
+/// Merges one answer into `map` and returns its version. A full answer (no `changed`) replaces
+/// the map; an incremental one replaces the routes of each prefix in `changed` (a changed
+/// prefix without a route in `value` was removed). An answer with a route this agent could not
+/// program is refused whole, before `map` changes.
+pub fn merge(map: &mut RouteMap, answer: &EffectiveRoutes) -> Result<u64, String> {
+    for r in &answer.value {
+        if r.prefix().is_none() {
+            return Err(format!("route without addressPrefix: {r:?}"));
+        }
+        kernel_route(r).map_err(|e| format!("route not programmable: {e}"))?;
+    }
+    match &answer.changed {
+        Some(changed) => {
+            for p in changed {
+                map.remove(p);
+            }
+        }
+        None => map.clear(),
+    }
+    for r in &answer.value {
+        let p = r.prefix().unwrap_or_default().to_string();
+        map.entry(p).or_default().push(r.clone());
+    }
+    Ok(answer.version)
+}
+
+/// The kernel routes the map asks for: per prefix, its Active route when that goes to a
+/// virtual network gateway, via its first next hop address.
+pub fn desired(map: &RouteMap) -> Vec<KernelRoute> {
+    let mut out = Vec::new();
+    for (p, routes) in map {
+        let Some(active) = routes.iter().find(|r| r.state == RouteState::Active) else {
+            continue;
+        };
+        // `merge` refused answers with a route `kernel_route` rejects.
+        match kernel_route(active) {
+            Ok(Some(r)) => out.push(r),
+            Ok(None) => {}
+            Err(e) => warn!(prefix = %p, "effective route not programmable: {e}"),
+        }
+    }
+    out
+}
+
+/// During the grace period after a reconnect: `desired`, plus the routes `kept` from before
+/// whose prefix `desired` lacks (a restarted controller has not relearned them yet).
+pub fn with_grace(desired: &[KernelRoute], kept: &[KernelRoute]) -> Vec<KernelRoute> {
+    let mut m: BTreeMap<linux::Prefix, Ipv4Addr> = kept.iter().copied().collect();
+    m.extend(desired.iter().copied());
+    m.into_iter().collect()
+}
+
+impl Follower {
+    /// A new agent: it asks for the whole table first and programs what it says (routes left
+    /// in the kernel from before it started and not listed are removed at once).
+    pub fn new(grace: Duration) -> Self {
+        Self {
+            map: RouteMap::new(),
+            version: None,
+            programmed: Vec::new(),
+            pending: None,
+            dirty: true,
+            reachable: true,
+            grace,
+            grace_until: None,
+        }
+    }
+
+    /// The next question: the whole table, or a long poll from the version held (short during
+    /// the grace period, so its end is noticed).
+    pub fn poll_path(&self, nic: &str) -> String {
+        let wait = if self.grace_until.is_some() {
+            1
+        } else {
+            WAIT_S
+        };
+        EffectiveRoutesQuery {
+            nic: Some(nic.to_string()),
+            since: self.version,
+            wait: self.version.map(|_| wait),
+        }
+        .path()
+    }
+
+    /// What the kernel was last programmed to.
+    pub fn programmed(&self) -> &[KernelRoute] {
+        &self.programmed
+    }
+
+    pub fn version(&self) -> Option<u64> {
+        self.version
+    }
+
+    pub fn handle(&mut self, now: Instant, input: Input<'_>) -> Vec<Effect> {
+        match input {
+            Input::Unreachable(why) => {
+                if self.reachable {
+                    warn!(error = %why, "controller unreachable: keeping the kernel routes (fail static), retrying every second");
+                    self.grace_until = None;
+                }
+                self.reachable = false;
+                self.version = None;
+                self.dirty = true;
+                vec![Effect::Wait(RETRY)]
+            }
+            Input::Answer(body) => self.answer(now, body),
+            Input::Reconciled(Ok(())) => {
+                if let Some(p) = self.pending.take() {
+                    self.programmed = p;
+                }
+                self.dirty = false;
+                Vec::new()
+            }
+            Input::Reconciled(Err(e)) => {
+                warn!(error = %e, "reconcile failed; retrying from the whole table");
+                self.pending = None;
+                self.version = None;
+                self.dirty = true;
+                vec![Effect::Wait(RETRY)]
+            }
+        }
+    }
+
+    fn answer(&mut self, now: Instant, body: &str) -> Vec<Effect> {
+        if !self.reachable {
+            info!(grace = ?self.grace, "controller back: reconciling the whole table (removals after the grace period)");
+            self.reachable = true;
+            self.grace_until = Some(now + self.grace);
+        }
+        let answer = match take_answer(&mut self.map, body) {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "bad answer from the controller: keeping the kernel routes; fetching the whole table");
+                self.version = None;
+                return vec![Effect::Wait(RETRY)];
+            }
+        };
+        self.version = Some(answer.version);
+        if let Some(changed) = answer.changed.as_ref().filter(|c| !c.is_empty()) {
+            info!(
+                version = answer.version,
+                ?changed,
+                "effective routes changed"
+            );
+        }
+        let mut want = desired(&self.map);
+        if let Some(until) = self.grace_until {
+            if now < until {
+                want = with_grace(&want, &self.programmed);
+            } else {
+                self.grace_until = None;
+            }
+        }
+        if !self.dirty && self.programmed == want {
+            return Vec::new();
+        }
+        self.pending = Some(want.clone());
+        vec![Effect::Program(want)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn route(p: &str, state: &str, ty: &str, nh: &[&str]) -> Value {
+        json!({"source": "VirtualNetworkGateway", "state": state, "addressPrefix": [p],
+               "nextHopType": ty, "nextHopIpAddress": nh, "loadBalancer": null, "reason": null})
+    }
+
+    /// One answer as the loop takes it: its JSON text, read and merged.
+    fn take(m: &mut RouteMap, answer: &Value) -> Result<u64, String> {
+        take_answer(m, &answer.to_string()).map(|a| a.version)
+    }
+
+    #[test]
+    fn full_then_incremental() {
+        let mut m = RouteMap::new();
+        let full = json!({"value": [
+            route("10.1.0.0/16", "Active", "VnetLocal", &[]),
+            route("192.168.10.0/24", "Active", "VirtualNetworkGateway", &["10.1.0.100"]),
+            route("192.168.20.0/24", "Active", "VirtualNetworkGateway", &["10.1.2.10", "10.1.2.11"]),
+        ], "version": 5});
+        assert_eq!(take(&mut m, &full).unwrap(), 5);
+        let d = desired(&m);
+        assert_eq!(
+            d,
+            vec![
+                (
+                    "192.168.10.0/24".parse().unwrap(),
+                    Ipv4Addr::new(10, 1, 0, 100)
+                ),
+                (
+                    "192.168.20.0/24".parse().unwrap(),
+                    Ipv4Addr::new(10, 1, 2, 10)
+                ),
+            ]
+        );
+        // 192.168.10.0/24 removed, 192.168.20.0/24 now via another next hop, a new one Invalid.
+        let inc = json!({"value": [
+            route("192.168.20.0/24", "Active", "VirtualNetworkGateway", &["10.1.2.11"]),
+            route("192.168.30.0/24", "Invalid", "VirtualNetworkGateway", &["10.9.0.1"]),
+        ], "version": 8, "since": 5,
+           "changed": ["192.168.10.0/24", "192.168.20.0/24", "192.168.30.0/24"]});
+        assert_eq!(take(&mut m, &inc).unwrap(), 8);
+        assert_eq!(
+            desired(&m),
+            vec![(
+                "192.168.20.0/24".parse().unwrap(),
+                Ipv4Addr::new(10, 1, 2, 11)
+            )]
+        );
+        assert!(m.contains_key("10.1.0.0/16"));
+        // An empty incremental answer changes nothing.
+        let none = json!({"value": [], "version": 8, "since": 8, "changed": []});
+        take(&mut m, &none).unwrap();
+        assert_eq!(desired(&m).len(), 1);
+        // A full answer replaces everything.
+        let full2 = json!({"value": [], "version": 1});
+        take(&mut m, &full2).unwrap();
+        assert!(m.is_empty() && desired(&m).is_empty());
+    }
+
+    #[test]
+    fn active_route_of_prefix_decides() {
+        let mut m = RouteMap::new();
+        let a = json!({"value": [
+            route("0.0.0.0/0", "Invalid", "VirtualNetworkGateway", &["10.1.0.100"]),
+            route("0.0.0.0/0", "Active", "Internet", &[]),
+        ], "version": 2});
+        take(&mut m, &a).unwrap();
+        assert!(desired(&m).is_empty());
+    }
+
+    #[test]
+    fn malformed_answers() {
+        let mut m = RouteMap::new();
+        assert!(take(&mut m, &json!({"value": []})).is_err());
+        assert!(take(&mut m, &json!({"version": 1})).is_err());
+        assert!(take(&mut m, &json!({"value": [], "version": -1})).is_err());
+        assert!(take(&mut m, &json!([])).is_err());
+        assert!(take_answer(&mut m, "{\"value\": [], \"vers").is_err());
+    }
+
+    /// The agent's fail-static promise: an answer it does not understand, full or incremental,
+    /// changes neither the map nor the kernel routes it asks for.
+    #[test]
+    fn answers_not_understood_change_nothing() {
+        let mut m = RouteMap::new();
+        let good = json!({"value": [
+            route("10.1.0.0/16", "Active", "VnetLocal", &[]),
+            route("192.168.10.0/24", "Active", "VirtualNetworkGateway", &["10.1.0.100"]),
+        ], "version": 5});
+        take(&mut m, &good).unwrap();
+        let before = m.clone();
+        let want = desired(&m);
+        assert_eq!(want.len(), 1);
+
+        let full = |r: Value| json!({"value": [r], "version": 6});
+        let vng = || {
+            route(
+                "192.168.10.0/24",
+                "Active",
+                "VirtualNetworkGateway",
+                &["10.1.0.100"],
+            )
+        };
+        let mut unknown_field = vng();
+        unknown_field["metric"] = 10.into();
+        let mut renamed = vng();
+        let nh = renamed
+            .as_object_mut()
+            .unwrap()
+            .remove("nextHopIpAddress")
+            .unwrap();
+        renamed["nextHopIp"] = nh;
+        let mut missing_nullable = vng();
+        missing_nullable.as_object_mut().unwrap().remove("reason");
+        let mut top_level_unknown = full(vng());
+        top_level_unknown["muxes"] = json!(["10.1.0.101"]);
+        let bad = [
+            full(unknown_field),
+            full(renamed),
+            full(missing_nullable),
+            top_level_unknown,
+            // Unknown enum values.
+            full(route(
+                "192.168.10.0/24",
+                "Pending",
+                "VirtualNetworkGateway",
+                &["10.1.0.100"],
+            )),
+            full(route(
+                "192.168.10.0/24",
+                "Active",
+                "Blackhole",
+                &["10.1.0.100"],
+            )),
+            full(route(
+                "192.168.10.0/24",
+                "active",
+                "VirtualNetworkGateway",
+                &["10.1.0.100"],
+            )),
+            // Well formed, but not a route this agent can program: refused whole.
+            full(route(
+                "192.168.10.0/24",
+                "Active",
+                "VirtualNetworkGateway",
+                &[],
+            )),
+            full(route(
+                "192.168.10.0/24",
+                "Active",
+                "VirtualNetworkGateway",
+                &["fd00::1"],
+            )),
+            full(route(
+                "192.168.10.0/33",
+                "Active",
+                "VirtualNetworkGateway",
+                &["10.1.0.100"],
+            )),
+            json!({"value": [{"source": "VirtualNetworkGateway", "state": "Active", "addressPrefix": [],
+                   "nextHopType": "VnetLocal", "nextHopIpAddress": [], "loadBalancer": null, "reason": null}],
+                   "version": 6}),
+            // An incremental answer that removes the route, with a field renamed.
+            json!({"value": [], "version": 6, "since": 5, "changedPrefixes": ["192.168.10.0/24"]}),
+        ];
+        for b in &bad {
+            assert!(take(&mut m, b).is_err(), "accepted: {b}");
+            assert_eq!(m, before, "map changed by {b}");
+            assert_eq!(desired(&m), want, "desired set changed by {b}");
+        }
+    }
+
+    #[test]
+    fn paths() {
+        let mut f = Follower::new(Duration::from_secs(10));
+        assert_eq!(f.poll_path("vm1-nic"), "/v1/effective-routes?nic=vm1-nic");
+        assert_eq!(
+            f.poll_path("nic a&b"),
+            "/v1/effective-routes?nic=nic%20a%26b"
+        );
+        let now = Instant::now();
+        let full = json!({"value": [], "version": 7}).to_string();
+        f.handle(now, Input::Answer(&full));
+        assert_eq!(
+            f.poll_path("vm1-nic"),
+            "/v1/effective-routes?nic=vm1-nic&since=7&wait=20"
+        );
+    }
+
+    #[test]
+    fn grace_keeps_old_routes_and_takes_new_gateways() {
+        let p = |s: &str| s.parse::<linux::Prefix>().unwrap();
+        let a = Ipv4Addr::new(10, 1, 0, 100);
+        let b = Ipv4Addr::new(10, 1, 2, 10);
+        let kept = vec![(p("192.168.10.0/24"), a), (p("192.168.20.0/24"), a)];
+        let desired = vec![(p("192.168.20.0/24"), b), (p("192.168.30.0/24"), b)];
+        assert_eq!(
+            with_grace(&desired, &kept),
+            vec![
+                (p("192.168.10.0/24"), a),
+                (p("192.168.20.0/24"), b),
+                (p("192.168.30.0/24"), b)
+            ]
+        );
+        assert_eq!(with_grace(&desired, &[]), desired);
+    }
+}
