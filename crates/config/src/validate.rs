@@ -561,20 +561,8 @@ fn check_nics(sections: &Sections, networks: &Networks<'_>, problems: &Problems)
     }
 }
 
-pub(crate) fn is_prime(n: u32) -> bool {
-    if n < 2 {
-        return false;
-    }
-    let n = u64::from(n);
-    let mut d = 2u64;
-    while d * d <= n {
-        if n % d == 0 {
-            return false;
-        }
-        d += 1;
-    }
-    true
-}
+/// One primality test for the Maglev table size, the load balancer's own.
+use lb::maglev::is_prime;
 
 /// The smallest prime ≥ n (saturating at the largest u32 prime).
 fn next_prime(n: u32) -> u32 {
