@@ -58,6 +58,10 @@ pub(crate) struct Classes {
     index: HashMap<Key, ClassId>,
     /// Instance names, by the index keys use.
     instances: Vec<String>,
+    /// The last step taken: (class before, instance, its next hops) led to this class. A batch
+    /// of routes from one peer has the same next hops throughout, so most steps repeat the last
+    /// one and skip building and hashing a key. Cleared when a class is freed (ids are reused).
+    memo: Option<(Option<ClassId>, u16, Vec<Ipv4Addr>, ClassId)>,
 }
 
 /// The union of a key's next hops, sorted.
@@ -114,6 +118,31 @@ impl Classes {
         (!key.is_empty()).then_some(key)
     }
 
+    /// The class the step (`old`, `instance`, `next_hops`) led to last time, if it was the last
+    /// step taken.
+    pub fn memo(
+        &self,
+        old: Option<ClassId>,
+        instance: &str,
+        next_hops: &[Ipv4Addr],
+    ) -> Option<ClassId> {
+        let (o, i, nh, to) = self.memo.as_ref()?;
+        (*o == old && nh.as_slice() == next_hops && self.instance(instance) == Some(*i))
+            .then_some(*to)
+    }
+
+    pub fn remember(
+        &mut self,
+        old: Option<ClassId>,
+        instance: &str,
+        next_hops: &[Ipv4Addr],
+        to: ClassId,
+    ) {
+        if let Some(i) = self.instance(instance) {
+            self.memo = Some((old, i, next_hops.to_vec(), to));
+        }
+    }
+
     pub fn find(&self, key: &Key) -> Option<ClassId> {
         self.index.get(key).copied()
     }
@@ -162,6 +191,7 @@ impl Classes {
                 self.index.remove(&c.key);
             }
             self.free.push(id);
+            self.memo = None;
         }
     }
 

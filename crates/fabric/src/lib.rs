@@ -242,20 +242,23 @@ impl Fabric {
     /// The fabric programs the union of every instance's next hops.
     pub fn set_instance_route(&mut self, instance: &str, prefix: Prefix, next_hops: &[Ipv4Addr]) {
         let old = self.bgp.get(&prefix).copied();
-        let key = self.classes.key_with(old, instance, next_hops);
-        let new = match key {
-            Some(key) => {
-                let union = classes::union(&key);
-                let id = match self.classes.find(&key) {
-                    Some(id) => id,
-                    None => {
-                        let resolved = self.resolve_class(&union);
-                        self.classes.insert(key, union, resolved)
-                    }
-                };
-                Some(id)
-            }
-            None => None,
+        let new = match self.classes.memo(old, instance, next_hops) {
+            Some(id) => Some(id),
+            None => match self.classes.key_with(old, instance, next_hops) {
+                Some(key) => {
+                    let id = match self.classes.find(&key) {
+                        Some(id) => id,
+                        None => {
+                            let union = classes::union(&key);
+                            let resolved = self.resolve_class(&union);
+                            self.classes.insert(key, union, resolved)
+                        }
+                    };
+                    self.classes.remember(old, instance, next_hops, id);
+                    Some(id)
+                }
+                None => None,
+            },
         };
         if old == new {
             self.last_touched = 0;
