@@ -76,6 +76,9 @@ rm -rf "$LAB_DIR"
 mkdir -p "$LAB_DIR"
 echo "$LAB_NAME" >"$LAB_DIR/name"
 echo "$NEXTHOP" >"$LAB_DIR/nexthop.bin"
+# The API listens beyond loopback, so it needs an admin token (state-changing calls: reload,
+# lb set-admin): `NEXTHOP_TOKEN_FILE=$LAB_DIR/admin.token nexthop ...`. Owner-only, as required.
+(umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$LAB_DIR/admin.token")
 # From here on, a failure tears down what was built.
 trap 'echo "lab/up.sh: failed; logs in $LAB_DIR" >&2; LAB_DIR=$LAB_DIR "$here/down.sh" --name "$LAB_NAME" --keep-logs >/dev/null 2>&1 || true' ERR
 
@@ -229,6 +232,7 @@ address = "10.1.3.10"
 
 [api]
 listen = "0.0.0.0:8179"
+admin_token_file = "$LAB_DIR/admin.token"
 EOF
 start nexthop rs "$NEXTHOP" run --config "$LAB_DIR/nexthop.toml"
 

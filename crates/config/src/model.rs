@@ -284,12 +284,21 @@ pub struct Api {
     /// Default 127.0.0.1:8179.
     #[serde(default = "default_api_listen")]
     pub listen: SocketAddr,
+    /// The admin token's file: state-changing calls need `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub admin_token_file: Option<std::path::PathBuf>,
+    /// The read token's file: when set, every GET (and `/metrics`) needs the read or the admin
+    /// token.
+    #[serde(default)]
+    pub read_token_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Api {
     fn default() -> Self {
         Self {
             listen: default_api_listen(),
+            admin_token_file: None,
+            read_token_file: None,
         }
     }
 }

@@ -102,7 +102,9 @@ fn seed_parses_with_every_field() {
     assert_eq!(
         config.api,
         Api {
-            listen: "127.0.0.1:8179".parse::<SocketAddr>().unwrap()
+            listen: "127.0.0.1:8179".parse::<SocketAddr>().unwrap(),
+            admin_token_file: None,
+            read_token_file: None,
         }
     );
     assert_eq!(

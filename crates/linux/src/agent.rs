@@ -27,6 +27,56 @@ pub struct Changes {
     /// Desired routes not programmed because another protocol owns that prefix at
     /// [`METRIC`]: (prefix, that protocol).
     pub foreign: Vec<(Prefix, u8)>,
+    /// Desired routes the [`Guard`] refused, with why.
+    pub refused: Vec<(Route, String)>,
+    /// Routes the kernel would not take (or delete), with its error; the others were applied.
+    pub failed: Vec<(Route, String)>,
+}
+
+/// What the agent will not program, whatever the controller says.
+#[derive(Clone, Debug, Default)]
+pub struct Guard {
+    /// The addresses the host reaches its controllers on: a route that would become the
+    /// longest match for one of them is refused (it would take over the path to the controller,
+    /// and with it the agent's only way to be told to undo it).
+    pub protect: Vec<Ipv4Addr>,
+    /// When not empty, only routes inside one of these prefixes are programmed (`--allow`).
+    pub allow: Vec<Prefix>,
+}
+
+impl Guard {
+    /// Why `route` may not be programmed, given the other routes of the table; None: it may.
+    fn refuses(&self, route: &Route, others: &[crate::netlink::KernelRoute]) -> Option<String> {
+        if !self.allow.is_empty() && !self.allow.iter().any(|a| a.covers(&route.prefix)) {
+            let allowed: Vec<String> = self.allow.iter().map(ToString::to_string).collect();
+            return Some(format!("outside --allow {}", allowed.join(", ")));
+        }
+        for &c in &self.protect {
+            if !route.prefix.contains(c) {
+                continue;
+            }
+            // The host's own way to the controller: the longest route of another owner.
+            let now = others
+                .iter()
+                .filter(|r| r.prefix.contains(c))
+                .max_by_key(|r| r.prefix.len);
+            match now {
+                Some(r) if r.prefix.len > route.prefix.len => {}
+                Some(r) => {
+                    return Some(format!(
+                        "it would take over the route to controller {c} (now {})",
+                        r.prefix
+                    ))
+                }
+                None => {
+                    return Some(format!(
+                        "it would become the route to controller {c} (no other route reaches it)"
+                    ))
+                }
+            }
+        }
+        None
+    }
 }
 
 impl Changes {
@@ -35,17 +85,48 @@ impl Changes {
             && self.replaced.is_empty()
             && self.removed.is_empty()
             && self.foreign.is_empty()
+            && self.refused.is_empty()
+            && self.failed.is_empty()
     }
 }
 
-/// Makes the kernel's protocol-200 routes in the main table equal `desired` (prefix →
-/// gateway; a prefix listed twice keeps its last gateway). Stops at the first kernel error;
-/// running it again continues from where the kernel is.
+/// [`reconcile_guarded`] with no guard.
 pub fn reconcile(nl: &mut Netlink, desired: &[(Prefix, Ipv4Addr)]) -> Result<Changes> {
-    let want: BTreeMap<Prefix, Ipv4Addr> = desired.iter().copied().collect();
+    reconcile_guarded(nl, desired, &Guard::default())
+}
+
+/// Makes the kernel's protocol-200 routes in the main table equal `desired` (prefix →
+/// gateway; a prefix listed twice keeps its last gateway), less what `guard` refuses. Each
+/// route is applied on its own: one the kernel refuses is reported in [`Changes::failed`] and
+/// the others are applied; running it again retries it. Only a failed dump is an error.
+pub fn reconcile_guarded(
+    nl: &mut Netlink,
+    desired: &[(Prefix, Ipv4Addr)],
+    guard: &Guard,
+) -> Result<Changes> {
+    let mut want: BTreeMap<Prefix, Ipv4Addr> = desired.iter().copied().collect();
     let mut have: BTreeMap<Prefix, Route> = BTreeMap::new();
     let mut ch = Changes::default();
     let table = nl.dump_routes()?;
+    let others: Vec<crate::netlink::KernelRoute> = table
+        .iter()
+        .filter(|r| r.protocol != RTPROT_NEXTHOP)
+        .copied()
+        .collect();
+    want.retain(|&prefix, &mut gateway| {
+        let route = Route {
+            prefix,
+            gateway,
+            metric: METRIC,
+        };
+        match guard.refuses(&route, &others) {
+            Some(why) => {
+                ch.refused.push((route, why));
+                false
+            }
+            None => true,
+        }
+    });
     let foreign: BTreeMap<Prefix, u8> = table
         .iter()
         .filter(|r| r.protocol != RTPROT_NEXTHOP && r.metric == METRIC)
@@ -56,8 +137,10 @@ pub fn reconcile(nl: &mut Netlink, desired: &[(Prefix, Ipv4Addr)]) -> Result<Cha
             have.insert(r.prefix, r);
         } else {
             // Not wanted, or ours at a metric the agent never uses (an older version's).
-            nl.delete_route(r.prefix, r.metric)?;
-            ch.removed.push(r);
+            match nl.delete_route(r.prefix, r.metric) {
+                Ok(()) => ch.removed.push(r),
+                Err(e) => ch.failed.push((r, e.to_string())),
+            }
         }
     }
     for (&prefix, &gateway) in &want {
@@ -72,14 +155,14 @@ pub fn reconcile(nl: &mut Netlink, desired: &[(Prefix, Ipv4Addr)]) -> Result<Cha
         }
         match have.get(&prefix) {
             Some(old) if old.gateway == gateway => {}
-            Some(old) => {
-                nl.replace_unchecked(&route)?;
-                ch.replaced.push((*old, route));
-            }
-            None => {
-                nl.replace_unchecked(&route)?;
-                ch.added.push(route);
-            }
+            Some(old) => match nl.replace_unchecked(&route) {
+                Ok(()) => ch.replaced.push((*old, route)),
+                Err(e) => ch.failed.push((route, e.to_string())),
+            },
+            None => match nl.replace_unchecked(&route) {
+                Ok(()) => ch.added.push(route),
+                Err(e) => ch.failed.push((route, e.to_string())),
+            },
         }
     }
     Ok(ch)

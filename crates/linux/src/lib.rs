@@ -47,5 +47,5 @@ mod sys;
 
 pub use sys::RingSpec;
 
-pub use agent::{reconcile, Changes};
+pub use agent::{reconcile, reconcile_guarded, Changes, Guard};
 pub use netlink::{Netlink, Prefix, Route, RTPROT_NEXTHOP};

@@ -107,6 +107,18 @@ impl Prefix {
     }
 }
 
+impl Prefix {
+    /// Whether `ip` is inside this prefix.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        Prefix::new(ip, self.len).is_some_and(|p| p.addr == self.addr)
+    }
+
+    /// `other` is equal to or more specific than `self`.
+    pub fn covers(&self, other: &Prefix) -> bool {
+        other.len >= self.len && self.contains(other.addr)
+    }
+}
+
 impl std::fmt::Display for Prefix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.addr, self.len)

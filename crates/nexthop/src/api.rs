@@ -45,6 +45,8 @@ pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
 
 #[derive(Clone)]
 pub struct ApiState {
+    /// Who may call what ([`crate::token`]).
+    pub auth: std::sync::Arc<crate::token::ApiAuth>,
     pub instances: Instances,
     pub lbs: LoadBalancers,
     pub fabric: crate::fabricrun::FabricTx,
@@ -64,6 +66,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/lb/:name", get(lb_show))
         .route("/v1/lb/:name/admin", post(lb_admin))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
         .with_state(state)
 }
 
@@ -80,6 +86,35 @@ pub async fn serve(
             tracing::error!(error = %e, "API server stopped");
         }
     }))
+}
+
+/// Every call passes here first: tokens ([`crate::token::ApiAuth::check`]).
+async fn authorize(
+    State(state): State<ApiState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let header = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    match state.auth.check(req.method().as_str(), header) {
+        Ok(()) => next.run(req).await,
+        Err(why) => {
+            let status = match why {
+                crate::token::Refusal::Unauthenticated => StatusCode::UNAUTHORIZED,
+                crate::token::Refusal::ReadOnly => StatusCode::FORBIDDEN,
+            };
+            let mut r = error(status, why.to_string());
+            if status == StatusCode::UNAUTHORIZED {
+                r.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+            }
+            r
+        }
+    }
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {

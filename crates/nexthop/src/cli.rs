@@ -23,7 +23,14 @@ use api_types::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// Sends one request to the API; returns the status and the parsed JSON body (or text).
+/// The largest answer the client reads (a whole effective-route table of a million prefixes
+/// is ≈ 200 MB of JSON): a controller, or whatever answers in its place, cannot make a client
+/// hold more.
+pub const MAX_ANSWER: u64 = 256 << 20;
+
+/// Sends one request to the API; returns the status and the body as text. The body is read up
+/// to [`MAX_ANSWER`] octets; chunked encoding is decoded on octets with every length checked;
+/// a body that is not UTF-8 is an error.
 pub fn request(api: &str, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
     let hostport = api
         .strip_prefix("http://")
@@ -31,13 +38,22 @@ pub fn request(api: &str, method: &str, path: &str) -> anyhow::Result<(u16, Stri
         .trim_end_matches('/');
     let mut s = TcpStream::connect(hostport).with_context(|| format!("cannot reach the nexthop API at {api} (is `nexthop run` or `nexthop demo` running? set --api or NEXTHOP_API)"))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")?;
+    let auth = match crate::token::client_token()? {
+        Some(t) => format!("Authorization: Bearer {t}\r\n"),
+        None => String::new(),
+    };
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Connection: close\r\nContent-Length: 0\r\n\r\n")?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
+    (&mut s).take(MAX_ANSWER + 1).read_to_end(&mut raw)?;
+    if raw.len() as u64 > MAX_ANSWER {
+        bail!("the answer from {api} is larger than {MAX_ANSWER} octets; not read");
+    }
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| anyhow!("malformed HTTP response from {api}"))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let body = &raw[split + 4..];
     let status: u16 = head
         .split_whitespace()
         .nth(1)
@@ -47,26 +63,33 @@ pub fn request(api: &str, method: &str, path: &str) -> anyhow::Result<(u16, Stri
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
     {
-        dechunk(body)
+        dechunk(body).ok_or_else(|| anyhow!("malformed chunked answer from {api}"))?
     } else {
-        body.to_string()
+        body.to_vec()
     };
+    let body =
+        String::from_utf8(body).map_err(|_| anyhow!("the answer from {api} is not UTF-8"))?;
     Ok((status, body))
 }
 
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
+/// Decodes a chunked body (RFC 9112 §7.1) on octets; None when it is malformed (a size that is
+/// not hex, larger than what follows, or no terminating chunk).
+fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = body.windows(2).position(|w| w == b"\r\n")?;
+        let line = std::str::from_utf8(&body[..eol]).ok()?;
+        // Chunk extensions (";name=value") are allowed and ignored.
+        let size = line.split(';').next()?.trim();
+        let n = usize::from_str_radix(size, 16).ok()?;
+        let rest = &body[eol + 2..];
+        if n == 0 {
+            return Some(out);
         }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
+        let chunk = rest.get(..n)?;
+        out.extend_from_slice(chunk);
+        body = rest.get(n..)?.strip_prefix(b"\r\n")?;
     }
-    out
 }
 
 /// Sends one request and reads the answer as `T`. An error status becomes the command's error
@@ -410,4 +433,33 @@ pub fn trace(
         println!("DROPPED {d}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod client_tests {
+    use super::dechunk;
+
+    #[test]
+    fn chunked_bodies_are_decoded_on_octets() {
+        assert_eq!(dechunk(b"3\r\nabc\r\n0\r\n\r\n").unwrap(), b"abc");
+        // A chunk boundary inside a multi-octet character (it panicked when cut as &str).
+        let s = "é".as_bytes();
+        let body = [b"1\r\n", &s[..1], b"\r\n1\r\n", &s[1..], b"\r\n0\r\n\r\n"].concat();
+        assert_eq!(dechunk(&body).unwrap(), s);
+        assert_eq!(dechunk(b"4;ext=1\r\nabcd\r\n0\r\n\r\n").unwrap(), b"abcd");
+    }
+
+    #[test]
+    fn malformed_chunked_bodies_are_refused() {
+        for bad in [
+            &b"ffffffffffffffff\r\nabc\r\n"[..],
+            b"3\r\nab",
+            b"zz\r\nabc\r\n0\r\n\r\n",
+            b"3\r\nabcXY0\r\n\r\n",
+            b"3\r\nabc\r\n",
+            b"",
+        ] {
+            assert!(dechunk(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 }

@@ -86,8 +86,10 @@ pub struct Running {
 pub async fn start(
     cfg: &config::Config,
     api_addr: SocketAddr,
+    auth: crate::token::ApiAuth,
     reload: Option<mpsc::Sender<ReloadRequest>>,
 ) -> anyhow::Result<Running> {
+    auth.check_listen(api_addr)?;
     let fabric = crate::fabricrun::start(
         crate::fabricrun::topology(cfg),
         cfg.fabric.next_hop_tracking,
@@ -114,6 +116,7 @@ pub async fn start(
     let api = match api::serve(
         api_addr,
         ApiState {
+            auth: Arc::new(auth),
             instances: instances.clone(),
             lbs: lbs.clone(),
             fabric: fabric.clone(),
@@ -274,7 +277,8 @@ pub fn run(path: PathBuf) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
-        let running = start(&cfg, cfg.api.listen, Some(reload_tx)).await?;
+        let auth = crate::token::ApiAuth::load(&cfg.api)?;
+        let running = start(&cfg, cfg.api.listen, auth, Some(reload_tx)).await?;
         info!(api = %cfg.api.listen, "nexthop running");
         eprintln!(
             "nexthop: running {} (API on http://{})",
@@ -293,8 +297,8 @@ pub fn run(path: PathBuf) -> anyhow::Result<()> {
                 r = reload_rx.recv() => r,
             };
             let result = match load(&path) {
-                Ok(new) if new.api.listen != cfg.api.listen => Err(format!(
-                    "{}: api.listen changed; restart nexthop to move the API",
+                Ok(new) if new.api != cfg.api => Err(format!(
+                    "config not applied, nothing changed: {}: [api] changed (listen or tokens); restart nexthop to apply it",
                     path.display()
                 )),
                 Ok(new) => match apply(

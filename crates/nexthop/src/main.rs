@@ -18,6 +18,7 @@ mod fabricrun;
 mod instance;
 mod lbrun;
 mod mux;
+mod token;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +35,9 @@ struct Cli {
         default_value = "http://127.0.0.1:8179"
     )]
     api: String,
+    /// The API token to send (`Authorization: Bearer`): a file with one line, mode 600.
+    #[arg(long, global = true, env = "NEXTHOP_TOKEN_FILE")]
+    token_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -173,6 +177,7 @@ fn real_main() -> anyhow::Result<()> {
         tracing::warn!("NEXTHOP_LOG: {e}; logging warnings and errors only");
     }
     let cli = Cli::parse();
+    token::set_client_token_file(cli.token_file.as_deref())?;
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Run { config } => daemon::run(config),

@@ -111,7 +111,9 @@ impl Lab {
 
     /// `nexthop ARGS` against the controller (inside the route server's namespace).
     fn nexthop(&self, args: &[&str]) -> String {
-        let mut a = vec![env!("CARGO_BIN_EXE_nexthop")];
+        // The lab's API listens beyond loopback: state-changing calls need its admin token.
+        let token = format!("NEXTHOP_TOKEN_FILE={}/admin.token", self.dir.display());
+        let mut a = vec!["env", token.as_str(), env!("CARGO_BIN_EXE_nexthop")];
         a.extend_from_slice(args);
         self.exec("rs", &a)
     }
