@@ -33,6 +33,9 @@ pub const WAIT_S: u64 = 20;
 /// The pause after a failure (no answer, a bad answer, a failed reconcile) before asking again.
 pub const RETRY: Duration = Duration::from_secs(1);
 
+/// The longest pause after failed reconciles in a row (the pause doubles from [`RETRY`]).
+pub const MAX_RETRY: Duration = Duration::from_secs(32);
+
 /// What the follower is told.
 #[derive(Debug)]
 pub enum Input<'a> {
@@ -69,6 +72,8 @@ pub struct Follower {
     reachable: bool,
     grace: Duration,
     grace_until: Option<Instant>,
+    /// Failed reconciles in a row (a route the kernel keeps refusing): the pause doubles.
+    failures: u32,
 }
 
 /// The kernel route an effective route asks for: `None` unless it is an Active route to a
@@ -167,6 +172,7 @@ impl Follower {
             reachable: true,
             grace,
             grace_until: None,
+            failures: 0,
         }
     }
 
@@ -213,14 +219,24 @@ impl Follower {
                     self.programmed = p;
                 }
                 self.dirty = false;
+                self.failures = 0;
                 Vec::new()
             }
             Input::Reconciled(Err(e)) => {
-                warn!(error = %e, "reconcile failed; retrying from the whole table");
-                self.pending = None;
+                // Some routes went in and some did not: what was asked stands as the grace
+                // period's reference, and the whole table is asked again after a pause that
+                // doubles while the kernel keeps refusing.
+                if let Some(p) = self.pending.take() {
+                    self.programmed = p;
+                }
                 self.version = None;
                 self.dirty = true;
-                vec![Effect::Wait(RETRY)]
+                let wait = RETRY
+                    .saturating_mul(1 << self.failures.min(5))
+                    .min(MAX_RETRY);
+                self.failures += 1;
+                warn!(error = %e, retry_in = ?wait, "reconcile incomplete; retrying from the whole table");
+                vec![Effect::Wait(wait)]
             }
         }
     }

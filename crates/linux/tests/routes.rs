@@ -186,3 +186,88 @@ fn reconcile_converges_is_idempotent_and_leaves_foreign_routes() {
     })
     .unwrap();
 }
+
+/// The agent protects its host: a route that would become the longest match for the
+/// controller's address is refused (and one of ours already there is removed), a default route
+/// is fine while the controller is reached through a more specific route, `--allow` limits the
+/// rest, and one route the kernel refuses (gateway not on-link) does not keep the others out.
+#[test]
+fn the_guard_keeps_the_path_to_the_controller_and_one_bad_route_blocks_nothing() {
+    if !labtest::require_netns(&["ip"]) {
+        return;
+    }
+    let ns = host();
+    // The controller 10.1.1.4 is reached through the connected 10.1.0.0/16 (v0). An earlier
+    // agent (or a hostile controller) already put 10.1.1.0/24 there.
+    ns.exec(
+        "ip",
+        &[
+            "route",
+            "add",
+            "10.1.1.0/24",
+            "via",
+            "10.1.0.9",
+            "proto",
+            "200",
+        ],
+    )
+    .unwrap();
+    netns::run_in(ns.name(), || {
+        let mut nl = Netlink::open().unwrap();
+        let guard = linux::Guard {
+            protect: vec![ip("10.1.1.4")],
+            allow: Vec::new(),
+        };
+        let desired = [
+            // Forced tunneling: the default route through the firewall LB.
+            (p("0.0.0.0/0"), ip("10.1.0.100")),
+            // More specific than the /16 the controller is reached by: refused.
+            (p("10.1.1.0/24"), ip("10.1.0.100")),
+            (p("10.1.0.0/16"), ip("10.1.0.100")),
+            // The gateway is on no link: the kernel says no.
+            (p("192.168.40.0/24"), ip("172.31.9.9")),
+            (p("192.168.10.0/24"), ip("10.1.0.100")),
+        ];
+        let ch = linux::reconcile_guarded(&mut nl, &desired, &guard).unwrap();
+        let refused: Vec<String> = ch
+            .refused
+            .iter()
+            .map(|(r, _)| r.prefix.to_string())
+            .collect();
+        assert_eq!(refused, ["10.1.0.0/16", "10.1.1.0/24"], "{ch:?}");
+        assert!(ch.refused[1].1.contains("controller 10.1.1.4"), "{ch:?}");
+        let failed: Vec<String> = ch
+            .failed
+            .iter()
+            .map(|(r, _)| r.prefix.to_string())
+            .collect();
+        assert_eq!(failed, ["192.168.40.0/24"], "{ch:?}");
+        assert_eq!(
+            show(&ns, &["proto", "200"]),
+            "default via 10.1.0.100 dev v0 \n192.168.10.0/24 via 10.1.0.100 dev v0 \n"
+        );
+        // The controller is still reached the way it was.
+        assert!(ns
+            .exec("ip", &["-4", "route", "get", "10.1.1.4"])
+            .unwrap()
+            .starts_with("10.1.1.4 dev v0"));
+
+        // --allow: only the branch range.
+        let only_branches = linux::Guard {
+            protect: vec![ip("10.1.1.4")],
+            allow: vec![p("192.168.0.0/16")],
+        };
+        let ch = linux::reconcile_guarded(&mut nl, &desired, &only_branches).unwrap();
+        assert!(
+            ch.refused
+                .iter()
+                .any(|(r, why)| r.prefix == p("0.0.0.0/0") && why.contains("--allow")),
+            "{ch:?}"
+        );
+        assert_eq!(
+            show(&ns, &["proto", "200"]),
+            "192.168.10.0/24 via 10.1.0.100 dev v0 \n"
+        );
+    })
+    .unwrap();
+}

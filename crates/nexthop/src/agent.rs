@@ -17,6 +17,31 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use controller::follower::{Effect, Follower, Input};
 
+/// The addresses `controller` (a URL, `http://HOST:PORT`) reaches: the routes to them are the
+/// agent's own lifeline and are never taken over.
+fn controller_addresses(controller: &str) -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
+    use std::net::ToSocketAddrs;
+    let rest = controller.split_once("://").map_or(controller, |(_, r)| r);
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let hostport = if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:80")
+    };
+    let addrs: Vec<std::net::Ipv4Addr> = hostport
+        .to_socket_addrs()
+        .with_context(|| format!("controller {controller}: cannot resolve {hostport}"))?
+        .filter_map(|a| match a.ip() {
+            std::net::IpAddr::V4(v4) => Some(v4),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect();
+    if addrs.is_empty() {
+        anyhow::bail!("controller {controller}: no IPv4 address");
+    }
+    Ok(addrs)
+}
+
 fn summary(ch: &linux::Changes) -> String {
     let mut parts = Vec::new();
     for r in &ch.added {
@@ -34,12 +59,20 @@ fn summary(ch: &linux::Changes) -> String {
     for (p, proto) in &ch.foreign {
         parts.push(format!("!{p} held by protocol {proto}"));
     }
+    for (r, why) in &ch.refused {
+        parts.push(format!("x{} via {} refused: {why}", r.prefix, r.gateway));
+    }
+    for (r, e) in &ch.failed {
+        parts.push(format!("x{} via {} failed: {e}", r.prefix, r.gateway));
+    }
     format!(
-        "{} added, {} replaced, {} removed, {} foreign: {}",
+        "{} added, {} replaced, {} removed, {} foreign, {} refused, {} failed: {}",
         ch.added.len(),
         ch.replaced.len(),
         ch.removed.len(),
         ch.foreign.len(),
+        ch.refused.len(),
+        ch.failed.len(),
         parts.join(", ")
     )
 }
@@ -47,8 +80,18 @@ fn summary(ch: &linux::Changes) -> String {
 /// Runs the agent until killed. After a reconnect, routes the controller no longer lists are
 /// removed only once `grace` has passed (a restarted controller relearns its BGP routes first).
 /// Every decision is the [`Follower`]'s; this loop asks the controller and programs the kernel.
-pub fn run(controller: &str, nic: &str, grace: Duration) -> anyhow::Result<()> {
+pub fn run(
+    controller: &str,
+    nic: &str,
+    grace: Duration,
+    allow: Vec<linux::Prefix>,
+) -> anyhow::Result<()> {
     let mut nl = linux::Netlink::open().context("opening rtnetlink")?;
+    let guard = linux::Guard {
+        protect: controller_addresses(controller)?,
+        allow,
+    };
+    tracing::info!(protect = ?guard.protect, allow = ?guard.allow, "routes to the controller are never taken over");
     let mut follower = Follower::new(grace);
     let mut was_reachable = true;
     loop {
@@ -78,7 +121,7 @@ pub fn run(controller: &str, nic: &str, grace: Duration) -> anyhow::Result<()> {
             match e {
                 Effect::Wait(d) => std::thread::sleep(d),
                 Effect::Program(want) => {
-                    let result = linux::reconcile(&mut nl, &want);
+                    let result = linux::reconcile_guarded(&mut nl, &want, &guard);
                     let reported = match &result {
                         Ok(ch) => {
                             if !ch.is_empty() {
@@ -86,7 +129,19 @@ pub fn run(controller: &str, nic: &str, grace: Duration) -> anyhow::Result<()> {
                                 tracing::info!(version = v, summary = %summary(ch), "kernel routes reconciled");
                                 println!("v{v}: {}", summary(ch));
                             }
-                            Ok(())
+                            for (r, why) in &ch.refused {
+                                tracing::warn!(route = %format!("{} via {}", r.prefix, r.gateway), "route refused: {why}");
+                            }
+                            if ch.failed.is_empty() {
+                                Ok(())
+                            } else {
+                                let failed: Vec<String> = ch
+                                    .failed
+                                    .iter()
+                                    .map(|(r, e)| format!("{} via {}: {e}", r.prefix, r.gateway))
+                                    .collect();
+                                Err(format!("the kernel refused {}", failed.join("; ")))
+                            }
                         }
                         Err(e) => {
                             eprintln!("agent: reconcile failed: {e}");

@@ -109,6 +109,10 @@ enum Command {
         /// seconds before removing them (a restarted controller relearns its routes first).
         #[arg(long, default_value_t = 10)]
         reconnect_grace_s: u64,
+        /// Only program routes inside this prefix (repeatable; default: any prefix except one
+        /// that would take over the route to the controller).
+        #[arg(long)]
+        allow: Vec<linux::Prefix>,
     },
     /// Load balancer data plane on the host that owns the frontend.
     LbMux {
@@ -213,10 +217,12 @@ fn real_main() -> anyhow::Result<()> {
             controller,
             nic,
             reconnect_grace_s,
+            allow,
         } => agent::run(
             &controller,
             &nic,
             std::time::Duration::from_secs(reconnect_grace_s),
+            allow,
         ),
         Command::LbMux {
             controller,
