@@ -45,7 +45,7 @@ pub mod netlink;
 pub mod netns;
 mod sys;
 
-pub use sys::RingSpec;
+pub use sys::{raise_open_files_limit, RingSpec};
 
 pub use agent::{reconcile, reconcile_guarded, Changes, Guard};
 pub use netlink::{Netlink, Prefix, Route, RTPROT_NEXTHOP};

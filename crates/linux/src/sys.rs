@@ -93,6 +93,25 @@ pub fn setns_net(ns: &File) -> io::Result<()> {
     check(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }).map(drop)
 }
 
+/// Raises the soft limit on open descriptors to the hard limit; returns (soft before, soft
+/// now). A route server with a thousand peers needs two descriptors a peer and more while
+/// sessions collide; the usual soft limit is 1024.
+pub fn raise_open_files_limit() -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes one rlimit, which `lim` is, and reads nothing else.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: setrlimit(2) reads one rlimit, which `lim` is.
+        check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
+    }
+    Ok((before, lim.rlim_cur))
+}
+
 /// Geometry of a TPACKET_V3 receive ring.
 #[derive(Clone, Copy, Debug)]
 pub struct RingSpec {

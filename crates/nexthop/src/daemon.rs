@@ -271,6 +271,16 @@ fn load(path: &Path) -> anyhow::Result<config::Config> {
 /// `nexthop run --config FILE`.
 pub fn run(path: PathBuf) -> anyhow::Result<()> {
     let cfg = load(&path)?;
+    let open_files = match linux::raise_open_files_limit() {
+        Ok((before, now)) => {
+            info!(before, now, "open files limit (RLIMIT_NOFILE)");
+            now
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot raise the open files limit; peers beyond it will be refused");
+            0
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -281,7 +291,7 @@ pub fn run(path: PathBuf) -> anyhow::Result<()> {
         let running = start(&cfg, cfg.api.listen, auth, Some(reload_tx)).await?;
         info!(api = %cfg.api.listen, "nexthop running");
         eprintln!(
-            "nexthop: running {} (API on http://{})",
+            "nexthop: running {} (API on http://{}; open files limit {open_files})",
             path.display(),
             cfg.api.listen
         );
