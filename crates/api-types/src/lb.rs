@@ -193,6 +193,10 @@ impl LbView {
 pub struct AdminAnswer {
     pub admin_state: AdminState,
     pub backend: Ipv4Addr,
+    /// Whether the change is kept across restarts (`state_dir`); absent from controllers
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persisted: Option<bool>,
 }
 
 /// One primality test for the Maglev table size, the load balancer's own.

@@ -68,6 +68,7 @@ const SECTIONS: &[&str] = &[
     "nic",
     "api",
     "fabric",
+    "state_dir",
 ];
 
 /// Reads and parses the config file at `path`; messages name the file as given.
@@ -131,6 +132,7 @@ struct Read {
     sections: Sections,
     api: Api,
     fabric: Fabric,
+    state_dir: Option<std::path::PathBuf>,
 }
 
 impl Read {
@@ -149,6 +151,7 @@ impl Read {
             nics: nics.into_iter().map(|(_, n)| n).collect(),
             api: self.api,
             fabric: self.fabric,
+            state_dir: self.state_dir,
         }
     }
 }
@@ -160,6 +163,7 @@ fn read_sections(table: &toml::Table, problems: &Problems) -> Read {
         sections: Sections::default(),
         api: Api::default(),
         fabric: Fabric::default(),
+        state_dir: None,
     };
     let sections = &mut read.sections;
     for (key, _) in table
@@ -206,6 +210,16 @@ fn read_sections(table: &toml::Table, problems: &Problems) -> Read {
     }
     if let Some(value) = table.get("fabric") {
         read.fabric = de::from_value(value, "fabric", problems).unwrap_or_default();
+    }
+    if let Some(value) = table.get("state_dir") {
+        match value.as_str() {
+            Some(p) if p.starts_with('/') => read.state_dir = Some(p.into()),
+            Some(p) => problems.at("state_dir", format!("{p:?} is not an absolute path")),
+            None => problems.at(
+                "state_dir",
+                format!("expected a path (a string), found {}", value.type_str()),
+            ),
+        }
     }
     read
 }

@@ -34,6 +34,9 @@ pub struct Config {
     /// `[fabric]`
     #[serde(default)]
     pub fabric: Fabric,
+    /// `state_dir`: where state that must survive a restart is kept (admin overrides).
+    #[serde(default)]
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// `[[virtual_network]]`: a network with its address spaces, subnets and peerings (SPEC §5).

@@ -47,6 +47,8 @@ pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
 pub struct ApiState {
     /// Who may call what ([`crate::token`]).
     pub auth: std::sync::Arc<crate::token::ApiAuth>,
+    /// Where `lb set-admin` is kept ([`crate::adminstore`]).
+    pub admin: std::sync::Arc<std::sync::Mutex<crate::adminstore::AdminStore>>,
     pub instances: Instances,
     pub lbs: LoadBalancers,
     pub fabric: crate::fabricrun::FabricTx,
@@ -283,11 +285,21 @@ async fn lb_admin(
     };
     let lb_state = contract::lb_admin_state(st);
     match l.ask(|tx| LbQuery::SetAdmin(addr, lb_state, tx)).await {
-        Some(Ok(())) => Json(AdminAnswer {
-            admin_state: st,
-            backend: addr,
-        })
-        .into_response(),
+        Some(Ok(())) => {
+            let stored = crate::daemon::lock(&state.admin).record(&name, addr, st);
+            match stored {
+                Ok(persisted) => Json(AdminAnswer {
+                    admin_state: st,
+                    backend: addr,
+                    persisted: Some(persisted),
+                })
+                .into_response(),
+                Err(e) => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("admin state set, but NOT kept for a restart: {e:#}"),
+                ),
+            }
+        }
         Some(Err(e)) => error(StatusCode::NOT_FOUND, e),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "load balancer task gone"),
     }

@@ -339,8 +339,13 @@ pub fn lb_set_admin(api: &str, name: &str, backend: &str, state: &str) -> anyhow
         state: Some(state.to_string()),
     };
     let answer: AdminAnswer = call(api, "POST", &query.path(name))?;
+    let kept = match answer.persisted {
+        Some(true) => " (kept across restarts)",
+        Some(false) => " (until nexthop restarts: no state_dir in its config)",
+        None => "",
+    };
     println!(
-        "{name}: backend {} admin state set to {}",
+        "{name}: backend {} admin state set to {}{kept}",
         answer.backend, answer.admin_state
     );
     Ok(())

@@ -78,6 +78,8 @@ pub struct Running {
     pub lbs: LoadBalancers,
     /// The load balancers as configured, with their probers (dropping one stops its probes).
     lb_specs: Arc<tokio::sync::Mutex<Vec<(config::LoadBalancer, lbrun::Probing)>>>,
+    /// `lb set-admin` overrides, applied to every load balancer that (re)starts.
+    admin: Arc<std::sync::Mutex<crate::adminstore::AdminStore>>,
     pub api: tokio::task::JoinHandle<()>,
 }
 
@@ -90,6 +92,9 @@ pub async fn start(
     reload: Option<mpsc::Sender<ReloadRequest>>,
 ) -> anyhow::Result<Running> {
     auth.check_listen(api_addr)?;
+    let admin = Arc::new(std::sync::Mutex::new(crate::adminstore::AdminStore::open(
+        cfg.state_dir.as_deref(),
+    )?));
     let fabric = crate::fabricrun::start(
         crate::fabricrun::topology(cfg),
         cfg.fabric.next_hop_tracking,
@@ -108,7 +113,8 @@ pub async fn start(
     let mut lb_handles = Vec::new();
     let mut probing = Vec::new();
     for c in cfg.load_balancers.clone() {
-        let (h, p) = lbrun::start_with_probes(&c, Some(fabric.clone()));
+        let overrides = lock(&admin).overrides(&c.name);
+        let (h, p) = lbrun::start_with_probes(&c, Some(fabric.clone()), &overrides);
         lb_handles.push(h);
         probing.push((c, p));
     }
@@ -117,6 +123,7 @@ pub async fn start(
         api_addr,
         ApiState {
             auth: Arc::new(auth),
+            admin: admin.clone(),
             instances: instances.clone(),
             lbs: lbs.clone(),
             fabric: fabric.clone(),
@@ -136,6 +143,7 @@ pub async fn start(
         fabric,
         lbs,
         lb_specs: Arc::new(tokio::sync::Mutex::new(probing)),
+        admin,
         api,
     })
 }
@@ -158,7 +166,8 @@ pub async fn apply_lbs(running: &Running, new: Vec<config::LoadBalancer>) -> Vec
             }
             None => {
                 summary.push(format!("load balancer {} (re)started", c.name));
-                let (h, p) = lbrun::start_with_probes(&c, Some(running.fabric.clone()));
+                let overrides = lock(&running.admin).overrides(&c.name);
+                let (h, p) = lbrun::start_with_probes(&c, Some(running.fabric.clone()), &overrides);
                 kept_handles.push(h);
                 kept_specs.push((c, p));
             }
@@ -264,6 +273,13 @@ pub async fn apply(
     })
 }
 
+/// The admin store, whatever a panicking holder left (it is only ever replaced whole).
+pub fn lock(
+    m: &std::sync::Mutex<crate::adminstore::AdminStore>,
+) -> std::sync::MutexGuard<'_, crate::adminstore::AdminStore> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn load(path: &Path) -> anyhow::Result<config::Config> {
     config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -307,6 +323,10 @@ pub fn run(path: PathBuf) -> anyhow::Result<()> {
                 r = reload_rx.recv() => r,
             };
             let result = match load(&path) {
+                Ok(new) if new.state_dir != cfg.state_dir => Err(format!(
+                    "config not applied, nothing changed: {}: state_dir changed; restart nexthop to move it",
+                    path.display()
+                )),
                 Ok(new) if new.api != cfg.api => Err(format!(
                     "config not applied, nothing changed: {}: [api] changed (listen or tokens); restart nexthop to apply it",
                     path.display()

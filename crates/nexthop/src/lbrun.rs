@@ -258,8 +258,15 @@ impl Drop for Probing {
 pub fn start_with_probes(
     c: &config::LoadBalancer,
     fabric: Option<crate::fabricrun::FabricTx>,
+    overrides: &std::collections::BTreeMap<Ipv4Addr, api_types::AdminState>,
 ) -> (LbHandle, Probing) {
-    let (cfg, backends) = lb_config(c);
+    let (cfg, mut backends) = lb_config(c);
+    // `lb set-admin` outlives restarts and reloads (crate::adminstore).
+    for (addr, _, admin) in backends.iter_mut() {
+        if let Some(st) = overrides.get(addr) {
+            *admin = crate::contract::lb_admin_state(*st);
+        }
+    }
     let targets: Vec<std::net::IpAddr> = backends
         .iter()
         .map(|(a, _, _)| std::net::IpAddr::V4(*a))

@@ -8,6 +8,7 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+mod adminstore;
 mod agent;
 mod api;
 mod cli;
