@@ -392,6 +392,14 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
             return;
         }
         let _ = stream.set_nodelay(true);
+        if self.cfg.ttl_security {
+            // The handshake is done; from here a segment that crossed a router is dropped, so
+            // an OPEN from farther away than one hop never arrives.
+            if let Err(e) = sockopt::set_ttl_security(&stream) {
+                warn!(error = %e, "GTSM on an accepted connection failed; closing it");
+                return;
+            }
+        }
         // A session still waiting for TCP takes the connection (events 16/17 in Connect/Active).
         if let Some(i) = self.conns.iter().position(|c| c.writer.is_none()) {
             if let Some(h) = self.conns[i].connecting.take() {
@@ -692,8 +700,9 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
         let local = SocketAddr::new(self.cfg.local_addr, 0);
         let remote = SocketAddr::new(self.cfg.remote_addr, self.cfg.remote_port);
         let key = self.cfg.password.clone();
+        let gtsm = self.cfg.ttl_security;
         c.connecting = Some(tokio::spawn(async move {
-            let msg = match connect_from(local, remote, key.as_deref()).await {
+            let msg = match connect_from(local, remote, key.as_deref(), gtsm).await {
                 Ok(s) => Internal::Connected(id, s),
                 Err(e) => Internal::ConnectFailed(id, e),
             };
@@ -775,6 +784,7 @@ async fn connect_from(
     local: SocketAddr,
     remote: SocketAddr,
     md5: Option<&[u8]>,
+    ttl_security: bool,
 ) -> std::io::Result<TcpStream> {
     let sock = if remote.is_ipv4() {
         TcpSocket::new_v4()?
@@ -784,6 +794,9 @@ async fn connect_from(
     sock.set_reuseaddr(true)?;
     if let Some(key) = md5 {
         sockopt::set_tcp_md5(&sock, remote.ip(), key)?;
+    }
+    if ttl_security {
+        sockopt::set_ttl_security(&sock)?;
     }
     if !local.ip().is_unspecified() {
         sock.bind(local)?;

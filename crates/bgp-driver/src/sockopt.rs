@@ -73,9 +73,64 @@ pub fn set_tcp_md5(sock: &impl AsRawFd, peer: IpAddr, key: &[u8]) -> io::Result<
     }
 }
 
+/// The TTL a GTSM session sends with and the lowest it accepts (RFC 5082 §3: one hop).
+pub const GTSM_TTL: u32 = 255;
+pub const GTSM_MIN_TTL: u32 = 254;
+
+fn set_ip_option(sock: &impl AsRawFd, option: libc::c_int, value: u32) -> io::Result<()> {
+    let v = value as libc::c_int;
+    // SAFETY: the pointer and length describe `v`, an int that outlives the call; the kernel
+    // only reads it.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            option,
+            (&v as *const libc::c_int).cast::<libc::c_void>(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// GTSM (RFC 5082) on an IPv4 socket: send with TTL 255, drop whatever arrives with less than
+/// 254 (a sender more than one hop away cannot forge it).
+pub fn set_ttl_security(sock: &impl AsRawFd) -> io::Result<()> {
+    set_ip_option(sock, libc::IP_TTL, GTSM_TTL)?;
+    set_ip_option(sock, libc::IP_MINTTL, GTSM_MIN_TTL)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ttl_security_sets_both_options() {
+        let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        set_ttl_security(&s).unwrap();
+        let get = |opt| {
+            let mut v: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: `v` and `len` describe an int the kernel writes once.
+            let rc = unsafe {
+                libc::getsockopt(
+                    s.as_raw_fd(),
+                    libc::IPPROTO_IP,
+                    opt,
+                    (&mut v as *mut libc::c_int).cast::<libc::c_void>(),
+                    &mut len,
+                )
+            };
+            assert_eq!(rc, 0);
+            v
+        };
+        assert_eq!(get(libc::IP_TTL), 255);
+        assert_eq!(get(libc::IP_MINTTL), 254);
+    }
 
     #[test]
     fn layout_matches_the_kernel() {

@@ -31,6 +31,9 @@ pub struct PeerConfig {
     pub max_restart_delay: Duration,
     /// TCP-MD5 key (RFC 2385) for the session, at most 80 octets.
     pub password: Option<Vec<u8>>,
+    /// GTSM (RFC 5082): send with TTL 255 and drop segments with a TTL under 254, on our
+    /// connections and on the peer's.
+    pub ttl_security: bool,
     /// Octets queued for the peer and not yet taken by its socket beyond which the session is
     /// closed with Cease/8 (Out of Resources, RFC 4486): a peer that keeps its session up but
     /// stops reading must not hold every UPDATE made since. It reconnects after the restart
@@ -58,6 +61,7 @@ impl PeerConfig {
             restart_delay: Duration::from_secs(1),
             max_restart_delay: Duration::from_secs(60),
             password: None,
+            ttl_security: false,
             max_send_queue: DEFAULT_MAX_SEND_QUEUE,
         }
     }

@@ -108,6 +108,8 @@ pub struct Peer {
     pub password: Option<Password>,
     /// The peer's TCP port; the route server's `port` unless set.
     pub port: u16,
+    /// GTSM (RFC 5082): the peer must be one hop away (TTL 255 sent, under 254 dropped).
+    pub ttl_security: bool,
 }
 
 impl Peer {
@@ -444,6 +446,8 @@ pub(crate) struct RawPeer {
     pub password: Option<Password>,
     #[serde(default)]
     pub port: Option<u16>,
+    #[serde(default)]
+    pub ttl_security: bool,
 }
 
 impl From<RawRouteServer> for RouteServer {
@@ -459,6 +463,7 @@ impl From<RawRouteServer> for RouteServer {
                 max_routes: p.max_routes.unwrap_or(raw.max_routes_per_peer),
                 password: p.password,
                 port: p.port.unwrap_or(raw.port),
+                ttl_security: p.ttl_security,
             })
             .collect();
         Self {

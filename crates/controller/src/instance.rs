@@ -53,6 +53,8 @@ pub struct PeerSpec {
     pub port: u16,
     /// TCP-MD5 key (RFC 2385), on our connections and on the listener for this peer.
     pub password: Option<Vec<u8>>,
+    /// GTSM (RFC 5082) on every connection of the session.
+    pub ttl_security: bool,
 }
 
 /// Never prints the key.
@@ -66,6 +68,7 @@ impl fmt::Debug for PeerSpec {
             .field("hold_time", &self.hold_time)
             .field("port", &self.port)
             .field("password", &self.password.as_ref().map(|_| "<set>"))
+            .field("ttl_security", &self.ttl_security)
             .finish()
     }
 }
@@ -256,6 +259,9 @@ fn peer_fields_changed(old: &PeerSpec, new: &PeerSpec) -> Vec<&'static str> {
     if old.password != new.password {
         what.push("password");
     }
+    if old.ttl_security != new.ttl_security {
+        what.push("ttl_security");
+    }
     what
 }
 
@@ -336,6 +342,7 @@ impl Instance {
         );
         cfg.remote_port = p.port;
         cfg.password = p.password.clone();
+        cfg.ttl_security = p.ttl_security;
         cfg
     }
 

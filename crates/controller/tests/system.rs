@@ -39,6 +39,7 @@ fn peer(name: &str, address: &str, asn: u32) -> PeerSpec {
         hold_time: 180,
         port: 179,
         password: None,
+        ttl_security: false,
     }
 }
 
@@ -339,6 +340,25 @@ fn a_new_password_restarts_only_that_peer_with_the_new_key() {
     sim.reconfigure(spec("RouteServiceRole_IN_0", "10.1.1.4"));
     assert_eq!(sim.running("nva1").config.password, None);
     assert_eq!(sim.listener[&IpAddr::V4(ip("10.1.2.10"))].1, None);
+}
+
+#[test]
+fn ttl_security_reaches_the_session_and_a_change_restarts_only_that_peer() {
+    let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
+    s.peers[0].ttl_security = true;
+    let mut sim = Sim::new(s.clone());
+    assert!(sim.running("nva1").config.ttl_security);
+    assert!(!sim.running("nva2").config.ttl_security);
+    sim.establish("nva2");
+    let nva2 = sim.id("nva2");
+    s.peers[0].ttl_security = false;
+    assert_eq!(
+        diff(sim.owner.spec(), &s).changed,
+        [("nva1".to_string(), vec!["ttl_security"])]
+    );
+    sim.reconfigure(s);
+    assert!(!sim.running("nva1").config.ttl_security);
+    assert_eq!(sim.id("nva2"), nva2);
 }
 
 #[test]

@@ -47,6 +47,7 @@ pub fn specs_from_config(cfg: &config::Config) -> Vec<InstanceSpec> {
             hold_time: p.hold_time,
             port: p.port,
             password: p.password.as_ref().map(|k| k.expose().as_bytes().to_vec()),
+            ttl_security: p.ttl_security,
         })
         .collect();
     let feed_fabric = crate::fabricrun::uses_bgp_routes(cfg);

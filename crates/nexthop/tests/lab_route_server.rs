@@ -1090,3 +1090,94 @@ fn cross_region_lb_is_invalid_until_a_reload_fixes_it() {
     assert_eq!(r["loadBalancer"], "nva-ilb");
     assert_eq!(frr.neighbor_state("10.1.1.4"), "Established");
 }
+
+// ---------------------------------------------------------------------------------------------
+// TCP-MD5 and GTSM against FRR (issue #13)
+// ---------------------------------------------------------------------------------------------
+
+/// `seed_config` with extra keys on one peer.
+fn with_peer_keys(config: &str, peer: PeerDef, keys: &str) -> String {
+    let (name, address, asn) = peer;
+    let block = format!("name = \"{name}\"\naddress = \"{address}\"\nasn = {asn}\n");
+    assert!(config.contains(&block));
+    config.replace(&block, &format!("{block}{keys}\n"))
+}
+
+/// An FRR NVA peering with both instances, with extra `neighbor` lines.
+fn frr_nva(ns: &Netns, asn: u32, id: &str, lines: &[&str]) -> Frr {
+    let mut b = Frr::builder(asn, id).hostname(id);
+    for (_, addr) in INSTANCES {
+        let mut n = FrrNeighbor::new(addr, 65515);
+        for l in lines {
+            n = n.line(l);
+        }
+        b = b.neighbor(n);
+    }
+    b.network(BRANCH).start(Some(ns)).unwrap()
+}
+
+/// nva1 signs with the right key and asks for GTSM: both sessions come up. nva3 signs with
+/// another key than nexthop's: it never comes up, and nva1's sessions are untouched meanwhile.
+#[test]
+fn frr_with_md5_and_gtsm_comes_up_and_a_wrong_key_never_does() {
+    if !labtest::require_netns(&["bgpd", "vtysh"]) {
+        return;
+    }
+    let lan = Lan::new(&[
+        ("nva1", &["10.1.2.10/16"]),
+        ("nva3", &["10.1.2.12/16"]),
+        ("rs", &["10.1.1.4/16", "10.1.1.5/16"]),
+    ])
+    .unwrap();
+    let config = with_peer_keys(
+        &seed_config(&[NVA1, NVA3], ""),
+        NVA1,
+        "password = \"nva1-key\"\nttl_security = true",
+    );
+    let config = with_peer_keys(&config, NVA3, "password = \"nexthop-key\"");
+    let rs = RouteServer::start(lan.ns("rs"), &config);
+    let nva1 = frr_nva(
+        lan.ns("nva1"),
+        65001,
+        "10.1.2.10",
+        &["password nva1-key", "ttl-security hops 1"],
+    );
+    let nva3 = frr_nva(
+        lan.ns("nva3"),
+        65003,
+        "10.1.2.12",
+        &["password another-key"],
+    );
+    rs.wait_established("nva1", || nva1.log());
+    let since = Instant::now();
+    let before = rs.uptimes("nva1");
+    // Both sides retry every 5 s: a session that could come up would be up by now.
+    std::thread::sleep(Duration::from_secs(15));
+    assert!(!rs.established_everywhere("nva3"), "{}", rs.peers());
+    for (_, addr) in INSTANCES {
+        assert_ne!(nva3.neighbor_state(addr), "Established");
+        assert_eq!(nva1.neighbor_state(addr), "Established");
+    }
+    assert_undisturbed(&rs, "nva1", &before, since);
+}
+
+/// FRR requires GTSM and nexthop does not send TTL 255: the sessions never come up (so the
+/// test above shows that `ttl_security` is what made them).
+#[test]
+fn frr_with_gtsm_never_comes_up_without_ttl_security() {
+    if !labtest::require_netns(&["bgpd", "vtysh"]) {
+        return;
+    }
+    let lan = Lan::new(&[
+        ("nva1", &["10.1.2.10/16"]),
+        ("rs", &["10.1.1.4/16", "10.1.1.5/16"]),
+    ])
+    .unwrap();
+    let rs = RouteServer::start(lan.ns("rs"), &seed_config(&[NVA1], ""));
+    let nva1 = frr_nva(lan.ns("nva1"), 65001, "10.1.2.10", &["ttl-security hops 1"]);
+    std::thread::sleep(Duration::from_secs(15));
+    assert!(!rs.established_everywhere("nva1"), "{}", rs.peers());
+    for (_, addr) in INSTANCES {
+        assert_ne!(nva1.neighbor_state(addr), "Established", "{}", nva1.log());
+    }
+}
