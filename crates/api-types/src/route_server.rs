@@ -26,6 +26,10 @@ pub struct PeerView {
     pub routes_advertised: u32,
     /// Routes held from the peer, accepted and refused.
     pub routes_received: u32,
+    /// Prefixes not announced to the peer because their path does not fit one of its messages
+    /// (sent only when some were).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub routes_too_large: u64,
     pub state: SessionState,
     pub updates_received: u64,
     pub updates_sent: u64,
@@ -76,4 +80,8 @@ pub struct RibPathView {
     pub next_hop: String,
     /// The peer's name.
     pub source_peer: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -110,6 +110,12 @@ pub struct Peer {
     pub port: u16,
     /// GTSM (RFC 5082): the peer must be one hop away (TTL 255 sent, under 254 dropped).
     pub ttl_security: bool,
+    /// A path with more ASNs in its AS_PATH is refused (treated as withdrawn). Default 255.
+    pub max_as_path_length: u32,
+    /// A path with more communities (standard, extended, large) is refused. Default 1024.
+    pub max_communities: u32,
+    /// A path with more octets of unknown attributes is refused. Default 4096.
+    pub max_unknown_attribute_octets: u32,
 }
 
 impl Peer {
@@ -448,6 +454,24 @@ pub(crate) struct RawPeer {
     pub port: Option<u16>,
     #[serde(default)]
     pub ttl_security: bool,
+    #[serde(default = "default_max_as_path_length")]
+    pub max_as_path_length: u32,
+    #[serde(default = "default_max_communities")]
+    pub max_communities: u32,
+    #[serde(default = "default_max_unknown_attribute_octets")]
+    pub max_unknown_attribute_octets: u32,
+}
+
+fn default_max_as_path_length() -> u32 {
+    255
+}
+
+fn default_max_communities() -> u32 {
+    1024
+}
+
+fn default_max_unknown_attribute_octets() -> u32 {
+    4096
 }
 
 impl From<RawRouteServer> for RouteServer {
@@ -464,6 +488,9 @@ impl From<RawRouteServer> for RouteServer {
                 password: p.password,
                 port: p.port.unwrap_or(raw.port),
                 ttl_security: p.ttl_security,
+                max_as_path_length: p.max_as_path_length,
+                max_communities: p.max_communities,
+                max_unknown_attribute_octets: p.max_unknown_attribute_octets,
             })
             .collect();
         Self {

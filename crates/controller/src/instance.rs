@@ -23,7 +23,7 @@ use bgp::fsm::{SessionConfig, State};
 use bgp::peer::{PeerCommand, PeerConfig, PeerEvent};
 use bgp::wire::notification::{cease, code};
 use bgp::wire::{Ipv4Prefix, Notification, RouteRefresh, SessionContext};
-use routeserver::{Export, PeerId, Rib, RibConfig};
+use routeserver::{Export, PathLimits, PeerId, Rib, RibConfig};
 use tracing::{error, info, warn};
 
 /// What an instance is told by configuration.
@@ -55,6 +55,8 @@ pub struct PeerSpec {
     pub password: Option<Vec<u8>>,
     /// GTSM (RFC 5082) on every connection of the session.
     pub ttl_security: bool,
+    /// How large the peer's paths may be; beyond, a path is refused with the reason.
+    pub limits: PathLimits,
 }
 
 /// Never prints the key.
@@ -69,6 +71,7 @@ impl fmt::Debug for PeerSpec {
             .field("port", &self.port)
             .field("password", &self.password.as_ref().map(|_| "<set>"))
             .field("ttl_security", &self.ttl_security)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -128,6 +131,8 @@ pub struct PeerSlot {
     pub last_error: Option<String>,
     pub updates_in: u64,
     pub updates_out: u64,
+    /// Prefixes not announced to the peer because their path does not fit its messages.
+    pub routes_too_large: u64,
     /// The session was closed for exceeding `max_routes`; its Down keeps that as the reason.
     limit_hit: bool,
 }
@@ -262,6 +267,9 @@ fn peer_fields_changed(old: &PeerSpec, new: &PeerSpec) -> Vec<&'static str> {
     if old.ttl_security != new.ttl_security {
         what.push("ttl_security");
     }
+    if old.limits != new.limits {
+        what.push("attribute limits");
+    }
     what
 }
 
@@ -348,6 +356,7 @@ impl Instance {
 
     fn add_peer(&mut self, p: PeerSpec, fx: &mut Vec<Effect>) {
         let id = self.rib.add_peer(&p.name, p.address, p.asn, p.max_routes);
+        self.rib.set_peer_limits(id, p.limits);
         fx.push(Effect::StartPeer {
             id,
             config: self.peer_config(&p),
@@ -370,6 +379,7 @@ impl Instance {
                 last_error: None,
                 updates_in: 0,
                 updates_out: 0,
+                routes_too_large: 0,
                 limit_hit: false,
             },
         );
@@ -497,7 +507,7 @@ impl Instance {
         // Each group of peers sent the same thing is encoded once per session context, and
         // its peers share the bytes.
         for (members, out) in ex.groups() {
-            let mut encoded: Vec<(SessionContext, Arc<[u8]>, usize)> = Vec::new();
+            let mut encoded: Vec<(SessionContext, Arc<[u8]>, routeserver::Encoded)> = Vec::new();
             for q in members {
                 let Some(slot) = self.peers.get_mut(&q) else {
                     continue;
@@ -519,7 +529,8 @@ impl Instance {
                         (b, n)
                     }
                 };
-                slot.updates_out += n as u64;
+                slot.updates_out += n.messages as u64;
+                slot.routes_too_large += n.too_large as u64;
                 fx.push(Effect::Peer {
                     id: q,
                     command: PeerCommand::Send(bytes),

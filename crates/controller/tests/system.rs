@@ -40,6 +40,7 @@ fn peer(name: &str, address: &str, asn: u32) -> PeerSpec {
         port: 179,
         password: None,
         ttl_security: false,
+        limits: Default::default(),
     }
 }
 

@@ -521,6 +521,12 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         rows(&|p| p.updates_sent.to_string()),
     );
     family(
+        "bgp_routes_too_large_total",
+        "Prefixes not announced to the peer: their path does not fit one of its messages",
+        "counter",
+        rows(&|p| p.routes_too_large.to_string()),
+    );
+    family(
         "bgp_messages_received_total",
         "BGP messages of any type received",
         "counter",

@@ -48,6 +48,11 @@ pub fn specs_from_config(cfg: &config::Config) -> Vec<InstanceSpec> {
             port: p.port,
             password: p.password.as_ref().map(|k| k.expose().as_bytes().to_vec()),
             ttl_security: p.ttl_security,
+            limits: routeserver::PathLimits {
+                max_as_path_length: p.max_as_path_length,
+                max_communities: p.max_communities,
+                max_unknown_attribute_octets: p.max_unknown_attribute_octets,
+            },
         })
         .collect();
     let feed_fabric = crate::fabricrun::uses_bgp_routes(cfg);

@@ -260,6 +260,7 @@ impl InstanceTask {
             peer_asn: s.spec.asn,
             state: crate::contract::session_state(s.state),
             routes_received: received,
+            routes_too_large: s.routes_too_large,
             routes_accepted: accepted,
             routes_advertised: if s.state == State::Established {
                 self.owner.rib().advertised_to(s.id).len() as u32

@@ -26,4 +26,7 @@ pub mod decision;
 pub mod intern;
 pub mod rib;
 
-pub use rib::{Export, LearnedRoute, LimitExceeded, PeerId, PeerOut, Rib, RibConfig, RouteState};
+pub use rib::{
+    Encoded, Export, LearnedRoute, LimitExceeded, PathLimits, PeerId, PeerOut, Rib, RibConfig,
+    RouteState,
+};

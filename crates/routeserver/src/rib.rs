@@ -23,7 +23,9 @@ use std::sync::Arc;
 use bgp::wire::attrs::community;
 use bgp::wire::update::pack_ipv4;
 use bgp::wire::update::pack_withdrawals;
-use bgp::wire::{AsPath, Ipv4Prefix, Origin, PathAttributes, SessionContext, UpdateMessage};
+use bgp::wire::{
+    AsPath, Ipv4Prefix, Origin, PathAttributes, SessionContext, UpdateMessage, HEADER_LEN,
+};
 
 use crate::decision::{decide, Candidate};
 use crate::intern::Interner;
@@ -50,6 +52,7 @@ struct Peer {
     address: Ipv4Addr,
     asn: u32,
     max_routes: u32,
+    limits: PathLimits,
     /// Established: routes are exchanged.
     up: bool,
     router_id: Ipv4Addr,
@@ -168,6 +171,16 @@ pub struct LearnedRoute {
     pub state: RouteState,
 }
 
+/// What [`PeerOut::encode`] wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Encoded {
+    /// UPDATE messages appended.
+    pub messages: usize,
+    /// Prefixes not announced because their path does not fit one message of the session
+    /// (withdrawn from the peer instead).
+    pub too_large: usize,
+}
+
 /// What to send one peer.
 #[derive(Debug, Default, Clone)]
 pub struct PeerOut {
@@ -194,16 +207,32 @@ impl PeerOut {
     }
     /// Encodes as packed UPDATE messages for a session with `ctx`: withdrawals first, then each
     /// attribute set once with as many prefixes behind it as fit.
-    pub fn encode(&self, ctx: &SessionContext, out: &mut Vec<u8>) -> usize {
+    /// Appends the messages for a session with context `ctx`.
+    pub fn encode(&self, ctx: &SessionContext, out: &mut Vec<u8>) -> Encoded {
         let max = ctx.max_message_len();
         let mut n = pack_withdrawals(self.withdraw.iter().copied(), max, out);
         let mut attrs = Vec::with_capacity(128);
+        let mut too_large: Vec<Ipv4Prefix> = Vec::new();
         for (a, prefixes) in &self.announce {
             attrs.clear();
             a.emit(ctx, &mut attrs);
+            // Header, withdrawn length, attribute length, the attributes and one /32: a path
+            // that does not fit one message of this session is not sent (RFC 4271 §9.2: an
+            // UPDATE is never longer than the peer accepts), and the peer is told to drop what
+            // it had for those prefixes instead.
+            if HEADER_LEN + 2 + 2 + attrs.len() + 5 > max {
+                too_large.extend(prefixes.iter().copied());
+                continue;
+            }
             n += pack_ipv4(&attrs, prefixes.iter().copied(), max, out);
         }
-        n
+        if !too_large.is_empty() {
+            n += pack_withdrawals(too_large.iter().copied(), max, out);
+        }
+        Encoded {
+            messages: n,
+            too_large: too_large.len(),
+        }
     }
     /// The same, as owned messages (tests, logs).
     pub fn to_messages(&self) -> Vec<UpdateMessage> {
@@ -452,6 +481,7 @@ impl Rib {
             address,
             asn,
             max_routes,
+            limits: PathLimits::default(),
             up: false,
             router_id: Ipv4Addr::UNSPECIFIED,
             accepted: 0,
@@ -461,6 +491,13 @@ impl Rib {
         // taken for a new peer's.
         self.peers.push(Some(p));
         self.peers.len() - 1
+    }
+
+    /// Sets the attribute limits of a peer's paths (before its session comes up).
+    pub fn set_peer_limits(&mut self, id: PeerId, limits: PathLimits) {
+        if let Some(Some(p)) = self.peers.get_mut(id) {
+            p.limits = limits;
+        }
     }
 
     /// Removes a peer (deconfigured); its routes are withdrawn from the others.
@@ -559,15 +596,22 @@ impl Rib {
                 limit: peer.max_routes,
             });
         }
-        let (peer_asn, own_asn) = (peer.asn, self.cfg.asn);
+        let (peer_asn, own_asn, limits) = (peer.asn, self.cfg.asn, peer.limits);
         for p in &u.withdrawn {
             self.withdraw_one(id, *p, &mut ex);
         }
         if u.nlri.is_empty() {
             return Ok(ex);
         }
-        let verdict = policy(&u.attrs, peer_asn, own_asn);
-        let attrs = self.interner.intern(u.attrs.clone());
+        // A path over the peer's attribute limits is treated as withdrawn (RFC 7606 style: the
+        // session stays) and held without the oversized parts, so it costs no memory.
+        let (verdict, attrs) = match limits.check(&u.attrs) {
+            Err(why) => (Err(why), self.interner.intern(limits.stripped(&u.attrs))),
+            Ok(()) => (
+                policy(&u.attrs, peer_asn, own_asn),
+                self.interner.intern(u.attrs.clone()),
+            ),
+        };
         for p in &u.nlri {
             match &verdict {
                 Ok(()) => self.announce_one(id, *p, &attrs, &mut ex),
@@ -907,6 +951,70 @@ impl Rib {
 }
 
 /// SPEC §3 import policy. Err is the reason the route is refused.
+/// How large a peer's paths may be (issue #13): beyond, a path is refused with the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PathLimits {
+    /// ASNs in the AS_PATH, every segment counted.
+    pub max_as_path_length: u32,
+    /// Standard, extended and large communities together.
+    pub max_communities: u32,
+    /// Octets of unrecognized optional attributes (their values).
+    pub max_unknown_attribute_octets: u32,
+}
+
+impl Default for PathLimits {
+    /// 255 ASNs, 1024 communities, 4096 octets of unknown attributes: far above what real
+    /// routes carry, far below what would let a peer make the route server hold megabytes
+    /// per path.
+    fn default() -> Self {
+        Self {
+            max_as_path_length: 255,
+            max_communities: 1024,
+            max_unknown_attribute_octets: 4096,
+        }
+    }
+}
+
+impl PathLimits {
+    /// Why `a` is over a limit, if it is.
+    pub fn check(&self, a: &PathAttributes) -> Result<(), String> {
+        let asns: usize = a
+            .as_path
+            .as_ref()
+            .map_or(0, |p| p.segments.iter().map(|s| s.asns().len()).sum());
+        if asns > self.max_as_path_length as usize {
+            return Err(format!(
+                "AS_PATH of {asns} ASNs is over this peer's limit of {} (max_as_path_length)",
+                self.max_as_path_length
+            ));
+        }
+        let communities = a.communities.len() + a.ext_communities.len() + a.large_communities.len();
+        if communities > self.max_communities as usize {
+            return Err(format!(
+                "{communities} communities are over this peer's limit of {} (max_communities)",
+                self.max_communities
+            ));
+        }
+        let unknown: usize = a.unknown.iter().map(|u| u.value.len()).sum();
+        if unknown > self.max_unknown_attribute_octets as usize {
+            return Err(format!(
+                "{unknown} octets of unknown attributes are over this peer's limit of {} (max_unknown_attribute_octets)",
+                self.max_unknown_attribute_octets
+            ));
+        }
+        Ok(())
+    }
+
+    /// `a` without the parts the limits bound (what a refused path is held as).
+    fn stripped(&self, a: &PathAttributes) -> PathAttributes {
+        PathAttributes {
+            origin: a.origin,
+            next_hop: a.next_hop,
+            ..Default::default()
+        }
+    }
+}
+
 fn policy(a: &PathAttributes, peer_asn: u32, own_asn: u32) -> Result<(), String> {
     let Some(path) = &a.as_path else {
         return Err("no AS_PATH".into());

@@ -292,7 +292,7 @@ fn packed_encoding_round_trips() {
     let ex = r.apply_update(a, &u).unwrap();
     let ctx = bgp::wire::SessionContext::default();
     let mut bytes = Vec::new();
-    let n = ex.peers()[0].1.encode(&ctx, &mut bytes);
+    let n = ex.peers()[0].1.encode(&ctx, &mut bytes).messages;
     assert!(n <= 7, "{n} messages for 5000 /32s");
     let mut got = 0;
     let mut rest = &bytes[..];
@@ -367,4 +367,112 @@ fn peers_told_the_same_share_one_output_until_they_differ() {
     wc.sort();
     assert_eq!(wc, vec![p("192.168.10.0/24"), p("192.168.11.0/24")]);
     assert!(to_c.announce.is_empty());
+}
+
+/// A path over the peer's attribute limits is refused with the reason, like a policy refusal:
+/// no session reset, the peer's other routes stay, and it is held without the oversized parts.
+#[test]
+fn a_path_over_the_attribute_limits_is_refused_with_the_reason() {
+    let (mut r, a, _b) = two_nvas(true);
+    r.set_peer_limits(
+        a,
+        routeserver::PathLimits {
+            max_as_path_length: 10,
+            max_communities: 4,
+            max_unknown_attribute_octets: 16,
+        },
+    );
+    r.apply_update(
+        a,
+        &announce(attrs(&[65001], [10, 1, 0, 100]), &["192.168.10.0/24"]),
+    )
+    .unwrap();
+    let long: Vec<u32> = std::iter::once(65001)
+        .chain(std::iter::repeat(65009).take(20))
+        .collect();
+    r.apply_update(
+        a,
+        &announce(attrs(&long, [10, 1, 0, 100]), &["192.168.20.0/24"]),
+    )
+    .unwrap();
+    let mut many = attrs(&[65001], [10, 1, 0, 100]);
+    many.communities = (0..5).map(|i| 65001 << 16 | i).collect();
+    r.apply_update(a, &announce(many, &["192.168.30.0/24"]))
+        .unwrap();
+    let learned = r.learned_from(a);
+    let state = |net: &str| {
+        learned
+            .iter()
+            .find(|l| l.prefix == p(net))
+            .map(|l| l.state.clone())
+            .unwrap()
+    };
+    assert!(matches!(
+        state("192.168.10.0/24"),
+        RouteState::Accepted { .. }
+    ));
+    match state("192.168.20.0/24") {
+        RouteState::Rejected(why) => assert!(why.contains("max_as_path_length"), "{why}"),
+        s => panic!("{s:?}"),
+    }
+    match state("192.168.30.0/24") {
+        RouteState::Rejected(why) => assert!(why.contains("max_communities"), "{why}"),
+        s => panic!("{s:?}"),
+    }
+    let held = learned
+        .iter()
+        .find(|l| l.prefix == p("192.168.20.0/24"))
+        .unwrap();
+    assert!(
+        held.attrs.as_path.is_none(),
+        "held with its oversized AS_PATH"
+    );
+    assert!(r.prefixes().all(|x| *x != p("192.168.20.0/24")));
+}
+
+/// A path that does not fit one message of a session (no extended messages: 4096 octets) is
+/// not announced to it; the peer is told to withdraw that prefix, and it is counted. A session
+/// with extended messages (RFC 8654) gets it.
+#[test]
+fn a_path_too_large_for_a_session_is_withdrawn_and_counted_not_sent() {
+    let mut r = rib(true);
+    let a = r.add_peer("nva1", Ipv4Addr::new(10, 1, 2, 10), 65001, 4000);
+    let b = r.add_peer("branch", Ipv4Addr::new(10, 1, 2, 20), 65002, 4000);
+    r.peer_up(a, Ipv4Addr::new(10, 1, 2, 10));
+    r.peer_up(b, Ipv4Addr::new(10, 1, 2, 20));
+    let mut big = attrs(&[65001], [10, 1, 0, 100]);
+    big.communities = (0..1020u32).map(|i| 65001 << 16 | i).collect();
+    let ex = r
+        .apply_update(a, &announce(big, &["192.168.40.0/24", "192.168.41.0/24"]))
+        .unwrap();
+    let out = &ex.peers()[0].1;
+    let plain = bgp::wire::SessionContext {
+        four_octet_as: true,
+        extended_message: false,
+        ebgp: true,
+    };
+    let mut bytes = Vec::new();
+    let e = out.encode(&plain, &mut bytes);
+    assert_eq!(e.too_large, 2);
+    let mut rest = &bytes[..];
+    let mut withdrawn = Vec::new();
+    while !rest.is_empty() {
+        let (msg, used) = bgp::wire::Message::decode(rest, &plain).unwrap();
+        assert!(used <= 4096);
+        if let bgp::wire::Message::Update(u) = msg {
+            assert!(u.nlri.is_empty(), "announced a path that does not fit");
+            withdrawn.extend(u.withdrawn);
+        }
+        rest = &rest[used..];
+    }
+    assert_eq!(withdrawn, [p("192.168.40.0/24"), p("192.168.41.0/24")]);
+    let extended = bgp::wire::SessionContext {
+        extended_message: true,
+        ..plain
+    };
+    let mut bytes = Vec::new();
+    let e = out.encode(&extended, &mut bytes);
+    assert_eq!(e.too_large, 0);
+    let (msg, _) = bgp::wire::Message::decode(&bytes, &extended).unwrap();
+    assert!(matches!(msg, bgp::wire::Message::Update(u) if u.nlri.len() == 2));
 }
