@@ -302,6 +302,12 @@ pub struct Api {
     /// token.
     #[serde(default)]
     pub read_token_file: Option<std::path::PathBuf>,
+    /// With `tls_key`: the API speaks HTTPS only, with this certificate chain (PEM).
+    #[serde(default)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM).
+    #[serde(default)]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl Default for Api {
@@ -310,6 +316,8 @@ impl Default for Api {
             listen: default_api_listen(),
             admin_token_file: None,
             read_token_file: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -105,6 +105,8 @@ fn seed_parses_with_every_field() {
             listen: "127.0.0.1:8179".parse::<SocketAddr>().unwrap(),
             admin_token_file: None,
             read_token_file: None,
+            tls_cert: None,
+            tls_key: None,
         }
     );
     assert_eq!(

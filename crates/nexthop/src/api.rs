@@ -53,6 +53,8 @@ pub struct ApiState {
     pub lbs: LoadBalancers,
     pub fabric: crate::fabricrun::FabricTx,
     pub reload: Option<mpsc::Sender<ReloadRequest>>,
+    /// Long polls held at once ([`MAX_LONG_POLLS`]).
+    pub long_polls: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -75,7 +77,18 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `addr` until the task is dropped.
+/// Connections served at once; beyond, a new one is closed at once (and counted in the log).
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Long polls held at once; beyond, a long poll is answered at once as a plain question.
+pub const MAX_LONG_POLLS: usize = 256;
+/// A request's header must arrive within this (slow-header clients hold no connection long).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A TLS handshake must finish within this.
+pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves the API on `addr` until the task is dropped: HTTP/1.1, or HTTPS only when the
+/// API has a certificate; at most [`MAX_CONNECTIONS`] connections, each request's header within
+/// [`HEADER_READ_TIMEOUT`].
 pub async fn serve(
     addr: SocketAddr,
     state: ApiState,
@@ -83,9 +96,57 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("API: cannot listen on {addr}: {e}"))?;
+    let tls = state.auth.tls().map(tokio_rustls::TlsAcceptor::from);
+    let app = router(state);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(state)).await {
-            tracing::error!(error = %e, "API server stopped");
+        let mut last_warned: Option<tokio::time::Instant> = None;
+        let mut warn_once_a_minute = |what: &str| {
+            let now = tokio::time::Instant::now();
+            if last_warned.is_none_or(|t| now.duration_since(t).as_secs() >= 60) {
+                last_warned = Some(now);
+                tracing::warn!("API: {what}");
+            }
+        };
+        loop {
+            let tcp = match listener.accept().await {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    warn_once_a_minute(&format!("accept failed: {e}; retrying"));
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                warn_once_a_minute(&format!(
+                    "{MAX_CONNECTIONS} connections open: new ones are closed"
+                ));
+                continue;
+            };
+            let (app, tls) = (app.clone(), tls.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                let svc = hyper_util::service::TowerToHyperService::new(app);
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT);
+                match tls {
+                    None => {
+                        let _ = http
+                            .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                            .await;
+                    }
+                    Some(acceptor) => {
+                        if let Ok(Ok(stream)) =
+                            tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                        {
+                            let _ = http
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                                .await;
+                        }
+                    }
+                }
+            });
         }
     }))
 }
@@ -331,7 +392,12 @@ async fn effective_routes(
     };
     let since = q.since;
     let wait = q.wait.unwrap_or(0).min(MAX_WAIT_S);
-    let answer = if since.is_some() && wait > 0 {
+    // Past MAX_LONG_POLLS held at once, a long poll is answered at once (the client asks
+    // again): waiting clients cannot pile up without bound.
+    let held = (since.is_some() && wait > 0)
+        .then(|| state.long_polls.clone().try_acquire_owned().ok())
+        .flatten();
+    let answer = if held.is_some() {
         // Subscribe before the first question, so a change between the two is not missed.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
         let mut changes = crate::fabricrun::ask(&state.fabric, |tx| {

@@ -32,19 +32,40 @@ pub const MAX_ANSWER: u64 = 256 << 20;
 /// to [`MAX_ANSWER`] octets; chunked encoding is decoded on octets with every length checked;
 /// a body that is not UTF-8 is an error.
 pub fn request(api: &str, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    let hostport = api
-        .strip_prefix("http://")
-        .unwrap_or(api)
-        .trim_end_matches('/');
-    let mut s = TcpStream::connect(hostport).with_context(|| format!("cannot reach the nexthop API at {api} (is `nexthop run` or `nexthop demo` running? set --api or NEXTHOP_API)"))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let (https, rest) = match api.split_once("://") {
+        Some(("https", rest)) => (true, rest),
+        Some(("http", rest)) => (false, rest),
+        Some((scheme, _)) => bail!("{api}: scheme {scheme:?}; the API is http:// or https://"),
+        None => (false, api),
+    };
+    let hostport = rest.trim_end_matches('/');
+    let tcp = TcpStream::connect(hostport).with_context(|| format!("cannot reach the nexthop API at {api} (is `nexthop run` or `nexthop demo` running? set --api or NEXTHOP_API)"))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+    tcp.set_write_timeout(Some(Duration::from_secs(30)))?;
     let auth = match crate::token::client_token()? {
         Some(t) => format!("Authorization: Bearer {t}\r\n"),
         None => String::new(),
     };
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Connection: close\r\nContent-Length: 0\r\n\r\n")?;
+    let head = format!("{method} {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Connection: close\r\nContent-Length: 0\r\n\r\n");
     let mut raw = Vec::new();
-    (&mut s).take(MAX_ANSWER + 1).read_to_end(&mut raw)?;
+    if https {
+        let host = hostport
+            .rsplit_once(':')
+            .map_or(hostport, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| anyhow!("{api}: {host:?} is not a server name: {e}"))?;
+        let conn = rustls::ClientConnection::new(tls_client()?, name)?;
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        s.write_all(head.as_bytes())
+            .with_context(|| format!("TLS with {api}"))?;
+        read_capped(&mut s, &mut raw).with_context(|| format!("TLS with {api}"))?;
+    } else {
+        let mut s = tcp;
+        s.write_all(head.as_bytes())?;
+        read_capped(&mut s, &mut raw)?;
+    }
     if raw.len() as u64 > MAX_ANSWER {
         bail!("the answer from {api} is larger than {MAX_ANSWER} octets; not read");
     }
@@ -70,6 +91,27 @@ pub fn request(api: &str, method: &str, path: &str) -> anyhow::Result<(u16, Stri
     let body =
         String::from_utf8(body).map_err(|_| anyhow!("the answer from {api} is not UTF-8"))?;
     Ok((status, body))
+}
+
+/// The client's TLS configuration, built once (the mux asks every 20 ms).
+fn tls_client() -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
+    static CONFIG: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> =
+        std::sync::OnceLock::new();
+    if let Some(c) = CONFIG.get() {
+        return Ok(c.clone());
+    }
+    let c = crate::apitls::client_config()?;
+    Ok(CONFIG.get_or_init(|| c).clone())
+}
+
+/// Reads the whole answer, at most [`MAX_ANSWER`] octets (and one more, to tell).
+fn read_capped(s: &mut impl Read, raw: &mut Vec<u8>) -> std::io::Result<()> {
+    match s.take(MAX_ANSWER + 1).read_to_end(raw) {
+        Ok(_) => Ok(()),
+        // A server that closes without TLS close_notify after a complete answer.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Decodes a chunked body (RFC 9112 §7.1) on octets; None when it is malformed (a size that is

@@ -134,6 +134,7 @@ pub async fn start(
             lbs: lbs.clone(),
             fabric: fabric.clone(),
             reload,
+            long_polls: Arc::new(tokio::sync::Semaphore::new(api::MAX_LONG_POLLS)),
         },
     )
     .await

@@ -11,6 +11,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 mod adminstore;
 mod agent;
 mod api;
+mod apitls;
 mod cli;
 mod contract;
 mod daemon;
@@ -39,6 +40,9 @@ struct Cli {
     /// The API token to send (`Authorization: Bearer`): a file with one line, mode 600.
     #[arg(long, global = true, env = "NEXTHOP_TOKEN_FILE")]
     token_file: Option<std::path::PathBuf>,
+    /// The CA to verify an https:// API with (PEM); default: the system's roots.
+    #[arg(long, global = true, env = "NEXTHOP_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -183,6 +187,7 @@ fn real_main() -> anyhow::Result<()> {
     }
     let cli = Cli::parse();
     token::set_client_token_file(cli.token_file.as_deref())?;
+    apitls::set_ca_file(cli.ca_file.as_deref());
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Run { config } => daemon::run(config),

@@ -89,11 +89,12 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// The API's tokens.
+/// The API's tokens, and its TLS server configuration.
 #[derive(Debug, Default)]
 pub struct ApiAuth {
     admin: Option<Secret>,
     read: Option<Secret>,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl ApiAuth {
@@ -104,14 +105,25 @@ impl ApiAuth {
 
     pub fn load(api: &config::Api) -> anyhow::Result<Self> {
         let load = |p: &Option<PathBuf>| p.as_deref().map(read_token_file).transpose();
+        let tls = match (&api.tls_cert, &api.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::apitls::server_config(cert, key)?),
+            (None, None) => None,
+            _ => bail!("api.tls_cert and api.tls_key go together: set both or neither"),
+        };
         let auth = Self {
             admin: load(&api.admin_token_file).context("api.admin_token_file")?,
             read: load(&api.read_token_file).context("api.read_token_file")?,
+            tls,
         };
         if auth.admin.is_some() && auth.admin == auth.read {
             bail!("api.read_token_file holds the admin token: give the read token its own");
         }
         Ok(auth)
+    }
+
+    /// The TLS server configuration, when the API speaks HTTPS.
+    pub fn tls(&self) -> Option<std::sync::Arc<rustls::ServerConfig>> {
+        self.tls.clone()
     }
 
     /// Whether an API on `listen` may serve with these tokens.
@@ -177,6 +189,7 @@ mod tests {
         ApiAuth {
             admin: admin.map(|s| Secret(s.into())),
             read: read.map(|s| Secret(s.into())),
+            tls: None,
         }
     }
 

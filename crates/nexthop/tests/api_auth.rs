@@ -184,3 +184,92 @@ fn an_open_api_beyond_loopback_or_a_readable_token_file_is_refused() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With `tls_cert` and `tls_key` the API speaks HTTPS only: the CLI reaches it with
+/// `--ca-file` (a private CA) and a token; without the CA, or over plain HTTP, it does not.
+#[test]
+fn the_api_speaks_https_with_a_private_ca() {
+    let dir = config_file("tls", "").parent().unwrap().to_path_buf();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let write = |name: &str, text: String| {
+        let f = dir.join(name);
+        std::fs::write(&f, text).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        f
+    };
+    let ca_file = write("ca.pem", ca.pem());
+    let cert_file = write("api.crt", cert.pem());
+    let key_file = write("api.key", key.serialize_pem());
+    let admin = token_file(&dir, "admin.token", "adm-tls", 0o600);
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let keys = format!(
+        "admin_token_file = \"{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        admin.display(),
+        cert_file.display(),
+        key_file.display()
+    );
+    let file = config_file("tls", &config(api, free_port(), &keys));
+    let mut d = common::run_daemon(&file);
+    wait_accepting(api, &mut d);
+
+    let run = |url: &str, extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_nexthop"))
+            .env_remove("NEXTHOP_TOKEN_FILE")
+            .env_remove("NEXTHOP_CA_FILE")
+            .args(["--api", url])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let https = format!("https://{api}");
+    let ca = ca_file.to_str().unwrap();
+    let tok = admin.to_str().unwrap();
+    let (ok, out) = run(&https, &["--ca-file", ca, "peers", "-o", "json"]);
+    assert!(ok && out.contains("nva1"), "{out}");
+    let (ok, out) = run(
+        &https,
+        &[
+            "--ca-file",
+            ca,
+            "--token-file",
+            tok,
+            "lb",
+            "set-admin",
+            "nva-ilb",
+            "127.0.12.11",
+            "drain",
+        ],
+    );
+    assert!(ok, "{out}");
+    // The system roots do not know the private CA.
+    let (ok, out) = run(&https, &["peers"]);
+    assert!(!ok, "verified without the CA: {out}");
+    // Plain HTTP to an HTTPS-only API.
+    let (ok, out) = run(&format!("http://{api}"), &["peers"]);
+    assert!(!ok, "plain HTTP answered: {out}");
+    drop(d);
+
+    // A certificate without its key is refused at start.
+    let half = format!("tls_cert = \"{}\"\n", cert_file.display());
+    refused_at_start(
+        "tls-half",
+        &config(api, free_port(), &half),
+        api,
+        "tls_cert and api.tls_key go together",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
