@@ -260,3 +260,142 @@ fn agent_programs_fails_static_and_reconciles() {
     drop(agent);
     drop(run);
 }
+
+/// A hostile controller (a few lines of python answering one fixed table, whatever is asked):
+/// a default route through the firewall LB (fine: the controller stays reachable through its
+/// own subnet), a route more specific than the controller's subnet (refused: it would take
+/// over the agent's path to the controller), a route with a gateway on no link (the kernel
+/// refuses it; the others are installed all the same) and the branch. With `--allow`, only
+/// what is inside it.
+#[test]
+fn a_hostile_controller_cannot_take_over_the_hosts_path_to_it() {
+    if !labtest::require_netns(&["ip", "python3"]) {
+        return;
+    }
+    let ns = Netns::new("hostile").unwrap();
+    ns.exec(
+        "ip",
+        &["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+    )
+    .unwrap();
+    // The controller is 10.1.1.4, on the host's own subnet 10.1.0.0/16.
+    ns.add_addr("v0", "10.1.0.1/16").unwrap();
+    ns.add_addr("v0", "10.1.1.4/16").unwrap();
+    ns.exec("ip", &["link", "set", "v0", "up"]).unwrap();
+    ns.exec("ip", &["link", "set", "v1", "up"]).unwrap();
+    let wd = Workdir::new("hostile").unwrap();
+    let route = |p: &str, nh: &str| {
+        format!(
+            r#"{{"addressPrefix":["{p}"],"loadBalancer":null,"nextHopIpAddress":["{nh}"],"nextHopType":"VirtualNetworkGateway","reason":null,"source":"VirtualNetworkGateway","state":"Active"}}"#
+        )
+    };
+    let table = format!(
+        r#"{{"value":[{},{},{},{}],"version":7}}"#,
+        route("0.0.0.0/0", "10.1.0.100"),
+        route("10.1.1.0/24", "10.1.0.100"),
+        route("192.168.40.0/24", "172.31.9.9"),
+        route("192.168.10.0/24", "10.1.0.100"),
+    );
+    let body = wd.write("table.json", &table).unwrap();
+    let server = wd
+        .write(
+            "hostile.py",
+            &format!(
+                r#"import http.server, time
+body = open("{}", "rb").read()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(0.2)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("10.1.1.4", 8179), H).serve_forever()
+"#,
+                body.display()
+            ),
+        )
+        .unwrap();
+    let python = if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3".to_string()
+    } else {
+        labtest::find_binary("python3")
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    let _controller = ns
+        .spawn(
+            &python,
+            &[server.to_str().unwrap()],
+            &wd.file("hostile.log"),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let agent = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_nexthop"),
+            &[
+                "agent",
+                "--controller",
+                "http://10.1.1.4:8179",
+                "--nic",
+                "vm1-nic",
+            ],
+            &wd.file("agent.log"),
+        )
+        .unwrap();
+    let r = wait_routes(
+        &ns,
+        "the default route and the branch",
+        |r| r.contains("default via 10.1.0.100") && r.contains("192.168.10.0/24 via 10.1.0.100"),
+        &agent,
+    );
+    assert!(
+        !r.contains("10.1.1.0/24"),
+        "the controller's path was taken over:\n{r}"
+    );
+    assert!(!r.contains("192.168.40.0/24"), "{r}");
+    let how = ns.exec("ip", &["-4", "route", "get", "10.1.1.4"]).unwrap();
+    assert!(
+        !how.contains("via"),
+        "the controller is reached through a programmed route: {how}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let log = agent.output();
+    assert!(
+        log.contains("10.1.1.0/24") && log.contains("controller 10.1.1.4"),
+        "{log}"
+    );
+    assert!(
+        log.contains("192.168.40.0/24"),
+        "the kernel's refusal is not reported: {log}"
+    );
+    drop(agent);
+
+    // --allow: only the branches.
+    let agent = ns
+        .spawn(
+            env!("CARGO_BIN_EXE_nexthop"),
+            &[
+                "agent",
+                "--controller",
+                "http://10.1.1.4:8179",
+                "--nic",
+                "vm1-nic",
+                "--allow",
+                "192.168.0.0/16",
+            ],
+            &wd.file("agent2.log"),
+        )
+        .unwrap();
+    wait_routes(
+        &ns,
+        "only the branch",
+        |r| !r.contains("default") && r.contains("192.168.10.0/24 via 10.1.0.100"),
+        &agent,
+    );
+}
