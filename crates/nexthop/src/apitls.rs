@@ -1,6 +1,7 @@
 //! TLS for the API, both sides (SPEC §6 `[api] tls_cert`, `tls_key`; `--ca-file`): rustls with
 //! the `ring` provider, as the HTTPS probes use. The server speaks HTTPS only when it has a
-//! certificate; clients verify it against `--ca-file` (a private CA) or the system roots.
+//! certificate; clients (ureq, `crate::cli`) verify it against `--ca-file` (a private CA) or
+//! the system roots.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -8,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use anyhow::{bail, Context};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::ServerConfig;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -41,35 +42,27 @@ pub fn set_ca_file(path: Option<&Path>) {
     let _ = CA_FILE.set(path.map(Path::to_path_buf));
 }
 
-/// The client configuration: the roots of `--ca-file`, else the system's.
-pub fn client_config() -> anyhow::Result<Arc<ClientConfig>> {
-    let mut roots = RootCertStore::empty();
+/// The roots clients trust: the certificates of `--ca-file`, else the system's. A file that
+/// cannot be read gives no roots, so an https:// API fails verification (and says so) rather
+/// than being trusted; plain http:// needs none.
+pub fn client_roots() -> Vec<ureq::tls::Certificate<'static>> {
     match CA_FILE.get().and_then(Option::as_deref) {
-        Some(ca) => {
-            for c in CertificateDer::pem_file_iter(ca)
-                .with_context(|| format!("--ca-file {}", ca.display()))?
-            {
-                let c = c.with_context(|| format!("--ca-file {}", ca.display()))?;
-                roots
-                    .add(c)
-                    .with_context(|| format!("--ca-file {}", ca.display()))?;
+        Some(ca) => match std::fs::read(ca) {
+            Ok(pem) => ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(file = %ca.display(), error = %e, "--ca-file not read: no roots to verify the API with");
+                Vec::new()
             }
-            if roots.is_empty() {
-                bail!("--ca-file {}: no certificate in it", ca.display());
-            }
-        }
-        None => {
-            let loaded = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(loaded.certs);
-            if roots.is_empty() {
-                bail!("no system root certificates to verify the API with; pass --ca-file");
-            }
-        }
+        },
+        None => rustls_native_certs::load_native_certs()
+            .certs
+            .iter()
+            .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+            .collect(),
     }
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
 }

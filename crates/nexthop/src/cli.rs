@@ -9,8 +9,6 @@
 //! (pretty-printed).
 
 use std::fmt::Display;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -28,110 +26,75 @@ use serde::Serialize;
 /// hold more.
 pub const MAX_ANSWER: u64 = 256 << 20;
 
-/// Sends one request to the API; returns the status and the body as text. The body is read up
-/// to [`MAX_ANSWER`] octets; chunked encoding is decoded on octets with every length checked;
-/// a body that is not UTF-8 is an error.
+/// The HTTP client of every command that talks to the API (ureq on rustls): one agent per
+/// process, so connections and the TLS configuration are reused (the mux asks every 20 ms).
+fn agent() -> &'static ureq::Agent {
+    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+    AGENT.get_or_init(|| {
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(
+                crate::apitls::client_roots(),
+            )))
+            .build();
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            // Above the longest long poll (20 s).
+            .timeout_global(Some(Duration::from_secs(30)))
+            .max_redirects(0)
+            .tls_config(tls)
+            .build()
+            .new_agent()
+    })
+}
+
+/// Sends one request to the API; returns the status and the body. The body is read up to
+/// [`MAX_ANSWER`] octets and must be UTF-8.
 pub fn request(api: &str, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    let (https, rest) = match api.split_once("://") {
-        Some(("https", rest)) => (true, rest),
-        Some(("http", rest)) => (false, rest),
-        Some((scheme, _)) => bail!("{api}: scheme {scheme:?}; the API is http:// or https://"),
-        None => (false, api),
-    };
-    let hostport = rest.trim_end_matches('/');
-    let tcp = TcpStream::connect(hostport).with_context(|| format!("cannot reach the nexthop API at {api} (is `nexthop run` or `nexthop demo` running? set --api or NEXTHOP_API)"))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
-    tcp.set_write_timeout(Some(Duration::from_secs(30)))?;
-    let auth = match crate::token::client_token()? {
-        Some(t) => format!("Authorization: Bearer {t}\r\n"),
-        None => String::new(),
-    };
-    let head = format!("{method} {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Connection: close\r\nContent-Length: 0\r\n\r\n");
-    let mut raw = Vec::new();
-    if https {
-        let host = hostport
-            .rsplit_once(':')
-            .map_or(hostport, |(h, _)| h)
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let name = rustls::pki_types::ServerName::try_from(host.to_string())
-            .map_err(|e| anyhow!("{api}: {host:?} is not a server name: {e}"))?;
-        let conn = rustls::ClientConnection::new(tls_client()?, name)?;
-        let mut s = rustls::StreamOwned::new(conn, tcp);
-        s.write_all(head.as_bytes())
-            .with_context(|| format!("TLS with {api}"))?;
-        read_capped(&mut s, &mut raw).with_context(|| format!("TLS with {api}"))?;
+    let base = api.trim_end_matches('/');
+    let url = if base.contains("://") {
+        format!("{base}{path}")
     } else {
-        let mut s = tcp;
-        s.write_all(head.as_bytes())?;
-        read_capped(&mut s, &mut raw)?;
-    }
-    if raw.len() as u64 > MAX_ANSWER {
-        bail!("the answer from {api} is larger than {MAX_ANSWER} octets; not read");
-    }
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| anyhow!("malformed HTTP response from {api}"))?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let body = &raw[split + 4..];
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| anyhow!("malformed status line"))?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body).ok_or_else(|| anyhow!("malformed chunked answer from {api}"))?
-    } else {
-        body.to_vec()
+        format!("http://{base}{path}")
     };
-    let body =
-        String::from_utf8(body).map_err(|_| anyhow!("the answer from {api} is not UTF-8"))?;
-    Ok((status, body))
-}
-
-/// The client's TLS configuration, built once (the mux asks every 20 ms).
-fn tls_client() -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
-    static CONFIG: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> =
-        std::sync::OnceLock::new();
-    if let Some(c) = CONFIG.get() {
-        return Ok(c.clone());
-    }
-    let c = crate::apitls::client_config()?;
-    Ok(CONFIG.get_or_init(|| c).clone())
-}
-
-/// Reads the whole answer, at most [`MAX_ANSWER`] octets (and one more, to tell).
-fn read_capped(s: &mut impl Read, raw: &mut Vec<u8>) -> std::io::Result<()> {
-    match s.take(MAX_ANSWER + 1).read_to_end(raw) {
-        Ok(_) => Ok(()),
-        // A server that closes without TLS close_notify after a complete answer.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Decodes a chunked body (RFC 9112 §7.1) on octets; None when it is malformed (a size that is
-/// not hex, larger than what follows, or no terminating chunk).
-fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = body.windows(2).position(|w| w == b"\r\n")?;
-        let line = std::str::from_utf8(&body[..eol]).ok()?;
-        // Chunk extensions (";name=value") are allowed and ignored.
-        let size = line.split(';').next()?.trim();
-        let n = usize::from_str_radix(size, 16).ok()?;
-        let rest = &body[eol + 2..];
-        if n == 0 {
-            return Some(out);
+    let auth = crate::token::client_token()?.map(|t| format!("Bearer {t}"));
+    let answer = match method {
+        "GET" => {
+            let mut r = agent().get(&url);
+            if let Some(a) = &auth {
+                r = r.header("Authorization", a);
+            }
+            r.call()
         }
-        let chunk = rest.get(..n)?;
-        out.extend_from_slice(chunk);
-        body = rest.get(n..)?.strip_prefix(b"\r\n")?;
-    }
+        "POST" => {
+            let mut r = agent().post(&url);
+            if let Some(a) = &auth {
+                r = r.header("Authorization", a);
+            }
+            r.send_empty()
+        }
+        other => bail!("HTTP method {other} is not used by the API"),
+    };
+    let answer = answer.map_err(|e| match e {
+        ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => anyhow!(
+            "cannot reach the nexthop API at {api}: {e} (is `nexthop run` or `nexthop demo` running? set --api or NEXTHOP_API)"
+        ),
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => anyhow!(
+            "TLS with the nexthop API at {api}: {e} (a private CA? pass --ca-file or NEXTHOP_CA_FILE)"
+        ),
+        e => anyhow!("the nexthop API at {api}: {e}"),
+    })?;
+    let status = answer.status().as_u16();
+    let body = answer
+        .into_body()
+        .with_config()
+        .limit(MAX_ANSWER)
+        .read_to_string()
+        .map_err(|e| anyhow!("reading the answer of {api}: {e}"))?;
+    Ok((status, body))
 }
 
 /// Sends one request and reads the answer as `T`. An error status becomes the command's error
@@ -480,33 +443,4 @@ pub fn trace(
         println!("DROPPED {d}");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod client_tests {
-    use super::dechunk;
-
-    #[test]
-    fn chunked_bodies_are_decoded_on_octets() {
-        assert_eq!(dechunk(b"3\r\nabc\r\n0\r\n\r\n").unwrap(), b"abc");
-        // A chunk boundary inside a multi-octet character (it panicked when cut as &str).
-        let s = "é".as_bytes();
-        let body = [b"1\r\n", &s[..1], b"\r\n1\r\n", &s[1..], b"\r\n0\r\n\r\n"].concat();
-        assert_eq!(dechunk(&body).unwrap(), s);
-        assert_eq!(dechunk(b"4;ext=1\r\nabcd\r\n0\r\n\r\n").unwrap(), b"abcd");
-    }
-
-    #[test]
-    fn malformed_chunked_bodies_are_refused() {
-        for bad in [
-            &b"ffffffffffffffff\r\nabc\r\n"[..],
-            b"3\r\nab",
-            b"zz\r\nabc\r\n0\r\n\r\n",
-            b"3\r\nabcXY0\r\n\r\n",
-            b"3\r\nabc\r\n",
-            b"",
-        ] {
-            assert!(dechunk(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
-        }
-    }
 }
