@@ -15,7 +15,7 @@ use crate::wire::attrs::AttrError;
 use crate::wire::{Notification, RouteRefresh, UpdateMessage};
 
 /// How a peer is reached and what its session says.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PeerConfig {
     /// For logs and the application: the operator's name for the peer.
     pub name: String,
@@ -44,6 +44,24 @@ pub struct PeerConfig {
 /// Default of [`PeerConfig::max_send_queue`]: far above a full table (6.4 M routes packed are
 /// ≈ 30 MB), far below what would starve the host.
 pub const DEFAULT_MAX_SEND_QUEUE: usize = 256 << 20;
+
+/// Never prints the TCP-MD5 key.
+impl std::fmt::Debug for PeerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerConfig")
+            .field("name", &self.name)
+            .field("session", &self.session)
+            .field("local_addr", &self.local_addr)
+            .field("remote_addr", &self.remote_addr)
+            .field("remote_port", &self.remote_port)
+            .field("restart_delay", &self.restart_delay)
+            .field("max_restart_delay", &self.max_restart_delay)
+            .field("password", &self.password.as_ref().map(|_| "<set>"))
+            .field("ttl_security", &self.ttl_security)
+            .field("max_send_queue", &self.max_send_queue)
+            .finish()
+    }
+}
 
 impl PeerConfig {
     pub fn new(
@@ -112,4 +130,26 @@ pub enum PeerCommand {
     /// The peer was removed from the configuration: Cease/Peer De-configured (RFC 4486), and
     /// the task ends.
     Deconfigure,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let mut c = PeerConfig::new(
+            "nva1",
+            SessionConfig::new(65515, "10.1.1.4".parse().unwrap(), 65001),
+            "10.1.1.4".parse().unwrap(),
+            "10.1.2.10".parse().unwrap(),
+        );
+        c.password = Some(b"s3cret".to_vec());
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("115, 51"),
+            "{shown}"
+        );
+        assert!(shown.contains("<set>"));
+    }
 }

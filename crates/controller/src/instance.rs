@@ -105,7 +105,7 @@ pub enum Effect {
     Accept {
         id: PeerId,
         remote: IpAddr,
-        md5: Option<Vec<u8>>,
+        md5: Option<Key>,
     },
     /// Refuse connections from `remote` again, and remove its key from the listener.
     StopAccepting { remote: IpAddr },
@@ -117,6 +117,16 @@ pub enum Effect {
         reset: bool,
         routes: Vec<(Ipv4Prefix, Vec<Ipv4Addr>)>,
     },
+}
+
+/// A TCP-MD5 key on its way to the listener; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key(pub Vec<u8>);
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(<redacted>)")
+    }
 }
 
 /// Everything the instance keeps about one peer beside the RIB.
@@ -364,7 +374,7 @@ impl Instance {
         fx.push(Effect::Accept {
             id,
             remote: IpAddr::V4(p.address),
-            md5: p.password.clone(),
+            md5: p.password.clone().map(Key),
         });
         info!(peer = %p.name, address = %p.address, asn = p.asn, md5 = p.password.is_some(), "peer configured");
         self.spec.peers.push(p.clone());

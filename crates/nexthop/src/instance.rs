@@ -172,7 +172,7 @@ impl InstanceTask {
                     if let Some(h) = self.handles.get(&id) {
                         self.listener.register(remote, h.inbound());
                     }
-                    let key = md5.as_deref().unwrap_or_default();
+                    let key = md5.as_ref().map_or(&[][..], |k| k.0.as_slice());
                     if let Err(e) = self.listener.set_md5(remote, key) {
                         // The config crate checks the key's length; what is left is a kernel
                         // without TCP-MD5. The peer's connections are refused rather than
