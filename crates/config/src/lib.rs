@@ -24,7 +24,7 @@
 //!
 //! # Layout
 //! - `model`: the types, one per section, and their defaults.
-//! - `prefix`: [`Ipv4Prefix`], `"10.1.0.0/16"`, host bits never set.
+//! - [`Ipv4Prefix`] (from `netprefix`, the one prefix type of every layer): `"10.1.0.0/16"`, host bits never set.
 //! - `asn`: [`RESERVED_ASNS`] and [`is_reserved_asn`] (SPEC §3).
 //! - `de`: a serde deserializer over `toml::Value` that tracks key paths and reports every
 //!   unknown key with the valid ones.
@@ -38,7 +38,6 @@ mod de;
 mod diff;
 mod error;
 mod model;
-mod prefix;
 mod validate;
 
 use std::net::Ipv4Addr;
@@ -53,7 +52,7 @@ pub use model::{
     DEFAULT_API_LISTEN, DEFAULT_ASN, DEFAULT_BGP_PORT, DEFAULT_HOLD_TIME,
     DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MAX_ROUTES_PER_PEER,
 };
-pub use prefix::{Ipv4Prefix, PrefixError};
+pub use netprefix::{Ipv4Prefix, PrefixError};
 pub use validate::{MAX_PASSWORD_BYTES, MIN_PROBE_INTERVAL_MS};
 
 use error::Problems;

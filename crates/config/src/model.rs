@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::prefix::Ipv4Prefix;
+use netprefix::Ipv4Prefix;
 
 /// A whole config file. Every section is optional: a file with only `[[load_balancer]]` runs
 /// only load balancers.

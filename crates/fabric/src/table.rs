@@ -4,66 +4,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::str::FromStr;
 use std::sync::Arc;
 
-/// An IPv4 prefix with host bits cleared.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct Prefix {
-    addr: u32,
-    len: u8,
-}
-
-fn mask(len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len.min(32)))
-    }
-}
-
-impl Prefix {
-    pub const DEFAULT: Prefix = Prefix { addr: 0, len: 0 };
-
-    /// None when `len` > 32.
-    pub fn new(addr: Ipv4Addr, len: u8) -> Option<Self> {
-        (len <= 32).then(|| Self {
-            addr: u32::from(addr) & mask(len),
-            len,
-        })
-    }
-    pub fn addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.addr)
-    }
-    pub fn len(&self) -> u8 {
-        self.len
-    }
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & mask(self.len) == self.addr
-    }
-    /// `other` is equal to or more specific than `self`.
-    pub fn covers(&self, other: &Prefix) -> bool {
-        other.len >= self.len && other.addr & mask(self.len) == self.addr
-    }
-}
-
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr(), self.len)
-    }
-}
-
-impl FromStr for Prefix {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (a, l) = s
-            .split_once('/')
-            .ok_or_else(|| format!("{s:?} is not ADDRESS/LENGTH"))?;
-        let a: Ipv4Addr = a.parse().map_err(|_| format!("{s:?}: bad address"))?;
-        let l: u8 = l.parse().map_err(|_| format!("{s:?}: bad length"))?;
-        Prefix::new(a, l).ok_or_else(|| format!("{s:?}: length over 32"))
-    }
-}
+/// The one prefix type of nexthop (`netprefix`): host bits always zero.
+pub use netprefix::Ipv4Prefix as Prefix;
 
 /// Where a route comes from (the `source` column).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -166,7 +110,7 @@ impl VnetTable {
             return;
         }
         self.system.insert(p, Arc::new(r));
-        self.lengths |= 1 << p.len;
+        self.lengths |= 1 << p.len();
         self.bump(p);
     }
 
@@ -202,8 +146,5 @@ impl VnetTable {
 
 /// The prefix of length `len` that covers `dst`.
 pub(crate) fn covering(dst: Ipv4Addr, len: u8) -> Prefix {
-    Prefix {
-        addr: u32::from(dst) & mask(len),
-        len,
-    }
+    Prefix::truncating(dst, len)
 }

@@ -59,9 +59,9 @@ impl Guard {
             let now = others
                 .iter()
                 .filter(|r| r.prefix.contains(c))
-                .max_by_key(|r| r.prefix.len);
+                .max_by_key(|r| r.prefix.len());
             match now {
-                Some(r) if r.prefix.len > route.prefix.len => {}
+                Some(r) if r.prefix.len() > route.prefix.len() => {}
                 Some(r) => {
                     return Some(format!(
                         "it would take over the route to controller {c} (now {})",

@@ -86,54 +86,8 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// An IPv4 prefix, host bits zero.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct Prefix {
-    pub addr: Ipv4Addr,
-    pub len: u8,
-}
-
-impl Prefix {
-    /// `addr/len` with the host bits cleared; None when `len > 32`.
-    pub fn new(addr: Ipv4Addr, len: u8) -> Option<Prefix> {
-        if len > 32 {
-            return None;
-        }
-        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-        Some(Prefix {
-            addr: Ipv4Addr::from(u32::from(addr) & mask),
-            len,
-        })
-    }
-}
-
-impl Prefix {
-    /// Whether `ip` is inside this prefix.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        Prefix::new(ip, self.len).is_some_and(|p| p.addr == self.addr)
-    }
-
-    /// `other` is equal to or more specific than `self`.
-    pub fn covers(&self, other: &Prefix) -> bool {
-        other.len >= self.len && self.contains(other.addr)
-    }
-}
-
-impl std::fmt::Display for Prefix {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
-    }
-}
-
-impl std::str::FromStr for Prefix {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Prefix, String> {
-        let (a, l) = s.split_once('/').ok_or_else(|| format!("{s}: no /len"))?;
-        let addr: Ipv4Addr = a.parse().map_err(|e| format!("{s}: {e}"))?;
-        let len: u8 = l.parse().map_err(|e| format!("{s}: {e}"))?;
-        Prefix::new(addr, len).ok_or_else(|| format!("{s}: length over 32"))
-    }
-}
+/// The one prefix type of nexthop (`netprefix`): host bits always zero.
+pub use netprefix::Ipv4Prefix as Prefix;
 
 /// One IPv4 route of the main table, as nexthop programs it: `prefix via gateway`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -260,7 +214,10 @@ impl Netlink {
             if tab != u32::from(RT_TABLE_MAIN) {
                 return Ok(());
             }
-            let prefix = Prefix::new(dst, dst_len).ok_or(Error::Malformed("rtm_dst_len"))?;
+            if dst_len > 32 {
+                return Err(Error::Malformed("rtm_dst_len"));
+            }
+            let prefix = Prefix::truncating(dst, dst_len);
             out.push(KernelRoute {
                 prefix,
                 gateway,
@@ -369,10 +326,10 @@ impl Netlink {
     fn route_msg(&mut self, ty: u16, flags: u16, r: &Route) -> Vec<u8> {
         let mut m = self.header(ty, flags | NLM_F_ACK);
         let scope = RT_SCOPE_UNIVERSE;
-        m.extend_from_slice(&[AF_INET, r.prefix.len, 0, 0, RT_TABLE_MAIN]);
+        m.extend_from_slice(&[AF_INET, r.prefix.len(), 0, 0, RT_TABLE_MAIN]);
         m.extend_from_slice(&[RTPROT_NEXTHOP, scope, RTN_UNICAST, 0, 0, 0, 0]);
         push_attr(&mut m, RTA_TABLE, &u32::from(RT_TABLE_MAIN).to_ne_bytes());
-        push_attr(&mut m, RTA_DST, &r.prefix.addr.octets());
+        push_attr(&mut m, RTA_DST, &r.prefix.addr().octets());
         if ty == RTM_NEWROUTE {
             push_attr(&mut m, RTA_GATEWAY, &r.gateway.octets());
         }

@@ -34,7 +34,7 @@ pub fn specs_from_config(cfg: &config::Config) -> Vec<InstanceSpec> {
         .virtual_network
         .as_deref()
         .and_then(|name| cfg.virtual_network(name))
-        .map(|v| v.address_space.iter().map(|p| to_prefix(*p)).collect())
+        .map(|v| v.address_space.clone())
         .unwrap_or_default();
     let peers: Vec<PeerSpec> = rs
         .peers
@@ -70,11 +70,6 @@ pub fn specs_from_config(cfg: &config::Config) -> Vec<InstanceSpec> {
             feed_fabric,
         })
         .collect()
-}
-
-fn to_prefix(p: config::Ipv4Prefix) -> bgp::wire::Ipv4Prefix {
-    bgp::wire::Ipv4Prefix::new(p.addr(), p.len())
-        .unwrap_or_else(|_| unreachable!("validated by the config crate"))
 }
 
 /// A running set of instances, load balancers and the API.

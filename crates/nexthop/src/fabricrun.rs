@@ -83,11 +83,7 @@ pub fn topology(cfg: &config::Config) -> Topology {
         .map(|v| VnetInfo {
             name: v.name.clone(),
             region: v.region.clone(),
-            address_space: v
-                .address_space
-                .iter()
-                .filter_map(|p| Prefix::new(p.addr(), p.len()))
-                .collect(),
+            address_space: v.address_space.clone(),
             peerings: v.peerings.clone(),
         })
         .collect();

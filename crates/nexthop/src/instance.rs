@@ -197,18 +197,9 @@ impl InstanceTask {
         }
     }
 
+    /// The Loc-RIB prefixes go to the fabric as they are: one prefix type everywhere.
     fn feed_fabric(&self, reset: bool, routes: Vec<(bgp::wire::Ipv4Prefix, Vec<Ipv4Addr>)>) {
         let Some(f) = &self.fabric else { return };
-        let routes = routes
-            .into_iter()
-            .filter_map(|(p, nhs)| match fabric::Prefix::new(p.addr(), p.len()) {
-                Some(prefix) => Some((prefix, nhs)),
-                None => {
-                    error!(prefix = %p, "Loc-RIB prefix the fabric cannot hold; not programmed");
-                    None
-                }
-            })
-            .collect();
         let _ = f.send(crate::fabricrun::FabricMsg::RibChanges {
             instance: self.fabric_name.clone(),
             reset,

@@ -4,200 +4,7 @@
 //! that many bits. Trailing bits past the length are not significant; the decoder clears them
 //! so that two encodings of the same prefix compare equal.
 
-use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
-
-/// An IPv4 prefix with host bits cleared.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Ipv4Prefix {
-    addr: u32,
-    len: u8,
-}
-
-/// An IPv6 prefix with host bits cleared.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Ipv6Prefix {
-    addr: u128,
-    len: u8,
-}
-
-/// Either family of prefix.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub enum Prefix {
-    V4(Ipv4Prefix),
-    V6(Ipv6Prefix),
-}
-
-/// A prefix length larger than the address family allows.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PrefixError {
-    #[error("prefix length {0} is longer than the address")]
-    TooLong(u8),
-    #[error("cannot parse prefix {0:?}: expected ADDRESS/LENGTH")]
-    Syntax(String),
-}
-
-fn mask32(len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len))
-    }
-}
-
-fn mask128(len: u8) -> u128 {
-    if len == 0 {
-        0
-    } else {
-        u128::MAX << (128 - u32::from(len))
-    }
-}
-
-impl Ipv4Prefix {
-    /// Builds a prefix, clearing the bits past `len`.
-    pub fn new(addr: Ipv4Addr, len: u8) -> Result<Self, PrefixError> {
-        if len > 32 {
-            return Err(PrefixError::TooLong(len));
-        }
-        Ok(Self {
-            addr: u32::from(addr) & mask32(len),
-            len,
-        })
-    }
-    /// Builds a prefix from a host-order integer; `len` must be <= 32.
-    pub(crate) fn from_bits(addr: u32, len: u8) -> Self {
-        debug_assert!(len <= 32);
-        Self {
-            addr: addr & mask32(len),
-            len,
-        }
-    }
-    pub fn addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.addr)
-    }
-    pub fn bits(&self) -> u32 {
-        self.addr
-    }
-    pub fn len(&self) -> u8 {
-        self.len
-    }
-    /// Whether this is the default route 0.0.0.0/0.
-    pub fn is_default(&self) -> bool {
-        self.len == 0
-    }
-    /// Whether `addr` falls inside this prefix.
-    pub fn contains(&self, addr: Ipv4Addr) -> bool {
-        u32::from(addr) & mask32(self.len) == self.addr
-    }
-    /// Whether `other` is equal to or more specific than this prefix.
-    pub fn covers(&self, other: &Ipv4Prefix) -> bool {
-        other.len >= self.len && other.addr & mask32(self.len) == self.addr
-    }
-    /// Octets this prefix takes in an NLRI field, length octet included.
-    pub fn wire_len(&self) -> usize {
-        1 + (usize::from(self.len) + 7) / 8
-    }
-}
-
-impl Ipv6Prefix {
-    pub fn new(addr: Ipv6Addr, len: u8) -> Result<Self, PrefixError> {
-        if len > 128 {
-            return Err(PrefixError::TooLong(len));
-        }
-        Ok(Self {
-            addr: u128::from(addr) & mask128(len),
-            len,
-        })
-    }
-    pub(crate) fn from_bits(addr: u128, len: u8) -> Self {
-        debug_assert!(len <= 128);
-        Self {
-            addr: addr & mask128(len),
-            len,
-        }
-    }
-    pub fn addr(&self) -> Ipv6Addr {
-        Ipv6Addr::from(self.addr)
-    }
-    pub fn len(&self) -> u8 {
-        self.len
-    }
-    pub fn wire_len(&self) -> usize {
-        1 + (usize::from(self.len) + 7) / 8
-    }
-}
-
-impl Prefix {
-    pub fn len(&self) -> u8 {
-        match self {
-            Prefix::V4(p) => p.len(),
-            Prefix::V6(p) => p.len(),
-        }
-    }
-}
-
-impl fmt::Display for Ipv4Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr(), self.len)
-    }
-}
-impl fmt::Debug for Ipv4Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-impl fmt::Display for Ipv6Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr(), self.len)
-    }
-}
-impl fmt::Debug for Ipv6Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Prefix::V4(p) => p.fmt(f),
-            Prefix::V6(p) => p.fmt(f),
-        }
-    }
-}
-
-fn split_prefix(s: &str) -> Result<(&str, u8), PrefixError> {
-    let err = || PrefixError::Syntax(s.to_string());
-    let (a, l) = s.split_once('/').ok_or_else(err)?;
-    Ok((a, l.parse().map_err(|_| err())?))
-}
-
-impl FromStr for Ipv4Prefix {
-    type Err = PrefixError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, l) = split_prefix(s)?;
-        let addr = a.parse().map_err(|_| PrefixError::Syntax(s.to_string()))?;
-        Self::new(addr, l)
-    }
-}
-impl FromStr for Ipv6Prefix {
-    type Err = PrefixError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, l) = split_prefix(s)?;
-        let addr = a.parse().map_err(|_| PrefixError::Syntax(s.to_string()))?;
-        Self::new(addr, l)
-    }
-}
-impl FromStr for Prefix {
-    type Err = PrefixError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.contains(':') {
-            s.parse().map(Prefix::V6)
-        } else {
-            s.parse().map(Prefix::V4)
-        }
-    }
-}
+pub use netprefix::{Ipv4Prefix, Ipv6Prefix, Prefix, PrefixError};
 
 /// Why an NLRI field could not be walked (RFC 7606 §5.3: the session must be reset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -306,16 +113,16 @@ impl Iterator for Ipv6NlriIter<'_> {
 /// Appends `p` in NLRI encoding.
 #[inline]
 pub fn emit_ipv4(p: &Ipv4Prefix, out: &mut Vec<u8>) {
-    let n = (usize::from(p.len) + 7) / 8;
-    out.push(p.len);
-    out.extend_from_slice(&p.addr.to_be_bytes()[..n]);
+    let n = (usize::from(p.len()) + 7) / 8;
+    out.push(p.len());
+    out.extend_from_slice(&p.bits().to_be_bytes()[..n]);
 }
 
 /// Appends `p` in NLRI encoding.
 pub fn emit_ipv6(p: &Ipv6Prefix, out: &mut Vec<u8>) {
-    let n = (usize::from(p.len) + 7) / 8;
-    out.push(p.len);
-    out.extend_from_slice(&p.addr.to_be_bytes()[..n]);
+    let n = (usize::from(p.len()) + 7) / 8;
+    out.push(p.len());
+    out.extend_from_slice(&p.bits().to_be_bytes()[..n]);
 }
 
 #[cfg(test)]
