@@ -14,10 +14,10 @@ use proptest::option;
 use proptest::prelude::*;
 
 fn v4prefix() -> impl Strategy<Value = Ipv4Prefix> {
-    (any::<u32>(), 0u8..=32).prop_map(|(a, l)| Ipv4Prefix::new(Ipv4Addr::from(a), l).unwrap())
+    (any::<u32>(), 0u8..=32).prop_map(|(a, l)| Ipv4Prefix::truncating(Ipv4Addr::from(a), l))
 }
 fn v6prefix() -> impl Strategy<Value = Ipv6Prefix> {
-    (any::<u128>(), 0u8..=128).prop_map(|(a, l)| Ipv6Prefix::new(Ipv6Addr::from(a), l).unwrap())
+    (any::<u128>(), 0u8..=128).prop_map(|(a, l)| Ipv6Prefix::truncating(Ipv6Addr::from(a), l))
 }
 /// Next hops the decoder accepts (not 0.0.0.0, multicast or broadcast).
 fn unicast_v4() -> impl Strategy<Value = Ipv4Addr> {

@@ -2,7 +2,11 @@
 //! function per answer, used by the API and by the system harness, so what an agent is sent in
 //! a test is what it is sent in production.
 
-use api_types::{EffectiveRoute, EffectiveRoutes, NextHopType, RouteSource, RouteState};
+use std::net::Ipv4Addr;
+
+use api_types::{
+    EffectiveRoute, EffectiveRoutes, NextHopType, RouteSource, RouteState, TraceAnswer, TraceFlow,
+};
 
 /// One effective route as the API sends it (SPEC §6, the reference's NIC output).
 pub fn effective_route(r: &fabric::Route) -> EffectiveRoute {
@@ -53,4 +57,47 @@ pub fn effective_routes(t: &fabric::TableView<'_>, since: Option<u64>) -> Effect
             version: t.version(),
         },
     }
+}
+
+/// Where a flow from `nic` goes, and why: the one trace. The API answers `nexthop trace` with it,
+/// and `crates/sim/tests/trace_agrees.rs` checks it against the simulated data plane flow by
+/// flow. `route` is what the NIC's table chose for the destination (`TableView::lookup`);
+/// `predicted` is what the route's load balancer would pick for this flow
+/// (`lb::Balancer::predict`), None when it has no usable backend.
+pub fn trace(
+    nic: &str,
+    flow: TraceFlow,
+    route: Option<&fabric::Route>,
+    predicted: Option<Ipv4Addr>,
+) -> TraceAnswer {
+    let mut out = TraceAnswer {
+        backend: None,
+        dropped: None,
+        load_balancer: None,
+        nic: nic.to_string(),
+        route: None,
+        why: None,
+        flow,
+    };
+    let Some(route) = route else {
+        out.dropped = Some("no route matches (no active route covers the destination)".into());
+        return out;
+    };
+    out.why = Some(format!(
+        "longest prefix match: {} ({}) is the most specific active route covering {}",
+        route.prefix, route.source, out.flow.dst
+    ));
+    out.route = Some(effective_route(route));
+    if let Some(lb) = &route.load_balancer {
+        out.load_balancer = Some(lb.clone());
+        match predicted {
+            Some(b) => out.backend = Some(b),
+            None => {
+                out.dropped = Some(format!(
+                    "load balancer {lb} has no healthy backend (no_healthy_backends = drop)"
+                ))
+            }
+        }
+    }
+    out
 }

@@ -32,8 +32,8 @@ use tokio::sync::{mpsc, oneshot};
 use api_types::request::MAX_WAIT_S;
 use api_types::{
     AdminAnswer, AdminQuery, AdminState, EffectiveRoutes, EffectiveRoutesQuery, ErrorBody, Health,
-    LbListEntry, PeerQuery, PerInstance, ReloadAnswer, Role, RouteState, SessionState, TraceAnswer,
-    TraceFlow, TraceProto, TraceQuery,
+    LbListEntry, PeerQuery, PerInstance, ReloadAnswer, Role, RouteState, SessionState, TraceFlow,
+    TraceProto, TraceQuery,
 };
 
 use crate::contract;
@@ -474,38 +474,21 @@ async fn trace(State(state): State<ApiState>, AxQuery(q): AxQuery<TraceQuery>) -
     let Some(src) = src else {
         return error(StatusCode::NOT_FOUND, format!("no NIC named {nic:?}"));
     };
-    let mut out = TraceAnswer {
-        backend: None,
-        dropped: None,
-        flow: TraceFlow {
-            dport,
-            dst,
-            proto: trace_proto,
-            sport,
-            src,
-        },
-        load_balancer: None,
-        nic,
-        route: None,
-        why: None,
+    let flow = TraceFlow {
+        dport,
+        dst,
+        proto: trace_proto,
+        sport,
+        src,
     };
     let route = match route {
-        Some(Ok(Some(r))) => r,
-        Some(Ok(None)) => {
-            out.dropped =
-                Some("no route matches (no active route covers the destination)".to_string());
-            return Json(out).into_response();
-        }
+        Some(Ok(r)) => r,
         Some(Err(e)) => return error(StatusCode::NOT_FOUND, e),
         None => return error(StatusCode::SERVICE_UNAVAILABLE, "fabric task gone"),
     };
-    let why = format!(
-        "longest prefix match: {} ({}) is the most specific active route covering {dst}",
-        route.prefix, route.source
-    );
-    out.route = Some(controller::views::effective_route(&route));
-    out.why = Some(why);
-    if let Some(lb_name) = &route.load_balancer {
+    // What the route's load balancer would pick: asked of its task, then the one trace.
+    let mut predicted = None;
+    if let Some(lb_name) = route.as_ref().and_then(|r| r.load_balancer.as_ref()) {
         let handle = state
             .lbs
             .read()
@@ -514,21 +497,17 @@ async fn trace(State(state): State<ApiState>, AxQuery(q): AxQuery<TraceQuery>) -
             .find(|l| &l.name == lb_name)
             .cloned();
         let key = lb::flow::FlowKey::new(src, dst, proto, sport, dport);
-        let backend = match handle {
-            Some(h) => h.ask(|tx| LbQuery::Predict(key, tx)).await.flatten(),
-            None => None,
-        };
-        out.load_balancer = Some(lb_name.clone());
-        match backend {
-            Some(b) => out.backend = Some(b),
-            None => {
-                out.dropped = Some(format!(
-                    "load balancer {lb_name} has no healthy backend (no_healthy_backends = drop)"
-                ))
-            }
+        if let Some(h) = handle {
+            predicted = h.ask(|tx| LbQuery::Predict(key, tx)).await.flatten();
         }
     }
-    Json(out).into_response()
+    Json(controller::views::trace(
+        &nic,
+        flow,
+        route.as_ref(),
+        predicted,
+    ))
+    .into_response()
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {

@@ -121,20 +121,28 @@ fn nva(ns_name: String, stop: std::sync::mpsc::Receiver<()>) {
     .unwrap()
 }
 
-#[test]
-fn agent_programs_fails_static_and_reconciles() {
-    if !labtest::require_netns(&["ip"]) {
-        return;
-    }
-    let ns = Netns::new("agent").unwrap();
+/// A namespace with a veth pair v0/v1 up and `addrs` on v0 (the hub's subnet, on-link).
+fn hub(tag: &str, addrs: &[&str]) -> Netns {
+    let ns = Netns::new(tag).unwrap();
     ns.exec(
         "ip",
         &["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
     )
     .unwrap();
-    ns.add_addr("v0", "10.1.0.1/16").unwrap();
+    for a in addrs {
+        ns.add_addr("v0", a).unwrap();
+    }
     ns.exec("ip", &["link", "set", "v0", "up"]).unwrap();
     ns.exec("ip", &["link", "set", "v1", "up"]).unwrap();
+    ns
+}
+
+#[test]
+fn agent_programs_fails_static_and_reconciles() {
+    if !labtest::require_netns(&["ip"]) {
+        return;
+    }
+    let ns = hub("agent", &["10.1.0.1/16"]);
     let wd = Workdir::new("agent").unwrap();
     let mut run = controller(&ns, &wd, 1);
     // The agent first, so the route arrives through an incremental (long-poll) answer.
@@ -272,17 +280,8 @@ fn a_hostile_controller_cannot_take_over_the_hosts_path_to_it() {
     if !labtest::require_netns(&["ip", "python3"]) {
         return;
     }
-    let ns = Netns::new("hostile").unwrap();
-    ns.exec(
-        "ip",
-        &["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
-    )
-    .unwrap();
     // The controller is 10.1.1.4, on the host's own subnet 10.1.0.0/16.
-    ns.add_addr("v0", "10.1.0.1/16").unwrap();
-    ns.add_addr("v0", "10.1.1.4/16").unwrap();
-    ns.exec("ip", &["link", "set", "v0", "up"]).unwrap();
-    ns.exec("ip", &["link", "set", "v1", "up"]).unwrap();
+    let ns = hub("hostile", &["10.1.0.1/16", "10.1.1.4/16"]);
     let wd = Workdir::new("hostile").unwrap();
     let route = |p: &str, nh: &str| {
         format!(

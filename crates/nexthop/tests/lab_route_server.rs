@@ -1160,24 +1160,3 @@ fn frr_with_md5_and_gtsm_comes_up_and_a_wrong_key_never_does() {
     }
     assert_undisturbed(&rs, "nva1", &before, since);
 }
-
-/// FRR requires GTSM and nexthop does not send TTL 255: the sessions never come up (so the
-/// test above shows that `ttl_security` is what made them).
-#[test]
-fn frr_with_gtsm_never_comes_up_without_ttl_security() {
-    if !labtest::require_netns(&["bgpd", "vtysh"]) {
-        return;
-    }
-    let lan = Lan::new(&[
-        ("nva1", &["10.1.2.10/16"]),
-        ("rs", &["10.1.1.4/16", "10.1.1.5/16"]),
-    ])
-    .unwrap();
-    let rs = RouteServer::start(lan.ns("rs"), &seed_config(&[NVA1], ""));
-    let nva1 = frr_nva(lan.ns("nva1"), 65001, "10.1.2.10", &["ttl-security hops 1"]);
-    std::thread::sleep(Duration::from_secs(15));
-    assert!(!rs.established_everywhere("nva1"), "{}", rs.peers());
-    for (_, addr) in INSTANCES {
-        assert_ne!(nva1.neighbor_state(addr), "Established", "{}", nva1.log());
-    }
-}

@@ -3,9 +3,9 @@
 //! through a load balancer, the [`lb::Balancer`] picks the backend — the same code the real
 //! data planes call. Deterministic: time is a number the caller advances, nothing is random.
 //!
-//! [`Sim::send`] records flows (as a data plane does); [`Sim::trace`] answers the same question
-//! without changing anything (as `nexthop trace` does). Counters per backend say where
-//! traffic went.
+//! [`Sim::send`] records flows (as a data plane does); counters per backend say where traffic
+//! went. The explanation of where a flow goes is `controller::views::trace`, the one `nexthop
+//! trace` answers with; `tests/trace_agrees.rs` checks it against [`Sim::send`] flow by flow.
 //!
 //! # Layout
 //! - this file: [`Sim`], [`Outcome`].
@@ -97,21 +97,5 @@ impl Sim {
             Outcome::Direct { .. } => {}
         }
         out
-    }
-
-    /// Where `flow` from `nic` would go, changing nothing.
-    pub fn trace(&self, nic: &str, flow: &FlowKey) -> Outcome {
-        match self.route(nic, flow) {
-            Err(why) => Outcome::Dropped(why),
-            Ok((Some(lb), _, _)) => match self.lbs.get(&lb).and_then(|b| b.predict(flow, self.now))
-            {
-                Some(backend) => Outcome::Backend { lb, backend },
-                None => Outcome::Dropped(format!("load balancer {lb} has no healthy backend")),
-            },
-            Ok((None, t, nh)) => Outcome::Direct {
-                next_hop_type: t,
-                next_hop: nh,
-            },
-        }
     }
 }

@@ -133,5 +133,5 @@ fn ten_thousand_nics_hundred_nvas_ten_thousand_prefixes() {
     sim.fabric.set_bgp_route(prefix(3), Some(vec![frontend(5)]));
     assert_eq!(sim.fabric.last_touched, VNETS as usize);
     let (nic, k) = flow(3);
-    assert!(matches!(sim.trace(&nic, &k), Outcome::Backend { ref lb, .. } if lb == "lb5"));
+    assert!(matches!(sim.send(&nic, &k), Outcome::Backend { ref lb, .. } if lb == "lb5"));
 }

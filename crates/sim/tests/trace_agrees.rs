@@ -1,5 +1,6 @@
-//! `trace` (predict, no state change) agrees with the simulated data plane (select, records
-//! flows) for 100,000 random flows from random NICs, through a topology with two load
+//! The one `trace` (`controller::views::trace`: what `nexthop trace` answers, built from the
+//! NIC's lookup and the load balancer's predict, no state change) agrees with the simulated data
+//! plane (select, records flows) for 100,000 random flows from random NICs, through a topology with two load
 //! balancers (active-passive and active-active), direct routes and the Internet; and both agree
 //! with the load balancer's own choice. A backend failing in the middle does not break it.
 
@@ -141,15 +142,53 @@ fn trace_agrees_with_the_sim_for_100k_random_flows() {
                     .record_probe(Ipv4Addr::new(10, 1, 2, 10), false);
             }
         }
-        let predicted = sim.trace(&nic, &flow);
-        let lb_choice = match &predicted {
-            Outcome::Backend { lb, .. } => sim.lbs[lb].predict(&flow, sim.now),
-            _ => None,
+        let route = sim
+            .fabric
+            .nic_table(&nic)
+            .unwrap()
+            .lookup(Ipv4Addr::from(flow.dst));
+        let lb_choice = route
+            .as_ref()
+            .and_then(|r| r.load_balancer.as_ref())
+            .and_then(|lb| sim.lbs[lb].predict(&flow, sim.now));
+        let tflow = api_types::TraceFlow {
+            dport: flow.dport,
+            dst: Ipv4Addr::from(flow.dst),
+            proto: if flow.proto == TCP {
+                api_types::TraceProto::Tcp
+            } else {
+                api_types::TraceProto::Udp
+            },
+            sport: flow.sport,
+            src,
         };
+        let answer = controller::views::trace(&nic, tflow, route.as_ref(), lb_choice);
         let actual = sim.send(&nic, &flow);
-        assert_eq!(predicted, actual, "flow {i} from {nic}: {flow:?}");
-        if let Outcome::Backend { backend, .. } = &actual {
-            assert_eq!(lb_choice, Some(*backend));
+        match &actual {
+            Outcome::Backend { lb, backend } => {
+                assert_eq!(
+                    answer.load_balancer.as_ref(),
+                    Some(lb),
+                    "flow {i}: {answer:?}"
+                );
+                assert_eq!(answer.backend, Some(*backend), "flow {i}: {answer:?}");
+                assert!(answer.dropped.is_none());
+            }
+            Outcome::Direct { next_hop_type, .. } => {
+                let r = answer.route.as_ref().expect("a route");
+                assert_eq!(r.next_hop_type.as_str(), next_hop_type.as_str(), "flow {i}");
+                assert!(
+                    answer.backend.is_none() && answer.dropped.is_none(),
+                    "{answer:?}"
+                );
+            }
+            Outcome::Dropped(why) => {
+                assert!(
+                    answer.dropped.is_some(),
+                    "flow {i}: sim dropped ({why}), trace: {answer:?}"
+                );
+                assert!(answer.backend.is_none());
+            }
         }
         *seen.entry(std::mem::discriminant(&actual)).or_insert(0u32) += 1;
     }

@@ -131,14 +131,17 @@ mod tests {
 
     #[test]
     fn parse_and_display() {
-        let p: Ipv4Prefix = "192.168.10.7/24".parse().unwrap();
+        // Host bits are a mistake in text, and mean nothing on the wire.
+        assert!("192.168.10.7/24".parse::<Ipv4Prefix>().is_err());
+        let p = Ipv4Prefix::truncating("192.168.10.7".parse().unwrap(), 24);
         assert_eq!(p.to_string(), "192.168.10.0/24");
         assert!(p.contains("192.168.10.200".parse().unwrap()));
         assert!(!p.contains("192.168.11.1".parse().unwrap()));
         assert!("10.0.0.0/33".parse::<Ipv4Prefix>().is_err());
         assert!("10.0.0.0".parse::<Ipv4Prefix>().is_err());
-        let v6: Prefix = "2001:db8::1/32".parse().unwrap();
+        let v6 = Ipv6Prefix::truncating("2001:db8::1".parse().unwrap(), 32);
         assert_eq!(v6.to_string(), "2001:db8::/32");
+        assert!("2001:db8::1/32".parse::<Prefix>().is_err());
     }
 
     #[test]
