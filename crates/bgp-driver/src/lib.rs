@@ -976,6 +976,21 @@ impl Listener {
         }
         sockopt::set_tcp_md5(&RawSock(fd), remote, key)
     }
+    /// GTSM on the listening socket itself (every peer of this address uses it): a SYN from
+    /// farther than one hop is dropped before any connection exists. Per-peer GTSM on an
+    /// accepted connection comes after its handshake, so only this closes that window.
+    pub fn set_ttl_security(&self, on: bool) -> std::io::Result<()> {
+        let fd = self.fd.load(Ordering::Relaxed);
+        if fd < 0 {
+            return Err(std::io::Error::other("listener not attached"));
+        }
+        if on {
+            sockopt::set_ttl_security(&RawSock(fd))
+        } else {
+            sockopt::clear_ttl_security(&RawSock(fd))
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, mpsc::Sender<TcpStream>>> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -104,6 +104,13 @@ pub fn set_ttl_security(sock: &impl AsRawFd) -> io::Result<()> {
     set_ip_option(sock, libc::IP_MINTTL, GTSM_MIN_TTL)
 }
 
+/// Undoes [`set_ttl_security`]: the system's default TTL, no minimum.
+pub fn clear_ttl_security(sock: &impl AsRawFd) -> io::Result<()> {
+    // -1: the kernel's default (ip(7)); passed as the int the option takes.
+    set_ip_option(sock, libc::IP_TTL, u32::MAX)?;
+    set_ip_option(sock, libc::IP_MINTTL, 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +137,9 @@ mod tests {
         };
         assert_eq!(get(libc::IP_TTL), 255);
         assert_eq!(get(libc::IP_MINTTL), 254);
+        clear_ttl_security(&s).unwrap();
+        assert_eq!(get(libc::IP_MINTTL), 0);
+        assert!(get(libc::IP_TTL) < 255, "the default TTL again");
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub enum Effect {
     },
     /// Refuse connections from `remote` again, and remove its key from the listener.
     StopAccepting { remote: IpAddr },
+    /// GTSM on the listening socket (true when every peer of the instance uses it): SYNs from
+    /// farther than one hop never make a connection. Given whenever it changes.
+    ListenerTtlSecurity(bool),
     /// A command for peer `id`'s task (after `Deconfigure` or `Shutdown` the task ends).
     Peer { id: PeerId, command: PeerCommand },
     /// The forwarding next hops of these prefixes changed (empty: the prefix is gone); with
@@ -155,6 +158,8 @@ pub struct Instance {
     /// Where exports are encoded before they are copied, at their exact size, into the buffer
     /// the peers share: it grows once, not for every message.
     encode_buf: Vec<u8>,
+    /// Whether the listener has GTSM on (every peer uses it).
+    listener_gtsm: bool,
 }
 
 /// The largest encode buffer kept between exports (a full table for a new peer is larger).
@@ -300,11 +305,13 @@ impl Instance {
             rib,
             peers: BTreeMap::new(),
             encode_buf: Vec::new(),
+            listener_gtsm: false,
         };
         let mut fx = Vec::new();
         for p in spec.peers {
             me.add_peer(p, &mut fx);
         }
+        me.update_listener_gtsm(&mut fx);
         (me, fx)
     }
 
@@ -345,6 +352,15 @@ impl Instance {
             }
         }
         fx
+    }
+
+    /// GTSM on the listener exactly when every peer uses it.
+    fn update_listener_gtsm(&mut self, fx: &mut Vec<Effect>) {
+        let want = !self.spec.peers.is_empty() && self.spec.peers.iter().all(|p| p.ttl_security);
+        if want != self.listener_gtsm {
+            self.listener_gtsm = want;
+            fx.push(Effect::ListenerTtlSecurity(want));
+        }
     }
 
     /// The session config of a peer: one place, so every setting of [`PeerSpec`] reaches it.
@@ -575,6 +591,10 @@ impl Instance {
             self.rib.set_asn(spec.asn);
         }
         self.spec.asn = spec.asn;
+        if self.spec.port != spec.port {
+            // The driver listens on a new socket: it starts without GTSM.
+            self.listener_gtsm = false;
+        }
         self.spec.port = spec.port;
         if changes.export_changed {
             // The advertised set changed: rebuild the RIB's export rules and, as the reference
@@ -613,6 +633,7 @@ impl Instance {
                 self.add_peer(p, fx);
             }
         }
+        self.update_listener_gtsm(fx);
         if self.spec.address != spec.address {
             // The daemon starts a new instance for a new address (it needs its own listener);
             // here the sessions were restarted from the old one, which stays.

@@ -85,6 +85,8 @@ struct Sim {
     last: Vec<String>,
     /// Fabric batches not yet taken by a [`World`]'s fabric.
     batches: Vec<(bool, Vec<(Ipv4Prefix, Vec<Ipv4Addr>)>)>,
+    /// GTSM on the listening socket.
+    listener_gtsm: bool,
 }
 
 const CTX: SessionContext = SessionContext {
@@ -104,6 +106,7 @@ impl Sim {
             fabric: BTreeMap::new(),
             last: Vec::new(),
             batches: Vec::new(),
+            listener_gtsm: false,
         };
         sim.carry_out(fx);
         sim
@@ -144,6 +147,7 @@ impl Sim {
                 Effect::StopAccepting { remote } => {
                     self.listener.remove(&remote);
                 }
+                Effect::ListenerTtlSecurity(on) => self.listener_gtsm = on,
                 Effect::Peer { id, command } => {
                     let t = self
                         .tasks
@@ -352,14 +356,32 @@ fn ttl_security_reaches_the_session_and_a_change_restarts_only_that_peer() {
     assert!(!sim.running("nva2").config.ttl_security);
     sim.establish("nva2");
     let nva2 = sim.id("nva2");
+    // Not every peer uses it: the listener does not (a SYN cannot tell which peer it is for).
+    assert!(!sim.listener_gtsm);
     s.peers[0].ttl_security = false;
     assert_eq!(
         diff(sim.owner.spec(), &s).changed,
         [("nva1".to_string(), vec!["ttl_security"])]
     );
-    sim.reconfigure(s);
+    sim.reconfigure(s.clone());
     assert!(!sim.running("nva1").config.ttl_security);
     assert_eq!(sim.id("nva2"), nva2);
+    // Every peer uses it: so does the listener, and a new port's socket gets it again.
+    for p in s.peers.iter_mut() {
+        p.ttl_security = true;
+    }
+    sim.reconfigure(s.clone());
+    assert!(sim.listener_gtsm);
+    s.port = 1179;
+    sim.reconfigure(s.clone());
+    assert!(
+        sim.last.iter().any(|e| e == "ListenerTtlSecurity(true)"),
+        "{:?}",
+        sim.last
+    );
+    s.peers[1].ttl_security = false;
+    sim.reconfigure(s);
+    assert!(!sim.listener_gtsm);
 }
 
 #[test]

@@ -181,6 +181,11 @@ impl InstanceTask {
                     }
                 }
                 Effect::StopAccepting { remote } => self.listener.unregister(remote),
+                Effect::ListenerTtlSecurity(on) => {
+                    if let Err(e) = self.listener.set_ttl_security(on) {
+                        error!(error = %e, on, "cannot set GTSM on the listener");
+                    }
+                }
                 Effect::Peer { id, command } => {
                     let last = matches!(command, PeerCommand::Deconfigure | PeerCommand::Shutdown);
                     let h = if last {

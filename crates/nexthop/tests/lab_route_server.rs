@@ -1160,3 +1160,26 @@ fn frr_with_md5_and_gtsm_comes_up_and_a_wrong_key_never_does() {
     }
     assert_undisturbed(&rs, "nva1", &before, since);
 }
+
+/// nexthop asks for GTSM from its only peer, FRR does not use it (FRR sends eBGP with TTL 1):
+/// with every peer on GTSM the listener itself drops SYNs under TTL 254, and our connections
+/// drop FRR's answers, so the session never comes up, whoever connects first.
+#[test]
+fn ttl_security_refuses_a_peer_that_does_not_send_ttl_255() {
+    if !labtest::require_netns(&["bgpd", "vtysh"]) {
+        return;
+    }
+    let lan = Lan::new(&[
+        ("nva1", &["10.1.2.10/16"]),
+        ("rs", &["10.1.1.4/16", "10.1.1.5/16"]),
+    ])
+    .unwrap();
+    let config = with_peer_keys(&seed_config(&[NVA1], ""), NVA1, "ttl_security = true");
+    let rs = RouteServer::start(lan.ns("rs"), &config);
+    let nva1 = frr_nva(lan.ns("nva1"), 65001, "10.1.2.10", &[]);
+    std::thread::sleep(Duration::from_secs(15));
+    assert!(!rs.established_everywhere("nva1"), "{}", rs.peers());
+    for (_, addr) in INSTANCES {
+        assert_ne!(nva1.neighbor_state(addr), "Established", "{}", nva1.log());
+    }
+}
