@@ -42,6 +42,67 @@ fn controller_addresses(controller: &str) -> anyhow::Result<Vec<std::net::Ipv4Ad
     Ok(addrs)
 }
 
+/// What `--metrics-file` holds: the last reconcile and whether the controller answers.
+#[derive(Default, PartialEq, Clone)]
+struct Metrics {
+    nic: String,
+    reachable: bool,
+    programmed: usize,
+    refused: usize,
+    failed: usize,
+    reconciles: u64,
+}
+
+impl Metrics {
+    fn text(&self) -> String {
+        let nic = &self.nic;
+        let mut s = String::new();
+        let mut gauge = |name: &str, help: &str, kind: &str, v: String| {
+            s.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{nic=\"{nic}\"}} {v}\n"
+            ));
+        };
+        gauge(
+            "nexthop_agent_controller_reachable",
+            "1 when the last question to the controller was answered",
+            "gauge",
+            u8::from(self.reachable).to_string(),
+        );
+        gauge(
+            "nexthop_agent_routes_programmed",
+            "Routes programmed in the kernel (proto 200) at the last reconcile",
+            "gauge",
+            self.programmed.to_string(),
+        );
+        gauge(
+            "nexthop_agent_routes_refused",
+            "Routes the controller asked for and the agent refused (path to the controller, --allow)",
+            "gauge",
+            self.refused.to_string(),
+        );
+        gauge(
+            "nexthop_agent_routes_failed",
+            "Routes the kernel refused at the last reconcile",
+            "gauge",
+            self.failed.to_string(),
+        );
+        gauge(
+            "nexthop_agent_reconciles_total",
+            "Reconciles of the kernel routes",
+            "counter",
+            self.reconciles.to_string(),
+        );
+        s
+    }
+
+    /// Replaces `path` whole (a reader never sees half a file).
+    fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("prom.new");
+        std::fs::write(&tmp, self.text())?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
 fn summary(ch: &linux::Changes) -> String {
     let mut parts = Vec::new();
     for r in &ch.added {
@@ -85,7 +146,15 @@ pub fn run(
     nic: &str,
     grace: Duration,
     allow: Vec<linux::Prefix>,
+    metrics_file: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
+    let mut metrics = Metrics {
+        nic: nic.to_string(),
+        reachable: true,
+        ..Metrics::default()
+    };
+    // What the file holds now: it is rewritten only when something changed.
+    let mut written: Option<Metrics> = None;
     let mut nl = linux::Netlink::open().context("opening rtnetlink")?;
     let guard = linux::Guard {
         protect: controller_addresses(controller)?,
@@ -105,6 +174,7 @@ pub fn run(
                     eprintln!("agent: controller reachable again; reconciling the whole table (removals after {grace:?})");
                     was_reachable = true;
                 }
+                metrics.reachable = true;
                 follower.handle(Instant::now(), Input::Answer(b))
             }
             Err(e) => {
@@ -114,6 +184,7 @@ pub fn run(
                     );
                     was_reachable = false;
                 }
+                metrics.reachable = false;
                 follower.handle(Instant::now(), Input::Unreachable(format!("{e:#}")))
             }
         };
@@ -122,6 +193,12 @@ pub fn run(
                 Effect::Wait(d) => std::thread::sleep(d),
                 Effect::Program(want) => {
                     let result = linux::reconcile_guarded(&mut nl, &want, &guard);
+                    metrics.reconciles += 1;
+                    if let Ok(ch) = &result {
+                        metrics.refused = ch.refused.len();
+                        metrics.failed = ch.failed.len();
+                        metrics.programmed = want.len() - ch.refused.len() - ch.failed.len();
+                    }
                     let reported = match &result {
                         Ok(ch) => {
                             if !ch.is_empty() {
@@ -153,6 +230,17 @@ pub fn run(
                             std::thread::sleep(d);
                         }
                     }
+                }
+            }
+        }
+        if let Some(path) = metrics_file
+            .as_ref()
+            .filter(|_| written.as_ref() != Some(&metrics))
+        {
+            match metrics.write(path) {
+                Ok(()) => written = Some(metrics.clone()),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot write the metrics file")
                 }
             }
         }

@@ -118,6 +118,10 @@ enum Command {
         /// that would take over the route to the controller).
         #[arg(long)]
         allow: Vec<linux::Prefix>,
+        /// Write the agent's metrics here (Prometheus text, for node_exporter's textfile
+        /// collector), rewritten atomically after each change.
+        #[arg(long)]
+        metrics_file: Option<std::path::PathBuf>,
     },
     /// Load balancer data plane on the host that owns the frontend.
     LbMux {
@@ -224,11 +228,13 @@ fn real_main() -> anyhow::Result<()> {
             nic,
             reconnect_grace_s,
             allow,
+            metrics_file,
         } => agent::run(
             &controller,
             &nic,
             std::time::Duration::from_secs(reconnect_grace_s),
             allow,
+            metrics_file,
         ),
         Command::LbMux {
             controller,

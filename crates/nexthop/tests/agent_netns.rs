@@ -343,6 +343,8 @@ http.server.HTTPServer(("10.1.1.4", 8179), H).serve_forever()
                 "http://10.1.1.4:8179",
                 "--nic",
                 "vm1-nic",
+                "--metrics-file",
+                wd.file("agent.prom").to_str().unwrap(),
             ],
             &wd.file("agent.log"),
         )
@@ -373,6 +375,17 @@ http.server.HTTPServer(("10.1.1.4", 8179), H).serve_forever()
         log.contains("192.168.40.0/24"),
         "the kernel's refusal is not reported: {log}"
     );
+    // And in its metrics: the route over the controller's subnet refused, the off-link one
+    // failed, two programmed.
+    let prom = std::fs::read_to_string(wd.file("agent.prom")).unwrap();
+    for line in [
+        "nexthop_agent_routes_refused{nic=\"vm1-nic\"} 1",
+        "nexthop_agent_routes_failed{nic=\"vm1-nic\"} 1",
+        "nexthop_agent_routes_programmed{nic=\"vm1-nic\"} 2",
+        "nexthop_agent_controller_reachable{nic=\"vm1-nic\"} 1",
+    ] {
+        assert!(prom.contains(line), "{line} not in:\n{prom}");
+    }
     drop(agent);
 
     // --allow: only the branches.
