@@ -334,21 +334,24 @@ http.server.HTTPServer(("10.1.1.4", 8179), H).serve_forever()
         )
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let agent = ns
-        .spawn(
-            env!("CARGO_BIN_EXE_nexthop"),
-            &[
-                "agent",
-                "--controller",
-                "http://10.1.1.4:8179",
-                "--nic",
-                "vm1-nic",
-                "--metrics-file",
-                wd.file("agent.prom").to_str().unwrap(),
-            ],
-            &wd.file("agent.log"),
-        )
-        .unwrap();
+    // `nexthop agent` for vm1-nic against the hostile controller, with `extra` flags.
+    let agent_with = |extra: &[&str], log: &str| {
+        let mut args = vec![
+            "agent",
+            "--controller",
+            "http://10.1.1.4:8179",
+            "--nic",
+            "vm1-nic",
+        ];
+        args.extend_from_slice(extra);
+        ns.spawn(env!("CARGO_BIN_EXE_nexthop"), &args, &wd.file(log))
+            .unwrap()
+    };
+    let prom_file = wd.file("agent.prom");
+    let agent = agent_with(
+        &["--metrics-file", prom_file.to_str().unwrap()],
+        "agent.log",
+    );
     let r = wait_routes(
         &ns,
         "the default route and the branch",
@@ -377,7 +380,7 @@ http.server.HTTPServer(("10.1.1.4", 8179), H).serve_forever()
     );
     // And in its metrics: the route over the controller's subnet refused, the off-link one
     // failed, two programmed.
-    let prom = std::fs::read_to_string(wd.file("agent.prom")).unwrap();
+    let prom = std::fs::read_to_string(&prom_file).unwrap();
     for line in [
         "nexthop_agent_routes_refused{nic=\"vm1-nic\"} 1",
         "nexthop_agent_routes_failed{nic=\"vm1-nic\"} 1",
@@ -389,21 +392,7 @@ http.server.HTTPServer(("10.1.1.4", 8179), H).serve_forever()
     drop(agent);
 
     // --allow: only the branches.
-    let agent = ns
-        .spawn(
-            env!("CARGO_BIN_EXE_nexthop"),
-            &[
-                "agent",
-                "--controller",
-                "http://10.1.1.4:8179",
-                "--nic",
-                "vm1-nic",
-                "--allow",
-                "192.168.0.0/16",
-            ],
-            &wd.file("agent2.log"),
-        )
-        .unwrap();
+    let agent = agent_with(&["--allow", "192.168.0.0/16"], "agent2.log");
     wait_routes(
         &ns,
         "only the branch",
