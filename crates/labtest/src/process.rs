@@ -149,6 +149,13 @@ impl Process {
         let _ = self.child.wait();
     }
 
+    /// Kills the process at once (SIGKILL: no shutdown, no goodbye to its peers, as a crash or
+    /// a host failure) and reaps it. Idempotent.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Returns an error naming the process and quoting the end of its output if it has exited.
     pub(crate) fn check_alive(&mut self) -> io::Result<()> {
         if self.is_running() {

@@ -72,6 +72,41 @@ pub fn specs_from_config(cfg: &config::Config) -> Vec<InstanceSpec> {
         .collect()
 }
 
+/// Which of the config's route server instances this process runs (`nexthop run --instance`):
+/// all of them, or those at the given addresses. One config file then serves every controller
+/// host, each running its own instance.
+#[derive(Clone, Debug, Default)]
+pub struct Only(pub Vec<std::net::Ipv4Addr>);
+
+impl Only {
+    /// The specs of the instances selected, named by their place in the config (the instance
+    /// at the second address is `RouteServiceRole_IN_1` whichever process runs it). An
+    /// address the config does not list is an error.
+    pub fn specs(&self, cfg: &config::Config) -> anyhow::Result<Vec<InstanceSpec>> {
+        let all = specs_from_config(cfg);
+        if self.0.is_empty() {
+            return Ok(all);
+        }
+        for a in &self.0 {
+            if !all.iter().any(|s| s.address == *a) {
+                let listed: Vec<String> = all.iter().map(|s| s.address.to_string()).collect();
+                anyhow::bail!(
+                    "--instance {a}: not one of route_server.instances ({})",
+                    if listed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        listed.join(", ")
+                    }
+                );
+            }
+        }
+        Ok(all
+            .into_iter()
+            .filter(|s| self.0.contains(&s.address))
+            .collect())
+    }
+}
+
 /// A running set of instances, load balancers and the API.
 pub struct Running {
     pub instances: Instances,
@@ -88,11 +123,13 @@ pub struct Running {
 /// fails to start.
 pub async fn start(
     cfg: &config::Config,
+    only: &Only,
     api_addr: SocketAddr,
     auth: crate::token::ApiAuth,
     reload: Option<mpsc::Sender<ReloadRequest>>,
 ) -> anyhow::Result<Running> {
     auth.check_listen(api_addr)?;
+    let specs = only.specs(cfg)?;
     let admin = Arc::new(std::sync::Mutex::new(crate::adminstore::AdminStore::open(
         cfg.state_dir.as_deref(),
     )?));
@@ -102,7 +139,7 @@ pub async fn start(
     );
     // Every socket is bound before anything starts: a refused address starts nothing.
     let mut bound = Vec::new();
-    for s in specs_from_config(cfg) {
+    for s in specs {
         let sock = instance::bind(&s.name, s.address, s.port)?;
         bound.push((s, sock));
     }
@@ -286,9 +323,30 @@ fn load(path: &Path) -> anyhow::Result<config::Config> {
     config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// `nexthop run --config FILE`.
-pub fn run(path: PathBuf) -> anyhow::Result<()> {
-    let cfg = load(&path)?;
+/// What `nexthop run` takes besides the config file.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// `--instance ADDR` (repeatable): run only these instances.
+    pub only: Only,
+    /// `--api-listen ADDR:PORT`: overrides `[api] listen`.
+    pub api_listen: Option<SocketAddr>,
+}
+
+impl RunOptions {
+    /// Loads the config with the command line's overrides applied.
+    fn load(&self, path: &Path) -> anyhow::Result<config::Config> {
+        let mut cfg = load(path)?;
+        if let Some(a) = self.api_listen {
+            cfg.api.listen = a;
+        }
+        Ok(cfg)
+    }
+}
+
+/// `nexthop run --config FILE [--instance ADDR]... [--api-listen ADDR:PORT]`.
+pub fn run(path: PathBuf, opts: RunOptions) -> anyhow::Result<()> {
+    let cfg = opts.load(&path)?;
+    opts.only.specs(&cfg)?;
     let open_files = match linux::raise_open_files_limit() {
         Ok((before, now)) => {
             info!(before, now, "open files limit (RLIMIT_NOFILE)");
@@ -306,7 +364,7 @@ pub fn run(path: PathBuf) -> anyhow::Result<()> {
     rt.block_on(async move {
         let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
         let auth = crate::token::ApiAuth::load(&cfg.api)?;
-        let running = start(&cfg, cfg.api.listen, auth, Some(reload_tx)).await?;
+        let running = start(&cfg, &opts.only, cfg.api.listen, auth, Some(reload_tx)).await?;
         info!(api = %cfg.api.listen, "nexthop running");
         eprintln!(
             "nexthop: running {} (API on http://{}; open files limit {open_files})",
@@ -324,18 +382,18 @@ pub fn run(path: PathBuf) -> anyhow::Result<()> {
                 _ = hup.recv() => None,
                 r = reload_rx.recv() => r,
             };
-            let result = match load(&path) {
-                Ok(new) if new.state_dir != cfg.state_dir => Err(format!(
+            let result = match opts.load(&path).and_then(|c| opts.only.specs(&c).map(|s| (c, s))) {
+                Ok((new, _)) if new.state_dir != cfg.state_dir => Err(format!(
                     "config not applied, nothing changed: {}: state_dir changed; restart nexthop to move it",
                     path.display()
                 )),
-                Ok(new) if new.api != cfg.api => Err(format!(
+                Ok((new, _)) if new.api != cfg.api => Err(format!(
                     "config not applied, nothing changed: {}: [api] changed (listen or tokens); restart nexthop to apply it",
                     path.display()
                 )),
-                Ok(new) => match apply(
+                Ok((new, specs)) => match apply(
                     &running.instances,
-                    specs_from_config(&new),
+                    specs,
                     Some(running.fabric.clone()),
                 )
                 .await
@@ -353,7 +411,7 @@ pub fn run(path: PathBuf) -> anyhow::Result<()> {
                     }
                     Err(e) => Err(e.to_string()),
                 },
-                Err(e) => Err(format!("config not applied, the running one stays: {e}")),
+                Err(e) => Err(format!("config not applied, the running one stays: {e:#}")),
             };
             match &result {
                 Ok(m) => info!("reloaded: {m}"),

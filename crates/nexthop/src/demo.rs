@@ -165,7 +165,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     // The demo has no tokens: its API stays on loopback (checked by `start`).
-    let running = daemon::start(&cfg, args.api_listen, crate::token::ApiAuth::open(), None).await?;
+    let running = daemon::start(
+        &cfg,
+        &daemon::Only::default(),
+        args.api_listen,
+        crate::token::ApiAuth::open(),
+        None,
+    )
+    .await?;
     println!("  load balancer nva-ilb {LB_FRONTEND} ({}) over {} and {}, HTTP probes every 100 ms (fall 3, rise 2)", args.mode, NVAS[0].1, NVAS[1].1);
     println!("  {FLOWS} simulated flows from vm1-nic 10.1.3.10 to {} go through it; try: nexthop lb show nva-ilb", branch());
 

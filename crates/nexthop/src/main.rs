@@ -53,6 +53,14 @@ enum Command {
     Run {
         #[arg(long)]
         config: std::path::PathBuf,
+        /// Run only the route server instance at this address (repeatable; default: every
+        /// instance of the config). One process per instance, on its own host, is the
+        /// reference's redundancy.
+        #[arg(long = "instance", value_name = "ADDR")]
+        instances: Vec<std::net::Ipv4Addr>,
+        /// Serve the API here instead of `[api] listen` (one config file for every host).
+        #[arg(long, value_name = "ADDR:PORT")]
+        api_listen: Option<std::net::SocketAddr>,
     },
     /// The embedded default: route server instances and emulated NVAs on 127.0.0.0/8.
     Demo(demo::DemoArgs),
@@ -194,7 +202,17 @@ fn real_main() -> anyhow::Result<()> {
     apitls::set_ca_file(cli.ca_file.as_deref());
     match cli.command {
         Command::Demo(args) => demo::run(args),
-        Command::Run { config } => daemon::run(config),
+        Command::Run {
+            config,
+            instances,
+            api_listen,
+        } => daemon::run(
+            config,
+            daemon::RunOptions {
+                only: daemon::Only(instances),
+                api_listen,
+            },
+        ),
         Command::Reload => cli::reload(&cli.api),
         Command::Rib { output } => cli::rib(&cli.api, &output),
         Command::Peers { output } => cli::peers(&cli.api, &output),

@@ -426,12 +426,18 @@ impl Nexthop {
     /// Writes `config` and starts `nexthop run` on it; returns once the API accepts
     /// connections.
     fn start(tag: &str, config: &str, api: SocketAddr) -> Nexthop {
+        Self::start_with(tag, config, api, &[])
+    }
+
+    /// [`Nexthop::start`] with more arguments for `nexthop run` (`--instance`, `--api-listen`).
+    fn start_with(tag: &str, config: &str, api: SocketAddr, args: &[&str]) -> Nexthop {
         let dir = Workdir::new(tag).expect("workdir");
         let file = dir.write("nexthop.toml", config).expect("config written");
         let mut cmd = nexthop();
         cmd.env("NEXTHOP_LOG", "info")
             .args(["run", "--config"])
-            .arg(&file);
+            .arg(&file)
+            .args(args);
         let process = Process::spawn(cmd, "nexthop", &dir.file("nexthop.log")).expect("spawn");
         let mut n = Nexthop {
             process,
@@ -1081,4 +1087,132 @@ fn a_reload_that_cannot_bind_changes_nothing() {
         g1_before,
         "g1 was reset by the good reload"
     );
+}
+
+/// `nexthop run --instance ADDR --api-listen ADDR:PORT`: two processes from one config file are
+/// the reference's two instances. Each runs only its own instance (named by its place in the
+/// config), serves its own API, and a peer's session with one survives the other's kill -9.
+#[test]
+fn one_process_per_instance_from_one_config() {
+    if !labtest::require(&["gobgpd", "gobgp"]) {
+        return;
+    }
+    let port = free_port();
+    // `[api] listen` in the file is never used: each process is given its own.
+    let config = good_config(
+        port,
+        sock("127.0.0.1", free_port()),
+        &[("g1", "127.0.8.10", 65001)],
+    );
+    let (api0, api1) = (
+        sock("127.0.0.1", free_port()),
+        sock("127.0.0.1", free_port()),
+    );
+    let (a0, a1) = (api0.to_string(), api1.to_string());
+    let mut nh0 = Nexthop::start_with(
+        "inst0",
+        &config,
+        api0,
+        &["--instance", INSTANCES[0], "--api-listen", &a0],
+    );
+    let mut nh1 = Nexthop::start_with(
+        "inst1",
+        &config,
+        api1,
+        &["--instance", INSTANCES[1], "--api-listen", &a1],
+    );
+    let g1 = gobgp_peer(65001, "127.0.8.10", port);
+    g1.add_route("192.168.10.0/24", "10.1.0.100", &[]).unwrap();
+
+    let only = |nh: &Nexthop, name: &str| {
+        nh.wait_peers(&format!("g1 Established on {name} only"), |p| {
+            let keys: Vec<&String> = p
+                .as_object()
+                .map(|o| o.keys().collect())
+                .unwrap_or_default();
+            keys == [name]
+                && by_name(p, name)
+                    .get("g1")
+                    .is_some_and(|g| g["state"] == "Established")
+        })
+    };
+    only(&nh0, IN_0);
+    only(&nh1, IN_1);
+    assert!(
+        labtest::wait_until(UP, || go_established(&g1)),
+        "{:?}",
+        go_sessions(&g1)
+    );
+    // Each process listens on its own instance's address only.
+    assert!(accepts(sock(INSTANCES[0], port)) && accepts(sock(INSTANCES[1], port)));
+    assert!(
+        labtest::wait_until(UP, || {
+            [(&nh0, IN_0), (&nh1, IN_1)].iter().all(|(nh, i)| {
+                nh.json(&["rib"]).is_ok_and(|v| {
+                    v[*i]
+                        .as_array()
+                        .is_some_and(|es| es.iter().any(|e| e["network"] == "192.168.10.0/24"))
+                })
+            })
+        }),
+        "both instances learn g1's route"
+    );
+
+    // kill -9 the first: g1's session with the second stays up, and the second keeps answering.
+    let before = go_sessions(&g1);
+    let up_before = by_name(&nh1.peers(), IN_1)["g1"]["uptime"].clone();
+    nh0.process.kill();
+    assert!(!nh0.is_running());
+    assert!(
+        labtest::wait_until(Duration::from_secs(10), || go_sessions(&g1)
+            .get(INSTANCES[0])
+            .is_some_and(|s| s.state != 6)),
+        "g1 sees the killed instance go: {:?}",
+        go_sessions(&g1)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let after = go_sessions(&g1);
+    assert_eq!(after[INSTANCES[1]].state, 6, "{after:?}");
+    assert_eq!(
+        after[INSTANCES[1]].established_at, before[INSTANCES[1]].established_at,
+        "g1's session with the surviving instance never dropped: {before:?} → {after:?}"
+    );
+    let p1 = nh1.peers();
+    assert_eq!(by_name(&p1, IN_1)["g1"]["state"], "Established", "{p1:#}");
+    assert!(
+        by_name(&p1, IN_1)["g1"]["uptime"].as_u64() >= up_before.as_u64(),
+        "{p1:#}"
+    );
+    assert!(nh1.is_running(), "{}", nh1.log());
+}
+
+/// `--instance` with an address the config does not list is refused before anything starts.
+#[test]
+fn an_instance_the_config_does_not_list_is_refused() {
+    let (port, api) = (free_port(), sock("127.0.0.1", free_port()));
+    let dir = Workdir::new("bad-instance").expect("workdir");
+    let file = dir
+        .write(
+            "nexthop.toml",
+            &good_config(port, api, &[("g1", "127.0.8.10", 65001)]),
+        )
+        .expect("config written");
+    let out = nexthop()
+        .args(["run", "--config"])
+        .arg(&file)
+        .args(["--instance", "127.0.8.9"])
+        .output()
+        .expect("nexthop runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "--instance 127.0.8.9: not one of route_server.instances (127.0.8.4, 127.0.8.5)"
+        ),
+        "{stderr}"
+    );
+    assert_refused(api, "no API after a refused --instance");
+    for a in INSTANCES {
+        assert_refused(sock(a, port), "no BGP listener after a refused --instance");
+    }
 }
