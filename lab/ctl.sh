@@ -7,9 +7,10 @@
 #   lab/ctl.sh [--name NAME] mux stop|start
 #       `nexthop lb-mux` on the LB host (stopped, nothing forwards: ip_forward is off there);
 #       LAB_MUX_THREADS=N: its forwarding threads (default: one per CPU)
-#   lab/ctl.sh [--name NAME] controller stop|kill|start
+#   lab/ctl.sh [--name NAME] controller stop|kill|start [1|2]
 #       `nexthop run` (route server, probes, fabric, API): the agent and the mux keep forwarding
-#       on what they last knew (fail static) until it is back
+#       on what they last knew (fail static) until it is back. With two controller processes
+#       (lab/up.sh --controllers 2), 1 is rs (10.1.1.4) and 2 is rs2 (10.1.1.5); default: both
 #
 # LAB_NAME, LAB_DIR and NEXTHOP as for lab/up.sh. Prints the unix time of the action.
 set -euo pipefail
@@ -17,7 +18,7 @@ LAB_NAME=${LAB_NAME:-nh}
 if [ "${1:-}" = --name ]; then LAB_NAME=$2; shift 2; fi
 LAB_DIR=${LAB_DIR:-/tmp/nexthop-lab-$LAB_NAME}
 here=$(cd "$(dirname "$0")" && pwd)
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ -d "$LAB_DIR" ] || { echo "lab/ctl.sh: no lab '$LAB_NAME' ($LAB_DIR missing)" >&2; exit 1; }
 
 # alive PID: running (a zombie, dead but not yet reaped by its new parent, is not).
@@ -59,20 +60,37 @@ case ${1:-} in
     ;;
   controller)
     NEXTHOP=${NEXTHOP:-$(cat "$LAB_DIR/nexthop.bin")}
-    case ${2:-} in
-      stop) stop "$LAB_DIR/nexthop.pid" TERM "controller" ;;
-      kill) stop "$LAB_DIR/nexthop.pid" KILL "controller" ;;
-      start) start "$LAB_DIR/nexthop.pid" "$LAB_DIR/nexthop.log" "$LAB_NAME-rs" "controller" \
-        "$NEXTHOP" run --config "$LAB_DIR/nexthop.toml" ;;
-      *) usage ;;
-    esac
+    n=$(cat "$LAB_DIR/controllers" 2>/dev/null || echo 1)
+    which=${3:-all}
+    case $which in all) which=$(seq "$n") ;; 1 | 2) [ "$which" -le "$n" ] || usage ;; *) usage ;; esac
+    for c in $which; do
+      # controller c: its pid/log name, namespace and instance.
+      case $c in
+        1) name=nexthop host=rs inst=10.1.1.4 ;;
+        2) name=nexthop2 host=rs2 inst=10.1.1.5 ;;
+      esac
+      only=()
+      [ "$n" = 2 ] && only=(--instance "$inst")
+      what=controller
+      [ "$n" = 2 ] && what="controller $c"
+      case ${2:-} in
+        stop) stop "$LAB_DIR/$name.pid" TERM "$what" ;;
+        kill) stop "$LAB_DIR/$name.pid" KILL "$what" ;;
+        start) start "$LAB_DIR/$name.pid" "$LAB_DIR/$name.log" "$LAB_NAME-$host" "$what" \
+          "$NEXTHOP" run --config "$LAB_DIR/nexthop.toml" "${only[@]}" ;;
+        *) usage ;;
+      esac
+    done
     ;;
   mux)
     NEXTHOP=${NEXTHOP:-$(cat "$LAB_DIR/nexthop.bin")}
     case ${2:-} in
       stop) stop "$LAB_DIR/lb-mux.pid" TERM "mux" ;;
-      start) start "$LAB_DIR/lb-mux.pid" "$LAB_DIR/lb-mux.log" "$LAB_NAME-lb" "mux" \
-        "$NEXTHOP" lb-mux --controller http://10.1.1.4:8179 --lb nva-ilb --interface eth0 \
+      start)
+        follow=(--controller http://10.1.1.4:8179)
+        [ "$(cat "$LAB_DIR/controllers" 2>/dev/null || echo 1)" = 2 ] && follow+=(--controller http://10.1.1.5:8179)
+        start "$LAB_DIR/lb-mux.pid" "$LAB_DIR/lb-mux.log" "$LAB_NAME-lb" "mux" \
+        "$NEXTHOP" lb-mux "${follow[@]}" --lb nva-ilb --interface eth0 \
         --threads "${LAB_MUX_THREADS:-0}" ;;
       *) usage ;;
     esac

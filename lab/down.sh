@@ -36,7 +36,7 @@ done
 if [ -s "$LAB_DIR/namespaces" ]; then
   namespaces=$(cat "$LAB_DIR/namespaces")
 else
-  namespaces=$(for h in sw vm1 lb rs nva1 nva2 branch; do echo "$LAB_NAME-$h"; done)
+  namespaces=$(for h in sw vm1 lb rs rs2 nva1 nva2 branch; do echo "$LAB_NAME-$h"; done)
 fi
 for n in $namespaces; do
   ip netns list | grep -q "^$n\( \|$\)" || continue

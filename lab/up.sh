@@ -12,6 +12,10 @@
 #   (vm1-nic's routes      (ip_forward=0: only the mux      LB probes, fabric, API :8179)
 #    into the kernel)       forwards)
 #
+# With --controllers 2 the two route server instances run as the reference runs them: one
+# `nexthop run --instance ADDR` per host, rs (10.1.1.4) and rs2 (10.1.1.5), from the same config
+# file; the agent and the mux follow both (`--controller` twice).
+#
 # vm1's route to the branch is not configured anywhere: the NVAs advertise 192.168.10.0/24 with
 # next hop 10.1.0.100 (the seed's route-map), the route server programs it into the hub, the
 # agent on vm1 installs it (`proto 200`), and the mux sends each flow to the NVA the load
@@ -19,8 +23,8 @@
 # knows nothing of the load balancer would.
 #
 # Usage: lab/up.sh [--name NAME] [--mode active-passive|active-active] [--interval-ms N]
-#                  [--rise N] [--fall N] [--nexthop PATH]
-# Environment (same meaning): LAB_NAME (nh), LAB_MODE, LAB_INTERVAL_MS (100), LAB_RISE (2),
+#                  [--rise N] [--fall N] [--controllers 1|2] [--nexthop PATH]
+# Environment (same meaning): LAB_NAME (nh), LAB_MODE, LAB_INTERVAL_MS (100), LAB_RISE (2), LAB_CONTROLLERS (1),
 # LAB_FALL (3), LAB_MUX_THREADS (0: one per CPU), NEXTHOP (target/release/nexthop, else `nexthop` on PATH), LAB_DIR
 # (/tmp/nexthop-lab-NAME: configs, logs, pid files). Stop it with lab/down.sh [--name NAME].
 set -euo pipefail
@@ -30,6 +34,7 @@ LAB_MODE=${LAB_MODE:-active-passive}
 LAB_INTERVAL_MS=${LAB_INTERVAL_MS:-100}
 LAB_RISE=${LAB_RISE:-2}
 LAB_FALL=${LAB_FALL:-3}
+LAB_CONTROLLERS=${LAB_CONTROLLERS:-1}
 here=$(cd "$(dirname "$0")" && pwd)
 while [ $# -gt 0 ]; do
   case $1 in
@@ -38,6 +43,7 @@ while [ $# -gt 0 ]; do
     --interval-ms) LAB_INTERVAL_MS=$2; shift 2 ;;
     --rise) LAB_RISE=$2; shift 2 ;;
     --fall) LAB_FALL=$2; shift 2 ;;
+    --controllers) LAB_CONTROLLERS=$2; shift 2 ;;
     --nexthop) NEXTHOP=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "lab/up.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
@@ -49,6 +55,7 @@ export PATH="$PATH:/usr/lib/frr:/usr/sbin:/sbin"
 die() { echo "lab/up.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
 case $LAB_MODE in active-passive | active-active) ;; *) die "--mode must be active-passive or active-active, not '$LAB_MODE'" ;; esac
+case $LAB_CONTROLLERS in 1 | 2) ;; *) die "--controllers must be 1 or 2, not '$LAB_CONTROLLERS'" ;; esac
 if [ -z "${NEXTHOP:-}" ]; then
   if [ -x "$here/../target/release/nexthop" ]; then
     NEXTHOP=$(cd "$here/.." && pwd)/target/release/nexthop
@@ -66,6 +73,7 @@ PY=/usr/bin/python3
 
 ns() { echo "$LAB_NAME-$1"; }
 HOSTS="vm1 lb rs nva1 nva2 branch"
+[ "$LAB_CONTROLLERS" = 2 ] && HOSTS="$HOSTS rs2"
 for h in sw $HOSTS; do
   if ip netns list | grep -qx "$(ns $h)\( (id: [0-9]*)\)\?"; then
     die "namespace $(ns $h) exists: lab '$LAB_NAME' is up already (lab/down.sh --name $LAB_NAME)"
@@ -76,6 +84,7 @@ rm -rf "$LAB_DIR"
 mkdir -p "$LAB_DIR"
 echo "$LAB_NAME" >"$LAB_DIR/name"
 echo "$NEXTHOP" >"$LAB_DIR/nexthop.bin"
+echo "$LAB_CONTROLLERS" >"$LAB_DIR/controllers"
 # The API listens beyond loopback, so it needs an admin token (state-changing calls: reload,
 # lb set-admin): `NEXTHOP_TOKEN_FILE=$LAB_DIR/admin.token nexthop ...`. Owner-only, as required.
 (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$LAB_DIR/admin.token")
@@ -125,12 +134,18 @@ link() {
   in_ns "$host" ip link set "$ifname" up
 }
 for h in vm1 lb rs nva1 nva2; do link $h eth0 hub; done
+[ "$LAB_CONTROLLERS" = 2 ] && link rs2 eth0 hub
 for h in nva1 nva2 branch; do link $h eth1 branch; done
 
 in_ns vm1 ip addr add 10.1.3.10/16 dev eth0
 in_ns lb ip addr add 10.1.0.100/16 dev eth0
 in_ns rs ip addr add 10.1.1.4/16 dev eth0
-in_ns rs ip addr add 10.1.1.5/16 dev eth0
+if [ "$LAB_CONTROLLERS" = 2 ]; then
+  in_ns rs2 ip addr add 10.1.1.5/16 dev eth0
+  in_ns rs2 sysctl -qw net.ipv4.ip_forward=0
+else
+  in_ns rs ip addr add 10.1.1.5/16 dev eth0
+fi
 in_ns nva1 ip addr add 10.1.2.10/16 dev eth0
 in_ns nva1 ip addr add 192.168.10.2/24 dev eth1
 in_ns nva2 ip addr add 10.1.2.11/16 dev eth0
@@ -234,22 +249,35 @@ address = "10.1.3.10"
 listen = "0.0.0.0:8179"
 admin_token_file = "$LAB_DIR/admin.token"
 EOF
-start nexthop rs "$NEXTHOP" run --config "$LAB_DIR/nexthop.toml"
+# controller N: its namespace, pid/log name, and what it runs.
+if [ "$LAB_CONTROLLERS" = 2 ]; then
+  start nexthop rs "$NEXTHOP" run --config "$LAB_DIR/nexthop.toml" --instance 10.1.1.4
+  start nexthop2 rs2 "$NEXTHOP" run --config "$LAB_DIR/nexthop.toml" --instance 10.1.1.5
+  CONTROLLERS="rs rs2"
+  SESSIONS=2
+  FOLLOW=(--controller http://10.1.1.4:8179 --controller http://10.1.1.5:8179)
+else
+  start nexthop rs "$NEXTHOP" run --config "$LAB_DIR/nexthop.toml"
+  CONTROLLERS="rs"
+  SESSIONS=4
+  FOLLOW=(--controller http://10.1.1.4:8179)
+fi
 
-API=http://10.1.1.4:8179
-wait_for "the controller's API" 20 in_ns rs "$NEXTHOP" --api http://127.0.0.1:8179 peers
 established() {
-  [ "$(in_ns rs "$NEXTHOP" --api http://127.0.0.1:8179 peers -o json | grep -o '"Established"' | wc -l)" = 4 ]
+  [ "$(in_ns "$1" "$NEXTHOP" --api http://127.0.0.1:8179 peers -o json | grep -o '"Established"' | wc -l)" = "$SESSIONS" ]
 }
-wait_for "4 BGP sessions (nva1, nva2 x 2 instances) Established" 40 established
 lb_up() {
-  [ "$(in_ns rs "$NEXTHOP" --api http://127.0.0.1:8179 lb show nva-ilb -o json | grep -o '"health": *"up"' | wc -l)" = 2 ]
+  [ "$(in_ns "$1" "$NEXTHOP" --api http://127.0.0.1:8179 lb show nva-ilb -o json | grep -o '"health": *"up"' | wc -l)" = 2 ]
 }
-wait_for "both NVAs healthy" 20 lb_up
+for c in $CONTROLLERS; do
+  wait_for "the controller's API on $c" 20 in_ns "$c" "$NEXTHOP" --api http://127.0.0.1:8179 peers
+  wait_for "$SESSIONS BGP sessions (nva1, nva2 x instances) Established on $c" 40 established "$c"
+  wait_for "both NVAs healthy on $c" 20 lb_up "$c"
+done
 
 # ------------------------------------------------------------------ data plane
-start agent vm1 "$NEXTHOP" agent --controller "$API" --nic vm1-nic
-start lb-mux lb "$NEXTHOP" lb-mux --controller "$API" --lb nva-ilb --interface eth0 \
+start agent vm1 "$NEXTHOP" agent "${FOLLOW[@]}" --nic vm1-nic
+start lb-mux lb "$NEXTHOP" lb-mux "${FOLLOW[@]}" --lb nva-ilb --interface eth0 \
   --threads "${LAB_MUX_THREADS:-0}"
 routed() { in_ns vm1 ip -4 route show proto 200 | grep -q '^192.168.10.0/24 via 10.1.0.100'; }
 wait_for "the agent's route on vm1" 20 routed
@@ -259,7 +287,7 @@ wait_for "a connection vm1 -> branch through the load balancer" 20 \
 
 trap - ERR
 cat <<EOF
-lab '$LAB_NAME' is up ($LAB_MODE, probes every $LAB_INTERVAL_MS ms, rise $LAB_RISE, fall $LAB_FALL); files in $LAB_DIR
+lab '$LAB_NAME' is up ($LAB_MODE, $LAB_CONTROLLERS controller process(es), probes every $LAB_INTERVAL_MS ms, rise $LAB_RISE, fall $LAB_FALL); files in $LAB_DIR
   vm1 routes:      ip netns exec $(ns vm1) ip route
   try it:          ip netns exec $(ns vm1) curl -s http://192.168.10.1/
   route server:    ip netns exec $(ns rs) $NEXTHOP peers      (also: rib, routes learned --peer nva1, effective-routes --nic vm1-nic)
@@ -269,6 +297,6 @@ lab '$LAB_NAME' is up ($LAB_MODE, probes every $LAB_INTERVAL_MS ms, rise $LAB_RI
   watch a NVA:     ip netns exec $(ns nva1) tcpdump -ni eth1 tcp
   FRR:             ip netns exec $(ns nva1) vtysh --vty_socket $LAB_DIR/nva1 -c 'show bgp summary'
   fail nva1:       lab/ctl.sh --name $LAB_NAME health nva1 stop    (and: start; probes are logged in $LAB_DIR/nva1-probes.log)
-  controller:      lab/ctl.sh --name $LAB_NAME controller kill|stop|start
+  controller:      lab/ctl.sh --name $LAB_NAME controller kill|stop|start [1|2]   (default: every controller)
   stop the lab:    lab/down.sh --name $LAB_NAME
 EOF

@@ -1,17 +1,24 @@
-//! What `nexthop agent` decides, sans-IO: it follows one NIC's effective routes from the
-//! controller and says which kernel routes (`PREFIX via NEXT_HOP proto 200`) to program.
+//! What `nexthop agent` decides, sans-IO: it follows one NIC's effective routes from one or
+//! more controllers and says which kernel routes (`PREFIX via NEXT_HOP proto 200`) to program.
 //!
 //! ```text
-//!  answer text ──Input::Answer──> strict read ──merge──> RouteMap ──desired()──┐
-//!  no answer ───Input::Unreachable──> nothing changes (fail static)           v
-//!  reconcile result ──Input::Reconciled──>            Effect::Program(routes) / Effect::Wait
+//!  answer text of controller i ──Input::Answer(i)──> strict read ──merge──> its RouteMap ──┐
+//!  no answer from i ──Input::Unreachable(i)──> its map stays (fail static)                 v
+//!  reconcile result ──Input::Reconciled──>     union of the controllers' routes ──> Effect::Program
 //! ```
 //!
-//! Fail static: while the controller is unreachable, or answers something this agent does not
-//! understand (an unknown or missing field, an unknown value), the programmed routes stay; the
-//! next question is the whole table. After a reconnect, routes the controller no longer lists
-//! are removed only once the grace period has passed: a restarted controller relearns its BGP
+//! Fail static: while a controller is unreachable, or answers something this agent does not
+//! understand (an unknown or missing field, an unknown value), what it last said stays; its next
+//! question is the whole table. After a reconnect, routes a controller no longer lists are
+//! removed only once the grace period has passed: a restarted controller relearns its BGP
 //! routes first. Additions and changes apply at once.
+//!
+//! Several controllers (one per route server instance, on separate hosts): the kernel gets the
+//! union of what they say, per prefix. A silent controller's last answer counts until
+//! `stale_after` has passed while another controller answers; then it is dropped (with no
+//! other controller answering, it is kept: fail static). Where controllers disagree on a
+//! prefix's gateway, the first controller (in the order given) that answers wins, then the
+//! silent ones in order.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -36,13 +43,16 @@ pub const RETRY: Duration = Duration::from_secs(1);
 /// The longest pause after failed reconciles in a row (the pause doubles from [`RETRY`]).
 pub const MAX_RETRY: Duration = Duration::from_secs(32);
 
-/// What the follower is told.
+/// How long a silent controller's last answer counts while another one answers (`--stale-after`).
+pub const STALE_AFTER: Duration = Duration::from_secs(300);
+
+/// What the follower is told. Controllers are numbered in the order they were given.
 #[derive(Debug)]
 pub enum Input<'a> {
-    /// The text of an answer to the question [`Follower::poll_path`] gave.
-    Answer(&'a str),
-    /// No answer (connection refused, timeout, an error status): why.
-    Unreachable(String),
+    /// The text of controller `.0`'s answer to the question [`Follower::poll_path`] gave.
+    Answer(usize, &'a str),
+    /// No answer from controller `.0` (connection refused, timeout, an error status): why.
+    Unreachable(usize, String),
     /// The result of the last [`Effect::Program`].
     Reconciled(Result<(), String>),
 }
@@ -52,16 +62,44 @@ pub enum Input<'a> {
 pub enum Effect {
     /// Make the kernel's nexthop-owned routes exactly these, then report [`Input::Reconciled`].
     Program(Vec<KernelRoute>),
-    /// Wait this long before the next question.
+    /// Wait this long before asking again the controller whose input this answers.
     Wait(Duration),
+}
+
+/// What one controller said, and whether it is heard.
+#[derive(Debug, Default)]
+struct Source {
+    map: RouteMap,
+    /// The version of its last answer merged; None: the next question is the whole table.
+    version: Option<u64>,
+    reachable: bool,
+    /// When its last answer was understood.
+    heard: Option<Instant>,
+    grace_until: Option<Instant>,
+    /// What it asked for when it went silent: kept during its grace period after it is back.
+    held: Vec<KernelRoute>,
+    /// Silent for longer than `stale_after` while another answered: it counts for nothing.
+    stale: bool,
+}
+
+impl Source {
+    /// The kernel routes this controller asks for now.
+    fn wants(&self, now: Instant) -> Vec<KernelRoute> {
+        if self.stale {
+            return Vec::new();
+        }
+        let want = desired(&self.map);
+        match self.grace_until {
+            Some(until) if now < until => with_grace(&want, &self.held),
+            _ => want,
+        }
+    }
 }
 
 /// The state of one agent.
 #[derive(Debug)]
 pub struct Follower {
-    map: RouteMap,
-    /// The version of the last answer merged; None: the next question is the whole table.
-    version: Option<u64>,
+    sources: Vec<Source>,
     /// What the kernel was last programmed to (reported by [`Input::Reconciled`]).
     programmed: Vec<KernelRoute>,
     /// Asked to program, not yet reported.
@@ -69,9 +107,8 @@ pub struct Follower {
     /// The kernel must be reconciled again even if `programmed` matches (after a failure or a
     /// reconnect: something may have changed it meanwhile).
     dirty: bool,
-    reachable: bool,
     grace: Duration,
-    grace_until: Option<Instant>,
+    stale_after: Duration,
     /// Failed reconciles in a row (a route the kernel keeps refusing): the pause doubles.
     failures: u32,
 }
@@ -160,34 +197,40 @@ pub fn with_grace(desired: &[KernelRoute], kept: &[KernelRoute]) -> Vec<KernelRo
 }
 
 impl Follower {
-    /// A new agent: it asks for the whole table first and programs what it says (routes left
-    /// in the kernel from before it started and not listed are removed at once).
+    /// An agent following one controller.
     pub fn new(grace: Duration) -> Self {
+        Self::with_controllers(1, grace, STALE_AFTER)
+    }
+
+    /// An agent following `n` controllers (at least one). It asks each for the whole table
+    /// first and programs what they say (routes left in the kernel from before it started and
+    /// not listed are removed at once).
+    pub fn with_controllers(n: usize, grace: Duration, stale_after: Duration) -> Self {
         Self {
-            map: RouteMap::new(),
-            version: None,
+            sources: (0..n.max(1))
+                .map(|_| Source {
+                    reachable: true,
+                    ..Source::default()
+                })
+                .collect(),
             programmed: Vec::new(),
             pending: None,
             dirty: true,
-            reachable: true,
             grace,
-            grace_until: None,
+            stale_after,
             failures: 0,
         }
     }
 
-    /// The next question: the whole table, or a long poll from the version held (short during
-    /// the grace period, so its end is noticed).
-    pub fn poll_path(&self, nic: &str) -> String {
-        let wait = if self.grace_until.is_some() {
-            1
-        } else {
-            WAIT_S
-        };
+    /// The next question to controller `from`: the whole table, or a long poll from the
+    /// version held (short during its grace period, so the end is noticed).
+    pub fn poll_path(&self, from: usize, nic: &str) -> String {
+        let s = &self.sources[from];
+        let wait = if s.grace_until.is_some() { 1 } else { WAIT_S };
         EffectiveRoutesQuery {
             nic: Some(nic.to_string()),
-            since: self.version,
-            wait: self.version.map(|_| wait),
+            since: s.version,
+            wait: s.version.map(|_| wait),
         }
         .path()
     }
@@ -197,23 +240,40 @@ impl Follower {
         &self.programmed
     }
 
-    pub fn version(&self) -> Option<u64> {
-        self.version
+    /// The version of controller `from`'s last answer.
+    pub fn version(&self, from: usize) -> Option<u64> {
+        self.sources[from].version
+    }
+
+    /// Per controller: whether its last answer came and its routes count (not stale).
+    pub fn heard(&self) -> Vec<bool> {
+        self.sources
+            .iter()
+            .map(|s| s.reachable && !s.stale)
+            .collect()
     }
 
     pub fn handle(&mut self, now: Instant, input: Input<'_>) -> Vec<Effect> {
         match input {
-            Input::Unreachable(why) => {
-                if self.reachable {
-                    warn!(error = %why, "controller unreachable: keeping the kernel routes (fail static), retrying every second");
-                    self.grace_until = None;
+            Input::Unreachable(from, why) => {
+                let s = &mut self.sources[from];
+                if s.reachable {
+                    warn!(controller = from, error = %why, "controller unreachable: keeping its routes (fail static), retrying every second");
+                    s.held = s.wants(now);
+                    s.grace_until = None;
                 }
-                self.reachable = false;
-                self.version = None;
+                s.reachable = false;
+                s.version = None;
                 self.dirty = true;
-                vec![Effect::Wait(RETRY)]
+                // Only a controller going stale changes what the kernel should hold.
+                let mut fx = Vec::new();
+                if self.expire(now) {
+                    fx.extend(self.program(now));
+                }
+                fx.push(Effect::Wait(RETRY));
+                fx
             }
-            Input::Answer(body) => self.answer(now, body),
+            Input::Answer(from, body) => self.answer(now, from, body),
             Input::Reconciled(Ok(())) => {
                 if let Some(p) = self.pending.take() {
                     self.programmed = p;
@@ -224,12 +284,14 @@ impl Follower {
             }
             Input::Reconciled(Err(e)) => {
                 // Some routes went in and some did not: what was asked stands as the grace
-                // period's reference, and the whole table is asked again after a pause that
+                // period's reference, and the whole tables are asked again after a pause that
                 // doubles while the kernel keeps refusing.
                 if let Some(p) = self.pending.take() {
                     self.programmed = p;
                 }
-                self.version = None;
+                for s in &mut self.sources {
+                    s.version = None;
+                }
                 self.dirty = true;
                 let wait = RETRY
                     .saturating_mul(1 << self.failures.min(5))
@@ -241,41 +303,90 @@ impl Follower {
         }
     }
 
-    fn answer(&mut self, now: Instant, body: &str) -> Vec<Effect> {
-        if !self.reachable {
-            info!(grace = ?self.grace, "controller back: reconciling the whole table (removals after the grace period)");
-            self.reachable = true;
-            self.grace_until = Some(now + self.grace);
+    /// Marks stale the silent controllers not heard for `stale_after` while another one is
+    /// heard; true when one went stale now.
+    fn expire(&mut self, now: Instant) -> bool {
+        if !self.sources.iter().any(|s| s.reachable) {
+            return false;
         }
-        let answer = match take_answer(&mut self.map, body) {
+        let mut changed = false;
+        for (i, s) in self.sources.iter_mut().enumerate() {
+            let silent_since = s
+                .heard
+                .map_or(true, |h| now.duration_since(h) >= self.stale_after);
+            if !s.reachable && !s.stale && silent_since {
+                warn!(controller = i, after = ?self.stale_after, "controller silent too long while another answers: its routes no longer count");
+                s.stale = true;
+                s.map.clear();
+                s.held.clear();
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// What the controllers ask for together: per prefix, the gateway of the first controller
+    /// that answers and lists it, else of the first silent one.
+    fn union(&self, now: Instant) -> Vec<KernelRoute> {
+        let mut m: BTreeMap<linux::Prefix, Ipv4Addr> = BTreeMap::new();
+        for heard in [true, false] {
+            for s in self.sources.iter().filter(|s| s.reachable == heard) {
+                for (p, gw) in s.wants(now) {
+                    m.entry(p).or_insert(gw);
+                }
+            }
+        }
+        m.into_iter().collect()
+    }
+
+    /// An [`Effect::Program`] when the union differs from the kernel (or the kernel is dirty).
+    fn program(&mut self, now: Instant) -> Option<Effect> {
+        for s in &mut self.sources {
+            if s.grace_until.is_some_and(|until| now >= until) {
+                s.grace_until = None;
+            }
+        }
+        let want = self.union(now);
+        if !self.dirty && self.programmed == want {
+            return None;
+        }
+        self.pending = Some(want.clone());
+        Some(Effect::Program(want))
+    }
+
+    fn answer(&mut self, now: Instant, from: usize, body: &str) -> Vec<Effect> {
+        let grace = self.grace;
+        let s = &mut self.sources[from];
+        if !s.reachable {
+            info!(
+                controller = from,
+                ?grace,
+                "controller back: taking its whole table (removals after the grace period)"
+            );
+            s.reachable = true;
+            s.stale = false;
+            s.grace_until = Some(now + grace);
+        }
+        let answer = match take_answer(&mut s.map, body) {
             Ok(a) => a,
             Err(e) => {
-                warn!(error = %e, "bad answer from the controller: keeping the kernel routes; fetching the whole table");
-                self.version = None;
+                warn!(controller = from, error = %e, "bad answer from the controller: keeping its routes; fetching the whole table");
+                s.version = None;
                 return vec![Effect::Wait(RETRY)];
             }
         };
-        self.version = Some(answer.version);
+        s.version = Some(answer.version);
+        s.heard = Some(now);
         if let Some(changed) = answer.changed.as_ref().filter(|c| !c.is_empty()) {
             info!(
+                controller = from,
                 version = answer.version,
                 ?changed,
                 "effective routes changed"
             );
         }
-        let mut want = desired(&self.map);
-        if let Some(until) = self.grace_until {
-            if now < until {
-                want = with_grace(&want, &self.programmed);
-            } else {
-                self.grace_until = None;
-            }
-        }
-        if !self.dirty && self.programmed == want {
-            return Vec::new();
-        }
-        self.pending = Some(want.clone());
-        vec![Effect::Program(want)]
+        self.expire(now);
+        self.program(now).into_iter().collect()
     }
 }
 
@@ -458,16 +569,19 @@ mod tests {
     #[test]
     fn paths() {
         let mut f = Follower::new(Duration::from_secs(10));
-        assert_eq!(f.poll_path("vm1-nic"), "/v1/effective-routes?nic=vm1-nic");
         assert_eq!(
-            f.poll_path("nic a&b"),
+            f.poll_path(0, "vm1-nic"),
+            "/v1/effective-routes?nic=vm1-nic"
+        );
+        assert_eq!(
+            f.poll_path(0, "nic a&b"),
             "/v1/effective-routes?nic=nic%20a%26b"
         );
         let now = Instant::now();
         let full = json!({"value": [], "version": 7}).to_string();
-        f.handle(now, Input::Answer(&full));
+        f.handle(now, Input::Answer(0, &full));
         assert_eq!(
-            f.poll_path("vm1-nic"),
+            f.poll_path(0, "vm1-nic"),
             "/v1/effective-routes?nic=vm1-nic&since=7&wait=20"
         );
     }

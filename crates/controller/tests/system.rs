@@ -246,18 +246,37 @@ impl Sim {
     /// `name` announces `prefixes` via `next_hop`: the UPDATE goes through its wire encoding
     /// and is decoded as the peer's task would.
     fn announce(&mut self, name: &str, prefixes: &[&str], next_hop: &str) {
-        let id = self.id(name);
-        let asn = self.owner.peer(id).unwrap().spec.asn;
-        let u = UpdateMessage {
-            withdrawn: Vec::new(),
-            attrs: PathAttributes {
-                origin: Some(Origin::Igp),
-                as_path: Some(AsPath::from_sequence(vec![asn])),
-                next_hop: Some(ip(next_hop)),
-                ..Default::default()
+        let asn = self.owner.peer(self.id(name)).unwrap().spec.asn;
+        self.update(
+            name,
+            UpdateMessage {
+                withdrawn: Vec::new(),
+                attrs: PathAttributes {
+                    origin: Some(Origin::Igp),
+                    as_path: Some(AsPath::from_sequence(vec![asn])),
+                    next_hop: Some(ip(next_hop)),
+                    ..Default::default()
+                },
+                nlri: prefixes.iter().map(|p| pfx(p)).collect(),
             },
-            nlri: prefixes.iter().map(|p| pfx(p)).collect(),
-        };
+        );
+    }
+
+    /// `name` withdraws `prefixes`.
+    fn withdraw(&mut self, name: &str, prefixes: &[&str]) {
+        self.update(
+            name,
+            UpdateMessage {
+                withdrawn: prefixes.iter().map(|p| pfx(p)).collect(),
+                attrs: PathAttributes::default(),
+                nlri: Vec::new(),
+            },
+        );
+    }
+
+    /// `u` from `name`, through its wire encoding.
+    fn update(&mut self, name: &str, u: UpdateMessage) {
+        let id = self.id(name);
         let mut bytes = Vec::new();
         u.emit(&CTX, &mut bytes);
         let (m, _) = Message::decode(&bytes, &CTX).unwrap();
@@ -603,49 +622,48 @@ fn topology(lb_region: &str) -> Topology {
     )
 }
 
-/// A controller (both instances and the fabric, as `nexthop run` wires them) and one agent.
-struct World {
+/// One controller process: its route server instances and its fabric, as `nexthop run` wires
+/// them.
+struct Controller {
     instances: Vec<Sim>,
     fabric: Fabric,
-    agent: Follower,
-    /// What the agent's kernel holds (proto 200).
-    kernel: Vec<KernelRoute>,
-    /// The controller answers (false: it is down).
+    /// It answers (false: it is down).
     up: bool,
-    now: Instant,
 }
 
-const GRACE: Duration = Duration::from_secs(30);
-
-impl World {
-    fn new(lb_region: &str, tracking: bool) -> Self {
+impl Controller {
+    /// A controller running the instances at `addresses` (of the seed's two).
+    fn new(lb_region: &str, tracking: bool, addresses: &[usize]) -> Self {
         Self {
-            instances: Self::instances(),
+            instances: Self::instances(addresses),
             fabric: Fabric::new(topology(lb_region), tracking),
-            agent: Follower::new(GRACE),
-            kernel: Vec::new(),
             up: true,
-            now: Instant::now(),
         }
     }
 
-    fn instances() -> Vec<Sim> {
-        vec![
-            Sim::new(spec("RouteServiceRole_IN_0", "10.1.1.4")),
-            Sim::new(spec("RouteServiceRole_IN_1", "10.1.1.5")),
-        ]
+    fn instances(addresses: &[usize]) -> Vec<Sim> {
+        const ALL: [&str; 2] = ["10.1.1.4", "10.1.1.5"];
+        addresses
+            .iter()
+            .map(|&i| Sim::new(spec(&format!("RouteServiceRole_IN_{i}"), ALL[i])))
+            .collect()
     }
 
-    /// A restarted controller: new instances (no session, nothing learned) and a new fabric
+    /// Restarted: the same instances, new (no session, nothing learned), and a new fabric
     /// whose versions start again from 0.
-    fn restart_controller(&mut self) {
+    fn restart(&mut self) {
         let topo = self.fabric.topology().clone();
-        self.instances = Self::instances();
+        let addresses: Vec<usize> = self
+            .instances
+            .iter()
+            .map(|s| usize::from(s.owner.spec().address == ip("10.1.1.5")))
+            .collect();
+        self.instances = Self::instances(&addresses);
         self.fabric = Fabric::new(topo, false);
         self.up = true;
     }
 
-    /// Both NVAs up on both instances, each announcing `prefix` via the LB frontend.
+    /// Both NVAs up on each instance, each announcing `prefix` via the LB frontend.
     fn nvas_announce(&mut self, prefix: &str) {
         for sim in &mut self.instances {
             for nva in ["nva1", "nva2"] {
@@ -657,9 +675,8 @@ impl World {
         }
     }
 
-    /// The fabric takes the instances' batches, then the agent asks once and programs what it
-    /// is told.
-    fn settle(&mut self) {
+    /// The fabric takes the instances' batches.
+    fn feed(&mut self) {
         for sim in &mut self.instances {
             let name = sim.owner.spec().name.clone();
             for (reset, routes) in sim.batches.drain(..) {
@@ -676,24 +693,79 @@ impl World {
                 }
             }
         }
-        let answer = self.answer();
-        self.agent_hears(answer);
     }
 
-    /// The controller's answer to the agent's next question, as the API writes it.
-    fn answer(&self) -> Option<String> {
+    /// Its answer to an agent holding `version`, as the API writes it.
+    fn answer(&self, version: Option<u64>) -> Option<String> {
         if !self.up {
             return None;
         }
         let t = self.fabric.nic_table("vm1-nic").unwrap();
-        let a = controller::views::effective_routes(&t, self.agent.version());
+        let a = controller::views::effective_routes(&t, version);
         Some(serde_json::to_string(&a).unwrap())
     }
+}
 
-    fn agent_hears(&mut self, answer: Option<String>) -> Vec<follower::Effect> {
+/// Controllers and one agent that follows vm1-nic on all of them.
+struct World {
+    ctls: Vec<Controller>,
+    agent: Follower,
+    /// What the agent's kernel holds (proto 200).
+    kernel: Vec<KernelRoute>,
+    now: Instant,
+}
+
+const GRACE: Duration = Duration::from_secs(30);
+const STALE_AFTER: Duration = Duration::from_secs(300);
+
+impl World {
+    /// One controller process running both instances.
+    fn new(lb_region: &str, tracking: bool) -> Self {
+        Self::with(vec![Controller::new(lb_region, tracking, &[0, 1])])
+    }
+
+    /// The reference's shape: one controller process per instance, the agent following both.
+    fn two_processes() -> Self {
+        Self::with(vec![
+            Controller::new("westeurope", false, &[0]),
+            Controller::new("westeurope", false, &[1]),
+        ])
+    }
+
+    fn with(ctls: Vec<Controller>) -> Self {
+        Self {
+            agent: Follower::with_controllers(ctls.len(), GRACE, STALE_AFTER),
+            ctls,
+            kernel: Vec::new(),
+            now: Instant::now(),
+        }
+    }
+
+    /// The only (first) controller.
+    fn ctl(&mut self) -> &mut Controller {
+        &mut self.ctls[0]
+    }
+
+    fn nvas_announce(&mut self, prefix: &str) {
+        for c in &mut self.ctls {
+            c.nvas_announce(prefix);
+        }
+    }
+
+    /// Every fabric takes its instances' batches, then the agent asks each controller once
+    /// and programs what it is told.
+    fn settle(&mut self) {
+        for i in 0..self.ctls.len() {
+            self.ctls[i].feed();
+            let answer = self.ctls[i].answer(self.agent.version(i));
+            self.agent_hears(i, answer);
+        }
+    }
+
+    fn agent_hears(&mut self, from: usize, answer: Option<String>) -> Vec<follower::Effect> {
         let input = match &answer {
-            Some(body) => follower::Input::Answer(body),
-            None => follower::Input::Unreachable("connection refused".into()),
+            Some(body) => follower::Input::Answer(from, body),
+            None => follower::Input::Unreachable(from, "connection refused".into()),
         };
         let fx = self.agent.handle(self.now, input);
         for e in &fx {
@@ -734,7 +806,7 @@ fn a_controller_restart_costs_the_agent_nothing_within_the_grace_period() {
     assert_eq!(w.kernel().len(), 2);
 
     // Down: fail static.
-    w.up = false;
+    w.ctl().up = false;
     w.settle();
     w.settle();
     assert_eq!(
@@ -744,7 +816,7 @@ fn a_controller_restart_costs_the_agent_nothing_within_the_grace_period() {
     );
 
     // Back, with nothing learned yet: the grace period keeps both routes.
-    w.restart_controller();
+    w.ctl().restart();
     w.settle();
     assert_eq!(w.kernel().len(), 2, "removal waits for the grace period");
     // The NVAs come back, but 192.168.20.0/24 is no longer announced.
@@ -764,7 +836,7 @@ fn an_answer_the_agent_does_not_understand_changes_nothing() {
     w.settle();
     let before = w.kernel();
     // A controller of another version: a field renamed, one added, an unknown state.
-    let t = w.fabric.nic_table("vm1-nic").unwrap();
+    let t = w.ctl().fabric.nic_table("vm1-nic").unwrap();
     let good = serde_json::to_string(&controller::views::effective_routes(&t, None)).unwrap();
     assert!(good.contains("nextHopIpAddress") && good.contains("\"Active\""));
     for bad in [
@@ -774,12 +846,12 @@ fn an_answer_the_agent_does_not_understand_changes_nothing() {
         "{}".to_string(),
         "not json".to_string(),
     ] {
-        let fx = w.agent_hears(Some(bad.clone()));
+        let fx = w.agent_hears(0, Some(bad.clone()));
         assert_eq!(fx, [follower::Effect::Wait(follower::RETRY)], "{bad}");
         assert_eq!(w.kernel(), before, "{bad}");
         // The next question is the whole table again.
         assert_eq!(
-            w.agent.poll_path("vm1-nic"),
+            w.agent.poll_path(0, "vm1-nic"),
             "/v1/effective-routes?nic=vm1-nic"
         );
     }
@@ -793,11 +865,14 @@ fn a_cross_region_next_hop_is_never_programmed() {
     w.nvas_announce("192.168.10.0/24");
     w.settle();
     assert!(w.kernel.is_empty(), "{:?}", w.kernel());
-    let t = w.fabric.nic_table("vm1-nic").unwrap();
+    let t = w.ctl().fabric.nic_table("vm1-nic").unwrap();
     let r = t.get(&"192.168.10.0/24".parse().unwrap()).pop().unwrap();
     assert_eq!(r.state, fabric::RouteState::Invalid);
     assert!(r.reason.unwrap().contains("cross-region"));
-    assert_eq!(w.fabric.cross_region_counts(), [("nva-ilb".to_string(), 1)]);
+    assert_eq!(
+        w.ctl().fabric.cross_region_counts(),
+        [("nva-ilb".to_string(), 1)]
+    );
 }
 
 #[test]
@@ -806,10 +881,10 @@ fn next_hop_tracking_takes_the_route_out_while_the_lb_has_no_healthy_backend() {
     w.nvas_announce("192.168.10.0/24");
     w.settle();
     assert_eq!(w.kernel().len(), 1);
-    w.fabric.set_lb_healthy("nva-ilb", false);
+    w.ctl().fabric.set_lb_healthy("nva-ilb", false);
     w.settle();
     assert!(w.kernel.is_empty());
-    w.fabric.set_lb_healthy("nva-ilb", true);
+    w.ctl().fabric.set_lb_healthy("nva-ilb", true);
     w.settle();
     assert_eq!(w.kernel(), ["192.168.10.0/24 via 10.1.0.100"]);
 }
@@ -817,13 +892,136 @@ fn next_hop_tracking_takes_the_route_out_while_the_lb_has_no_healthy_backend() {
 #[test]
 fn a_route_held_by_one_instance_only_is_programmed() {
     let mut w = World::new("westeurope", false);
-    let sim = &mut w.instances[1];
+    let sim = &mut w.ctl().instances[1];
     sim.establish("nva1");
     sim.announce("nva1", &["192.168.30.0/24"], "10.1.0.100");
     w.settle();
     assert_eq!(w.kernel(), ["192.168.30.0/24 via 10.1.0.100"]);
     // It goes when that instance loses it.
-    w.instances[1].down("nva1");
+    w.ctl().instances[1].down("nva1");
     w.settle();
     assert!(w.kernel.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two controller processes (one per instance), the agent following both.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_agent_programs_the_union_of_its_controllers() {
+    let mut w = World::two_processes();
+    // Only the second instance hears an NVA announce 192.168.30.0/24.
+    let sim = &mut w.ctls[1].instances[0];
+    sim.establish("nva1");
+    sim.announce("nva1", &["192.168.30.0/24"], "10.1.0.100");
+    w.nvas_announce("192.168.10.0/24");
+    w.settle();
+    assert_eq!(
+        w.kernel(),
+        [
+            "192.168.10.0/24 via 10.1.0.100",
+            "192.168.30.0/24 via 10.1.0.100"
+        ]
+    );
+    // Withdrawn where it was: gone, though the other controller never had it.
+    w.ctls[1].instances[0].withdraw("nva1", &["192.168.30.0/24"]);
+    w.settle();
+    assert_eq!(w.kernel(), ["192.168.10.0/24 via 10.1.0.100"]);
+    // A route both have goes only when both lose it.
+    w.ctls[0].instances[0].withdraw("nva1", &["192.168.10.0/24"]);
+    w.ctls[0].instances[0].withdraw("nva2", &["192.168.10.0/24"]);
+    w.settle();
+    assert_eq!(w.kernel(), ["192.168.10.0/24 via 10.1.0.100"]);
+    w.ctls[1].instances[0].down("nva1");
+    w.ctls[1].instances[0].down("nva2");
+    w.settle();
+    assert!(w.kernel.is_empty(), "{:?}", w.kernel());
+}
+
+#[test]
+fn losing_one_controller_loses_nothing_and_changes_still_arrive() {
+    let mut w = World::two_processes();
+    w.nvas_announce("192.168.10.0/24");
+    w.settle();
+    assert_eq!(w.kernel(), ["192.168.10.0/24 via 10.1.0.100"]);
+    assert_eq!(w.agent.heard(), [true, true]);
+
+    // The first controller is killed: nothing changes in the kernel.
+    w.ctls[0].up = false;
+    w.settle();
+    assert_eq!(w.kernel(), ["192.168.10.0/24 via 10.1.0.100"]);
+    assert_eq!(w.agent.heard(), [false, true]);
+
+    // Meanwhile the second one learns a new route, and loses one: both reach the kernel —
+    // except that the silent controller's last answer still holds 192.168.10.0/24.
+    w.ctls[1].instances[0].announce("nva1", &["192.168.20.0/24"], "10.1.0.100");
+    w.ctls[1].instances[0].down("nva2");
+    w.ctls[1].instances[0].withdraw("nva1", &["192.168.10.0/24"]);
+    w.settle();
+    assert_eq!(
+        w.kernel(),
+        [
+            "192.168.10.0/24 via 10.1.0.100",
+            "192.168.20.0/24 via 10.1.0.100"
+        ]
+    );
+    // Until the silent controller's answer is stale: then what the live one says is all.
+    w.now += STALE_AFTER - Duration::from_secs(1);
+    w.settle();
+    assert_eq!(w.kernel().len(), 2);
+    w.now += Duration::from_secs(1);
+    w.settle();
+    assert_eq!(w.kernel(), ["192.168.20.0/24 via 10.1.0.100"]);
+    assert_eq!(w.agent.heard(), [false, true]);
+}
+
+#[test]
+fn with_every_controller_silent_nothing_is_removed_ever() {
+    let mut w = World::two_processes();
+    w.nvas_announce("192.168.10.0/24");
+    w.settle();
+    w.ctls[0].up = false;
+    w.settle();
+    w.now += Duration::from_secs(10);
+    w.ctls[1].up = false;
+    for _ in 0..3 {
+        w.now += STALE_AFTER;
+        w.settle();
+    }
+    assert_eq!(w.kernel(), ["192.168.10.0/24 via 10.1.0.100"]);
+    assert_eq!(w.agent.heard(), [false, false]);
+    // The second comes back (restarted, nothing learned yet): its grace period, and the first
+    // controller's last answer, keep the route; once it has relearned it, it stays.
+    w.ctls[1].restart();
+    w.settle();
+    assert_eq!(w.kernel(), ["192.168.10.0/24 via 10.1.0.100"]);
+    w.ctls[1].nvas_announce("192.168.10.0/24");
+    w.now += GRACE;
+    w.settle();
+    assert_eq!(w.kernel(), ["192.168.10.0/24 via 10.1.0.100"]);
+}
+
+#[test]
+fn a_restarted_controller_rejoins_without_a_flap() {
+    let mut w = World::two_processes();
+    w.nvas_announce("192.168.10.0/24");
+    w.settle();
+    w.ctls[0].up = false;
+    w.settle();
+    // Restarted and answering before its NVAs are back: the other controller and the grace
+    // period keep the route; every answer reprograms the same set.
+    w.ctls[0].restart();
+    for _ in 0..5 {
+        w.settle();
+        assert_eq!(w.kernel(), ["192.168.10.0/24 via 10.1.0.100"]);
+        w.now += GRACE;
+    }
+    assert_eq!(w.agent.heard(), [true, true]);
+    // Its NVAs return: both count again — the route now goes only when both lose it.
+    w.ctls[0].nvas_announce("192.168.10.0/24");
+    w.settle();
+    w.ctls[1].instances[0].down("nva1");
+    w.ctls[1].instances[0].down("nva2");
+    w.settle();
+    assert_eq!(w.kernel(), ["192.168.10.0/24 via 10.1.0.100"]);
 }

@@ -1,16 +1,20 @@
-//! `nexthop agent`: the host agent. Follows one NIC's effective routes from the controller
-//! (long poll on `/v1/effective-routes?nic=NAME&since=V&wait=S`) and keeps the kernel's
-//! nexthop-owned routes (protocol 200) equal to the routes of it that go through a virtual
-//! network gateway (a load balancer frontend or an NVA): `PREFIX via NEXT_HOP proto 200`.
+//! `nexthop agent`: the host agent. Follows one NIC's effective routes from one or more
+//! controllers (long poll on `/v1/effective-routes?nic=NAME&since=V&wait=S`, one thread per
+//! controller) and keeps the kernel's nexthop-owned routes (protocol 200) equal to the union of
+//! the routes they list that go through a virtual network gateway (a load balancer frontend or
+//! an NVA): `PREFIX via NEXT_HOP proto 200`.
 //!
 //! ```text
-//!  controller ──full table, then incremental answers──> merge ──> RouteMap ──desired()──>
-//!      linux::agent::reconcile ──> kernel FIB
+//!  controller 1 ──poller thread──┐
+//!  controller 2 ──poller thread──┼─(i, answer)─> Follower (one RouteMap each, union) ──>
+//!                                ┘      linux::agent::reconcile ──> kernel FIB
 //! ```
 //!
-//! Fail static: while the controller is unreachable nothing is written, so the programmed
-//! routes stay. On reconnect the agent fetches the whole table again and reconciles, which
-//! removes the routes that went stale meanwhile.
+//! Fail static: while a controller is unreachable what it last said stays; with none
+//! answering nothing is written, so the programmed routes stay. On reconnect the agent fetches
+//! that controller's whole table again and reconciles, which removes the routes that went stale
+//! meanwhile (after the grace period). A controller silent for `--stale-after` while another
+//! answers no longer counts.
 
 use std::time::{Duration, Instant};
 
@@ -46,7 +50,8 @@ fn controller_addresses(controller: &str) -> anyhow::Result<Vec<std::net::Ipv4Ad
 #[derive(Default, PartialEq, Clone)]
 struct Metrics {
     nic: String,
-    reachable: bool,
+    /// Per controller (URL): whether its last answer came and its routes count.
+    heard: Vec<(String, bool)>,
     programmed: usize,
     refused: usize,
     failed: usize,
@@ -57,17 +62,21 @@ impl Metrics {
     fn text(&self) -> String {
         let nic = &self.nic;
         let mut s = String::new();
+        s.push_str(
+            "# HELP nexthop_agent_controller_reachable 1 when the controller answered the last question and its routes count\n\
+             # TYPE nexthop_agent_controller_reachable gauge\n",
+        );
+        for (url, heard) in &self.heard {
+            s.push_str(&format!(
+                "nexthop_agent_controller_reachable{{nic=\"{nic}\",controller=\"{url}\"}} {}\n",
+                u8::from(*heard)
+            ));
+        }
         let mut gauge = |name: &str, help: &str, kind: &str, v: String| {
             s.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{nic=\"{nic}\"}} {v}\n"
             ));
         };
-        gauge(
-            "nexthop_agent_controller_reachable",
-            "1 when the last question to the controller was answered",
-            "gauge",
-            u8::from(self.reachable).to_string(),
-        );
         gauge(
             "nexthop_agent_routes_programmed",
             "Routes programmed in the kernel (proto 200) at the last reconcile",
@@ -138,59 +147,105 @@ fn summary(ch: &linux::Changes) -> String {
     )
 }
 
-/// Runs the agent until killed. After a reconnect, routes the controller no longer lists are
-/// removed only once `grace` has passed (a restarted controller relearns its BGP routes first).
-/// Every decision is the [`Follower`]'s; this loop asks the controller and programs the kernel.
-pub fn run(
-    controller: &str,
-    nic: &str,
-    grace: Duration,
-    allow: Vec<linux::Prefix>,
-    metrics_file: Option<std::path::PathBuf>,
-) -> anyhow::Result<()> {
+/// What the agent is given on its command line.
+pub struct Options {
+    /// The controllers' API URLs, in order of preference.
+    pub controllers: Vec<String>,
+    pub nic: String,
+    /// After a controller reconnects, routes it no longer lists stay this long.
+    pub grace: Duration,
+    /// A silent controller's last answer counts this long while another one answers.
+    pub stale_after: Duration,
+    pub allow: Vec<linux::Prefix>,
+    pub metrics_file: Option<std::path::PathBuf>,
+}
+
+/// One poller's answer: which controller, and its answer's text or why there is none.
+type Heard = (usize, anyhow::Result<String>);
+
+/// A thread asking controller `i`: it waits, asks the path it is given, and reports.
+fn poller(
+    i: usize,
+    controller: String,
+    next: std::sync::mpsc::Receiver<(Duration, String)>,
+    heard: std::sync::mpsc::Sender<Heard>,
+) {
+    std::thread::spawn(move || {
+        for (wait, path) in next {
+            std::thread::sleep(wait);
+            // An error status counts as unreachable (the controller cannot answer now); an
+            // answer this agent cannot read is a bad answer. Both leave the kernel as it is.
+            let body = crate::cli::request(&controller, "GET", &path)
+                .and_then(|(status, body)| crate::cli::check_status(status, &body).map(|()| body));
+            if heard.send((i, body)).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Runs the agent until killed. Every decision is the [`Follower`]'s; the poller threads ask
+/// the controllers, and this loop programs the kernel.
+pub fn run(opts: Options) -> anyhow::Result<()> {
+    let Options {
+        controllers,
+        nic,
+        grace,
+        stale_after,
+        allow,
+        metrics_file,
+    } = opts;
+    anyhow::ensure!(!controllers.is_empty(), "no --controller given");
     let mut metrics = Metrics {
-        nic: nic.to_string(),
-        reachable: true,
+        nic: nic.clone(),
+        heard: controllers.iter().map(|c| (c.clone(), true)).collect(),
         ..Metrics::default()
     };
     // What the file holds now: it is rewritten only when something changed.
     let mut written: Option<Metrics> = None;
     let mut nl = linux::Netlink::open().context("opening rtnetlink")?;
-    let guard = linux::Guard {
-        protect: controller_addresses(controller)?,
-        allow,
-    };
-    tracing::info!(protect = ?guard.protect, allow = ?guard.allow, "routes to the controller are never taken over");
-    let mut follower = Follower::new(grace);
-    let mut was_reachable = true;
-    loop {
-        // An error status counts as unreachable (the controller cannot answer now); an answer
-        // it gives that this agent cannot read is a bad answer. Both leave the kernel as it is.
-        let body = crate::cli::request(controller, "GET", &follower.poll_path(nic))
-            .and_then(|(status, body)| crate::cli::check_status(status, &body).map(|()| body));
+    let mut protect = Vec::new();
+    for c in &controllers {
+        protect.extend(controller_addresses(c)?);
+    }
+    let guard = linux::Guard { protect, allow };
+    tracing::info!(protect = ?guard.protect, allow = ?guard.allow, "routes to the controllers are never taken over");
+    let mut follower = Follower::with_controllers(controllers.len(), grace, stale_after);
+    let (heard_tx, heard_rx) = std::sync::mpsc::channel::<Heard>();
+    let mut ask = Vec::new();
+    for (i, c) in controllers.iter().enumerate() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        poller(i, c.clone(), rx, heard_tx.clone());
+        tx.send((Duration::ZERO, follower.poll_path(i, &nic)))
+            .context("poller thread")?;
+        ask.push(tx);
+    }
+    drop(heard_tx);
+    let mut was_reachable = vec![true; controllers.len()];
+    for (i, body) in heard_rx {
+        let url = &controllers[i];
         let effects = match &body {
             Ok(b) => {
-                if !was_reachable {
-                    eprintln!("agent: controller reachable again; reconciling the whole table (removals after {grace:?})");
-                    was_reachable = true;
+                if !was_reachable[i] {
+                    eprintln!("agent: controller {url} reachable again; reconciling its whole table (removals after {grace:?})");
+                    was_reachable[i] = true;
                 }
-                metrics.reachable = true;
-                follower.handle(Instant::now(), Input::Answer(b))
+                follower.handle(Instant::now(), Input::Answer(i, b))
             }
             Err(e) => {
-                if was_reachable {
+                if was_reachable[i] {
                     eprintln!(
-                        "agent: controller unreachable ({e:#}); kernel routes left as they are"
+                        "agent: controller {url} unreachable ({e:#}); what it said stays (fail static)"
                     );
-                    was_reachable = false;
+                    was_reachable[i] = false;
                 }
-                metrics.reachable = false;
-                follower.handle(Instant::now(), Input::Unreachable(format!("{e:#}")))
+                follower.handle(Instant::now(), Input::Unreachable(i, format!("{e:#}")))
             }
         };
+        let mut wait = Duration::ZERO;
         for e in effects {
             match e {
-                Effect::Wait(d) => std::thread::sleep(d),
+                Effect::Wait(d) => wait += d,
                 Effect::Program(want) => {
                     let result = linux::reconcile_guarded(&mut nl, &want, &guard);
                     metrics.reconciles += 1;
@@ -202,8 +257,8 @@ pub fn run(
                     let reported = match &result {
                         Ok(ch) => {
                             if !ch.is_empty() {
-                                let v = follower.version().unwrap_or(0);
-                                tracing::info!(version = v, summary = %summary(ch), "kernel routes reconciled");
+                                let v = follower.version(i).unwrap_or(0);
+                                tracing::info!(controller = %url, version = v, summary = %summary(ch), "kernel routes reconciled");
                                 println!("v{v}: {}", summary(ch));
                             }
                             for (r, why) in &ch.refused {
@@ -227,11 +282,14 @@ pub fn run(
                     };
                     for e in follower.handle(Instant::now(), Input::Reconciled(reported)) {
                         if let Effect::Wait(d) = e {
-                            std::thread::sleep(d);
+                            wait += d;
                         }
                     }
                 }
             }
+        }
+        for (m, h) in metrics.heard.iter_mut().zip(follower.heard()) {
+            m.1 = h;
         }
         if let Some(path) = metrics_file
             .as_ref()
@@ -244,5 +302,9 @@ pub fn run(
                 }
             }
         }
+        ask[i]
+            .send((wait, follower.poll_path(i, &nic)))
+            .context("poller thread ended")?;
     }
+    anyhow::bail!("every poller thread ended")
 }

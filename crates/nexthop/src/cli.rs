@@ -244,12 +244,6 @@ pub fn routes(api: &str, which: &str, peer: &str, output: &str) -> anyhow::Resul
     Ok(())
 }
 
-pub fn reload(api: &str) -> anyhow::Result<()> {
-    let answer: ReloadAnswer = call(api, "POST", RELOAD).context("reload failed")?;
-    println!("{}", serde_json::to_string(&answer)?);
-    Ok(())
-}
-
 pub fn rib(api: &str, output: &str) -> anyhow::Result<()> {
     let v: PerInstance<Vec<RibEntryView>> = get(api, request::RIB)?;
     if output == "json" {
@@ -338,22 +332,59 @@ pub fn lb_show(api: &str, name: &str, output: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn lb_set_admin(api: &str, name: &str, backend: &str, state: &str) -> anyhow::Result<()> {
+/// Runs `f` on every controller given (`--api` repeatable: one per controller host, each
+/// applying and persisting on its own). Every controller is asked even when one fails; the
+/// command fails if any did, naming which. With one controller its error is the command's.
+fn on_each(apis: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    if let [api] = apis {
+        return f(api);
+    }
+    let mut failed = Vec::new();
+    for api in apis {
+        if let Err(e) = f(api) {
+            eprintln!("nexthop: {api}: {e:#}");
+            failed.push(api.as_str());
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("failed on {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// `nexthop reload` on each controller given: one JSON answer a line.
+pub fn reload(apis: &[String]) -> anyhow::Result<()> {
+    on_each(apis, |api| {
+        let answer: ReloadAnswer = call(api, "POST", RELOAD).context("reload failed")?;
+        println!("{}", serde_json::to_string(&answer)?);
+        Ok(())
+    })
+}
+
+/// `nexthop lb set-admin` on each controller given.
+pub fn lb_set_admin(apis: &[String], name: &str, backend: &str, state: &str) -> anyhow::Result<()> {
     let query = AdminQuery {
         backend: Some(backend.to_string()),
         state: Some(state.to_string()),
     };
-    let answer: AdminAnswer = call(api, "POST", &query.path(name))?;
-    let kept = match answer.persisted {
-        Some(true) => " (kept across restarts)",
-        Some(false) => " (until nexthop restarts: no state_dir in its config)",
-        None => "",
-    };
-    println!(
-        "{name}: backend {} admin state set to {}{kept}",
-        answer.backend, answer.admin_state
-    );
-    Ok(())
+    on_each(apis, |api| {
+        let answer: AdminAnswer = call(api, "POST", &query.path(name))?;
+        let kept = match answer.persisted {
+            Some(true) => " (kept across restarts)",
+            Some(false) => " (until nexthop restarts: no state_dir in its config)",
+            None => "",
+        };
+        let on = if apis.len() > 1 {
+            format!(" on {api}")
+        } else {
+            String::new()
+        };
+        println!(
+            "{name}: backend {} admin state set to {}{kept}{on}",
+            answer.backend, answer.admin_state
+        );
+        Ok(())
+    })
 }
 
 pub fn effective_routes(api: &str, nic: &str, output: &str) -> anyhow::Result<()> {

@@ -29,14 +29,17 @@ mod token;
     about = "BGP route server with next hop IP support, and an internal L4 load balancer"
 )]
 struct Cli {
-    /// API of a running `nexthop run` (or demo), for the query commands.
+    /// API of a running `nexthop run` (or demo). Repeatable (or comma-separated in
+    /// NEXTHOP_API), one per controller: `lb set-admin` and `reload` apply to each; the
+    /// queries ask the first.
     #[arg(
         long,
         global = true,
         env = "NEXTHOP_API",
-        default_value = "http://127.0.0.1:8179"
+        default_value = "http://127.0.0.1:8179",
+        value_delimiter = ','
     )]
-    api: String,
+    api: Vec<String>,
     /// The API token to send (`Authorization: Bearer`): a file with one line, mode 600.
     #[arg(long, global = true, env = "NEXTHOP_TOKEN_FILE")]
     token_file: Option<std::path::PathBuf>,
@@ -114,14 +117,20 @@ enum Command {
     },
     /// Host agent: programs a NIC's effective routes into the kernel.
     Agent {
-        #[arg(long)]
-        controller: String,
+        /// A controller's API URL (repeatable: one per route server instance; the kernel gets
+        /// the union of what they say).
+        #[arg(long = "controller", value_name = "URL", required = true)]
+        controllers: Vec<String>,
         #[arg(long)]
         nic: String,
         /// After reconnecting to the controller, keep routes it does not list (yet) this many
         /// seconds before removing them (a restarted controller relearns its routes first).
         #[arg(long, default_value_t = 10)]
         reconnect_grace_s: u64,
+        /// Seconds a silent controller's last answer still counts while another controller
+        /// answers (with none answering, it counts for ever: fail static).
+        #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+        stale_after: u64,
         /// Only program routes inside this prefix (repeatable; default: any prefix except one
         /// that would take over the route to the controller).
         #[arg(long)]
@@ -133,8 +142,10 @@ enum Command {
     },
     /// Load balancer data plane on the host that owns the frontend.
     LbMux {
-        #[arg(long)]
-        controller: String,
+        /// A controller's API URL (repeatable: health and roles come from the first one in
+        /// this order that answers).
+        #[arg(long = "controller", value_name = "URL", required = true)]
+        controllers: Vec<String>,
         #[arg(long)]
         lb: String,
         #[arg(long)]
@@ -198,6 +209,10 @@ fn real_main() -> anyhow::Result<()> {
         tracing::warn!("NEXTHOP_LOG: {e}; logging warnings and errors only");
     }
     let cli = Cli::parse();
+    let api = cli
+        .api
+        .first()
+        .map_or("http://127.0.0.1:8179", String::as_str);
     token::set_client_token_file(cli.token_file.as_deref())?;
     apitls::set_ca_file(cli.ca_file.as_deref());
     match cli.command {
@@ -214,14 +229,14 @@ fn real_main() -> anyhow::Result<()> {
             },
         ),
         Command::Reload => cli::reload(&cli.api),
-        Command::Rib { output } => cli::rib(&cli.api, &output),
-        Command::Peers { output } => cli::peers(&cli.api, &output),
+        Command::Rib { output } => cli::rib(api, &output),
+        Command::Peers { output } => cli::peers(api, &output),
         Command::Routes {
             which,
             peer,
             output,
-        } => cli::routes(&cli.api, &which, &peer, &output),
-        Command::EffectiveRoutes { nic, output } => cli::effective_routes(&cli.api, &nic, &output),
+        } => cli::routes(api, &which, &peer, &output),
+        Command::EffectiveRoutes { nic, output } => cli::effective_routes(api, &nic, &output),
         Command::Trace {
             nic,
             dst,
@@ -229,10 +244,10 @@ fn real_main() -> anyhow::Result<()> {
             sport,
             dport,
             output,
-        } => cli::trace(&cli.api, &nic, &dst, &proto, sport, dport, &output),
+        } => cli::trace(api, &nic, &dst, &proto, sport, dport, &output),
         Command::Lb {
             command: LbCommand::Show { name, output },
-        } => cli::lb_show(&cli.api, &name, &output),
+        } => cli::lb_show(api, &name, &output),
         Command::Lb {
             command:
                 LbCommand::SetAdmin {
@@ -242,24 +257,26 @@ fn real_main() -> anyhow::Result<()> {
                 },
         } => cli::lb_set_admin(&cli.api, &name, &backend, &state),
         Command::Agent {
-            controller,
+            controllers,
             nic,
             reconnect_grace_s,
+            stale_after,
             allow,
             metrics_file,
-        } => agent::run(
-            &controller,
-            &nic,
-            std::time::Duration::from_secs(reconnect_grace_s),
+        } => agent::run(agent::Options {
+            controllers,
+            nic,
+            grace: std::time::Duration::from_secs(reconnect_grace_s),
+            stale_after: std::time::Duration::from_secs(stale_after),
             allow,
             metrics_file,
-        ),
+        }),
         Command::LbMux {
-            controller,
+            controllers,
             lb,
             interface,
             threads,
-        } => mux::run(&controller, &lb, &interface, threads),
+        } => mux::run(&controllers, &lb, &interface, threads),
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //!  controller GET /v1/lb/NAME ──once──> Balancer (mode, settings, backends), one per thread
-//!  poller thread: GET /v1/lb/NAME every 20 ms ──health/admin/active changes──> a channel per thread
+//!  a thread per controller: GET /v1/lb/NAME every 20 ms ──> its latest answer
+//!  selector thread: every 20 ms, the latest view of the first controller that answers
+//!      ──health/admin/active changes──> a channel per forwarding thread
 //!  forwarding threads (one per CPU by default), each a linux::mux::Mux in one PACKET_FANOUT
 //!  hash group: Mux::run(hook), the hook drains its channel into its balancer (single owner)
 //! ```
@@ -11,8 +13,13 @@
 //! flow table; the balancers see the same changes in the same order, so a new flow gets the
 //! same backend whichever thread takes it, and `nexthop trace` predicts it.
 //!
+//! Several controllers (one per route server instance, each probing on its own): the mux takes
+//! health and roles from the first one, in the order given, that answered within
+//! [`SILENT`]; when it stops answering (a refused connection counts at once) the next one's
+//! view applies from the next poll.
+//!
 //! Health comes from the controller's probes (it already applied rise/fall), so the balancer
-//! here takes it as is ([`lb::Balancer::set_health`]). If the controller is unreachable, or
+//! here takes it as is ([`lb::Balancer::set_health`]). If no controller is reachable, or
 //! answers something this mux does not understand (the view is read strictly as
 //! [`api_types::LbView`]), the last known state stays; settings it refuses
 //! ([`api_types::LbView::validate`]) leave the current balancer in place.
@@ -34,6 +41,9 @@ use crate::contract;
 
 /// How often the poller asks the controller.
 pub const POLL: Duration = Duration::from_millis(20);
+/// A controller whose last answer is older than this (or whose last question failed) is not
+/// followed: the next one in order is.
+pub const SILENT: Duration = Duration::from_secs(1);
 /// How often the stats are printed.
 pub const STATS_EVERY: Duration = Duration::from_secs(5);
 
@@ -255,13 +265,62 @@ impl Poller {
     }
 }
 
+/// The latest answer of each controller, written by its thread.
+type Latest = Arc<std::sync::Mutex<Option<(Instant, anyhow::Result<LbView>)>>>;
+
+/// A thread asking `controller` for the load balancer every [`POLL`], keeping its latest answer.
+fn ask_every_poll(controller: String, path: String) -> Latest {
+    let latest: Latest = Arc::default();
+    let slot = latest.clone();
+    std::thread::spawn(move || loop {
+        let started = Instant::now();
+        let r = crate::cli::get::<LbView>(&controller, &path);
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), r));
+        std::thread::sleep(POLL.saturating_sub(started.elapsed()));
+    });
+    latest
+}
+
+/// The first controller in order whose last question was answered within [`SILENT`], with
+/// that answer.
+fn first_live(latest: &[Latest], now: Instant) -> Option<(usize, Instant, LbView)> {
+    latest.iter().enumerate().find_map(|(i, l)| {
+        let g = l.lock().unwrap_or_else(|p| p.into_inner());
+        match g.as_ref()? {
+            (at, Ok(view)) if now.duration_since(*at) < SILENT => Some((i, *at, view.clone())),
+            _ => None,
+        }
+    })
+}
+
 /// Runs the mux until killed: `threads` forwarding threads (0: one per CPU) in one
 /// `PACKET_FANOUT` hash group, so each flow is always handled by the same thread and its flow
 /// table; each thread has its own balancer, all fed the same changes.
-pub fn run(controller: &str, lb_name: &str, interface: &str, threads: usize) -> anyhow::Result<()> {
+pub fn run(
+    controllers: &[String],
+    lb_name: &str,
+    interface: &str,
+    threads: usize,
+) -> anyhow::Result<()> {
     let path = lb_path(lb_name);
-    let view: LbView = crate::cli::get(controller, &path)
-        .with_context(|| format!("fetching load balancer {lb_name} from {controller}"))?;
+    // The first controller in order that answers gives the balancer to start with.
+    let mut failures = Vec::new();
+    let mut first = None;
+    for c in controllers {
+        match crate::cli::get::<LbView>(c, &path) {
+            Ok(v) => {
+                first = Some(v);
+                break;
+            }
+            Err(e) => failures.push(format!("{c}: {e:#}")),
+        }
+    }
+    let view = first.ok_or_else(|| {
+        anyhow!(
+            "fetching load balancer {lb_name}: no controller answered ({})",
+            failures.join("; ")
+        )
+    })?;
     balancer(&view)?;
     let mut poller = Poller::new(&view);
     warn_ip_forward();
@@ -308,31 +367,44 @@ pub fn run(controller: &str, lb_name: &str, interface: &str, threads: usize) -> 
         view.frontend,
         view.backends.len()
     );
-    let controller = controller.to_string();
+    let latest: Vec<Latest> = controllers
+        .iter()
+        .map(|c| ask_every_poll(c.clone(), path.clone()))
+        .collect();
+    let controllers = controllers.to_vec();
     std::thread::spawn(move || {
+        // The controller followed, and the time of the last answer taken from it.
+        let mut following: Option<(usize, Instant)> = None;
         let mut reachable = true;
         loop {
             let started = Instant::now();
-            match crate::cli::get::<LbView>(&controller, &path) {
-                Ok(view) => {
-                    if !reachable {
-                        eprintln!("lb-mux: controller reachable again");
+            match first_live(&latest, started) {
+                Some((i, at, view)) => {
+                    if following.map(|(f, _)| f) != Some(i) {
+                        eprintln!("lb-mux: following controller {}", controllers[i]);
+                        info!(controller = %controllers[i], "following controller");
                         reachable = true;
                     }
-                    for c in poller.next(view) {
-                        for tx in &senders {
-                            if tx.send(c.clone()).is_err() {
-                                return;
+                    if following != Some((i, at)) {
+                        following = Some((i, at));
+                        for c in poller.next(view) {
+                            for tx in &senders {
+                                if tx.send(c.clone()).is_err() {
+                                    return;
+                                }
                             }
                         }
                     }
                 }
-                Err(e) => {
+                None => {
                     if reachable {
                         eprintln!(
-                            "lb-mux: no usable answer from the controller ({e:#}); keeping the last backend states"
+                            "lb-mux: no controller answers ({}); keeping the last backend states",
+                            controllers.join(", ")
                         );
+                        warn!("no controller answers; keeping the last backend states");
                         reachable = false;
+                        following = None;
                     }
                 }
             }

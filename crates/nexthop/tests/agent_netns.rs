@@ -385,7 +385,7 @@ http.server.HTTPServer(("10.1.1.4", 8179), H).serve_forever()
         "nexthop_agent_routes_refused{nic=\"vm1-nic\"} 1",
         "nexthop_agent_routes_failed{nic=\"vm1-nic\"} 1",
         "nexthop_agent_routes_programmed{nic=\"vm1-nic\"} 2",
-        "nexthop_agent_controller_reachable{nic=\"vm1-nic\"} 1",
+        "nexthop_agent_controller_reachable{nic=\"vm1-nic\",controller=\"http://10.1.1.4:8179\"} 1",
     ] {
         assert!(prom.contains(line), "{line} not in:\n{prom}");
     }

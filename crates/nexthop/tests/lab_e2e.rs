@@ -43,6 +43,11 @@ struct Lab {
 impl Lab {
     /// `lab/up.sh` under a unique name (`lt-PID-N`, swept by labtest if this process dies).
     fn up(mode: &str) -> Lab {
+        Self::up_with(mode, 1)
+    }
+
+    /// [`Lab::up`] with `controllers` controller processes (2: one per instance, on rs and rs2).
+    fn up_with(mode: &str, controllers: u32) -> Lab {
         static N: AtomicU64 = AtomicU64::new(1);
         let name = format!(
             "lt-{}-{}",
@@ -56,6 +61,7 @@ impl Lab {
             .script("up.sh")
             .args(["--mode", mode, "--interval-ms", "100", "--rise", "2"])
             .args(["--fall", "3", "--nexthop", env!("CARGO_BIN_EXE_nexthop")])
+            .args(["--controllers", &controllers.to_string()])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
@@ -120,8 +126,13 @@ impl Lab {
 
     /// GET on the controller's API; the JSON body, or None if it does not answer.
     fn api(&self, path: &str) -> Option<serde_json::Value> {
+        self.api_on("rs", path)
+    }
+
+    /// GET on the API of the controller on `host` (rs, or rs2 with two controllers).
+    fn api_on(&self, host: &str, path: &str) -> Option<serde_json::Value> {
         let path = path.to_string();
-        netns::run_in(&self.ns("rs"), move || -> Option<serde_json::Value> {
+        netns::run_in(&self.ns(host), move || -> Option<serde_json::Value> {
             let mut s = TcpStream::connect_timeout(
                 &"127.0.0.1:8179".parse().unwrap(),
                 Duration::from_secs(1),
@@ -195,7 +206,7 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for f in ["nexthop.log", "lb-mux.log", "agent.log"] {
+            for f in ["nexthop.log", "nexthop2.log", "lb-mux.log", "agent.log"] {
                 let log = self.log(f);
                 let tail: Vec<&str> = log.lines().rev().take(30).collect();
                 eprintln!(
@@ -931,6 +942,135 @@ fn controller_restart_keeps_traffic_flowing_and_routes_converge() {
     assert_eq!(routes.trim(), "192.168.10.0/24 via 10.1.0.100 dev eth0");
     connect(&lab, None).expect("connection after the restart");
     echo(&long, b"still here").expect("long-lived connection after the restart");
+}
+
+/// An NVA's BGP session with `peer` as FRR shows it: (state, connections established so far).
+fn frr_session(lab: &Lab, nva: &str, peer: &str) -> (String, u64) {
+    let sock = lab.dir.join(nva);
+    let out = lab.exec(
+        nva,
+        &[
+            "vtysh",
+            "--vty_socket",
+            sock.to_str().unwrap(),
+            "-c",
+            &format!("show bgp neighbors {peer} json"),
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    let n = &v[peer];
+    (
+        n["bgpState"].as_str().unwrap_or_default().to_string(),
+        n["connectionsEstablished"].as_u64().unwrap_or(0),
+    )
+}
+
+/// The reference's redundancy: one controller process per route server instance (rs runs
+/// 10.1.1.4, rs2 runs 10.1.1.5, from one config file), the agent and the mux following both.
+/// Kill -9 the first: the NVAs' sessions with the second never drop, vm1 keeps its route, a
+/// long-lived connection keeps working, and an NVA failure during the outage still reaches the
+/// mux (through the second controller) and moves new flows.
+#[test]
+fn two_controller_processes_one_killed_loses_nothing() {
+    if !lab_ready() {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up_with("active-passive", 2);
+    // Each process runs its own instance only.
+    let peers = |host: &str| lab.api_on(host, "/v1/peers").expect("peers answer");
+    let (p1, p2) = (peers("rs"), peers("rs2"));
+    assert!(
+        p1.get("RouteServiceRole_IN_0").is_some() && p1.get("RouteServiceRole_IN_1").is_none(),
+        "{p1}"
+    );
+    assert!(
+        p2.get("RouteServiceRole_IN_1").is_some() && p2.get("RouteServiceRole_IN_0").is_none(),
+        "{p2}"
+    );
+    assert_eq!(active_nva(&lab), "nva1");
+    let cap = Capture::start(&lab);
+    let (long, _) = connect(&lab, None).unwrap();
+    let before: Vec<(String, u64)> = ["nva1", "nva2"]
+        .iter()
+        .map(|n| frr_session(&lab, n, "10.1.1.5"))
+        .collect();
+    assert!(before.iter().all(|(s, _)| s == "Established"), "{before:?}");
+
+    let killed = lab.ctl(&["controller", "kill", "1"]);
+    let mut ok = 0;
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        connect(&lab, None).expect("new connection with one controller killed");
+        echo(&long, b"ping").expect("long-lived connection with one controller killed");
+        let routes = lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"]);
+        assert!(
+            routes.contains("192.168.10.0/24 via 10.1.0.100"),
+            "vm1 lost its route {:.2} s after the kill:\n{routes}",
+            now_unix() - killed
+        );
+        ok += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after: Vec<(String, u64)> = ["nva1", "nva2"]
+        .iter()
+        .map(|n| frr_session(&lab, n, "10.1.1.5"))
+        .collect();
+    assert_eq!(
+        before, after,
+        "an NVA's session with the surviving instance dropped"
+    );
+    assert!(
+        lab.api_on("rs", "/v1/peers").is_none(),
+        "the first controller still answers"
+    );
+    assert!(
+        labtest::wait_until(Duration::from_secs(2), || lab
+            .log("lb-mux.log")
+            .contains("following controller http://10.1.1.5:8179")),
+        "the mux did not move to the second controller:\n{}",
+        lab.log("lb-mux.log")
+    );
+    assert!(
+        lab.log("agent.log")
+            .contains("controller http://10.1.1.4:8179 unreachable"),
+        "{}",
+        lab.log("agent.log")
+    );
+    println!("first controller killed: {ok} rounds of (new connection, echo on a long-lived one, vm1's route) in 3 s, all fine");
+
+    // During the outage the active NVA fails: the second controller's probes see it, the mux
+    // follows it, new flows go to nva2.
+    let f = fail_over(&lab, &cap, "nva1", "nva2");
+    println!(
+        "NVA failure with one controller down: last successful probe of nva1 -> first connection through nva2: {:.3} s (health endpoint stopped -> nva2: {:.3} s)",
+        f.from_last_probe, f.from_stop
+    );
+    assert!(
+        f.from_last_probe < 0.5,
+        "failover took {:.3} s from the last good probe",
+        f.from_last_probe
+    );
+    echo(&long, b"still here").expect("long-lived connection after the failover");
+
+    // The killed controller comes back and rejoins: its sessions, its answers to the agent.
+    lab.ctl(&["controller", "start", "1"]);
+    assert!(
+        labtest::wait_until(Duration::from_secs(30), || lab
+            .api_on("rs", "/v1/peers")
+            .is_some_and(|v| v.to_string().matches("\"Established\"").count() == 2)),
+        "the restarted controller's sessions did not come back"
+    );
+    assert!(
+        labtest::wait_until(Duration::from_secs(10), || lab
+            .log("agent.log")
+            .contains("controller http://10.1.1.4:8179 reachable again")),
+        "the agent did not hear the first controller again:\n{}",
+        lab.log("agent.log")
+    );
+    let routes = lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"]);
+    assert_eq!(routes.trim(), "192.168.10.0/24 via 10.1.0.100 dev eth0");
+    connect(&lab, None).expect("connection after the first controller's return");
 }
 
 // ---------------------------------------------------------------------------------------------
