@@ -4,6 +4,8 @@
 #   lab/ctl.sh [--name NAME] health nva1|nva2 stop|start
 #       an NVA's health endpoint: stopping it fails the NVA for the load balancer while its
 #       routing keeps working (the probes it answered are in LAB_DIR/NVA-probes.log)
+#   lab/ctl.sh [--name NAME] bgpd nva1|nva2 kill|start
+#       an NVA's BGP daemon (FRR bgpd): kill -9 it, start it again (a restarting NVA)
 #   lab/ctl.sh [--name NAME] mux stop|start
 #       `nexthop lb-mux` on the LB host (stopped, nothing forwards: ip_forward is off there);
 #       LAB_MUX_THREADS=N: its forwarding threads (default: one per CPU)
@@ -18,7 +20,7 @@ LAB_NAME=${LAB_NAME:-nh}
 if [ "${1:-}" = --name ]; then LAB_NAME=$2; shift 2; fi
 LAB_DIR=${LAB_DIR:-/tmp/nexthop-lab-$LAB_NAME}
 here=$(cd "$(dirname "$0")" && pwd)
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ -d "$LAB_DIR" ] || { echo "lab/ctl.sh: no lab '$LAB_NAME' ($LAB_DIR missing)" >&2; exit 1; }
 
 # alive PID: running (a zombie, dead but not yet reaped by its new parent, is not).
@@ -55,6 +57,17 @@ case ${1:-} in
       stop) stop "$LAB_DIR/$nva-health.pid" KILL "$nva health endpoint" ;;
       start) start "$LAB_DIR/$nva-health.pid" "$LAB_DIR/$nva-health.log" "$LAB_NAME-$nva" \
         "$nva health endpoint" nice -n -10 "$PY" "$here/serve.py" health "$addr" 8080 "$LAB_DIR/$nva-probes.log" ;;
+      *) usage ;;
+    esac
+    ;;
+  bgpd)
+    nva=${2:-}
+    case $nva in nva1 | nva2) ;; *) usage ;; esac
+    case ${3:-} in
+      kill) stop "$LAB_DIR/$nva-bgpd.pid" KILL "$nva bgpd" ;;
+      start) start "$LAB_DIR/$nva-bgpd.pid" "$LAB_DIR/$nva-bgpd.log" "$LAB_NAME-$nva" "$nva bgpd" \
+        "$(PATH=$PATH:/usr/lib/frr command -v bgpd)" -Z -S -n -P 0 -f "$LAB_DIR/$nva/bgpd.conf" \
+        -i "$LAB_DIR/$nva/bgpd.pid" --vty_socket "$LAB_DIR/$nva" ;;
       *) usage ;;
     esac
     ;;

@@ -23,8 +23,8 @@
 # knows nothing of the load balancer would.
 #
 # Usage: lab/up.sh [--name NAME] [--mode active-passive|active-active] [--interval-ms N]
-#                  [--rise N] [--fall N] [--controllers 1|2] [--nexthop PATH]
-# Environment (same meaning): LAB_NAME (nh), LAB_MODE, LAB_INTERVAL_MS (100), LAB_RISE (2), LAB_CONTROLLERS (1),
+#                  [--rise N] [--fall N] [--controllers 1|2] [--graceful-restart] [--nexthop PATH]
+# Environment (same meaning): LAB_NAME (nh), LAB_MODE, LAB_INTERVAL_MS (100), LAB_RISE (2), LAB_CONTROLLERS (1), LAB_GR (0; 1: graceful restart on the route server and the NVAs),
 # LAB_FALL (3), LAB_MUX_THREADS (0: one per CPU), NEXTHOP (target/release/nexthop, else `nexthop` on PATH), LAB_DIR
 # (/tmp/nexthop-lab-NAME: configs, logs, pid files). Stop it with lab/down.sh [--name NAME].
 set -euo pipefail
@@ -35,6 +35,7 @@ LAB_INTERVAL_MS=${LAB_INTERVAL_MS:-100}
 LAB_RISE=${LAB_RISE:-2}
 LAB_FALL=${LAB_FALL:-3}
 LAB_CONTROLLERS=${LAB_CONTROLLERS:-1}
+LAB_GR=${LAB_GR:-0}
 here=$(cd "$(dirname "$0")" && pwd)
 while [ $# -gt 0 ]; do
   case $1 in
@@ -44,6 +45,7 @@ while [ $# -gt 0 ]; do
     --rise) LAB_RISE=$2; shift 2 ;;
     --fall) LAB_FALL=$2; shift 2 ;;
     --controllers) LAB_CONTROLLERS=$2; shift 2 ;;
+    --graceful-restart) LAB_GR=1; shift ;;
     --nexthop) NEXTHOP=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "lab/up.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
@@ -158,6 +160,10 @@ for h in vm1 lb rs branch; do in_ns $h sysctl -qw net.ipv4.ip_forward=0; done
 
 # ------------------------------------------------------------------ NVAs: FRR + health endpoint
 nva_conf() { # NAME ROUTER_ID
+  local gr=""
+  # Graceful restart (RFC 4724): helper for the route server, and restarting speaker with its
+  # forwarding state kept (the F bit).
+  [ "$LAB_GR" = 1 ] && gr=$' bgp graceful-restart\n bgp graceful-restart preserve-fw-state\n bgp graceful-restart select-defer-time 0'
   cat <<EOF
 frr defaults traditional
 hostname $1
@@ -166,6 +172,7 @@ log file $LAB_DIR/$1/bgpd.log
 router bgp 65001
  bgp router-id $2
  bgp log-neighbor-changes
+$gr
  no bgp ebgp-requires-policy
  no bgp network import-check
  neighbor 10.1.1.4 remote-as 65515
@@ -221,6 +228,7 @@ address_space = ["10.1.0.0/16"]
 asn = 65515
 virtual_network = "hub"
 instances = ["10.1.1.4", "10.1.1.5"]
+$( [ "$LAB_GR" = 1 ] && echo 'graceful_restart = { enabled = true, restart_time_s = 120 }' )
 
 [[route_server.peer]]
 name = "nva1"
@@ -297,6 +305,7 @@ lab '$LAB_NAME' is up ($LAB_MODE, $LAB_CONTROLLERS controller process(es), probe
   watch a NVA:     ip netns exec $(ns nva1) tcpdump -ni eth1 tcp
   FRR:             ip netns exec $(ns nva1) vtysh --vty_socket $LAB_DIR/nva1 -c 'show bgp summary'
   fail nva1:       lab/ctl.sh --name $LAB_NAME health nva1 stop    (and: start; probes are logged in $LAB_DIR/nva1-probes.log)
+  restart nva1:    lab/ctl.sh --name $LAB_NAME bgpd nva1 kill|start
   controller:      lab/ctl.sh --name $LAB_NAME controller kill|stop|start [1|2]   (default: every controller)
   stop the lab:    lab/down.sh --name $LAB_NAME
 EOF

@@ -337,6 +337,11 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                 // The peer is kept out for the whole back-off, its own reconnects included.
                 self.hold_down_until = Some(Instant::now() + restart_after);
             }
+            PeerCommand::Abandon => {
+                // Dropping the connections closes them (FIN) after the writers flush.
+                info!("closing without NOTIFICATION (graceful restart)");
+                return true;
+            }
             PeerCommand::Shutdown | PeerCommand::Deconfigure => {
                 self.shutting_down = true;
                 self.restart_at = None;
@@ -974,7 +979,11 @@ impl Listener {
                 Err(std::io::Error::other("listener not attached"))
             };
         }
-        sockopt::set_tcp_md5(&RawSock(fd), remote, key)
+        match sockopt::set_tcp_md5(&RawSock(fd), remote, key) {
+            // Removing a key that was never set: nothing to remove.
+            Err(e) if key.is_empty() && e.raw_os_error() == Some(libc_enoent()) => Ok(()),
+            r => r,
+        }
     }
     /// GTSM on the listening socket itself (every peer of this address uses it): a SYN from
     /// farther than one hop is dropped before any connection exists. Per-peer GTSM on an
@@ -1072,4 +1081,9 @@ pub fn ipv4_or_unspecified(ip: IpAddr) -> Ipv4Addr {
         IpAddr::V4(a) => a,
         IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
     }
+}
+
+/// ENOENT: what the kernel answers when asked to delete a TCP-MD5 key it does not hold.
+const fn libc_enoent() -> i32 {
+    2
 }

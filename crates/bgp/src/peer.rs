@@ -130,6 +130,10 @@ pub enum PeerCommand {
     /// The peer was removed from the configuration: Cease/Peer De-configured (RFC 4486), and
     /// the task ends.
     Deconfigure,
+    /// The process stops to restart with graceful restart (RFC 4724): the task ends and its
+    /// connections close without a NOTIFICATION, so that the peer, as helper, keeps our routes
+    /// for the restart time.
+    Abandon,
 }
 
 #[cfg(test)]

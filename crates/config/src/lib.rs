@@ -47,9 +47,9 @@ pub use asn::{is_reserved_asn, AS_TRANS, RESERVED_ASNS};
 pub use diff::{diff_peers, PeerChange, PeerDiff};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AdminState, Api, Backend, Config, Distribution, Fabric, LoadBalancer, Mode, Nic,
-    NoHealthyBackends, Password, Peer, Probe, ProbeProtocol, RouteServer, Subnet, VirtualNetwork,
-    DEFAULT_API_LISTEN, DEFAULT_ASN, DEFAULT_BGP_PORT, DEFAULT_HOLD_TIME,
+    AdminState, Api, Backend, Config, Distribution, Fabric, GracefulRestart, LoadBalancer, Mode,
+    Nic, NoHealthyBackends, Password, Peer, Probe, ProbeProtocol, RouteServer, Subnet,
+    VirtualNetwork, DEFAULT_API_LISTEN, DEFAULT_ASN, DEFAULT_BGP_PORT, DEFAULT_HOLD_TIME,
     DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MAX_ROUTES_PER_PEER,
 };
 pub use netprefix::{Ipv4Prefix, PrefixError};

@@ -85,6 +85,33 @@ pub struct RouteServer {
     pub hold_time: u16,
     /// `[[route_server.peer]]`; every instance peers with every one.
     pub peers: Vec<Peer>,
+    /// `graceful_restart = { enabled = true, restart_time_s = 120 }` (RFC 4724); off by default.
+    pub graceful_restart: GracefulRestart,
+}
+
+/// `[route_server] graceful_restart`: helper for peers that restart, and restarting speaker
+/// with its forwarding state preserved (the data plane does not depend on the controller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GracefulRestart {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Seconds a peer keeps our routes after our sessions go (12 bits: at most 4095).
+    #[serde(default = "default_restart_time")]
+    pub restart_time_s: u16,
+}
+
+impl Default for GracefulRestart {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            restart_time_s: default_restart_time(),
+        }
+    }
+}
+
+fn default_restart_time() -> u16 {
+    120
 }
 
 impl RouteServer {
@@ -443,6 +470,8 @@ pub(crate) struct RawRouteServer {
     pub hold_time: u16,
     #[serde(default)]
     pub peer: Vec<RawPeer>,
+    #[serde(default)]
+    pub graceful_restart: GracefulRestart,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -510,6 +539,7 @@ impl From<RawRouteServer> for RouteServer {
             max_routes_per_peer: raw.max_routes_per_peer,
             hold_time: raw.hold_time,
             peers,
+            graceful_restart: raw.graceful_restart,
         }
     }
 }

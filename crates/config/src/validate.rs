@@ -293,6 +293,16 @@ fn check_route_server(rs: &RawRouteServer, networks: &Networks<'_>, problems: &P
         problems,
     );
 
+    let gr = rs.graceful_restart;
+    if gr.enabled && !(1..=4095).contains(&gr.restart_time_s) {
+        problems.at(
+            "route_server.graceful_restart.restart_time_s",
+            format!(
+                "{} is out of range: 1 to 4095 seconds (12 bits, RFC 4724 §3)",
+                gr.restart_time_s
+            ),
+        );
+    }
     if rs.instances.is_empty() {
         problems.at(
             "route_server.instances",

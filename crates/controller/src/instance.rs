@@ -19,9 +19,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bgp::fsm::{SessionConfig, State};
+use bgp::fsm::{DownReason, SessionConfig, State};
 use bgp::peer::{PeerCommand, PeerConfig, PeerEvent};
 use bgp::wire::notification::{cease, code};
+use bgp::wire::open::{Capability, GracefulRestartFamily};
+use bgp::wire::{Afi, Safi, UpdateMessage};
 use bgp::wire::{Ipv4Prefix, Notification, RouteRefresh, SessionContext};
 use routeserver::{Export, PathLimits, PeerId, Rib, RibConfig};
 use tracing::{error, info, warn};
@@ -39,6 +41,8 @@ pub struct InstanceSpec {
     /// The fabric programs BGP routes (the route server has a virtual network): only then is
     /// it fed this instance's Loc-RIB changes.
     pub feed_fabric: bool,
+    /// Graceful restart (RFC 4724) with this restart time in seconds (1–4095); None: off.
+    pub graceful_restart: Option<u16>,
 }
 
 /// One configured peer: everything its session depends on.
@@ -83,6 +87,13 @@ pub const LIMIT_HOLD_DOWN: Duration = Duration::from_secs(30);
 /// few and local, and a lost session should come back quickly).
 pub const CONNECT_RETRY: Duration = Duration::from_secs(5);
 
+/// How long a restarted peer's stale paths wait for its End-of-RIB once its session is back
+/// (FRR's default stale-path time).
+pub const STALE_PATH_TIME: Duration = Duration::from_secs(360);
+
+/// How often the driver gives [`Input::Tick`].
+pub const TICK: Duration = Duration::from_secs(1);
+
 /// What the instance is told.
 #[derive(Debug)]
 pub enum Input {
@@ -91,8 +102,11 @@ pub enum Input {
     /// A new spec (reload) for the same address. The caller has made sure whatever it needs
     /// from the host (a listener on the new port) exists; nothing here can fail.
     Reconfigure(Box<InstanceSpec>),
-    /// Process exit: every session closes with Cease/Administrative Shutdown.
+    /// Process exit: every session closes with Cease/Administrative Shutdown; with graceful
+    /// restart on, without a NOTIFICATION (the peers keep our routes for the restart time).
     Shutdown,
+    /// Time passes (every [`TICK`]): restarting peers whose time ran out lose their stale paths.
+    Tick,
 }
 
 /// What the instance asks its driver to do.
@@ -148,6 +162,11 @@ pub struct PeerSlot {
     pub routes_too_large: u64,
     /// The session was closed for exceeding `max_routes`; its Down keeps that as the reason.
     limit_hit: bool,
+    /// The restart time the peer offered in its last OPEN (graceful restart), if it did.
+    peer_restart_time: Option<u16>,
+    /// The peer is restarting (graceful restart, helper side): its stale paths go at this time
+    /// unless its End-of-RIB comes first.
+    pub stale_until: Option<Instant>,
 }
 
 /// One route server instance.
@@ -230,6 +249,14 @@ pub fn diff(old: &InstanceSpec, new: &InstanceSpec) -> Changes {
     }
     if old.address != new.address {
         reasons.push(format!("address {} -> {}", old.address, new.address));
+    }
+    if old.graceful_restart != new.graceful_restart {
+        let gr = |g: Option<u16>| g.map_or("off".to_string(), |t| format!("{t} s"));
+        reasons.push(format!(
+            "graceful_restart {} -> {}",
+            gr(old.graceful_restart),
+            gr(new.graceful_restart)
+        ));
     }
     let sessions_reset = (!reasons.is_empty()).then(|| reasons.join(", "));
     let mut changes = Changes {
@@ -345,13 +372,44 @@ impl Instance {
             Input::Peer(id, ev) => self.peer_event(now, id, ev, &mut fx),
             Input::Reconfigure(spec) => self.reconfigure(*spec, &mut fx),
             Input::Shutdown => {
+                let graceful = self.spec.graceful_restart.is_some();
                 let ids: Vec<PeerId> = self.peers.keys().copied().collect();
                 for id in ids {
-                    self.remove_peer(id, PeerCommand::Shutdown, &mut fx);
+                    let how = if graceful {
+                        PeerCommand::Abandon
+                    } else {
+                        PeerCommand::Shutdown
+                    };
+                    self.remove_peer(id, how, &mut fx);
+                }
+            }
+            Input::Tick => {
+                let due: Vec<PeerId> = self
+                    .peers
+                    .values()
+                    .filter(|s| s.stale_until.is_some_and(|t| now >= t))
+                    .map(|s| s.id)
+                    .collect();
+                for id in due {
+                    self.sweep_stale(id, "its restart time ran out", &mut fx);
                 }
             }
         }
         fx
+    }
+
+    /// Withdraws a restarting peer's stale paths (graceful restart), saying `why`.
+    fn sweep_stale(&mut self, id: PeerId, why: &str, fx: &mut Vec<Effect>) {
+        let Some(slot) = self.peers.get_mut(&id) else {
+            return;
+        };
+        slot.stale_until = None;
+        let n = self.rib.stale_count(id);
+        if n > 0 {
+            info!(peer = %slot.spec.name, stale = n, "graceful restart over ({why}); withdrawing the paths it did not send again");
+        }
+        let ex = self.rib.sweep_stale(id);
+        self.export(ex, fx);
     }
 
     /// GTSM on the listener exactly when every peer uses it.
@@ -374,6 +432,21 @@ impl Instance {
             IpAddr::V4(self.spec.address),
             IpAddr::V4(p.address),
         );
+        if let Some(restart_time) = self.spec.graceful_restart {
+            // R: a route server's routes never wait for a peer's, so the peer need not wait
+            // for our End-of-RIB before sending its own. F: the data plane (agents, muxes)
+            // keeps forwarding while this process restarts.
+            cfg.session.capabilities.push(Capability::GracefulRestart {
+                restarted: false,
+                notification: false,
+                restart_time,
+                families: vec![GracefulRestartFamily {
+                    afi: Afi::IPV4,
+                    safi: Safi::UNICAST,
+                    forwarding_preserved: true,
+                }],
+            });
+        }
         cfg.remote_port = p.port;
         cfg.password = p.password.clone();
         cfg.ttl_security = p.ttl_security;
@@ -407,6 +480,8 @@ impl Instance {
                 updates_out: 0,
                 routes_too_large: 0,
                 limit_hit: false,
+                peer_restart_time: None,
+                stale_until: None,
             },
         );
     }
@@ -444,9 +519,28 @@ impl Instance {
                 slot.ctx = negotiated.context();
                 slot.last_error = None;
                 slot.limit_hit = false;
+                let gr = peer_graceful_restart(&negotiated.peer_open);
+                slot.peer_restart_time = gr.map(|(t, _)| t);
                 info!(peer = %slot.spec.name, "established; sending our routes");
+                if slot.stale_until.is_some() {
+                    if gr.is_some_and(|(_, forwarding)| forwarding) {
+                        // Back within its restart time with its forwarding state kept: its
+                        // stale paths wait for its End-of-RIB.
+                        slot.stale_until = Some(now + STALE_PATH_TIME);
+                        info!(peer = %slot.spec.name, stale = self.rib.stale_count(id), "restarted peer back; its stale paths stay until its End-of-RIB");
+                    } else {
+                        self.sweep_stale(id, "back without its forwarding state", fx);
+                    }
+                }
                 let ex = self.rib.peer_up(id, negotiated.peer_id);
                 self.export(ex, fx);
+                if gr.is_some() && self.spec.graceful_restart.is_some() {
+                    // Everything it should hold from us went out above.
+                    fx.push(Effect::Peer {
+                        id,
+                        command: PeerCommand::SendUpdate(UpdateMessage::end_of_rib()),
+                    });
+                }
             }
             PeerEvent::Update {
                 update,
@@ -454,6 +548,12 @@ impl Instance {
                 discarded,
             } => {
                 slot.updates_in += 1;
+                if update.is_end_of_rib() && treat_as_withdraw.is_none() {
+                    if slot.stale_until.is_some() {
+                        self.sweep_stale(id, "End-of-RIB received", fx);
+                    }
+                    return;
+                }
                 if let Some(e) = treat_as_withdraw {
                     slot.last_error = Some(format!(
                         "malformed UPDATE treated as withdraw (RFC 7606): {e}"
@@ -498,14 +598,33 @@ impl Instance {
                 self.export(ex, fx);
             }
             PeerEvent::Down { reason } => {
-                info!(peer = %slot.spec.name, %reason, "session down; withdrawing its routes");
                 slot.state = State::Idle;
                 slot.since = None;
                 if !slot.limit_hit {
                     slot.last_error = Some(reason.to_string());
                 }
-                let ex = self.rib.peer_down(id);
-                self.export(ex, fx);
+                // Graceful restart, helper side (RFC 4724 §4.2): the peer offered it, the session
+                // ended without a NOTIFICATION (the TCP connection, or the peer went silent).
+                let restarting = matches!(
+                    reason,
+                    DownReason::ConnectionFailed | DownReason::HoldTimerExpired
+                ) && !slot.limit_hit
+                    && self.spec.graceful_restart.is_some();
+                match slot.peer_restart_time.filter(|t| restarting && *t > 0) {
+                    Some(t) => {
+                        let until = now + Duration::from_secs(u64::from(t));
+                        // A second failure while restarting keeps the first deadline.
+                        slot.stale_until = Some(slot.stale_until.map_or(until, |u| u.min(until)));
+                        let n = self.rib.peer_down_stale(id);
+                        info!(peer = %slot.spec.name, %reason, stale = n, restart_time = t, "session down, peer restarting (graceful restart): its routes stay, stale");
+                    }
+                    None => {
+                        info!(peer = %slot.spec.name, %reason, "session down; withdrawing its routes");
+                        slot.stale_until = None;
+                        let ex = self.rib.peer_down(id);
+                        self.export(ex, fx);
+                    }
+                }
             }
         }
     }
@@ -640,4 +759,22 @@ impl Instance {
             error!(old = %self.spec.address, new = %spec.address, "an instance cannot move to another address; keeping the old one");
         }
     }
+}
+
+/// The graceful restart capability of an OPEN: (restart time, forwarding state preserved for
+/// IPv4 unicast).
+fn peer_graceful_restart(open: &bgp::wire::Open) -> Option<(u16, bool)> {
+    open.capabilities.iter().find_map(|c| match c {
+        Capability::GracefulRestart {
+            restart_time,
+            families,
+            ..
+        } => Some((
+            *restart_time,
+            families
+                .iter()
+                .any(|f| f.afi == Afi::IPV4 && f.safi == Safi::UNICAST && f.forwarding_preserved),
+        )),
+        _ => None,
+    })
 }

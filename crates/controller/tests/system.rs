@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bgp::fsm::{DownReason, Negotiated, State};
 use bgp::peer::{PeerCommand, PeerConfig, PeerEvent};
-use bgp::wire::open::Open;
+use bgp::wire::open::{Capability, GracefulRestartFamily, Open};
 use bgp::wire::{
     AsPath, Ipv4Prefix, Message, Origin, PathAttributes, SessionContext, UpdateMessage,
 };
@@ -58,6 +58,7 @@ fn spec(name: &str, address: &str) -> InstanceSpec {
             peer("nva2", "10.1.2.11", 65001),
         ],
         feed_fabric: true,
+        graceful_restart: None,
     }
 }
 
@@ -167,7 +168,7 @@ impl Sim {
                                 buf = &buf[n..];
                             }
                         }
-                        PeerCommand::Deconfigure | PeerCommand::Shutdown => {
+                        PeerCommand::Deconfigure | PeerCommand::Shutdown | PeerCommand::Abandon => {
                             t.ended = true;
                             t.commands.push(format!("{command:?}"));
                         }
@@ -209,6 +210,11 @@ impl Sim {
     }
 
     fn establish(&mut self, name: &str) {
+        self.establish_with(name, Vec::new());
+    }
+
+    /// `name` comes up offering `capabilities` in its OPEN.
+    fn establish_with(&mut self, name: &str, capabilities: Vec<Capability>) {
         let id = self.id(name);
         let spec = self.owner.peer(id).unwrap().spec.clone();
         let negotiated = Negotiated {
@@ -227,7 +233,7 @@ impl Sim {
                 my_as: spec.asn as u16,
                 hold_time: spec.hold_time,
                 bgp_id: spec.address,
-                capabilities: Vec::new(),
+                capabilities,
             },
         };
         self.step(Input::Peer(id, PeerEvent::Established { negotiated }));
@@ -1024,4 +1030,204 @@ fn a_restarted_controller_rejoins_without_a_flap() {
     w.ctls[1].instances[0].down("nva2");
     w.settle();
     assert_eq!(w.kernel(), ["192.168.10.0/24 via 10.1.0.100"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graceful restart (RFC 4724)
+// ---------------------------------------------------------------------------------------------
+
+/// The capability an NVA with `bgp graceful-restart` offers: restart time, F bit for IPv4.
+fn gr(restart_time: u16, forwarding: bool) -> Vec<Capability> {
+    vec![Capability::GracefulRestart {
+        restarted: false,
+        notification: false,
+        restart_time,
+        families: vec![GracefulRestartFamily {
+            afi: bgp::wire::Afi::IPV4,
+            safi: bgp::wire::Safi::UNICAST,
+            forwarding_preserved: forwarding,
+        }],
+    }]
+}
+
+fn gr_spec() -> InstanceSpec {
+    InstanceSpec {
+        graceful_restart: Some(120),
+        ..spec("RouteServiceRole_IN_0", "10.1.1.4")
+    }
+}
+
+fn down(sim: &mut Sim, name: &str, reason: DownReason) {
+    let id = sim.id(name);
+    sim.step(Input::Peer(id, PeerEvent::Down { reason }));
+}
+
+fn end_of_rib(sim: &mut Sim, name: &str) {
+    let id = sim.id(name);
+    sim.step(Input::Peer(
+        id,
+        PeerEvent::Update {
+            update: UpdateMessage::end_of_rib(),
+            treat_as_withdraw: None,
+            discarded: Vec::new(),
+        },
+    ));
+}
+
+fn fabric_has(sim: &Sim) -> Vec<String> {
+    sim.fabric.keys().map(ToString::to_string).collect()
+}
+
+#[test]
+fn graceful_restart_is_offered_only_when_configured() {
+    let cap = |sim: &Sim| {
+        sim.task("nva1")
+            .config
+            .session
+            .capabilities
+            .iter()
+            .find(|c| matches!(c, Capability::GracefulRestart { .. }))
+            .cloned()
+    };
+    assert_eq!(
+        cap(&Sim::new(spec("RouteServiceRole_IN_0", "10.1.1.4"))),
+        None
+    );
+    let Some(Capability::GracefulRestart {
+        restart_time,
+        families,
+        ..
+    }) = cap(&Sim::new(gr_spec()))
+    else {
+        panic!("no graceful restart capability");
+    };
+    assert_eq!(restart_time, 120);
+    assert!(
+        families.iter().all(|f| f.forwarding_preserved),
+        "{families:?}"
+    );
+    // Turning it on or off is a new OPEN: every session restarts, and the reload says why.
+    let d = diff(&spec("RouteServiceRole_IN_0", "10.1.1.4"), &gr_spec());
+    assert!(
+        d.sessions_reset
+            .as_deref()
+            .is_some_and(|r| r.contains("graceful_restart off -> 120 s")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_restarting_peer_keeps_its_routes_until_its_end_of_rib() {
+    let mut sim = Sim::new(gr_spec());
+    sim.establish_with("nva1", gr(90, true));
+    // We send it our routes, then End-of-RIB.
+    assert!(
+        sim.task("nva1")
+            .commands
+            .iter()
+            .any(|c| c.contains("SendUpdate") && c.contains("nlri: []")),
+        "{:?}",
+        sim.task("nva1").commands
+    );
+    sim.announce(
+        "nva1",
+        &["192.168.10.0/24", "192.168.20.0/24"],
+        "10.1.0.100",
+    );
+    assert_eq!(fabric_has(&sim), ["192.168.10.0/24", "192.168.20.0/24"]);
+
+    // Its TCP connection goes (bgpd killed): the routes stay, nothing is withdrawn.
+    sim.batches.clear();
+    down(&mut sim, "nva1", DownReason::ConnectionFailed);
+    assert_eq!(fabric_has(&sim), ["192.168.10.0/24", "192.168.20.0/24"]);
+    assert!(sim.batches.is_empty(), "{:?}", sim.batches);
+    assert!(sim
+        .owner
+        .peer(sim.id("nva1"))
+        .unwrap()
+        .stale_until
+        .is_some());
+
+    // Back with its forwarding state; it sends one route again: both stay until End-of-RIB.
+    sim.advance(Duration::from_secs(30));
+    sim.step(Input::Tick);
+    sim.establish_with("nva1", gr(90, true));
+    sim.announce("nva1", &["192.168.10.0/24"], "10.1.0.100");
+    sim.advance(Duration::from_secs(80));
+    sim.step(Input::Tick);
+    assert_eq!(fabric_has(&sim), ["192.168.10.0/24", "192.168.20.0/24"]);
+    assert!(sim
+        .batches
+        .iter()
+        .all(|(_, r)| r.iter().all(|(_, nh)| !nh.is_empty())));
+    end_of_rib(&mut sim, "nva1");
+    assert_eq!(fabric_has(&sim), ["192.168.10.0/24"]);
+    assert!(sim
+        .owner
+        .peer(sim.id("nva1"))
+        .unwrap()
+        .stale_until
+        .is_none());
+    // A later End-of-RIB (a route refresh) changes nothing.
+    end_of_rib(&mut sim, "nva1");
+    assert_eq!(fabric_has(&sim), ["192.168.10.0/24"]);
+}
+
+#[test]
+fn a_restarting_peer_that_does_not_come_back_loses_its_routes_at_its_restart_time() {
+    let mut sim = Sim::new(gr_spec());
+    sim.establish_with("nva1", gr(90, true));
+    sim.announce("nva1", &["192.168.10.0/24"], "10.1.0.100");
+    down(&mut sim, "nva1", DownReason::HoldTimerExpired);
+    sim.advance(Duration::from_secs(89));
+    sim.step(Input::Tick);
+    assert_eq!(fabric_has(&sim), ["192.168.10.0/24"]);
+    sim.advance(Duration::from_secs(1));
+    sim.step(Input::Tick);
+    assert!(fabric_has(&sim).is_empty());
+}
+
+#[test]
+fn graceful_restart_does_not_hold_routes_it_should_not() {
+    // A NOTIFICATION (the peer said goodbye), a peer that did not offer graceful restart, one
+    // that comes back without its forwarding state, one that hit its route limit, and an
+    // instance with graceful restart off: the routes go at once.
+    let mut sim = Sim::new(gr_spec());
+    sim.establish_with("nva1", gr(90, true));
+    sim.announce("nva1", &["192.168.10.0/24"], "10.1.0.100");
+    down(
+        &mut sim,
+        "nva1",
+        DownReason::PeerNotification(bgp::wire::Notification::new(6, 2)),
+    );
+    assert!(fabric_has(&sim).is_empty(), "after a NOTIFICATION");
+
+    sim.establish("nva2");
+    sim.announce("nva2", &["192.168.20.0/24"], "10.1.0.100");
+    down(&mut sim, "nva2", DownReason::ConnectionFailed);
+    assert!(fabric_has(&sim).is_empty(), "without the capability");
+
+    sim.establish_with("nva1", gr(90, true));
+    sim.announce("nva1", &["192.168.30.0/24"], "10.1.0.100");
+    down(&mut sim, "nva1", DownReason::ConnectionFailed);
+    assert_eq!(fabric_has(&sim), ["192.168.30.0/24"]);
+    sim.establish_with("nva1", gr(90, false));
+    assert!(fabric_has(&sim).is_empty(), "back without forwarding state");
+
+    let mut off = Sim::new(spec("RouteServiceRole_IN_0", "10.1.1.4"));
+    off.establish_with("nva1", gr(90, true));
+    off.announce("nva1", &["192.168.10.0/24"], "10.1.0.100");
+    down(&mut off, "nva1", DownReason::ConnectionFailed);
+    assert!(fabric_has(&off).is_empty(), "graceful restart off");
+}
+
+#[test]
+fn with_graceful_restart_a_stop_closes_sessions_without_a_notification() {
+    let mut sim = Sim::new(gr_spec());
+    sim.establish_with("nva1", gr(90, true));
+    sim.step(Input::Shutdown);
+    assert!(sim
+        .tasks
+        .values()
+        .all(|t| t.ended && t.commands.last().is_some_and(|c| c == "Abandon")));
 }

@@ -68,6 +68,10 @@ pub fn specs_from_config(cfg: &config::Config) -> Vec<InstanceSpec> {
             originated: Vec::clone(&originated),
             peers: peers.clone(),
             feed_fabric,
+            graceful_restart: rs
+                .graceful_restart
+                .enabled
+                .then_some(rs.graceful_restart.restart_time_s),
         })
         .collect()
 }

@@ -132,10 +132,16 @@ impl InstanceTask {
         mut queries: mpsc::Receiver<Query>,
         mut events: mpsc::Receiver<(PeerId, PeerEvent)>,
     ) {
+        let mut tick = tokio::time::interval(controller::instance::TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 Some((id, ev)) = events.recv() => {
                     let fx = self.owner.handle(Instant::now(), Input::Peer(id, ev));
+                    self.execute(fx);
+                }
+                _ = tick.tick() => {
+                    let fx = self.owner.handle(Instant::now(), Input::Tick);
                     self.execute(fx);
                 }
                 q = queries.recv() => match q {
@@ -187,7 +193,10 @@ impl InstanceTask {
                     }
                 }
                 Effect::Peer { id, command } => {
-                    let last = matches!(command, PeerCommand::Deconfigure | PeerCommand::Shutdown);
+                    let last = matches!(
+                        command,
+                        PeerCommand::Deconfigure | PeerCommand::Shutdown | PeerCommand::Abandon
+                    );
                     let h = if last {
                         self.handles.remove(&id)
                     } else {

@@ -43,11 +43,12 @@ struct Lab {
 impl Lab {
     /// `lab/up.sh` under a unique name (`lt-PID-N`, swept by labtest if this process dies).
     fn up(mode: &str) -> Lab {
-        Self::up_with(mode, 1)
+        Self::up_with(mode, &[])
     }
 
-    /// [`Lab::up`] with `controllers` controller processes (2: one per instance, on rs and rs2).
-    fn up_with(mode: &str, controllers: u32) -> Lab {
+    /// [`Lab::up`] with more arguments for `lab/up.sh` (`--controllers 2`: one controller
+    /// process per instance, on rs and rs2; `--graceful-restart`).
+    fn up_with(mode: &str, more: &[&str]) -> Lab {
         static N: AtomicU64 = AtomicU64::new(1);
         let name = format!(
             "lt-{}-{}",
@@ -61,7 +62,7 @@ impl Lab {
             .script("up.sh")
             .args(["--mode", mode, "--interval-ms", "100", "--rise", "2"])
             .args(["--fall", "3", "--nexthop", env!("CARGO_BIN_EXE_nexthop")])
-            .args(["--controllers", &controllers.to_string()])
+            .args(more)
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
@@ -976,7 +977,7 @@ fn two_controller_processes_one_killed_loses_nothing() {
         return;
     }
     let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = Lab::up_with("active-passive", 2);
+    let lab = Lab::up_with("active-passive", &["--controllers", "2"]);
     // Each process runs its own instance only.
     let peers = |host: &str| lab.api_on(host, "/v1/peers").expect("peers answer");
     let (p1, p2) = (peers("rs"), peers("rs2"));
@@ -1071,6 +1072,215 @@ fn two_controller_processes_one_killed_loses_nothing() {
     let routes = lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"]);
     assert_eq!(routes.trim(), "192.168.10.0/24 via 10.1.0.100 dev eth0");
     connect(&lab, None).expect("connection after the first controller's return");
+}
+
+/// vtysh on an NVA: the JSON of `command`.
+fn frr_json(lab: &Lab, nva: &str, command: &str) -> serde_json::Value {
+    let sock = lab.dir.join(nva);
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(nva), "vtysh", "--vty_socket"])
+        .arg(&sock)
+        .args(["-c", command])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// The next hops of FRR's paths to `prefix` on an NVA (the instances it learned it from).
+fn frr_paths(lab: &Lab, nva: &str, prefix: &str) -> Vec<String> {
+    let v = frr_json(lab, nva, &format!("show bgp ipv4 unicast {prefix} json"));
+    v["paths"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["peer"]["peerId"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Whether every instance's Loc-RIB holds a path from `peer` for `network`.
+fn rib_has_path(lab: &Lab, network: &str, peer: &str) -> bool {
+    let Some(rib) = lab.api("/v1/rib") else {
+        return false;
+    };
+    let instances = rib.as_object().map(|o| o.len()).unwrap_or(0);
+    instances == 2
+        && rib.as_object().unwrap().values().all(|entries| {
+            entries.as_array().is_some_and(|es| {
+                es.iter().any(|e| {
+                    e["network"] == network
+                        && e["paths"]
+                            .as_array()
+                            .is_some_and(|ps| ps.iter().any(|p| p["sourcePeer"] == peer))
+                })
+            })
+        })
+}
+
+/// Graceful restart (RFC 4724) with real FRR NVAs (`bgp graceful-restart`):
+/// - the controller is killed (-9) and restarted: the NVAs keep the virtual network's route
+///   10.1.0.0/16 from it throughout (FRR's table read every 100 ms: never missing);
+/// - an NVA's bgpd is killed and restarted: both instances keep its path for the branch in
+///   their Loc-RIB throughout (read every 100 ms), until its End-of-RIB, and vm1 its route.
+#[test]
+fn graceful_restart_hides_a_controller_restart_and_an_nva_restart() {
+    if !lab_ready() {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up_with("active-passive", &["--graceful-restart"]);
+    let hub = "10.1.0.0/16";
+    let both = || {
+        let mut p = frr_paths(&lab, "nva1", hub);
+        p.sort();
+        p == ["10.1.1.4", "10.1.1.5"]
+    };
+    assert!(
+        labtest::wait_until(Duration::from_secs(10), both),
+        "nva1 does not hold {hub} from both instances: {:?}",
+        frr_paths(&lab, "nva1", hub)
+    );
+
+    // 1. The controller restarts.
+    let stop = AtomicBool::new(false);
+    let (samples, missing) = std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            let (mut n, mut missing) = (0u32, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                if frr_paths(&lab, "nva1", hub).is_empty() {
+                    missing.push(now_unix());
+                }
+                n += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (n, missing)
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let killed = lab.ctl(&["controller", "kill"]);
+        std::thread::sleep(Duration::from_secs(2));
+        lab.ctl(&["controller", "start"]);
+        let established = || {
+            lab.api("/v1/peers")
+                .is_some_and(|v| v.to_string().matches("\"Established\"").count() == 4)
+        };
+        assert!(
+            labtest::wait_until(Duration::from_secs(30), established),
+            "sessions did not come back"
+        );
+        // Our End-of-RIB has reached FRR: its stale paths from us are replaced.
+        assert!(
+            labtest::wait_until(Duration::from_secs(10), both),
+            "{:?}",
+            frr_paths(&lab, "nva1", hub)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+        let (n, missing) = sampler.join().unwrap();
+        println!(
+            "controller killed at {killed:.2}, back after 2 s: nva1's table read {n} times, {hub} missing {} times",
+            missing.len()
+        );
+        (n, missing)
+    });
+    assert!(samples >= 20, "too few samples: {samples}");
+    assert!(
+        missing.is_empty(),
+        "nva1 lost {hub} during the controller's restart at {missing:?}"
+    );
+
+    // 2. nva1's bgpd restarts: while it is away and until its session is back, its path stays
+    //    in both Loc-RIBs (stale); vm1 keeps its route throughout.
+    let branch = "192.168.10.0/24";
+    assert!(
+        labtest::wait_until(Duration::from_secs(10), || rib_has_path(
+            &lab, branch, "nva1"
+        )),
+        "{:?}",
+        lab.api("/v1/rib")
+    );
+    let nva1_up = || {
+        lab.api("/v1/peers").is_some_and(|v| {
+            v.as_object().is_some_and(|o| {
+                o.values().all(|ps| {
+                    ps.as_array().is_some_and(|ps| {
+                        ps.iter()
+                            .any(|p| p["name"] == "nva1" && p["state"] == "Established")
+                    })
+                })
+            })
+        })
+    };
+    let stop = AtomicBool::new(false);
+    let (samples, killed, back) = std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            // (time, nva1's path in both Loc-RIBs, vm1's route)
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let kernel = lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"]);
+                samples.push((
+                    now_unix(),
+                    rib_has_path(&lab, branch, "nva1"),
+                    kernel.contains(branch),
+                ));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            samples
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let killed = lab.ctl(&["bgpd", "nva1", "kill"]);
+        std::thread::sleep(Duration::from_secs(2));
+        lab.ctl(&["bgpd", "nva1", "start"]);
+        assert!(
+            labtest::wait_until(Duration::from_secs(30), nva1_up),
+            "nva1 did not come back: {:?}\n{}",
+            lab.api("/v1/peers"),
+            lab.log("nva1-bgpd.log")
+        );
+        let back = now_unix();
+        // Its path again, sent after its End-of-RIB or before.
+        assert!(
+            labtest::wait_until(Duration::from_secs(20), || rib_has_path(
+                &lab, branch, "nva1"
+            )),
+            "nva1's path did not come back"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+        (sampler.join().unwrap(), killed, back)
+    });
+    let away: Vec<f64> = samples
+        .iter()
+        .filter(|(t, has, _)| *t >= killed && *t <= back && !has)
+        .map(|(t, ..)| *t)
+        .collect();
+    let unrouted: Vec<f64> = samples
+        .iter()
+        .filter(|(_, _, routed)| !routed)
+        .map(|(t, ..)| *t)
+        .collect();
+    let gap = samples
+        .iter()
+        .filter(|(t, has, _)| *t > back && !has)
+        .count();
+    println!(
+        "nva1's bgpd killed, back after {:.1} s: {} samples; nva1's path missing while it was away: {}; after it was back: {gap} samples of 100 ms (FRR 8.4 sends End-of-RIB before its own network route); vm1's route missing: {}",
+        back - killed,
+        samples.len(),
+        away.len(),
+        unrouted.len()
+    );
+    assert!(
+        samples
+            .iter()
+            .filter(|(t, ..)| *t >= killed && *t <= back)
+            .count()
+            >= 10,
+        "too few samples while nva1 was away"
+    );
+    assert!(
+        away.is_empty(),
+        "nva1's path went while it restarted (no graceful restart helper) at {away:?}"
+    );
+    assert!(unrouted.is_empty(), "vm1 lost its route at {unrouted:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

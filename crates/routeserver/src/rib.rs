@@ -60,6 +60,9 @@ struct Peer {
     accepted: u32,
     /// Paths refused by policy, with the reason.
     rejected: HashMap<Ipv4Prefix, Rejected>,
+    /// Graceful restart (RFC 4724): prefixes whose path from this peer is kept from a session
+    /// that went down, not yet sent again. Empty unless the peer is restarting.
+    stale: std::collections::HashSet<Ipv4Prefix>,
 }
 
 #[derive(Debug, Clone)]
@@ -486,6 +489,7 @@ impl Rib {
             router_id: Ipv4Addr::UNSPECIFIED,
             accepted: 0,
             rejected: HashMap::new(),
+            stale: Default::default(),
         };
         // Ids are never reused: events of a removed peer may still be in flight, and must not be
         // taken for a new peer's.
@@ -551,12 +555,69 @@ impl Rib {
         ex
     }
 
+    /// Graceful restart, helper side (RFC 4724 §4.2): the session went down and the peer is
+    /// restarting. Its paths stay in the Loc-RIB, still used and advertised, marked stale; a
+    /// path it sends again is fresh; [`Rib::sweep_stale`] withdraws those it did not (at its
+    /// End-of-RIB, or when the restart time runs out). Nothing changes for the other peers.
+    /// Returns how many paths are stale.
+    pub fn peer_down_stale(&mut self, id: PeerId) -> usize {
+        let Some(Some(p)) = self.peers.get_mut(id) else {
+            return 0;
+        };
+        p.up = false;
+        for (_, r) in std::mem::take(&mut p.rejected) {
+            self.interner.release(r.attrs);
+        }
+        let held: Vec<Ipv4Prefix> = self
+            .loc
+            .iter()
+            .filter(|(_, e)| e.paths().iter().any(|x| x.peer() == id))
+            .map(|(p, _)| *p)
+            .collect();
+        let Some(Some(p)) = self.peers.get_mut(id) else {
+            return 0;
+        };
+        p.stale.extend(held);
+        p.stale.len()
+    }
+
+    /// Withdraws the peer's stale paths (see [`Rib::peer_down_stale`]).
+    pub fn sweep_stale(&mut self, id: PeerId) -> Export {
+        let mut ex = Export::default();
+        let Some(Some(p)) = self.peers.get_mut(id) else {
+            return ex;
+        };
+        for prefix in std::mem::take(&mut p.stale) {
+            let before = self.best(&prefix);
+            let before_mp = self.loc.get(&prefix).map_or(0, Entry::multipath);
+            if self.remove_path(prefix, id) {
+                self.finish_change(prefix, before, before_mp, &mut ex);
+            }
+        }
+        ex
+    }
+
+    /// How many of the peer's paths are stale (graceful restart).
+    pub fn stale_count(&self, id: PeerId) -> usize {
+        self.peer(id).map_or(0, |p| p.stale.len())
+    }
+
+    /// A path from `id` for `prefix` was sent again (or withdrawn): it is no longer stale.
+    fn refresh(&mut self, id: PeerId, prefix: &Ipv4Prefix) {
+        if let Some(Some(p)) = self.peers.get_mut(id) {
+            if !p.stale.is_empty() {
+                p.stale.remove(prefix);
+            }
+        }
+    }
+
     /// The session went down: every route learned from it is withdrawn.
     pub fn peer_down(&mut self, id: PeerId) -> Export {
         let mut ex = Export::default();
         let Some(Some(p)) = self.peers.get_mut(id) else {
             return ex;
         };
+        p.stale = Default::default();
         let was_up = std::mem::replace(&mut p.up, false);
         let rejected = std::mem::take(&mut p.rejected);
         for (_, r) in rejected {
@@ -640,6 +701,7 @@ impl Rib {
     }
 
     fn withdraw_one(&mut self, id: PeerId, prefix: Ipv4Prefix, ex: &mut Export) {
+        self.refresh(id, &prefix);
         if let Some(Some(peer)) = self.peers.get_mut(id) {
             if let Some(old) = peer.rejected.remove(&prefix) {
                 self.interner.release(old.attrs);
@@ -659,6 +721,7 @@ impl Rib {
         attrs: &Arc<PathAttributes>,
         ex: &mut Export,
     ) {
+        self.refresh(id, &prefix);
         if let Some(Some(peer)) = self.peers.get_mut(id) {
             if let Some(old) = peer.rejected.remove(&prefix) {
                 self.interner.release(old.attrs);

@@ -162,6 +162,11 @@ pub struct UpdateMessage {
 }
 
 impl UpdateMessage {
+    /// RFC 4724 §2: an UPDATE with nothing in it marks the end of the initial IPv4 table.
+    pub fn is_end_of_rib(&self) -> bool {
+        self.withdrawn.is_empty() && self.nlri.is_empty() && self.attrs == PathAttributes::default()
+    }
+
     /// An End-of-RIB marker for IPv4 unicast (RFC 4724 §2).
     pub fn end_of_rib() -> Self {
         Self::default()
