@@ -38,7 +38,12 @@ struct Lab {
     name: String,
     dir: PathBuf,
     repo: PathBuf,
+    /// Controller processes: 1 (both instances on rs) or 2 (one per instance, rs and rs2).
+    controllers: u32,
 }
+
+/// The controller hosts of a lab with `n` controller processes.
+const CONTROLLER_HOSTS: [&str; 2] = ["rs", "rs2"];
 
 impl Lab {
     /// `lab/up.sh` under a unique name (`lt-PID-N`, swept by labtest if this process dies).
@@ -46,9 +51,18 @@ impl Lab {
         Self::up_with(mode, &[])
     }
 
-    /// [`Lab::up`] with more arguments for `lab/up.sh` (`--controllers 2`: one controller
-    /// process per instance, on rs and rs2; `--graceful-restart`).
+    /// [`Lab::up`] with more arguments for `lab/up.sh` (`--graceful-restart`). The lab has two
+    /// controller processes, one per instance (rs and rs2), as the reference runs them, unless
+    /// `NEXTHOP_LAB_CONTROLLERS=1` asks for one running both instances (rs).
     fn up_with(mode: &str, more: &[&str]) -> Lab {
+        let controllers: u32 = match std::env::var("NEXTHOP_LAB_CONTROLLERS").as_deref() {
+            Ok("1") => 1,
+            _ => 2,
+        };
+        Self::start(mode, controllers, more)
+    }
+
+    fn start(mode: &str, controllers: u32, more: &[&str]) -> Lab {
         static N: AtomicU64 = AtomicU64::new(1);
         let name = format!(
             "lt-{}-{}",
@@ -57,11 +71,17 @@ impl Lab {
         );
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let dir = PathBuf::from(format!("/tmp/nexthop-lab-{name}"));
-        let lab = Lab { name, dir, repo };
+        let lab = Lab {
+            name,
+            dir,
+            repo,
+            controllers,
+        };
         let out = lab
             .script("up.sh")
             .args(["--mode", mode, "--interval-ms", "100", "--rise", "2"])
             .args(["--fall", "3", "--nexthop", env!("CARGO_BIN_EXE_nexthop")])
+            .args(["--controllers", &controllers.to_string()])
             .args(more)
             .output()
             .unwrap();
@@ -116,13 +136,31 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// `nexthop ARGS` against the controller (inside the route server's namespace).
+    /// `nexthop ARGS` against every controller (inside the route server's namespace): a
+    /// reload or an admin change reaches each, a query asks the first.
     fn nexthop(&self, args: &[&str]) -> String {
         // The lab's API listens beyond loopback: state-changing calls need its admin token.
         let token = format!("NEXTHOP_TOKEN_FILE={}/admin.token", self.dir.display());
         let mut a = vec!["env", token.as_str(), env!("CARGO_BIN_EXE_nexthop")];
+        for url in ["http://10.1.1.4:8179", "http://10.1.1.5:8179"]
+            .iter()
+            .take(self.controllers as usize)
+        {
+            a.extend(["--api", url]);
+        }
         a.extend_from_slice(args);
         self.exec("rs", &a)
+    }
+
+    /// BGP sessions Established, summed over the controllers (4 when every NVA is up with
+    /// both instances); 0 for a controller that does not answer.
+    fn established(&self) -> usize {
+        CONTROLLER_HOSTS
+            .iter()
+            .take(self.controllers as usize)
+            .filter_map(|h| self.api_on(h, "/v1/peers"))
+            .map(|v| v.to_string().matches("\"Established\"").count())
+            .sum()
     }
 
     /// GET on the controller's API; the JSON body, or None if it does not answer.
@@ -562,6 +600,16 @@ fn count<'a>(of: &[&'a str]) -> Vec<(&'a str, usize)> {
     c
 }
 
+/// Sets the flag a scoped background loop watches when dropped, also when an assertion in the
+/// scope fails: otherwise the scope would wait for the loop for ever.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 fn lab_ready() -> bool {
     labtest::require_netns(&["ip", "bgpd", "vtysh", "python3", "setsid", "sysctl"])
 }
@@ -869,6 +917,7 @@ fn controller_restart_keeps_traffic_flowing_and_routes_converge() {
     // retransmitted after 1 s).
     let stop = AtomicBool::new(false);
     let (started, t_bgp, t_route, t_agent, t_stale, during) = std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
         let background = s.spawn(|| {
             let (mut n, mut slowest) = (0u32, Duration::ZERO);
             while !stop.load(Ordering::Relaxed) {
@@ -881,10 +930,7 @@ fn controller_restart_keeps_traffic_flowing_and_routes_converge() {
             (n, slowest)
         });
         let started = lab.ctl(&["controller", "start"]);
-        let established = || {
-            lab.api("/v1/peers")
-                .is_some_and(|v| v.to_string().matches("\"Established\"").count() == 4)
-        };
+        let established = || lab.established() == 4;
         assert!(
             labtest::wait_until(Duration::from_secs(30), established),
             "sessions did not come back"
@@ -908,7 +954,7 @@ fn controller_restart_keeps_traffic_flowing_and_routes_converge() {
         assert!(
             labtest::wait_until(Duration::from_secs(10), || lab
                 .log("agent.log")
-                .contains("controller reachable again")),
+                .contains("reachable again")),
             "the agent did not reconnect"
         );
         let t_agent = now_unix() - started;
@@ -977,7 +1023,7 @@ fn two_controller_processes_one_killed_loses_nothing() {
         return;
     }
     let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = Lab::up_with("active-passive", &["--controllers", "2"]);
+    let lab = Lab::start("active-passive", 2, &[]);
     // Each process runs its own instance only.
     let peers = |host: &str| lab.api_on(host, "/v1/peers").expect("peers answer");
     let (p1, p2) = (peers("rs"), peers("rs2"));
@@ -1097,14 +1143,19 @@ fn frr_paths(lab: &Lab, nva: &str, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether every instance's Loc-RIB holds a path from `peer` for `network`.
+/// Whether every instance's Loc-RIB (on every controller) holds a path from `peer` for
+/// `network`.
 fn rib_has_path(lab: &Lab, network: &str, peer: &str) -> bool {
-    let Some(rib) = lab.api("/v1/rib") else {
-        return false;
-    };
-    let instances = rib.as_object().map(|o| o.len()).unwrap_or(0);
-    instances == 2
-        && rib.as_object().unwrap().values().all(|entries| {
+    let mut instances = 0;
+    for host in CONTROLLER_HOSTS.iter().take(lab.controllers as usize) {
+        let Some(rib) = lab.api_on(host, "/v1/rib") else {
+            return false;
+        };
+        let Some(rib) = rib.as_object() else {
+            return false;
+        };
+        instances += rib.len();
+        let all = rib.values().all(|entries| {
             entries.as_array().is_some_and(|es| {
                 es.iter().any(|e| {
                     e["network"] == network
@@ -1113,7 +1164,36 @@ fn rib_has_path(lab: &Lab, network: &str, peer: &str) -> bool {
                             .is_some_and(|ps| ps.iter().any(|p| p["sourcePeer"] == peer))
                 })
             })
-        })
+        });
+        if !all {
+            return false;
+        }
+    }
+    instances == 2
+}
+
+/// Whether `peer` is Established with every instance (on every controller).
+fn peer_up_everywhere(lab: &Lab, peer: &str) -> bool {
+    let mut instances = 0;
+    for host in CONTROLLER_HOSTS.iter().take(lab.controllers as usize) {
+        let Some(v) = lab.api_on(host, "/v1/peers") else {
+            return false;
+        };
+        let Some(o) = v.as_object() else {
+            return false;
+        };
+        instances += o.len();
+        let up = o.values().all(|ps| {
+            ps.as_array().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["name"] == peer && p["state"] == "Established")
+            })
+        });
+        if !up {
+            return false;
+        }
+    }
+    instances == 2
 }
 
 /// Graceful restart (RFC 4724) with real FRR NVAs (`bgp graceful-restart`):
@@ -1143,6 +1223,7 @@ fn graceful_restart_hides_a_controller_restart_and_an_nva_restart() {
     // 1. The controller restarts.
     let stop = AtomicBool::new(false);
     let (samples, missing) = std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
         let sampler = s.spawn(|| {
             let (mut n, mut missing) = (0u32, Vec::new());
             while !stop.load(Ordering::Relaxed) {
@@ -1158,10 +1239,7 @@ fn graceful_restart_hides_a_controller_restart_and_an_nva_restart() {
         let killed = lab.ctl(&["controller", "kill"]);
         std::thread::sleep(Duration::from_secs(2));
         lab.ctl(&["controller", "start"]);
-        let established = || {
-            lab.api("/v1/peers")
-                .is_some_and(|v| v.to_string().matches("\"Established\"").count() == 4)
-        };
+        let established = || lab.established() == 4;
         assert!(
             labtest::wait_until(Duration::from_secs(30), established),
             "sessions did not come back"
@@ -1197,20 +1275,10 @@ fn graceful_restart_hides_a_controller_restart_and_an_nva_restart() {
         "{:?}",
         lab.api("/v1/rib")
     );
-    let nva1_up = || {
-        lab.api("/v1/peers").is_some_and(|v| {
-            v.as_object().is_some_and(|o| {
-                o.values().all(|ps| {
-                    ps.as_array().is_some_and(|ps| {
-                        ps.iter()
-                            .any(|p| p["name"] == "nva1" && p["state"] == "Established")
-                    })
-                })
-            })
-        })
-    };
+    let nva1_up = || peer_up_everywhere(&lab, "nva1");
     let stop = AtomicBool::new(false);
     let (samples, killed, back) = std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
         let sampler = s.spawn(|| {
             // (time, nva1's path in both Loc-RIBs, vm1's route)
             let mut samples = Vec::new();
