@@ -162,8 +162,9 @@ for h in vm1 lb rs branch; do in_ns $h sysctl -qw net.ipv4.ip_forward=0; done
 nva_conf() { # NAME ROUTER_ID
   local gr=""
   # Graceful restart (RFC 4724): helper for the route server, and restarting speaker with its
-  # forwarding state kept (the F bit).
-  [ "$LAB_GR" = 1 ] && gr=$' bgp graceful-restart\n bgp graceful-restart preserve-fw-state\n bgp graceful-restart select-defer-time 0'
+  # forwarding state kept (the F bit); `clear bgp` is an Administrative Reset that keeps the
+  # routes (RFC 8538 N bit), not FRR's default Hard Reset.
+  [ "$LAB_GR" = 1 ] && gr=$' bgp graceful-restart\n bgp graceful-restart preserve-fw-state\n bgp graceful-restart select-defer-time 0\n no bgp hard-administrative-reset'
   cat <<EOF
 frr defaults traditional
 hostname $1

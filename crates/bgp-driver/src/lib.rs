@@ -328,9 +328,8 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                 restart_after,
             } => {
                 for i in (0..self.conns.len()).rev() {
-                    let acts = self.conns[i]
-                        .session
-                        .handle_event(Event::AutomaticStop(notification.clone()));
+                    let n = self.meant(i, notification.clone());
+                    let acts = self.conns[i].session.handle_event(Event::AutomaticStop(n));
                     self.execute(i, acts).await;
                 }
                 self.restart_at = Some(Instant::now() + restart_after);
@@ -345,21 +344,49 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
             PeerCommand::Shutdown | PeerCommand::Deconfigure => {
                 self.shutting_down = true;
                 self.restart_at = None;
-                let ev = match cmd {
-                    PeerCommand::Deconfigure => Event::AutomaticStop(Notification::new(
-                        bgp::wire::notification::code::CEASE,
-                        bgp::wire::notification::cease::PEER_DECONFIGURED,
-                    )),
-                    _ => Event::ManualStop,
-                };
                 for i in (0..self.conns.len()).rev() {
-                    let acts = self.conns[i].session.handle_event(ev.clone());
+                    let ev = match cmd {
+                        PeerCommand::Deconfigure => Event::AutomaticStop(self.meant(
+                            i,
+                            Notification::new(
+                                bgp::wire::notification::code::CEASE,
+                                bgp::wire::notification::cease::PEER_DECONFIGURED,
+                            ),
+                        )),
+                        _ if self.hard_reset(i) => {
+                            Event::AutomaticStop(Notification::hard_reset(&Notification::new(
+                                bgp::wire::notification::code::CEASE,
+                                bgp::wire::notification::cease::ADMINISTRATIVE_SHUTDOWN,
+                            )))
+                        }
+                        _ => Event::ManualStop,
+                    };
+                    let acts = self.conns[i].session.handle_event(ev);
                     self.execute(i, acts).await;
                 }
                 return true;
             }
         }
         false
+    }
+
+    /// Whether connection `i`'s session negotiated the graceful restart N bit (RFC 8538).
+    fn hard_reset(&self, i: usize) -> bool {
+        self.conns[i]
+            .session
+            .negotiated()
+            .is_some_and(|n| n.graceful_notification(&self.cfg.session.capabilities))
+    }
+
+    /// A NOTIFICATION that ends the session for good (deconfigured, route limit): as Cease/Hard
+    /// Reset where the N bit was negotiated, or the peer would keep our routes as after a
+    /// restart.
+    fn meant(&self, i: usize, n: Notification) -> Notification {
+        if self.hard_reset(i) {
+            Notification::hard_reset(&n)
+        } else {
+            n
+        }
     }
 
     /// The peer is not reading: more than [`PeerConfig::max_send_queue`] octets wait for its

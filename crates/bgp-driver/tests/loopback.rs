@@ -4,8 +4,10 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use bgp::fsm::DownReason;
 use bgp::fsm::{SessionConfig, State};
-use bgp::wire::{AsPath, Ipv4Prefix, Origin, PathAttributes, UpdateMessage};
+use bgp::wire::open::{Capability, GracefulRestartFamily};
+use bgp::wire::{Afi, AsPath, Ipv4Prefix, Origin, PathAttributes, Safi, UpdateMessage};
 use bgp_driver::{spawn_peer, Listener, PeerCommand, PeerConfig, PeerEvent, PeerHandle};
 use tokio::sync::mpsc;
 
@@ -23,7 +25,33 @@ async fn speaker(
     port: u16,
     passive: bool,
 ) -> (PeerHandle, mpsc::Receiver<(String, PeerEvent)>) {
+    speaker_with(
+        name,
+        local,
+        local_as,
+        remote,
+        remote_as,
+        port,
+        passive,
+        Vec::new(),
+    )
+    .await
+}
+
+/// [`speaker`] offering `more` capabilities in its OPEN.
+#[allow(clippy::too_many_arguments)]
+async fn speaker_with(
+    name: &str,
+    local: &str,
+    local_as: u32,
+    remote: &str,
+    remote_as: u32,
+    port: u16,
+    passive: bool,
+    more: Vec<Capability>,
+) -> (PeerHandle, mpsc::Receiver<(String, PeerEvent)>) {
     let mut s = SessionConfig::new(local_as, local.parse().unwrap(), remote_as);
+    s.capabilities.extend(more);
     s.passive = passive;
     s.hold_time = 9;
     s.connect_retry = Duration::from_millis(300);
@@ -140,4 +168,131 @@ async fn collision_leaves_one_session() {
             assert_eq!(state, State::Established, "state moved after establishment");
         }
     }
+}
+
+/// Graceful restart with the N bit (RFC 8538) on both sides.
+fn graceful(notification: bool) -> Vec<Capability> {
+    vec![Capability::GracefulRestart {
+        restarted: false,
+        notification,
+        restart_time: 120,
+        families: vec![GracefulRestartFamily {
+            afi: Afi::IPV4,
+            safi: Safi::UNICAST,
+            forwarding_preserved: true,
+        }],
+    }]
+}
+
+/// The reason of the next Down `rx` reports.
+async fn next_down(rx: &mut mpsc::Receiver<(String, PeerEvent)>) -> DownReason {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            Ok(Some((_, PeerEvent::Down { reason }))) => return reason,
+            Ok(Some(_)) => continue,
+            other => panic!("no Down: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_the_n_bit_an_intended_stop_is_a_hard_reset_and_abandon_says_nothing() {
+    // Both offer the N bit: a deconfigured peer is told Cease/Hard Reset (carrying Cease/3),
+    // so it does not keep our routes as after a restart.
+    let port = 20181;
+    let (_a, mut arx) = speaker_with(
+        "b",
+        "127.0.3.5",
+        65515,
+        "127.0.3.6",
+        65001,
+        port,
+        true,
+        graceful(true),
+    )
+    .await;
+    let (b, mut brx) = speaker_with(
+        "a",
+        "127.0.3.6",
+        65001,
+        "127.0.3.5",
+        65515,
+        port,
+        false,
+        graceful(true),
+    )
+    .await;
+    wait_established(&mut arx).await;
+    wait_established(&mut brx).await;
+    assert!(b.send(PeerCommand::Deconfigure));
+    match next_down(&mut arx).await {
+        DownReason::PeerNotification(n) => {
+            assert!(n.is_hard_reset(), "{n:?}");
+            assert_eq!(n.data[..2], [6, 3], "{n:?}");
+        }
+        other => panic!("{other}"),
+    }
+
+    // Without the N bit on one side: the plain Cease.
+    let port = 20182;
+    let (_a, mut arx) = speaker_with(
+        "b",
+        "127.0.3.7",
+        65515,
+        "127.0.3.8",
+        65001,
+        port,
+        true,
+        graceful(true),
+    )
+    .await;
+    let (b, mut brx) = speaker_with(
+        "a",
+        "127.0.3.8",
+        65001,
+        "127.0.3.7",
+        65515,
+        port,
+        false,
+        graceful(false),
+    )
+    .await;
+    wait_established(&mut arx).await;
+    wait_established(&mut brx).await;
+    assert!(b.send(PeerCommand::Shutdown));
+    match next_down(&mut arx).await {
+        DownReason::PeerNotification(n) => {
+            assert!(!n.is_hard_reset() && n.code == 6 && n.subcode == 2, "{n:?}")
+        }
+        other => panic!("{other}"),
+    }
+
+    // Abandon (a restart with graceful restart): the connection closes, no NOTIFICATION.
+    let port = 20183;
+    let (_a, mut arx) = speaker_with(
+        "b",
+        "127.0.3.9",
+        65515,
+        "127.0.3.10",
+        65001,
+        port,
+        true,
+        graceful(true),
+    )
+    .await;
+    let (b, mut brx) = speaker_with(
+        "a",
+        "127.0.3.10",
+        65001,
+        "127.0.3.9",
+        65515,
+        port,
+        false,
+        graceful(true),
+    )
+    .await;
+    wait_established(&mut arx).await;
+    wait_established(&mut brx).await;
+    assert!(b.send(PeerCommand::Abandon));
+    assert_eq!(next_down(&mut arx).await, DownReason::ConnectionFailed);
 }

@@ -177,6 +177,13 @@ pub struct Negotiated {
 }
 
 impl Negotiated {
+    /// Both sides offered graceful restart with the N bit (RFC 8538): a NOTIFICATION meant to
+    /// drop the routes must be Cease/Hard Reset.
+    pub fn graceful_notification(&self, ours: &[Capability]) -> bool {
+        crate::wire::open::graceful_notification(ours)
+            && crate::wire::open::graceful_notification(&self.peer_open.capabilities)
+    }
+
     /// How UPDATEs on this session are encoded and decoded.
     pub fn context(&self) -> SessionContext {
         SessionContext {

@@ -164,6 +164,8 @@ pub struct PeerSlot {
     limit_hit: bool,
     /// The restart time the peer offered in its last OPEN (graceful restart), if it did.
     peer_restart_time: Option<u16>,
+    /// Both sides offered the N bit (RFC 8538) on the last session.
+    graceful_notification: bool,
     /// The peer is restarting (graceful restart, helper side): its stale paths go at this time
     /// unless its End-of-RIB comes first.
     pub stale_until: Option<Instant>,
@@ -433,12 +435,12 @@ impl Instance {
             IpAddr::V4(p.address),
         );
         if let Some(restart_time) = self.spec.graceful_restart {
-            // R: a route server's routes never wait for a peer's, so the peer need not wait
-            // for our End-of-RIB before sending its own. F: the data plane (agents, muxes)
-            // keeps forwarding while this process restarts.
+            // F: the data plane (agents, muxes) keeps forwarding while this process restarts.
+            // N (RFC 8538): a NOTIFICATION other than Cease/Hard Reset (an operator's `clear
+            // bgp`) keeps the routes on both sides too.
             cfg.session.capabilities.push(Capability::GracefulRestart {
                 restarted: false,
-                notification: false,
+                notification: true,
                 restart_time,
                 families: vec![GracefulRestartFamily {
                     afi: Afi::IPV4,
@@ -481,6 +483,7 @@ impl Instance {
                 routes_too_large: 0,
                 limit_hit: false,
                 peer_restart_time: None,
+                graceful_notification: false,
                 stale_until: None,
             },
         );
@@ -521,6 +524,8 @@ impl Instance {
                 slot.limit_hit = false;
                 let gr = peer_graceful_restart(&negotiated.peer_open);
                 slot.peer_restart_time = gr.map(|(t, _)| t);
+                slot.graceful_notification = self.spec.graceful_restart.is_some()
+                    && bgp::wire::open::graceful_notification(&negotiated.peer_open.capabilities);
                 info!(peer = %slot.spec.name, "established; sending our routes");
                 if slot.stale_until.is_some() {
                     if gr.is_some_and(|(_, forwarding)| forwarding) {
@@ -603,12 +608,17 @@ impl Instance {
                 if !slot.limit_hit {
                     slot.last_error = Some(reason.to_string());
                 }
-                // Graceful restart, helper side (RFC 4724 §4.2): the peer offered it, the session
-                // ended without a NOTIFICATION (the TCP connection, or the peer went silent).
-                let restarting = matches!(
-                    reason,
-                    DownReason::ConnectionFailed | DownReason::HoldTimerExpired
-                ) && !slot.limit_hit
+                // Graceful restart, helper side (RFC 4724 §4.2): the peer offered it and the
+                // session ended without a NOTIFICATION (the TCP connection, or the peer went
+                // silent); with the N bit on both sides (RFC 8538), also after one that is not
+                // Cease/Hard Reset (an operator's `clear bgp`, an error).
+                let restarting = match &reason {
+                    DownReason::ConnectionFailed | DownReason::HoldTimerExpired => true,
+                    DownReason::PeerNotification(n) | DownReason::LocalError(n) => {
+                        slot.graceful_notification && !n.is_hard_reset()
+                    }
+                    _ => false,
+                } && !slot.limit_hit
                     && self.spec.graceful_restart.is_some();
                 match slot.peer_restart_time.filter(|t| restarting && *t > 0) {
                     Some(t) => {

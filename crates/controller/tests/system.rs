@@ -1038,9 +1038,14 @@ fn a_restarted_controller_rejoins_without_a_flap() {
 
 /// The capability an NVA with `bgp graceful-restart` offers: restart time, F bit for IPv4.
 fn gr(restart_time: u16, forwarding: bool) -> Vec<Capability> {
+    gr_n(restart_time, forwarding, false)
+}
+
+/// [`gr`] with the N bit (RFC 8538) as given.
+fn gr_n(restart_time: u16, forwarding: bool, notification: bool) -> Vec<Capability> {
     vec![Capability::GracefulRestart {
         restarted: false,
-        notification: false,
+        notification,
         restart_time,
         families: vec![GracefulRestartFamily {
             afi: bgp::wire::Afi::IPV4,
@@ -1230,4 +1235,37 @@ fn with_graceful_restart_a_stop_closes_sessions_without_a_notification() {
         .tasks
         .values()
         .all(|t| t.ended && t.commands.last().is_some_and(|c| c == "Abandon")));
+}
+
+#[test]
+fn with_the_n_bit_a_clear_keeps_the_routes_and_a_hard_reset_does_not() {
+    use bgp::wire::notification::{cease, code};
+    use bgp::wire::Notification;
+    let mut sim = Sim::new(gr_spec());
+    sim.establish_with("nva1", gr_n(90, true, true));
+    sim.announce("nva1", &["192.168.10.0/24"], "10.1.0.100");
+    // `clear bgp` on the NVA: Cease/Administrative Reset; both offered N, so it restarts.
+    let admin_reset = Notification::new(code::CEASE, cease::ADMINISTRATIVE_RESET);
+    down(
+        &mut sim,
+        "nva1",
+        DownReason::PeerNotification(admin_reset.clone()),
+    );
+    assert_eq!(fabric_has(&sim), ["192.168.10.0/24"]);
+    sim.establish_with("nva1", gr_n(90, true, true));
+    sim.announce("nva1", &["192.168.10.0/24"], "10.1.0.100");
+    end_of_rib(&mut sim, "nva1");
+    assert_eq!(fabric_has(&sim), ["192.168.10.0/24"]);
+    // Cease/Hard Reset: the routes go at once.
+    down(
+        &mut sim,
+        "nva1",
+        DownReason::PeerNotification(Notification::hard_reset(&admin_reset)),
+    );
+    assert!(fabric_has(&sim).is_empty());
+    // The same Administrative Reset from a peer without the N bit: gone at once.
+    sim.establish_with("nva1", gr_n(90, true, false));
+    sim.announce("nva1", &["192.168.10.0/24"], "10.1.0.100");
+    down(&mut sim, "nva1", DownReason::PeerNotification(admin_reset));
+    assert!(fabric_has(&sim).is_empty());
 }

@@ -1349,6 +1349,90 @@ fn graceful_restart_hides_a_controller_restart_and_an_nva_restart() {
         "nva1's path went while it restarted (no graceful restart helper) at {away:?}"
     );
     assert!(unrouted.is_empty(), "vm1 lost its route at {unrouted:?}");
+
+    // 3. `clear bgp` on nva1 (Cease/Administrative Reset; with the N bit of RFC 8538 it is a
+    //    restart too): its path never leaves either Loc-RIB, vm1-nic's effective routes do
+    //    not change version. First nva1's bgpd settles: for its first seconds FRR 8.4 sends
+    //    End-of-RIB before its own `network` route (the gap measured in part 2), and a clear
+    //    then would show that, not us.
+    std::thread::sleep(Duration::from_secs(8));
+    let version = |host: &str| {
+        lab.api_on(host, "/v1/effective-routes?nic=vm1-nic")
+            .and_then(|v| v["version"].as_u64())
+            .expect("effective routes answer")
+    };
+    let hosts: Vec<&str> = CONTROLLER_HOSTS
+        .iter()
+        .take(lab.controllers as usize)
+        .copied()
+        .collect();
+    let versions_before: Vec<u64> = hosts.iter().map(|h| version(h)).collect();
+    let sock = lab.dir.join("nva1");
+    let stop = AtomicBool::new(false);
+    let samples = std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        let sampler = s.spawn(|| {
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                samples.push((now_unix(), rib_has_path(&lab, branch, "nva1")));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            samples
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        lab.exec(
+            "nva1",
+            &[
+                "vtysh",
+                "--vty_socket",
+                sock.to_str().unwrap(),
+                "-c",
+                "clear bgp 10.1.1.4",
+                "-c",
+                "clear bgp 10.1.1.5",
+            ],
+        );
+        assert!(
+            labtest::wait_until(Duration::from_secs(5), || !peer_up_everywhere(&lab, "nva1")
+                || lab
+                    .log("nva1/bgpd.log")
+                    .matches("Administrative Reset")
+                    .count()
+                    >= 2),
+            "the clear did not reset the sessions"
+        );
+        assert!(
+            labtest::wait_until(Duration::from_secs(30), nva1_up),
+            "nva1 did not come back after the clear"
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        stop.store(true, Ordering::Relaxed);
+        sampler.join().unwrap()
+    });
+    let missing: Vec<f64> = samples
+        .iter()
+        .filter(|(_, has)| !has)
+        .map(|(t, _)| *t)
+        .collect();
+    let versions_after: Vec<u64> = hosts.iter().map(|h| version(h)).collect();
+    println!(
+        "clear bgp on nva1: {} samples, nva1's path missing {} times; vm1-nic's effective routes version {versions_before:?} -> {versions_after:?}",
+        samples.len(),
+        missing.len()
+    );
+    assert!(
+        lab.log("nva1/bgpd.log").contains("Administrative Reset"),
+        "FRR did not reset the sessions:\n{}",
+        lab.log("nva1/bgpd.log")
+    );
+    assert!(
+        missing.is_empty(),
+        "nva1's path went during the clear at {missing:?}"
+    );
+    assert_eq!(
+        versions_before, versions_after,
+        "vm1-nic's effective routes changed"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1357,7 +1441,12 @@ fn graceful_restart_hides_a_controller_restart_and_an_nva_restart() {
 
 /// The backend `lb show` calls active (active-passive).
 fn active_nva(lab: &Lab) -> &'static str {
-    let v = lab.api("/v1/lb/nva-ilb").expect("lb answers");
+    active_nva_on(lab, "rs")
+}
+
+/// The backend the controller on `host` calls active.
+fn active_nva_on(lab: &Lab, host: &str) -> &'static str {
+    let v = lab.api_on(host, "/v1/lb/nva-ilb").expect("lb answers");
     let active = v["backends"]
         .as_array()
         .and_then(|b| b.iter().find(|b| b["role"] == "active"))
@@ -1371,8 +1460,9 @@ fn active_nva(lab: &Lab) -> &'static str {
     }
 }
 
-fn both_up(lab: &Lab) -> bool {
-    lab.api("/v1/lb/nva-ilb").is_some_and(|v| {
+/// Whether the controller on `host` has both NVAs up.
+fn both_up_on(lab: &Lab, host: &str) -> bool {
+    lab.api_on(host, "/v1/lb/nva-ilb").is_some_and(|v| {
         v["backends"]
             .as_array()
             .is_some_and(|b| b.iter().filter(|b| b["health"] == "up").count() == 2)
@@ -1390,16 +1480,44 @@ fn failover_distribution() {
     }
     let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up("active-passive");
-    let cap = Capture::start(&lab);
+    distribution(&lab, "");
+}
+
+/// The same 20 failures with two controller processes, the first one killed before them: the
+/// mux follows the second controller, whose probes see every failure.
+/// `cargo test --release -p nexthop --test lab_e2e -- --ignored --nocapture failover_distribution_with_a_controller_down`
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn failover_distribution_with_a_controller_down() {
+    if !lab_ready() {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::start("active-passive", 2, &[]);
+    lab.ctl(&["controller", "kill", "1"]);
+    assert!(
+        labtest::wait_until(Duration::from_secs(2), || lab
+            .log("lb-mux.log")
+            .contains("following controller http://10.1.1.5:8179")),
+        "{}",
+        lab.log("lb-mux.log")
+    );
+    distribution(&lab, " (controller 1 down)");
+}
+
+/// 20 failures of the active NVA, alternating; prints the distribution of failover times.
+fn distribution(lab: &Lab, label: &str) {
+    let cap = Capture::start(lab);
     let mut from_probe = Vec::new();
     let mut from_stop = Vec::new();
+    let host = CONTROLLER_HOSTS[lab.controllers as usize - 1];
     for round in 0..20 {
         wait_idle();
-        let from = active_nva(&lab);
+        let from = active_nva_on(lab, host);
         let to = if from == "nva1" { "nva2" } else { "nva1" };
-        let f = fail_over(&lab, &cap, from, to);
+        let f = fail_over(lab, &cap, from, to);
         println!(
-            "failure {:2}: {from} -> {to}: {:.3} s from the last good probe ({:.3} s from the stop)",
+            "failure {:2}{label}: {from} -> {to}: {:.3} s from the last good probe ({:.3} s from the stop)",
             round + 1,
             f.from_last_probe,
             f.from_stop
@@ -1407,8 +1525,8 @@ fn failover_distribution() {
         from_probe.push(f.from_last_probe);
         from_stop.push(f.from_stop);
         lab.ctl(&["health", from, "start"]);
-        assert!(labtest::wait_until(Duration::from_secs(5), || both_up(
-            &lab
+        assert!(labtest::wait_until(Duration::from_secs(5), || both_up_on(
+            lab, host
         )));
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -1419,7 +1537,7 @@ fn failover_distribution() {
         v.sort_by(f64::total_cmp);
         let mean = v.iter().sum::<f64>() / v.len() as f64;
         println!(
-            "failover over {} failures, from {what}: min {:.3} s, median {:.3} s, mean {mean:.3} s, p90 {:.3} s, max {:.3} s",
+            "failover{label} over {} failures, from {what}: min {:.3} s, median {:.3} s, mean {mean:.3} s, p90 {:.3} s, max {:.3} s",
             v.len(),
             v[0],
             (v[9] + v[10]) / 2.0,
@@ -1689,8 +1807,8 @@ fn a_load_balancer_reconfigured_on_the_controller_reaches_the_mux() {
             .contains("reconfigured")),
         "the mux did not pick up the new configuration"
     );
-    assert!(labtest::wait_until(Duration::from_secs(10), || both_up(
-        &lab
+    assert!(labtest::wait_until(Duration::from_secs(10), || both_up_on(
+        &lab, "rs"
     )));
     let mark = cap.mark();
     let ports = connections(&lab, 200);

@@ -91,6 +91,20 @@ impl Notification {
             data: Vec::new(),
         }
     }
+    /// Cease/Hard Reset (RFC 8538 §3) carrying `original`'s code, subcode and data: on a
+    /// session that negotiated the graceful restart N bit, the one NOTIFICATION after which the
+    /// peer does not keep our routes.
+    pub fn hard_reset(original: &Notification) -> Self {
+        let mut data = vec![original.code, original.subcode];
+        data.extend_from_slice(&original.data);
+        Self::with_data(code::CEASE, cease::HARD_RESET, data)
+    }
+
+    /// Whether this is Cease/Hard Reset.
+    pub fn is_hard_reset(&self) -> bool {
+        self.code == code::CEASE && self.subcode == cease::HARD_RESET
+    }
+
     pub fn with_data(code: u8, subcode: u8, data: impl Into<Vec<u8>>) -> Self {
         Self {
             code,

@@ -97,6 +97,20 @@ impl OpenError {
     }
 }
 
+/// Whether `caps` offer graceful restart with the N bit (RFC 8538: NOTIFICATIONs other than
+/// Cease/Hard Reset keep the routes too).
+pub fn graceful_notification(caps: &[Capability]) -> bool {
+    caps.iter().any(|c| {
+        matches!(
+            c,
+            Capability::GracefulRestart {
+                notification: true,
+                ..
+            }
+        )
+    })
+}
+
 impl Open {
     /// The peer's AS: the 4-octet capability when present, else the 2-octet field.
     pub fn asn(&self) -> u32 {
