@@ -265,6 +265,13 @@ impl Poller {
     }
 }
 
+/// The controller the mux follows (its URL), None while none answers.
+type Followed = Arc<std::sync::Mutex<Option<String>>>;
+
+fn lock_followed(f: &Followed) -> std::sync::MutexGuard<'_, Option<String>> {
+    f.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The latest answer of each controller, written by its thread.
 type Latest = Arc<std::sync::Mutex<Option<(Instant, anyhow::Result<LbView>)>>>;
 
@@ -328,6 +335,8 @@ pub fn run(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    // The controller the mux follows now, for the stats lines.
+    let following_now: Followed = Arc::default();
     // A fanout group id unique on this host for this process.
     let group = (std::process::id() & 0xffff) as u16;
     let (opened_tx, opened_rx) = mpsc::channel::<anyhow::Result<()>>();
@@ -337,6 +346,7 @@ pub fn run(
         let (tx, rx) = mpsc::channel::<Change>();
         senders.push(tx);
         let (view, interface, opened) = (view.clone(), interface.to_string(), opened_tx.clone());
+        let followed = following_now.clone();
         workers.push(std::thread::spawn(move || -> anyhow::Result<()> {
             let ring = RingSpec {
                 fanout: (threads > 1).then_some(group),
@@ -356,7 +366,7 @@ pub fn run(
                     return Err(e);
                 }
             };
-            forward(&mut mux, &rx, i, threads)
+            forward(&mut mux, &rx, i, threads, &followed)
         }));
     }
     for _ in 0..threads {
@@ -372,6 +382,7 @@ pub fn run(
         .map(|c| ask_every_poll(c.clone(), path.clone()))
         .collect();
     let controllers = controllers.to_vec();
+    let followed = following_now.clone();
     std::thread::spawn(move || {
         // The controller followed, and the time of the last answer taken from it.
         let mut following: Option<(usize, Instant)> = None;
@@ -381,6 +392,7 @@ pub fn run(
             match first_live(&latest, started) {
                 Some((i, at, view)) => {
                     if following.map(|(f, _)| f) != Some(i) {
+                        *lock_followed(&followed) = Some(controllers[i].clone());
                         eprintln!("lb-mux: following controller {}", controllers[i]);
                         info!(controller = %controllers[i], "following controller");
                         reachable = true;
@@ -405,6 +417,7 @@ pub fn run(
                         warn!("no controller answers; keeping the last backend states");
                         reachable = false;
                         following = None;
+                        *lock_followed(&followed) = None;
                     }
                 }
             }
@@ -426,6 +439,7 @@ fn forward(
     rx: &mpsc::Receiver<Change>,
     index: usize,
     threads: usize,
+    followed: &Followed,
 ) -> anyhow::Result<()> {
     let name = if threads > 1 {
         format!("lb-mux[{index}]")
@@ -465,8 +479,11 @@ fn forward(
         })?;
         pause.store(false, Ordering::Relaxed);
         let s = mux.stats();
+        let controller = lock_followed(followed)
+            .clone()
+            .unwrap_or_else(|| "none".to_string());
         println!(
-            "{name}: rx {} forwarded {} local {} malformed {} no_backend {} no_neighbour {} tx_errors {} ring_drops {}",
+            "{name}: rx {} forwarded {} local {} malformed {} no_backend {} no_neighbour {} tx_errors {} ring_drops {} controller {controller}",
             s.rx, s.forwarded, s.local, s.malformed, s.no_backend, s.no_neighbour, s.tx_errors, s.ring_drops
         );
         let unresolved = mux.unresolved();
