@@ -64,7 +64,7 @@ pub use names::{
     RouteDirection, RouteSource, RouteState, SessionState, TraceProto, UnknownName,
 };
 pub use per_instance::PerInstance;
-pub use request::{AdminQuery, EffectiveRoutesQuery, PeerQuery, TraceQuery};
+pub use request::{AdminQuery, EffectiveRoutesQuery, MrtQuery, PeerQuery, TraceQuery};
 pub use route_server::{PeerView, RibEntryView, RibPathView, RouteView};
 
 /// The body of every 4xx/5xx answer.

@@ -49,6 +49,19 @@ impl PeerQuery {
     }
 }
 
+/// `GET /v1/mrt?instance=NAME`: a TABLE_DUMP_V2 snapshot (RFC 6396) of the instance's
+/// Adj-RIBs-In, as `application/octet-stream`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MrtQuery {
+    pub instance: Option<String>,
+}
+
+impl MrtQuery {
+    pub fn path(&self) -> String {
+        with_query("/v1/mrt", &[("instance", self.instance.clone())])
+    }
+}
+
 /// `GET /v1/effective-routes?nic=NAME[&since=V[&wait=S]]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EffectiveRoutesQuery {

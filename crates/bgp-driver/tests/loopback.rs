@@ -195,16 +195,19 @@ async fn next_down(rx: &mut mpsc::Receiver<(String, PeerEvent)>) -> DownReason {
     }
 }
 
-#[tokio::test]
-async fn with_the_n_bit_an_intended_stop_is_a_hard_reset_and_abandon_says_nothing() {
-    // Both offer the N bit: a deconfigured peer is told Cease/Hard Reset (carrying Cease/3),
-    // so it does not keep our routes as after a restart.
-    let port = 20181;
-    let (_a, mut arx) = speaker_with(
+/// Two speakers established on `port`, 127.0.3.`n` (passive, graceful restart with the N bit)
+/// and 127.0.3.`n+1` (N bit as given): the first one's events, the second one's handle.
+async fn gr_pair(
+    port: u16,
+    n: u8,
+    second_n_bit: bool,
+) -> (PeerHandle, mpsc::Receiver<(String, PeerEvent)>, PeerHandle) {
+    let (a_addr, b_addr) = (format!("127.0.3.{n}"), format!("127.0.3.{}", n + 1));
+    let (a, mut arx) = speaker_with(
         "b",
-        "127.0.3.5",
+        &a_addr,
         65515,
-        "127.0.3.6",
+        &b_addr,
         65001,
         port,
         true,
@@ -213,17 +216,25 @@ async fn with_the_n_bit_an_intended_stop_is_a_hard_reset_and_abandon_says_nothin
     .await;
     let (b, mut brx) = speaker_with(
         "a",
-        "127.0.3.6",
+        &b_addr,
         65001,
-        "127.0.3.5",
+        &a_addr,
         65515,
         port,
         false,
-        graceful(true),
+        graceful(second_n_bit),
     )
     .await;
     wait_established(&mut arx).await;
     wait_established(&mut brx).await;
+    (a, arx, b)
+}
+
+#[tokio::test]
+async fn with_the_n_bit_an_intended_stop_is_a_hard_reset_and_abandon_says_nothing() {
+    // Both offer the N bit: a deconfigured peer is told Cease/Hard Reset (carrying Cease/3),
+    // so it does not keep our routes as after a restart.
+    let (_a, mut arx, b) = gr_pair(20181, 5, true).await;
     assert!(b.send(PeerCommand::Deconfigure));
     match next_down(&mut arx).await {
         DownReason::PeerNotification(n) => {
@@ -234,31 +245,7 @@ async fn with_the_n_bit_an_intended_stop_is_a_hard_reset_and_abandon_says_nothin
     }
 
     // Without the N bit on one side: the plain Cease.
-    let port = 20182;
-    let (_a, mut arx) = speaker_with(
-        "b",
-        "127.0.3.7",
-        65515,
-        "127.0.3.8",
-        65001,
-        port,
-        true,
-        graceful(true),
-    )
-    .await;
-    let (b, mut brx) = speaker_with(
-        "a",
-        "127.0.3.8",
-        65001,
-        "127.0.3.7",
-        65515,
-        port,
-        false,
-        graceful(false),
-    )
-    .await;
-    wait_established(&mut arx).await;
-    wait_established(&mut brx).await;
+    let (_a, mut arx, b) = gr_pair(20182, 7, false).await;
     assert!(b.send(PeerCommand::Shutdown));
     match next_down(&mut arx).await {
         DownReason::PeerNotification(n) => {
@@ -268,31 +255,7 @@ async fn with_the_n_bit_an_intended_stop_is_a_hard_reset_and_abandon_says_nothin
     }
 
     // Abandon (a restart with graceful restart): the connection closes, no NOTIFICATION.
-    let port = 20183;
-    let (_a, mut arx) = speaker_with(
-        "b",
-        "127.0.3.9",
-        65515,
-        "127.0.3.10",
-        65001,
-        port,
-        true,
-        graceful(true),
-    )
-    .await;
-    let (b, mut brx) = speaker_with(
-        "a",
-        "127.0.3.10",
-        65001,
-        "127.0.3.9",
-        65515,
-        port,
-        false,
-        graceful(true),
-    )
-    .await;
-    wait_established(&mut arx).await;
-    wait_established(&mut brx).await;
+    let (_a, mut arx, b) = gr_pair(20183, 9, true).await;
     assert!(b.send(PeerCommand::Abandon));
     assert_eq!(next_down(&mut arx).await, DownReason::ConnectionFailed);
 }

@@ -18,7 +18,8 @@
 //! `stale_after` has passed while another controller answers; then it is dropped (with no
 //! other controller answering, it is kept: fail static). Where controllers disagree on a
 //! prefix's gateway, the first controller (in the order given) that answers wins, then the
-//! silent ones in order.
+//! silent ones in order. The first reconcile waits until every controller has answered or
+//! failed once.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -80,6 +81,9 @@ struct Source {
     held: Vec<KernelRoute>,
     /// Silent for longer than `stale_after` while another answered: it counts for nothing.
     stale: bool,
+    /// Not asked yet (no answer, no failure): the first reconcile waits for every controller,
+    /// so a controller that answers first cannot remove what another one lists.
+    unheard: bool,
 }
 
 impl Source {
@@ -210,6 +214,7 @@ impl Follower {
             sources: (0..n.max(1))
                 .map(|_| Source {
                     reachable: true,
+                    unheard: true,
                     ..Source::default()
                 })
                 .collect(),
@@ -257,6 +262,7 @@ impl Follower {
         match input {
             Input::Unreachable(from, why) => {
                 let s = &mut self.sources[from];
+                s.unheard = false;
                 if s.reachable {
                     warn!(controller = from, error = %why, "controller unreachable: keeping its routes (fail static), retrying every second");
                     s.held = s.wants(now);
@@ -346,6 +352,9 @@ impl Follower {
                 s.grace_until = None;
             }
         }
+        if self.sources.iter().any(|s| s.unheard) {
+            return None;
+        }
         let want = self.union(now);
         if !self.dirty && self.programmed == want {
             return None;
@@ -357,6 +366,7 @@ impl Follower {
     fn answer(&mut self, now: Instant, from: usize, body: &str) -> Vec<Effect> {
         let grace = self.grace;
         let s = &mut self.sources[from];
+        s.unheard = false;
         if !s.reachable {
             info!(
                 controller = from,

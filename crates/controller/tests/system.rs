@@ -916,6 +916,23 @@ fn a_route_held_by_one_instance_only_is_programmed() {
 #[test]
 fn the_agent_programs_the_union_of_its_controllers() {
     let mut w = World::two_processes();
+    // At start, the kernel waits until both controllers have been heard: the first to answer
+    // cannot remove what the second lists.
+    w.ctls[1].nvas_announce("192.168.40.0/24");
+    w.ctls[1].feed();
+    let first = w.ctls[0].answer(None);
+    let fx = w.agent_hears(0, first);
+    assert!(
+        !fx.iter().any(|e| matches!(e, follower::Effect::Program(_))),
+        "{fx:?}"
+    );
+    let second = w.ctls[1].answer(None);
+    w.agent_hears(1, second);
+    assert_eq!(w.kernel(), ["192.168.40.0/24 via 10.1.0.100"]);
+    w.ctls[1].instances[0].withdraw("nva1", &["192.168.40.0/24"]);
+    w.ctls[1].instances[0].withdraw("nva2", &["192.168.40.0/24"]);
+    w.settle();
+    assert!(w.kernel.is_empty(), "{:?}", w.kernel());
     // Only the second instance hears an NVA announce 192.168.30.0/24.
     let sim = &mut w.ctls[1].instances[0];
     sim.establish("nva1");

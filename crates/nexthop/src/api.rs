@@ -12,6 +12,7 @@
 //! | GET | `/v1/effective-routes?nic=NAME[&since=V[&wait=S]]` | the NIC's effective routes (`{"value": [...], "version": N}`); with `since`, only those changed after V; with `wait` (seconds, at most 60), held until something changed (long poll) |
 //! | GET | `/v1/trace?nic=NAME&dst=IP[&proto=tcp\|udp\|icmp&sport=N&dport=N]` | where that flow goes, and why |
 //! | POST | `/v1/reload` | re-read the config file and apply it |
+//! | GET | `/v1/mrt?instance=NAME` | a TABLE_DUMP_V2 (MRT, RFC 6396) snapshot of the instance's Adj-RIBs-In (binary) |
 //! | GET | `/metrics` | Prometheus text |
 //!
 //! Every answer and every request's parameters are a type of the contract crate
@@ -32,8 +33,8 @@ use tokio::sync::{mpsc, oneshot};
 use api_types::request::MAX_WAIT_S;
 use api_types::{
     AdminAnswer, AdminQuery, AdminState, EffectiveRoutes, EffectiveRoutesQuery, ErrorBody, Health,
-    LbListEntry, PeerQuery, PerInstance, ReloadAnswer, Role, RouteState, SessionState, TraceFlow,
-    TraceProto, TraceQuery,
+    LbListEntry, MrtQuery, PeerQuery, PerInstance, ReloadAnswer, Role, RouteState, SessionState,
+    TraceFlow, TraceProto, TraceQuery,
 };
 
 use crate::contract;
@@ -64,6 +65,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/routes/learned", get(learned))
         .route("/v1/routes/advertised", get(advertised))
         .route("/v1/reload", post(reload))
+        .route("/v1/mrt", get(mrt))
         .route("/v1/effective-routes", get(effective_routes))
         .route("/v1/trace", get(trace))
         .route("/v1/lb", get(lb_list))
@@ -205,6 +207,31 @@ async fn rib(State(state): State<ApiState>) -> Response {
         out.push(i.name.clone(), i.ask(Query::Rib).await.unwrap_or_default());
     }
     Json(out).into_response()
+}
+
+async fn mrt(State(state): State<ApiState>, AxQuery(q): AxQuery<MrtQuery>) -> Response {
+    let instances = state.instances.read().await.clone();
+    let Some(name) = q.instance.filter(|n| !n.is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "missing ?instance=NAME");
+    };
+    let Some(i) = instances.iter().find(|i| i.name == name) else {
+        let names: Vec<&str> = instances.iter().map(|i| i.name.as_str()).collect();
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no instance named {name:?} (instances: {})",
+                names.join(", ")
+            ),
+        );
+    };
+    match i.ask(Query::Mrt).await {
+        Some(bytes) => (
+            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+            bytes,
+        )
+            .into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "instance task gone"),
+    }
 }
 
 async fn routes(state: &ApiState, peer: Option<String>, learned: bool) -> Response {

@@ -54,6 +54,14 @@ fn agent() -> &'static ureq::Agent {
 /// Sends one request to the API; returns the status and the body. The body is read up to
 /// [`MAX_ANSWER`] octets and must be UTF-8.
 pub fn request(api: &str, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let (status, body) = request_bytes(api, method, path)?;
+    let body = String::from_utf8(body)
+        .map_err(|e| anyhow!("reading the answer of {api}: not UTF-8: {e}"))?;
+    Ok((status, body))
+}
+
+/// [`request`] for an answer that is not text (an MRT dump).
+pub fn request_bytes(api: &str, method: &str, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
     let base = api.trim_end_matches('/');
     let url = if base.contains("://") {
         format!("{base}{path}")
@@ -92,7 +100,7 @@ pub fn request(api: &str, method: &str, path: &str) -> anyhow::Result<(u16, Stri
         .into_body()
         .with_config()
         .limit(MAX_ANSWER)
-        .read_to_string()
+        .read_to_vec()
         .map_err(|e| anyhow!("reading the answer of {api}: {e}"))?;
     Ok((status, body))
 }
@@ -349,6 +357,28 @@ fn on_each(apis: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> an
     if !failed.is_empty() {
         anyhow::bail!("failed on {}", failed.join(", "));
     }
+    Ok(())
+}
+
+/// `nexthop mrt dump --instance NAME --out FILE`: the instance's Adj-RIBs-In as a TABLE_DUMP_V2
+/// file (RFC 6396; `bgpdump -m FILE` reads it). The file is replaced whole.
+pub fn mrt_dump(api: &str, instance: &str, out: &std::path::Path) -> anyhow::Result<()> {
+    let path = api_types::MrtQuery {
+        instance: Some(instance.to_string()),
+    }
+    .path();
+    let (status, body) = request_bytes(api, "GET", &path)?;
+    if status >= 400 {
+        check_status(status, &String::from_utf8_lossy(&body))?;
+    }
+    let tmp = out.with_extension("mrt.new");
+    std::fs::write(&tmp, &body).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "{instance}: {} octets of TABLE_DUMP_V2 in {}",
+        body.len(),
+        out.display()
+    );
     Ok(())
 }
 

@@ -338,7 +338,7 @@ pub struct RunOptions {
 
 impl RunOptions {
     /// Loads the config with the command line's overrides applied.
-    fn load(&self, path: &Path) -> anyhow::Result<config::Config> {
+    pub fn load(&self, path: &Path) -> anyhow::Result<config::Config> {
         let mut cfg = load(path)?;
         if let Some(a) = self.api_listen {
             cfg.api.listen = a;

@@ -42,6 +42,8 @@ pub enum Query {
     /// None: no peer of that name on this instance.
     Learned(String, oneshot::Sender<Option<Vec<RouteView>>>),
     Advertised(String, oneshot::Sender<Option<Vec<RouteView>>>),
+    /// A TABLE_DUMP_V2 (MRT, RFC 6396) snapshot of the Adj-RIBs-In.
+    Mrt(oneshot::Sender<Vec<u8>>),
     /// Apply a new spec (reload): peers added, removed, changed; untouched peers keep their
     /// sessions. With a socket: the port changed and this is the new listener, already bound
     /// (binding is what can fail, so the daemon does it before anything changes).
@@ -237,6 +239,9 @@ impl InstanceTask {
             Query::Advertised(name, tx) => {
                 let _ = tx.send(self.owner.find(&name).map(|id| self.advertised(id)));
             }
+            Query::Mrt(tx) => {
+                let _ = tx.send(self.mrt());
+            }
             Query::Reconfigure(spec, sock, tx) => {
                 if let Some(sock) = sock {
                     // The new socket first, so the keys the owner re-registers land on it.
@@ -254,6 +259,43 @@ impl InstanceTask {
             }
             Query::Shutdown(_) => {}
         }
+    }
+
+    /// The Adj-RIBs-In as a TABLE_DUMP_V2 file: every configured peer in the index, every path
+    /// (accepted or refused by policy) stamped with the time of the dump.
+    fn mrt(&self) -> Vec<u8> {
+        use bgp::mrt::{MrtPeer, TableDump};
+        let rib = self.owner.rib();
+        let ids: Vec<PeerId> = rib.peer_ids().collect();
+        let peers: Vec<MrtPeer> = ids
+            .iter()
+            .filter_map(|id| rib.peer_info(*id))
+            .map(|(address, asn, bgp_id)| MrtPeer {
+                bgp_id: if bgp_id.is_unspecified() {
+                    address
+                } else {
+                    bgp_id
+                },
+                address,
+                asn,
+            })
+            .collect();
+        let index: HashMap<PeerId, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+        let spec = self.owner.spec();
+        let mut dump = TableDump::new(now, spec.address, &spec.name, &peers);
+        for (prefix, paths) in rib.adj_ribs_in() {
+            dump.add(
+                prefix,
+                paths
+                    .iter()
+                    .filter_map(|(id, a)| index.get(id).map(|i| (*i, now, a.as_ref()))),
+            );
+        }
+        dump.finish()
     }
 
     fn peer_view(&self, s: &PeerSlot) -> PeerView {

@@ -12,6 +12,7 @@ mod adminstore;
 mod agent;
 mod api;
 mod apitls;
+mod check;
 mod cli;
 mod contract;
 mod daemon;
@@ -64,6 +65,16 @@ enum Command {
         /// Serve the API here instead of `[api] listen` (one config file for every host).
         #[arg(long, value_name = "ADDR:PORT")]
         api_listen: Option<std::net::SocketAddr>,
+    },
+    /// MRT (RFC 6396) exports of the route server's tables.
+    Mrt {
+        #[command(subcommand)]
+        command: MrtCommand,
+    },
+    /// Config files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// The embedded default: route server instances and emulated NVAs on 127.0.0.0/8.
     Demo(demo::DemoArgs),
@@ -157,6 +168,33 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum MrtCommand {
+    /// A TABLE_DUMP_V2 snapshot of an instance's Adj-RIBs-In (read it with `bgpdump -m FILE`).
+    Dump {
+        /// The instance's name (`RouteServiceRole_IN_0`, …).
+        #[arg(long)]
+        instance: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check FILE as `nexthop run` would (the config, the API's token and TLS files, the
+    /// instances selected) and print what it would run; nothing starts.
+    Check {
+        file: std::path::PathBuf,
+        /// As for `nexthop run`: only the instance at this address (repeatable).
+        #[arg(long = "instance", value_name = "ADDR")]
+        instances: Vec<std::net::Ipv4Addr>,
+        /// As for `nexthop run`: the API's address instead of `[api] listen`.
+        #[arg(long, value_name = "ADDR:PORT")]
+        api_listen: Option<std::net::SocketAddr>,
+    },
+}
+
+#[derive(Subcommand)]
 enum LbCommand {
     /// Backends: health, admin state, role, last probe, flows.
     Show {
@@ -195,18 +233,41 @@ fn log_filter(var: Option<&str>) -> (Targets, Option<String>) {
     }
 }
 
+/// `NEXTHOP_LOG_FORMAT`: `json` for one JSON object a line (for a log shipper), anything else
+/// unset or `text`. An unknown value is reported and text is used.
+fn log_json(var: Option<&str>) -> (bool, Option<String>) {
+    match var.map(str::trim) {
+        None | Some("") | Some("text") => (false, None),
+        Some("json") => (true, None),
+        Some(v) => (false, Some(format!("{v:?} is not text or json"))),
+    }
+}
+
 fn real_main() -> anyhow::Result<()> {
     let (filter, bad_filter) = log_filter(std::env::var("NEXTHOP_LOG").ok().as_deref());
+    let (json, bad_format) = log_json(std::env::var("NEXTHOP_LOG_FORMAT").ok().as_deref());
+    let text = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+    });
+    let json = json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+    });
     tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_writer(std::io::stderr),
-        )
+        .with(text)
+        .with(json)
         .with(filter)
         .init();
     if let Some(e) = bad_filter {
         tracing::warn!("NEXTHOP_LOG: {e}; logging warnings and errors only");
+    }
+    if let Some(e) = bad_format {
+        tracing::warn!("NEXTHOP_LOG_FORMAT: {e}; logging text");
     }
     let cli = Cli::parse();
     let api = cli
@@ -217,6 +278,24 @@ fn real_main() -> anyhow::Result<()> {
     apitls::set_ca_file(cli.ca_file.as_deref());
     match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Config {
+            command:
+                ConfigCommand::Check {
+                    file,
+                    instances,
+                    api_listen,
+                },
+        } => {
+            let plan = check::check(
+                &file,
+                &daemon::RunOptions {
+                    only: daemon::Only(instances),
+                    api_listen,
+                },
+            )?;
+            print!("{plan}");
+            Ok(())
+        }
         Command::Run {
             config,
             instances,
@@ -229,6 +308,9 @@ fn real_main() -> anyhow::Result<()> {
             },
         ),
         Command::Reload => cli::reload(&cli.api),
+        Command::Mrt {
+            command: MrtCommand::Dump { instance, out },
+        } => cli::mrt_dump(api, &instance, &out),
         Command::Rib { output } => cli::rib(api, &output),
         Command::Peers { output } => cli::peers(api, &output),
         Command::Routes {
@@ -284,6 +366,15 @@ fn real_main() -> anyhow::Result<()> {
 mod tests {
     use super::log_filter;
     use tracing::Level;
+
+    #[test]
+    fn log_format_is_text_unless_json() {
+        assert_eq!(super::log_json(None), (false, None));
+        assert_eq!(super::log_json(Some("text")), (false, None));
+        assert_eq!(super::log_json(Some(" json ")), (true, None));
+        let (json, e) = super::log_json(Some("yaml"));
+        assert!(!json && e.unwrap().contains("yaml"));
+    }
 
     #[test]
     fn log_filter_takes_levels_and_directives_and_reports_garbage() {

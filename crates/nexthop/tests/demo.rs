@@ -88,3 +88,78 @@ fn demo_tells_the_story_and_the_cli_reads_it() {
         }
     }
 }
+
+/// `nexthop mrt dump` on the demo: a TABLE_DUMP_V2 file that Debian's `bgpdump -m` reads, with
+/// 192.168.10.0/24 from both NVAs on both instances (next hop, AS path, peer).
+#[test]
+fn mrt_dump_of_the_demo_reads_in_bgpdump() {
+    if !labtest::require(&["bgpdump"]) {
+        return;
+    }
+    let api = "127.0.0.1:28180";
+    let url = format!("http://{api}");
+    let mut child = nexthop()
+        .args([
+            "demo",
+            "--duration",
+            "20",
+            "--port",
+            "21180",
+            "--api-listen",
+            api,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runs");
+    let dir = labtest::Workdir::new("mrt").expect("workdir");
+    let dump = |inst: &str| -> String {
+        let file = dir.file(&format!("{inst}.mrt"));
+        let out = nexthop()
+            .args(["--api", &url, "mrt", "dump", "--instance", inst, "--out"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        let read = Command::new("bgpdump")
+            .arg("-m")
+            .arg(&file)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&read.stdout).into_owned()
+    };
+    let line = |peer: &str| format!("|B|{peer}|65001|192.168.10.0/24|65001|IGP|10.1.0.100|");
+    let start = Instant::now();
+    let mut last = String::new();
+    let ok = loop {
+        let both = ["RouteServiceRole_IN_0", "RouteServiceRole_IN_1"].map(dump);
+        if both
+            .iter()
+            .all(|d| d.contains(&line("127.0.2.10")) && d.contains(&line("127.0.2.11")))
+        {
+            break true;
+        }
+        last = both.join("\n---\n");
+        if start.elapsed() > Duration::from_secs(10) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    // An instance that does not exist: a clear error, no file.
+    let out = nexthop()
+        .args(["--api", &url, "mrt", "dump", "--instance", "nope", "--out"])
+        .arg(dir.file("nope.mrt"))
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok, "bgpdump -m does not show both NVAs' routes:\n{last}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("no instance named \"nope\""),
+        "{stderr}"
+    );
+    assert!(!dir.file("nope.mrt").exists());
+}

@@ -1143,57 +1143,47 @@ fn frr_paths(lab: &Lab, nva: &str, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether every instance's Loc-RIB (on every controller) holds a path from `peer` for
-/// `network`.
-fn rib_has_path(lab: &Lab, network: &str, peer: &str) -> bool {
+/// Whether `ok` holds for the answer of every instance (both, on every controller) at `path`
+/// (an answer keyed by instance name).
+fn every_instance(lab: &Lab, path: &str, ok: impl Fn(&serde_json::Value) -> bool) -> bool {
     let mut instances = 0;
     for host in CONTROLLER_HOSTS.iter().take(lab.controllers as usize) {
-        let Some(rib) = lab.api_on(host, "/v1/rib") else {
-            return false;
-        };
-        let Some(rib) = rib.as_object() else {
-            return false;
-        };
-        instances += rib.len();
-        let all = rib.values().all(|entries| {
-            entries.as_array().is_some_and(|es| {
-                es.iter().any(|e| {
-                    e["network"] == network
-                        && e["paths"]
-                            .as_array()
-                            .is_some_and(|ps| ps.iter().any(|p| p["sourcePeer"] == peer))
-                })
-            })
-        });
-        if !all {
-            return false;
-        }
-    }
-    instances == 2
-}
-
-/// Whether `peer` is Established with every instance (on every controller).
-fn peer_up_everywhere(lab: &Lab, peer: &str) -> bool {
-    let mut instances = 0;
-    for host in CONTROLLER_HOSTS.iter().take(lab.controllers as usize) {
-        let Some(v) = lab.api_on(host, "/v1/peers") else {
+        let Some(v) = lab.api_on(host, path) else {
             return false;
         };
         let Some(o) = v.as_object() else {
             return false;
         };
         instances += o.len();
-        let up = o.values().all(|ps| {
-            ps.as_array().is_some_and(|ps| {
-                ps.iter()
-                    .any(|p| p["name"] == peer && p["state"] == "Established")
-            })
-        });
-        if !up {
+        if !o.values().all(&ok) {
             return false;
         }
     }
     instances == 2
+}
+
+/// Whether every instance's Loc-RIB holds a path from `peer` for `network`.
+fn rib_has_path(lab: &Lab, network: &str, peer: &str) -> bool {
+    every_instance(lab, "/v1/rib", |entries| {
+        entries.as_array().is_some_and(|es| {
+            es.iter().any(|e| {
+                e["network"] == network
+                    && e["paths"]
+                        .as_array()
+                        .is_some_and(|ps| ps.iter().any(|p| p["sourcePeer"] == peer))
+            })
+        })
+    })
+}
+
+/// Whether `peer` is Established with every instance.
+fn peer_up_everywhere(lab: &Lab, peer: &str) -> bool {
+    every_instance(lab, "/v1/peers", |ps| {
+        ps.as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["name"] == peer && p["state"] == "Established")
+        })
+    })
 }
 
 /// Graceful restart (RFC 4724) with real FRR NVAs (`bgp graceful-restart`):

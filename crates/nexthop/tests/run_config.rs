@@ -1216,3 +1216,128 @@ fn an_instance_the_config_does_not_list_is_refused() {
         assert_refused(sock(a, port), "no BGP listener after a refused --instance");
     }
 }
+
+/// `nexthop config check FILE`: what `run` would check, then the plan; nothing starts.
+#[test]
+fn config_check_prints_the_plan_and_runs_nothing() {
+    let (port, api) = (free_port(), sock("127.0.0.1", free_port()));
+    let dir = Workdir::new("config-check").expect("workdir");
+    let good = dir
+        .write(
+            "good.toml",
+            &good_config(port, api, &[("g1", "127.0.8.10", 65001)]),
+        )
+        .expect("config written");
+    let check = |args: &[&str]| {
+        let out = nexthop()
+            .args(["config", "check"])
+            .args(args)
+            .output()
+            .expect("nexthop runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let g = good.to_str().unwrap();
+    let (ok, stdout, stderr) = check(&[g]);
+    assert!(ok, "{stderr}");
+    for line in [
+        format!("{g}: valid"),
+        format!("instance {IN_0} on 127.0.8.4:{port}"),
+        format!("instance {IN_1} on 127.0.8.5:{port}"),
+        format!("peer g1 127.0.8.10 AS 65001 port {port}: hold 180 s, at most 4000 routes"),
+        format!("api: http://{api}, admin token not set"),
+    ] {
+        assert!(stdout.contains(&line), "{line:?} not in:\n{stdout}");
+    }
+    assert_refused(api, "config check serves nothing");
+    assert_refused(sock(INSTANCES[0], port), "config check binds nothing");
+
+    // With --instance: only that one.
+    let (ok, stdout, _) = check(&[g, "--instance", INSTANCES[1]]);
+    assert!(
+        ok && stdout.contains(IN_1) && !stdout.contains(IN_0),
+        "{stdout}"
+    );
+
+    // What `run` refuses, `config check` refuses, with the same words.
+    let (ok, _, stderr) = check(&[g, "--instance", "127.0.8.9"]);
+    assert!(
+        !ok && stderr.contains("not one of route_server.instances"),
+        "{stderr}"
+    );
+    let bad = dir
+        .write(
+            "bad.toml",
+            &SECOND_PEER_ASN
+                .replace("{asn}", "65515")
+                .replace("{port}", &port.to_string())
+                .replace("{api}", &api.port().to_string()),
+        )
+        .expect("config written");
+    let (ok, _, stderr) = check(&[bad.to_str().unwrap()]);
+    assert!(
+        !ok && stderr.contains(&format!(
+            "{}: route_server.peer[1].asn: 65515 is reserved",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+    let open = dir
+        .write(
+            "open.toml",
+            &good_config(
+                port,
+                sock("0.0.0.0", api.port()),
+                &[("g1", "127.0.8.10", 65001)],
+            ),
+        )
+        .expect("config written");
+    let (ok, _, stderr) = check(&[open.to_str().unwrap()]);
+    assert!(
+        !ok && stderr.contains("admin_token_file is not set"),
+        "{stderr}"
+    );
+}
+
+/// `NEXTHOP_LOG_FORMAT=json`: every log event is one JSON object a line.
+#[test]
+fn json_logs_are_one_object_a_line() {
+    let (port, api) = (free_port(), sock("127.0.0.1", free_port()));
+    let dir = Workdir::new("json-logs").expect("workdir");
+    let file = dir
+        .write(
+            "nexthop.toml",
+            &good_config(port, api, &[("g1", "127.0.8.10", 65001)]),
+        )
+        .expect("config written");
+    let mut cmd = nexthop();
+    cmd.env("NEXTHOP_LOG", "info")
+        .env("NEXTHOP_LOG_FORMAT", "json")
+        .args(["run", "--config"])
+        .arg(&file);
+    let mut p = Process::spawn(cmd, "nexthop", &dir.file("nexthop.log")).expect("spawn");
+    assert!(
+        labtest::wait_until(Duration::from_secs(15), || accepts(api)),
+        "{}",
+        p.output()
+    );
+    p.stop();
+    let log = p.output();
+    let events: Vec<Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        events.iter().any(|e| e["level"] == "INFO"
+            && e["fields"]["message"] == "peer configured"
+            && e["fields"]["peer"] == "g1"),
+        "{log}"
+    );
+    assert!(events
+        .iter()
+        .all(|e| e["timestamp"].is_string() && e["target"].is_string()));
+}

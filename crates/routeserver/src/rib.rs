@@ -16,7 +16,7 @@
 //!   optional transitive attributes passed on with the Partial bit; never to a peer whose AS is
 //!   already in the path, never routes with NO_ADVERTISE or NO_EXPORT.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -970,6 +970,29 @@ impl Rib {
         }
         out.sort_by_key(|r| r.prefix);
         out
+    }
+
+    /// Every path held, accepted or refused by policy (the Adj-RIBs-In), by prefix in order,
+    /// as (peer, attributes): what an MRT table dump holds.
+    pub fn adj_ribs_in(&self) -> BTreeMap<Ipv4Prefix, Vec<(PeerId, Arc<PathAttributes>)>> {
+        let mut out: BTreeMap<Ipv4Prefix, Vec<(PeerId, Arc<PathAttributes>)>> = BTreeMap::new();
+        for (prefix, e) in self.loc.iter() {
+            out.entry(*prefix)
+                .or_default()
+                .extend(e.paths().iter().map(|p| (p.peer(), p.attrs.clone())));
+        }
+        for (id, p) in self.peers.iter().enumerate() {
+            let Some(p) = p else { continue };
+            for (prefix, r) in &p.rejected {
+                out.entry(*prefix).or_default().push((id, r.attrs.clone()));
+            }
+        }
+        out
+    }
+
+    /// A configured peer's address, AS and BGP identifier (unspecified until its first session).
+    pub fn peer_info(&self, id: PeerId) -> Option<(Ipv4Addr, u32, Ipv4Addr)> {
+        self.peer(id).map(|p| (p.address, p.asn, p.router_id))
     }
 
     /// The Loc-RIB entry of a prefix: the ECMP paths (best first) as (peer, attributes).

@@ -1,0 +1,180 @@
+//! MRT export (RFC 6396): TABLE_DUMP_V2 snapshots of Adj-RIBs-In, readable by bgpdump and
+//! every other MRT tool.
+//!
+//! ```text
+//!  MRT header: timestamp(4) type(2)=13 subtype(2) length(4)
+//!  PEER_INDEX_TABLE (subtype 1): collector id, view name, peers (type, BGP id, address, AS)
+//!  RIB_IPV4_UNICAST (subtype 2), one per prefix: sequence, prefix, entries
+//!      (peer index, originated time, path attributes with 4-octet AS numbers)
+//! ```
+
+use std::net::Ipv4Addr;
+
+use crate::wire::{Ipv4Prefix, PathAttributes, SessionContext};
+
+/// MRT type TABLE_DUMP_V2 (RFC 6396 §4.3).
+pub const TABLE_DUMP_V2: u16 = 13;
+/// Its subtypes used here.
+pub const PEER_INDEX_TABLE: u16 = 1;
+pub const RIB_IPV4_UNICAST: u16 = 2;
+
+/// Peer type bits of a PEER_INDEX_TABLE entry (RFC 6396 §4.3.1).
+const PEER_TYPE_AS4: u8 = 0b10;
+
+/// One peer of the PEER_INDEX_TABLE; its place in the list is its index in RIB entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MrtPeer {
+    pub bgp_id: Ipv4Addr,
+    pub address: Ipv4Addr,
+    pub asn: u32,
+}
+
+/// Path attributes as TABLE_DUMP_V2 holds them: AS numbers always in 4 octets (§4.3.4), every
+/// attribute kept as received.
+const CONTEXT: SessionContext = SessionContext {
+    four_octet_as: true,
+    extended_message: true,
+    ebgp: false,
+};
+
+/// Appends one MRT record: the common header, then `body`.
+fn record(timestamp: u32, subtype: u16, body: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&timestamp.to_be_bytes());
+    out.extend_from_slice(&TABLE_DUMP_V2.to_be_bytes());
+    out.extend_from_slice(&subtype.to_be_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(body);
+}
+
+/// Builds a TABLE_DUMP_V2 file: the peer index first, then one RIB record per prefix.
+pub struct TableDump {
+    out: Vec<u8>,
+    timestamp: u32,
+    sequence: u32,
+    peers: usize,
+    body: Vec<u8>,
+    attrs: Vec<u8>,
+}
+
+impl TableDump {
+    /// A dump taken at `timestamp` (Unix seconds) by `collector` (a BGP identifier), named
+    /// `view`, of the routes of `peers`. More than 65535 peers do not fit the format: the rest
+    /// are left out of the index and their routes out of the dump.
+    pub fn new(timestamp: u32, collector: Ipv4Addr, view: &str, peers: &[MrtPeer]) -> Self {
+        let peers = &peers[..peers.len().min(usize::from(u16::MAX))];
+        let view = &view.as_bytes()[..view.len().min(usize::from(u16::MAX))];
+        let mut body = Vec::new();
+        body.extend_from_slice(&collector.octets());
+        body.extend_from_slice(&(view.len() as u16).to_be_bytes());
+        body.extend_from_slice(view);
+        body.extend_from_slice(&(peers.len() as u16).to_be_bytes());
+        for p in peers {
+            body.push(PEER_TYPE_AS4);
+            body.extend_from_slice(&p.bgp_id.octets());
+            body.extend_from_slice(&p.address.octets());
+            body.extend_from_slice(&p.asn.to_be_bytes());
+        }
+        let mut out = Vec::new();
+        record(timestamp, PEER_INDEX_TABLE, &body, &mut out);
+        Self {
+            out,
+            timestamp,
+            sequence: 0,
+            peers: peers.len(),
+            body,
+            attrs: Vec::new(),
+        }
+    }
+
+    /// Appends the RIB record of `prefix`: each path as (peer index, originated time,
+    /// attributes). Paths of a peer beyond the index are left out; a prefix with none is not
+    /// written.
+    pub fn add<'a>(
+        &mut self,
+        prefix: Ipv4Prefix,
+        paths: impl IntoIterator<Item = (usize, u32, &'a PathAttributes)>,
+    ) {
+        let body = &mut self.body;
+        body.clear();
+        body.extend_from_slice(&self.sequence.to_be_bytes());
+        body.push(prefix.len());
+        let octets = prefix.addr().octets();
+        body.extend_from_slice(&octets[..usize::from(prefix.len()).div_ceil(8)]);
+        let count_at = body.len();
+        body.extend_from_slice(&[0, 0]);
+        let mut count: u16 = 0;
+        for (peer, originated, attrs) in paths {
+            if peer >= self.peers || count == u16::MAX {
+                continue;
+            }
+            self.attrs.clear();
+            attrs.emit(&CONTEXT, &mut self.attrs);
+            let Ok(len) = u16::try_from(self.attrs.len()) else {
+                continue;
+            };
+            body.extend_from_slice(&(peer as u16).to_be_bytes());
+            body.extend_from_slice(&originated.to_be_bytes());
+            body.extend_from_slice(&len.to_be_bytes());
+            body.extend_from_slice(&self.attrs);
+            count += 1;
+        }
+        if count == 0 {
+            return;
+        }
+        body[count_at..count_at + 2].copy_from_slice(&count.to_be_bytes());
+        record(self.timestamp, RIB_IPV4_UNICAST, body, &mut self.out);
+        self.sequence = self.sequence.wrapping_add(1);
+    }
+
+    /// The file's bytes.
+    pub fn finish(self) -> Vec<u8> {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{AsPath, Origin};
+
+    #[test]
+    fn layout_of_a_small_dump() {
+        let peers = [MrtPeer {
+            bgp_id: Ipv4Addr::new(10, 1, 2, 10),
+            address: Ipv4Addr::new(10, 1, 2, 10),
+            asn: 65001,
+        }];
+        let mut d = TableDump::new(1_000, Ipv4Addr::new(10, 1, 1, 4), "IN_0", &peers);
+        let attrs = PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::from_sequence(vec![65001])),
+            next_hop: Some(Ipv4Addr::new(10, 1, 0, 100)),
+            ..Default::default()
+        };
+        d.add("192.168.10.0/24".parse().unwrap(), [(0, 900, &attrs)]);
+        // A path of a peer not in the index, and a prefix with no path left: nothing written.
+        d.add("192.168.20.0/24".parse().unwrap(), [(1, 900, &attrs)]);
+        let b = d.finish();
+        // Peer index: header 12 + collector 4 + view len 2 + "IN_0" 4 + count 2 + entry 13.
+        assert_eq!(&b[4..8], &[0, 13, 0, 1]);
+        assert_eq!(
+            u32::from_be_bytes(b[8..12].try_into().unwrap()),
+            4 + 2 + 4 + 2 + 13
+        );
+        let rib = &b[12 + 25..];
+        assert_eq!(&rib[4..8], &[0, 13, 0, 2]);
+        let body = &rib[12..];
+        assert_eq!(&body[..4], &[0, 0, 0, 0], "sequence 0");
+        assert_eq!(&body[4..8], &[24, 192, 168, 10], "prefix");
+        assert_eq!(&body[8..10], &[0, 1], "one entry");
+        assert_eq!(&body[10..12], &[0, 0], "peer index 0");
+        assert_eq!(u32::from_be_bytes(body[12..16].try_into().unwrap()), 900);
+        let len = usize::from(u16::from_be_bytes(body[16..18].try_into().unwrap()));
+        assert_eq!(body.len(), 18 + len);
+        // AS_PATH with a 4-octet ASN: flags, type 2, length 6, AS_SEQUENCE of 1, 65001.
+        assert!(body[18..]
+            .windows(9)
+            .any(|w| w == [0x40, 2, 6, 2, 1, 0, 0, 0xfd, 0xe9]));
+        assert_eq!(b.len(), 12 + 25 + 12 + body.len());
+    }
+}
