@@ -71,6 +71,14 @@ enum Command {
         #[command(subcommand)]
         command: MrtCommand,
     },
+    /// Shell completions for bash, zsh or fish, on stdout
+    /// (e.g. `nexthop completions bash > /usr/share/bash-completion/completions/nexthop`).
+    Completions {
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
+    /// The man page (roff) on stdout: `nexthop man | man -l -`.
+    Man,
     /// Config files.
     Config {
         #[command(subcommand)]
@@ -278,6 +286,24 @@ fn real_main() -> anyhow::Result<()> {
     apitls::set_ca_file(cli.ca_file.as_deref());
     match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let shell = match shell.as_str() {
+                "bash" => clap_complete::Shell::Bash,
+                "zsh" => clap_complete::Shell::Zsh,
+                _ => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "nexthop", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                // `nexthop man | head`: the reader went away, nothing is wrong.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                r => Ok(r?),
+            }
+        }
         Command::Config {
             command:
                 ConfigCommand::Check {
