@@ -1,5 +1,5 @@
-//! MRT export (RFC 6396): TABLE_DUMP_V2 snapshots of Adj-RIBs-In, readable by bgpdump and
-//! every other MRT tool.
+//! MRT export (RFC 6396): TABLE_DUMP_V2 snapshots of Adj-RIBs-In and BGP4MP update logs,
+//! readable by bgpdump and every other MRT tool.
 //!
 //! ```text
 //!  MRT header: timestamp(4) type(2)=13 subtype(2) length(4)
@@ -11,6 +11,39 @@
 use std::net::Ipv4Addr;
 
 use crate::wire::{Ipv4Prefix, PathAttributes, SessionContext};
+
+/// MRT type BGP4MP (RFC 6396 §4.4) and its subtype BGP4MP_MESSAGE_AS4.
+pub const BGP4MP: u16 = 16;
+pub const BGP4MP_MESSAGE_AS4: u16 = 4;
+
+/// Appends a BGP4MP_MESSAGE_AS4 record: `message`, a whole BGP message (header included, AS
+/// numbers in 4 octets), received from `peer` on the session with `local`.
+pub fn bgp4mp_message(
+    timestamp: u32,
+    (peer_as, peer_ip): (u32, Ipv4Addr),
+    (local_as, local_ip): (u32, Ipv4Addr),
+    message: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let len = 4 + 4 + 2 + 2 + 4 + 4 + message.len();
+    out.extend_from_slice(&timestamp.to_be_bytes());
+    out.extend_from_slice(&BGP4MP.to_be_bytes());
+    out.extend_from_slice(&BGP4MP_MESSAGE_AS4.to_be_bytes());
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    out.extend_from_slice(&peer_as.to_be_bytes());
+    out.extend_from_slice(&local_as.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes()); // interface index: not known
+    out.extend_from_slice(&1u16.to_be_bytes()); // AFI IPv4
+    out.extend_from_slice(&peer_ip.octets());
+    out.extend_from_slice(&local_ip.octets());
+    out.extend_from_slice(message);
+}
+
+/// An UPDATE as a whole BGP message in the encoding BGP4MP_MESSAGE_AS4 records hold (header
+/// included, 4-octet AS numbers), appended to `out`.
+pub fn emit_update(update: &crate::wire::UpdateMessage, out: &mut Vec<u8>) {
+    update.emit(&CONTEXT, out);
+}
 
 /// MRT type TABLE_DUMP_V2 (RFC 6396 §4.3).
 pub const TABLE_DUMP_V2: u16 = 13;

@@ -48,7 +48,7 @@ pub use diff::{diff_peers, PeerChange, PeerDiff};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AdminState, Api, Backend, Config, Distribution, Fabric, GracefulRestart, LoadBalancer, Mode,
-    Nic, NoHealthyBackends, Password, Peer, Probe, ProbeProtocol, RouteServer, Subnet,
+    Mrt, Nic, NoHealthyBackends, Password, Peer, Probe, ProbeProtocol, RouteServer, Subnet,
     VirtualNetwork, DEFAULT_API_LISTEN, DEFAULT_ASN, DEFAULT_BGP_PORT, DEFAULT_HOLD_TIME,
     DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MAX_ROUTES_PER_PEER,
 };
@@ -68,6 +68,7 @@ const SECTIONS: &[&str] = &[
     "api",
     "fabric",
     "state_dir",
+    "mrt",
 ];
 
 /// Reads and parses the config file at `path`; messages name the file as given.
@@ -132,6 +133,7 @@ struct Read {
     api: Api,
     fabric: Fabric,
     state_dir: Option<std::path::PathBuf>,
+    mrt: Mrt,
 }
 
 impl Read {
@@ -151,6 +153,7 @@ impl Read {
             api: self.api,
             fabric: self.fabric,
             state_dir: self.state_dir,
+            mrt: self.mrt,
         }
     }
 }
@@ -163,6 +166,7 @@ fn read_sections(table: &toml::Table, problems: &Problems) -> Read {
         api: Api::default(),
         fabric: Fabric::default(),
         state_dir: None,
+        mrt: Mrt::default(),
     };
     let sections = &mut read.sections;
     for (key, _) in table
@@ -209,6 +213,21 @@ fn read_sections(table: &toml::Table, problems: &Problems) -> Read {
     }
     if let Some(value) = table.get("fabric") {
         read.fabric = de::from_value(value, "fabric", problems).unwrap_or_default();
+    }
+    if let Some(value) = table.get("mrt") {
+        read.mrt = de::from_value(value, "mrt", problems).unwrap_or_default();
+        if let Some(d) = read.mrt.updates_dir.as_ref().filter(|d| !d.is_absolute()) {
+            problems.at(
+                "mrt.updates_dir",
+                format!("{:?} is not an absolute path", d.display().to_string()),
+            );
+        }
+        if read.mrt.rotate_s < 60 {
+            problems.at(
+                "mrt.rotate_s",
+                format!("{} is too short: at least 60 seconds", read.mrt.rotate_s),
+            );
+        }
     }
     if let Some(value) = table.get("state_dir") {
         match value.as_str() {

@@ -37,6 +37,34 @@ pub struct Config {
     /// `state_dir`: where state that must survive a restart is kept (admin overrides).
     #[serde(default)]
     pub state_dir: Option<std::path::PathBuf>,
+    /// `[mrt]`
+    #[serde(default)]
+    pub mrt: Mrt,
+}
+
+/// `[mrt]`: BGP4MP update logs (RFC 6396) of every UPDATE received, one file per period.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mrt {
+    /// Where the logs go (absolute); none: no logs.
+    #[serde(default)]
+    pub updates_dir: Option<std::path::PathBuf>,
+    /// Seconds each file covers before the next one starts; at least 60, default 900.
+    #[serde(default = "default_rotate_s")]
+    pub rotate_s: u32,
+}
+
+impl Default for Mrt {
+    fn default() -> Self {
+        Self {
+            updates_dir: None,
+            rotate_s: default_rotate_s(),
+        }
+    }
+}
+
+fn default_rotate_s() -> u32 {
+    900
 }
 
 /// `[[virtual_network]]`: a network with its address spaces, subnets and peerings (SPEC §5).

@@ -126,6 +126,14 @@ fn plan(path: &Path, cfg: &config::Config, specs: &[controller::instance::Instan
             n.name, n.address, n.virtual_network
         );
     }
+    if let Some(dir) = &cfg.mrt.updates_dir {
+        let _ = writeln!(
+            out,
+            "mrt: every UPDATE received into {}, a new file every {} s",
+            dir.display(),
+            cfg.mrt.rotate_s
+        );
+    }
     let scheme = if cfg.api.tls_cert.is_some() {
         "https"
     } else {

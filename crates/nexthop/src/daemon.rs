@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, RwLock};
 use tracing::{info, warn};
 
 use crate::api::{self, ApiState, ReloadRequest};
-use crate::instance::{self, InstanceHandle, InstanceSpec, Instances, PeerSpec, Query};
+use crate::instance::{self, InstanceHandle, InstanceSpec, Instances, PeerSpec, Query, Sinks};
 use crate::lbrun::{self, LoadBalancers};
 
 /// Instance names as the reference cloud shows them.
@@ -115,6 +115,8 @@ impl Only {
 pub struct Running {
     pub instances: Instances,
     pub fabric: crate::fabricrun::FabricTx,
+    /// The MRT update log, if `[mrt] updates_dir` is set.
+    pub mrt: Option<crate::mrtlog::MrtLog>,
     pub lbs: LoadBalancers,
     /// The load balancers as configured, with their probers (dropping one stops its probes).
     lb_specs: Arc<tokio::sync::Mutex<Vec<(config::LoadBalancer, lbrun::Probing)>>>,
@@ -137,6 +139,7 @@ pub async fn start(
     let admin = Arc::new(std::sync::Mutex::new(crate::adminstore::AdminStore::open(
         cfg.state_dir.as_deref(),
     )?));
+    let mrt = crate::mrtlog::MrtLog::start(&cfg.mrt)?;
     let fabric = crate::fabricrun::start(
         crate::fabricrun::topology(cfg),
         cfg.fabric.next_hop_tracking,
@@ -149,7 +152,13 @@ pub async fn start(
     }
     let handles: Vec<InstanceHandle> = bound
         .into_iter()
-        .map(|(s, sock)| instance::start(s, sock, Some(fabric.clone())))
+        .map(|(s, sock)| {
+            let sinks = Sinks {
+                fabric: Some(fabric.clone()),
+                mrt: mrt.clone(),
+            };
+            instance::start(s, sock, sinks)
+        })
         .collect();
     let instances: Instances = Arc::new(RwLock::new(handles));
     let mut lb_handles = Vec::new();
@@ -184,6 +193,7 @@ pub async fn start(
     Ok(Running {
         instances,
         fabric,
+        mrt,
         lbs,
         lb_specs: Arc::new(tokio::sync::Mutex::new(probing)),
         admin,
@@ -250,7 +260,7 @@ enum Step {
 pub async fn apply(
     instances: &Instances,
     specs: Vec<InstanceSpec>,
-    fabric: Option<crate::fabricrun::FabricTx>,
+    sinks: Sinks,
 ) -> anyhow::Result<String> {
     let mut current = instances.write().await;
     let mut steps = Vec::new();
@@ -304,7 +314,7 @@ pub async fn apply(
             }
             Step::Start(s, sock) => {
                 summary.push(format!("started {} on {}", s.name, s.address));
-                next.push(instance::start(s, sock, fabric.clone()));
+                next.push(instance::start(s, sock, sinks.clone()));
             }
         }
     }
@@ -395,10 +405,17 @@ pub fn run(path: PathBuf, opts: RunOptions) -> anyhow::Result<()> {
                     "config not applied, nothing changed: {}: [api] changed (listen or tokens); restart nexthop to apply it",
                     path.display()
                 )),
+                Ok((new, _)) if new.mrt != cfg.mrt => Err(format!(
+                    "config not applied, nothing changed: {}: [mrt] changed; restart nexthop to apply it",
+                    path.display()
+                )),
                 Ok((new, specs)) => match apply(
                     &running.instances,
                     specs,
-                    Some(running.fabric.clone()),
+                    Sinks {
+                        fabric: Some(running.fabric.clone()),
+                        mrt: running.mrt.clone(),
+                    },
                 )
                 .await
                 {

@@ -80,11 +80,16 @@ pub fn bind(name: &str, address: Ipv4Addr, port: u16) -> anyhow::Result<TcpListe
 }
 
 /// Starts the instance's tasks on a socket bound by [`bind`]; cannot fail.
-pub fn start(
-    spec: InstanceSpec,
-    sock: TcpListener,
-    fabric: Option<crate::fabricrun::FabricTx>,
-) -> InstanceHandle {
+/// Where an instance's news goes besides its peers: the fabric (Loc-RIB changes) and the MRT
+/// update log (every UPDATE received), each if configured.
+#[derive(Clone, Default)]
+pub struct Sinks {
+    pub fabric: Option<crate::fabricrun::FabricTx>,
+    pub mrt: Option<crate::mrtlog::MrtLog>,
+}
+
+pub fn start(spec: InstanceSpec, sock: TcpListener, sinks: Sinks) -> InstanceHandle {
+    let Sinks { fabric, mrt } = sinks;
     let listener = Listener::new();
     listener.attach(&sock);
     let accepting = tokio::spawn(listener.clone().run(sock));
@@ -108,6 +113,7 @@ pub fn start(
         events: etx,
         fabric,
         fabric_name,
+        mrt,
     };
     task.execute(fx);
     tokio::spawn(tracing::Instrument::instrument(task.run(qrx, erx), span));
@@ -126,6 +132,8 @@ struct InstanceTask {
     fabric: Option<crate::fabricrun::FabricTx>,
     /// The instance's name in every batch to the fabric (one allocation for all of them).
     fabric_name: Arc<str>,
+    /// Where every UPDATE received is logged, if anywhere (`[mrt] updates_dir`).
+    mrt: Option<crate::mrtlog::MrtLog>,
 }
 
 impl InstanceTask {
@@ -139,6 +147,16 @@ impl InstanceTask {
         loop {
             tokio::select! {
                 Some((id, ev)) = events.recv() => {
+                    if let (Some(log), PeerEvent::Update { update, .. }) = (&self.mrt, &ev) {
+                        if let Some(p) = self.owner.peer(id) {
+                            let spec = self.owner.spec();
+                            log.update(
+                                (p.spec.asn, p.spec.address),
+                                (spec.asn, spec.address),
+                                update,
+                            );
+                        }
+                    }
                     let fx = self.owner.handle(Instant::now(), Input::Peer(id, ev));
                     self.execute(fx);
                 }

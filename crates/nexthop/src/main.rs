@@ -20,6 +20,7 @@ mod demo;
 mod fabricrun;
 mod instance;
 mod lbrun;
+mod mrtlog;
 mod mux;
 mod token;
 
@@ -293,7 +294,12 @@ fn real_main() -> anyhow::Result<()> {
                 "zsh" => clap_complete::Shell::Zsh,
                 _ => clap_complete::Shell::Fish,
             };
-            clap_complete::generate(shell, &mut Cli::command(), "nexthop", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "nexthop",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
         Command::Man => {

@@ -1341,3 +1341,58 @@ fn json_logs_are_one_object_a_line() {
         .iter()
         .all(|e| e["timestamp"].is_string() && e["target"].is_string()));
 }
+
+/// `[mrt] updates_dir`: every UPDATE received, as BGP4MP records that Debian's `bgpdump -m`
+/// reads: GoBGP's announcement and withdrawal of 192.168.10.0/24, on both instances.
+#[test]
+fn mrt_update_log_is_read_by_bgpdump() {
+    if !labtest::require(&["gobgpd", "gobgp", "bgpdump"]) {
+        return;
+    }
+    let (port, api) = (free_port(), sock("127.0.0.1", free_port()));
+    let work = Workdir::new("mrt-updates").expect("workdir");
+    let dir = work.file("mrt");
+    let config = format!(
+        "{}\n[mrt]\nupdates_dir = \"{}\"\nrotate_s = 60\n",
+        good_config(port, api, &[("g1", "127.0.8.10", 65001)]),
+        dir.display()
+    );
+    let nh = Nexthop::start("mrt-updates", &config, api);
+    let g1 = gobgp_peer(65001, "127.0.8.10", port);
+    g1.add_route("192.168.10.0/24", "10.1.0.100", &[]).unwrap();
+    assert!(
+        labtest::wait_until(UP, || rib_has(&nh, "192.168.10.0/24", "g1")),
+        "{:?}",
+        rib(&nh)
+    );
+    g1.del_route("192.168.10.0/24").unwrap();
+    assert!(labtest::wait_until(UP, || rib_lacks(
+        &nh,
+        "192.168.10.0/24"
+    )));
+    // `bgpdump -m` (one line a route) and `bgpdump` (verbose: the session's local end).
+    let read = |flags: &[&str]| -> String {
+        let mut all = String::new();
+        for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let out = Command::new("bgpdump")
+                .args(flags)
+                .arg(f.path())
+                .output()
+                .unwrap();
+            all.push_str(&String::from_utf8_lossy(&out.stdout));
+        }
+        all
+    };
+    let (mut lines, mut verbose) = (String::new(), String::new());
+    let seen = labtest::wait_until(Duration::from_secs(5), || {
+        lines = read(&["-m"]);
+        verbose = read(&[]);
+        let count = |what: &str| lines.lines().filter(|l| l.contains(what)).count();
+        count("|A|127.0.8.10|65001|192.168.10.0/24|65001|IGP|10.1.0.100|") == 2
+            && count("|W|127.0.8.10|65001|192.168.10.0/24") == 2
+            && INSTANCES
+                .iter()
+                .all(|local| verbose.contains(&format!("TO: {local} AS65515")))
+    });
+    assert!(seen, "bgpdump of {}:\n{lines}\n{verbose}", dir.display());
+}
