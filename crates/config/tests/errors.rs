@@ -697,3 +697,56 @@ fn a_network_that_did_not_parse_still_counts_as_declared() {
     assert!(errors[1]
         .starts_with("config.toml: nic[0].virtual_network: unknown virtual network \"spoke\""));
 }
+
+// ---- [mrt] and graceful restart ----
+
+#[test]
+fn mrt_updates_dir_must_be_absolute_and_rotation_at_least_a_minute() {
+    assert_error(
+        &format!("{SEED}\n[mrt]\nupdates_dir = \"mrt\"\n"),
+        "mrt.updates_dir",
+        "not an absolute path",
+    );
+    assert_error(
+        &format!("{SEED}\n[mrt]\nupdates_dir = \"/var/lib/nexthop/mrt\"\nrotate_s = 10\n"),
+        "mrt.rotate_s",
+        "at least 60 seconds",
+    );
+    assert_error(
+        &format!("{SEED}\n[mrt]\nupdate_dir = \"/var/lib/nexthop/mrt\"\n"),
+        "mrt.update_dir",
+        "unknown key",
+    );
+    let ok = config::parse(
+        &format!("{SEED}\n[mrt]\nupdates_dir = \"/var/lib/nexthop/mrt\"\n"),
+        "config.toml",
+    )
+    .unwrap();
+    assert_eq!(ok.mrt.rotate_s, 900);
+}
+
+#[test]
+fn graceful_restart_time_fits_twelve_bits() {
+    let rs = "[route_server]\n";
+    assert!(SEED.contains(rs));
+    assert_error(
+        &SEED.replacen(
+            rs,
+            "[route_server]\ngraceful_restart = { enabled = true, restart_time_s = 5000 }\n",
+            1,
+        ),
+        "route_server.graceful_restart.restart_time_s",
+        "1 to 4095",
+    );
+    let ok = config::parse(
+        &SEED.replacen(
+            rs,
+            "[route_server]\ngraceful_restart = { enabled = true }\n",
+            1,
+        ),
+        "config.toml",
+    )
+    .unwrap();
+    let gr = ok.route_server.unwrap().graceful_restart;
+    assert!(gr.enabled && gr.restart_time_s == 120);
+}
