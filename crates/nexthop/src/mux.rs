@@ -42,8 +42,9 @@ use crate::contract;
 /// How often the poller asks the controller.
 pub const POLL: Duration = Duration::from_millis(20);
 /// A controller whose last answer is older than this (or whose last question failed) is not
-/// followed: the next one in order is.
-pub const SILENT: Duration = Duration::from_secs(1);
+/// followed: the next one in order is. Ten polls: a controller answers one in about a
+/// millisecond, so only one that is gone (a host down, a link cut) stays silent this long.
+pub const SILENT: Duration = Duration::from_millis(200);
 /// How often the stats are printed.
 pub const STATS_EVERY: Duration = Duration::from_secs(5);
 

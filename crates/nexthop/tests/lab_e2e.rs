@@ -1118,6 +1118,34 @@ fn two_controller_processes_one_killed_loses_nothing() {
     let routes = lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"]);
     assert_eq!(routes.trim(), "192.168.10.0/24 via 10.1.0.100 dev eth0");
     connect(&lab, None).expect("connection after the first controller's return");
+
+    // The mux is back on the first controller; now its host goes silent (its link cut: no
+    // refusal, questions just hang): the mux moves to the second within its silence limit.
+    let follows = |url: &str| {
+        lab.log("lb-mux.log")
+            .matches(&format!("following controller {url}"))
+            .count()
+    };
+    assert!(
+        labtest::wait_until(Duration::from_secs(5), || follows("http://10.1.1.4:8179")
+            >= 2),
+        "the mux did not go back to the first controller:\n{}",
+        lab.log("lb-mux.log")
+    );
+    let before = follows("http://10.1.1.5:8179");
+    let cut = Instant::now();
+    lab.exec("rs", &["ip", "link", "set", "eth0", "down"]);
+    assert!(
+        labtest::wait_until(Duration::from_secs(3), || follows("http://10.1.1.5:8179")
+            > before),
+        "the mux still follows a silent controller:\n{}",
+        lab.log("lb-mux.log")
+    );
+    println!(
+        "first controller's link cut: the mux follows the second after {:?}",
+        cut.elapsed()
+    );
+    connect(&lab, None).expect("connection with the first controller's host silent");
 }
 
 /// vtysh on an NVA: the JSON of `command`.
