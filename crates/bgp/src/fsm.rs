@@ -125,6 +125,18 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
+    /// The OPEN a session with this config sends (§4.2; AS_TRANS in the 2-octet field per
+    /// RFC 6793 §9).
+    pub fn open(&self) -> Open {
+        Open {
+            version: BGP_VERSION,
+            my_as: u16::try_from(self.local_as).unwrap_or(AS_TRANS),
+            hold_time: self.hold_time,
+            bgp_id: self.local_id,
+            capabilities: self.capabilities.clone(),
+        }
+    }
+
     /// An active session with the RFC 4271 §10 timers and [`default_capabilities`].
     pub fn new(local_as: u32, local_id: Ipv4Addr, peer_as: u32) -> Self {
         Self {
@@ -430,15 +442,9 @@ impl Session {
         self.connect_retry_counter
     }
 
-    /// The OPEN this session sends (§4.2; AS_TRANS in the 2-octet field per RFC 6793 §9).
+    /// The OPEN this session sends (see [`SessionConfig::open`]).
     pub fn local_open(&self) -> Open {
-        Open {
-            version: BGP_VERSION,
-            my_as: u16::try_from(self.cfg.local_as).unwrap_or(AS_TRANS),
-            hold_time: self.cfg.hold_time,
-            bgp_id: self.cfg.local_id,
-            capabilities: self.cfg.capabilities.clone(),
-        }
+        self.cfg.open()
     }
 
     /// Feeds one event; returns what the driver must do, in order.

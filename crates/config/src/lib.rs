@@ -47,8 +47,8 @@ pub use asn::{is_reserved_asn, AS_TRANS, RESERVED_ASNS};
 pub use diff::{diff_peers, PeerChange, PeerDiff};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AdminState, Api, Backend, Config, Distribution, Fabric, GracefulRestart, LoadBalancer, Mode,
-    Mrt, Nic, NoHealthyBackends, Password, Peer, Probe, ProbeProtocol, RouteServer, Subnet,
+    AdminState, Api, Backend, Bmp, Config, Distribution, Fabric, GracefulRestart, LoadBalancer,
+    Mode, Mrt, Nic, NoHealthyBackends, Password, Peer, Probe, ProbeProtocol, RouteServer, Subnet,
     VirtualNetwork, DEFAULT_API_LISTEN, DEFAULT_ASN, DEFAULT_BGP_PORT, DEFAULT_HOLD_TIME,
     DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MAX_ROUTES_PER_PEER,
 };
@@ -69,6 +69,7 @@ const SECTIONS: &[&str] = &[
     "fabric",
     "state_dir",
     "mrt",
+    "bmp",
 ];
 
 /// Reads and parses the config file at `path`; messages name the file as given.
@@ -134,6 +135,7 @@ struct Read {
     fabric: Fabric,
     state_dir: Option<std::path::PathBuf>,
     mrt: Mrt,
+    bmp: Vec<Bmp>,
 }
 
 impl Read {
@@ -154,6 +156,7 @@ impl Read {
             fabric: self.fabric,
             state_dir: self.state_dir,
             mrt: self.mrt,
+            bmp: self.bmp,
         }
     }
 }
@@ -167,6 +170,7 @@ fn read_sections(table: &toml::Table, problems: &Problems) -> Read {
         fabric: Fabric::default(),
         state_dir: None,
         mrt: Mrt::default(),
+        bmp: Vec::new(),
     };
     let sections = &mut read.sections;
     for (key, _) in table
@@ -227,6 +231,21 @@ fn read_sections(table: &toml::Table, problems: &Problems) -> Read {
                 "mrt.rotate_s",
                 format!("{} is too short: at least 60 seconds", read.mrt.rotate_s),
             );
+        }
+    }
+    if let Some(value) = table.get("bmp") {
+        for (i, b) in array_of_tables::<Bmp>(value, "bmp", problems) {
+            let port = b
+                .collector
+                .rsplit_once(':')
+                .map(|(host, port)| (host, port.parse::<u16>()));
+            match port {
+                Some((host, Ok(p))) if p != 0 && !host.is_empty() => read.bmp.push(b),
+                _ => problems.at(
+                    format!("bmp[{i}].collector"),
+                    format!("{:?} is not HOST:PORT", b.collector),
+                ),
+            }
         }
     }
     if let Some(value) = table.get("state_dir") {

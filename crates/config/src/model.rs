@@ -40,6 +40,17 @@ pub struct Config {
     /// `[mrt]`
     #[serde(default)]
     pub mrt: Mrt,
+    /// `[[bmp]]`
+    #[serde(default, rename = "bmp")]
+    pub bmp: Vec<Bmp>,
+}
+
+/// `[[bmp]]`: a BMP (RFC 7854) collector every instance streams to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bmp {
+    /// `HOST:PORT`.
+    pub collector: String,
 }
 
 /// `[mrt]`: BGP4MP update logs (RFC 6396) of every UPDATE received, one file per period.

@@ -166,6 +166,8 @@ pub struct PeerSlot {
     peer_restart_time: Option<u16>,
     /// Both sides offered the N bit (RFC 8538) on the last session.
     graceful_notification: bool,
+    /// The OPEN the peer sent on its current session (for BMP's Peer Up).
+    pub peer_open: Option<bgp::wire::Open>,
     /// The peer is restarting (graceful restart, helper side): its stale paths go at this time
     /// unless its End-of-RIB comes first.
     pub stale_until: Option<Instant>,
@@ -361,6 +363,13 @@ impl Instance {
         self.peers.get(&id)
     }
 
+    /// The OPEN our sessions with peer `id` send (for BMP's Peer Up).
+    pub fn open_sent(&self, id: PeerId) -> Option<bgp::wire::Open> {
+        self.peers
+            .get(&id)
+            .map(|s| self.peer_config(&s.spec).session.open())
+    }
+
     pub fn find(&self, name: &str) -> Option<PeerId> {
         self.peers
             .values()
@@ -484,6 +493,7 @@ impl Instance {
                 limit_hit: false,
                 peer_restart_time: None,
                 graceful_notification: false,
+                peer_open: None,
                 stale_until: None,
             },
         );
@@ -523,6 +533,7 @@ impl Instance {
                 slot.last_error = None;
                 slot.limit_hit = false;
                 let gr = peer_graceful_restart(&negotiated.peer_open);
+                slot.peer_open = Some(negotiated.peer_open.clone());
                 slot.peer_restart_time = gr.map(|(t, _)| t);
                 slot.graceful_notification = self.spec.graceful_restart.is_some()
                     && bgp::wire::open::graceful_notification(&negotiated.peer_open.capabilities);

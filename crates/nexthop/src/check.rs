@@ -134,6 +134,9 @@ fn plan(path: &Path, cfg: &config::Config, specs: &[controller::instance::Instan
             cfg.mrt.rotate_s
         );
     }
+    for b in &cfg.bmp {
+        let _ = writeln!(out, "bmp: every instance streams to {}", b.collector);
+    }
     let scheme = if cfg.api.tls_cert.is_some() {
         "https"
     } else {

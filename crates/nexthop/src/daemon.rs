@@ -117,6 +117,8 @@ pub struct Running {
     pub fabric: crate::fabricrun::FabricTx,
     /// The MRT update log, if `[mrt] updates_dir` is set.
     pub mrt: Option<crate::mrtlog::MrtLog>,
+    /// The BMP feed, if `[[bmp]]` collectors are configured.
+    pub bmp: Option<crate::bmprun::BmpFeed>,
     pub lbs: LoadBalancers,
     /// The load balancers as configured, with their probers (dropping one stops its probes).
     lb_specs: Arc<tokio::sync::Mutex<Vec<(config::LoadBalancer, lbrun::Probing)>>>,
@@ -140,6 +142,7 @@ pub async fn start(
         cfg.state_dir.as_deref(),
     )?));
     let mrt = crate::mrtlog::MrtLog::start(&cfg.mrt)?;
+    let bmp = crate::bmprun::feed(&cfg.bmp);
     let fabric = crate::fabricrun::start(
         crate::fabricrun::topology(cfg),
         cfg.fabric.next_hop_tracking,
@@ -156,11 +159,15 @@ pub async fn start(
             let sinks = Sinks {
                 fabric: Some(fabric.clone()),
                 mrt: mrt.clone(),
+                bmp: bmp.clone(),
             };
             instance::start(s, sock, sinks)
         })
         .collect();
     let instances: Instances = Arc::new(RwLock::new(handles));
+    if let Some(b) = &bmp {
+        crate::bmprun::connect(b, &cfg.bmp, instances.clone()).await;
+    }
     let mut lb_handles = Vec::new();
     let mut probing = Vec::new();
     for c in cfg.load_balancers.clone() {
@@ -194,6 +201,7 @@ pub async fn start(
         instances,
         fabric,
         mrt,
+        bmp,
         lbs,
         lb_specs: Arc::new(tokio::sync::Mutex::new(probing)),
         admin,
@@ -405,8 +413,8 @@ pub fn run(path: PathBuf, opts: RunOptions) -> anyhow::Result<()> {
                     "config not applied, nothing changed: {}: [api] changed (listen or tokens); restart nexthop to apply it",
                     path.display()
                 )),
-                Ok((new, _)) if new.mrt != cfg.mrt => Err(format!(
-                    "config not applied, nothing changed: {}: [mrt] changed; restart nexthop to apply it",
+                Ok((new, _)) if new.mrt != cfg.mrt || new.bmp != cfg.bmp => Err(format!(
+                    "config not applied, nothing changed: {}: [mrt] or [[bmp]] changed; restart nexthop to apply it",
                     path.display()
                 )),
                 Ok((new, specs)) => match apply(
@@ -415,6 +423,7 @@ pub fn run(path: PathBuf, opts: RunOptions) -> anyhow::Result<()> {
                     Sinks {
                         fabric: Some(running.fabric.clone()),
                         mrt: running.mrt.clone(),
+                        bmp: running.bmp.clone(),
                     },
                 )
                 .await

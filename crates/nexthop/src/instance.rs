@@ -44,6 +44,9 @@ pub enum Query {
     Advertised(String, oneshot::Sender<Option<Vec<RouteView>>>),
     /// A TABLE_DUMP_V2 (MRT, RFC 6396) snapshot of the Adj-RIBs-In.
     Mrt(oneshot::Sender<Vec<u8>>),
+    /// BMP messages for a collector that just connected: Peer Up and the Adj-RIB-In of every
+    /// established peer.
+    Bmp(oneshot::Sender<Vec<Vec<u8>>>),
     /// Apply a new spec (reload): peers added, removed, changed; untouched peers keep their
     /// sessions. With a socket: the port changed and this is the new listener, already bound
     /// (binding is what can fail, so the daemon does it before anything changes).
@@ -86,10 +89,12 @@ pub fn bind(name: &str, address: Ipv4Addr, port: u16) -> anyhow::Result<TcpListe
 pub struct Sinks {
     pub fabric: Option<crate::fabricrun::FabricTx>,
     pub mrt: Option<crate::mrtlog::MrtLog>,
+    /// BMP collectors (`[[bmp]]`).
+    pub bmp: Option<crate::bmprun::BmpFeed>,
 }
 
 pub fn start(spec: InstanceSpec, sock: TcpListener, sinks: Sinks) -> InstanceHandle {
-    let Sinks { fabric, mrt } = sinks;
+    let Sinks { fabric, mrt, bmp } = sinks;
     let listener = Listener::new();
     listener.attach(&sock);
     let accepting = tokio::spawn(listener.clone().run(sock));
@@ -114,6 +119,7 @@ pub fn start(spec: InstanceSpec, sock: TcpListener, sinks: Sinks) -> InstanceHan
         fabric,
         fabric_name,
         mrt,
+        bmp,
     };
     task.execute(fx);
     tokio::spawn(tracing::Instrument::instrument(task.run(qrx, erx), span));
@@ -134,6 +140,8 @@ struct InstanceTask {
     fabric_name: Arc<str>,
     /// Where every UPDATE received is logged, if anywhere (`[mrt] updates_dir`).
     mrt: Option<crate::mrtlog::MrtLog>,
+    /// Where sessions and UPDATEs are streamed, if anywhere (`[[bmp]]`).
+    bmp: Option<crate::bmprun::BmpFeed>,
 }
 
 impl InstanceTask {
@@ -155,6 +163,11 @@ impl InstanceTask {
                                 (spec.asn, spec.address),
                                 update,
                             );
+                        }
+                    }
+                    if let Some(m) = self.bmp_message(id, &ev) {
+                        if let Some(b) = &self.bmp {
+                            b.send(&self.fabric_name, m);
                         }
                     }
                     let fx = self.owner.handle(Instant::now(), Input::Peer(id, ev));
@@ -260,6 +273,9 @@ impl InstanceTask {
             Query::Mrt(tx) => {
                 let _ = tx.send(self.mrt());
             }
+            Query::Bmp(tx) => {
+                let _ = tx.send(self.bmp_state());
+            }
             Query::Reconfigure(spec, sock, tx) => {
                 if let Some(sock) = sock {
                     // The new socket first, so the keys the owner re-registers land on it.
@@ -277,6 +293,87 @@ impl InstanceTask {
             }
             Query::Shutdown(_) => {}
         }
+    }
+
+    /// The per-peer header of a BMP message about peer `id` (its BGP identifier as last seen).
+    fn bmp_header(&self, id: PeerId, bgp_id: Option<Ipv4Addr>) -> Option<bgp::bmp::PeerHeader> {
+        let p = self.owner.peer(id)?;
+        let seen = self.owner.rib().peer_info(id).map(|(_, _, r)| r);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Some(bgp::bmp::PeerHeader {
+            address: p.spec.address,
+            asn: p.spec.asn,
+            bgp_id: bgp_id.or(seen).unwrap_or(p.spec.address),
+            secs: u32::try_from(now.as_secs()).unwrap_or(u32::MAX),
+            micros: now.subsec_micros(),
+        })
+    }
+
+    /// The BMP message a peer event makes, while a collector listens.
+    fn bmp_message(&self, id: PeerId, ev: &PeerEvent) -> Option<Vec<u8>> {
+        use bgp::bmp::DownReason as Why;
+        use bgp::fsm::DownReason;
+        if !self.bmp.as_ref().is_some_and(|b| b.listening()) {
+            return None;
+        }
+        Some(match ev {
+            PeerEvent::Established { negotiated } => {
+                let h = self.bmp_header(id, Some(negotiated.peer_id))?;
+                let sent = self.owner.open_sent(id)?;
+                bgp::bmp::peer_up(&h, self.owner.spec().address, &sent, &negotiated.peer_open)
+            }
+            PeerEvent::Update { update, .. } => {
+                bgp::bmp::route_monitoring(&self.bmp_header(id, None)?, update)
+            }
+            PeerEvent::Down { reason } => {
+                let why = match reason {
+                    DownReason::PeerNotification(n) => Why::RemoteNotification(n.clone()),
+                    DownReason::LocalError(n) | DownReason::AutomaticStop(n) => {
+                        Why::LocalNotification(n.clone())
+                    }
+                    DownReason::ConnectionFailed => Why::RemoteNoData,
+                    _ => Why::LocalNoNotification,
+                };
+                bgp::bmp::peer_down(&self.bmp_header(id, None)?, &why)
+            }
+            _ => return None,
+        })
+    }
+
+    /// What a collector that just connected is told: for every established peer, its Peer Up
+    /// and each path of its Adj-RIB-In (one prefix a Route Monitoring message).
+    fn bmp_state(&self) -> Vec<Vec<u8>> {
+        let rib = self.owner.rib();
+        let paths = rib.adj_ribs_in();
+        let mut out = Vec::new();
+        for p in self.owner.peers().filter(|p| p.state == State::Established) {
+            let (Some(h), Some(sent)) = (self.bmp_header(p.id, None), self.owner.open_sent(p.id))
+            else {
+                continue;
+            };
+            let Some(received) = p.peer_open.as_ref() else {
+                continue;
+            };
+            out.push(bgp::bmp::peer_up(
+                &h,
+                self.owner.spec().address,
+                &sent,
+                received,
+            ));
+            for (prefix, ps) in &paths {
+                for (_, attrs) in ps.iter().filter(|(q, _)| *q == p.id) {
+                    let u = bgp::wire::UpdateMessage {
+                        withdrawn: Vec::new(),
+                        attrs: (**attrs).clone(),
+                        nlri: vec![*prefix],
+                    };
+                    out.push(bgp::bmp::route_monitoring(&h, &u));
+                }
+            }
+        }
+        out
     }
 
     /// The Adj-RIBs-In as a TABLE_DUMP_V2 file: every configured peer in the index, every path

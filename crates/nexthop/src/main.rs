@@ -12,6 +12,7 @@ mod adminstore;
 mod agent;
 mod api;
 mod apitls;
+mod bmprun;
 mod check;
 mod cli;
 mod contract;

@@ -1396,3 +1396,78 @@ fn mrt_update_log_is_read_by_bgpdump() {
     });
     assert!(seen, "bgpdump of {}:\n{lines}\n{verbose}", dir.display());
 }
+
+/// `[[bmp]] collector`: Debian's pmacct BMP collector (`pmbmpd`) logs each instance as a router
+/// (its own address, its name as sysName) with the peer's Peer Up and its route
+/// 192.168.10.0/24 (pre-policy), then its withdrawal and Peer Down.
+#[test]
+fn bmp_reaches_pmacct() {
+    if !labtest::require(&["gobgpd", "gobgp", "pmbmpd"]) {
+        return;
+    }
+    let (port, api, bmp_port) = (free_port(), sock("127.0.0.1", free_port()), free_port());
+    let work = Workdir::new("bmp").expect("workdir");
+    let log = work.file("bmp.json");
+    let mut collector = Command::new(labtest::find_binary("pmbmpd").expect("pmbmpd"));
+    collector
+        .args(["-L", "127.0.0.1", "-l", &bmp_port.to_string(), "-o"])
+        .arg(&log);
+    let _collector = Process::spawn(collector, "pmbmpd", &work.file("pmbmpd.log")).expect("pmbmpd");
+    let config = format!(
+        "{}\n[[bmp]]\ncollector = \"127.0.0.1:{bmp_port}\"\n",
+        good_config(port, api, &[("g1", "127.0.8.10", 65001)]),
+    );
+    let nh = Nexthop::start("bmp", &config, api);
+    let g1 = gobgp_peer(65001, "127.0.8.10", port);
+    g1.add_route("192.168.10.0/24", "10.1.0.100", &[]).unwrap();
+    assert!(labtest::wait_until(UP, || rib_has(
+        &nh,
+        "192.168.10.0/24",
+        "g1"
+    )));
+    let events = || -> Vec<Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let has = |evs: &[Value], kind: &str, extra: &dyn Fn(&Value) -> bool| {
+        evs.iter()
+            .filter(|e| e["bmp_msg_type"] == kind && e["peer_ip"] == "127.0.8.10" && extra(e))
+            .count()
+    };
+    let mut evs = Vec::new();
+    let up = labtest::wait_until(Duration::from_secs(15), || {
+        evs = events();
+        // Each instance is a router of its own, seen from its own address.
+        INSTANCES.iter().all(|router| {
+            has(&evs, "peer_up", &|e| e["bmp_router"] == *router) >= 1
+                && has(&evs, "route_monitor", &|e| {
+                    e["bmp_router"] == *router
+                        && e["ip_prefix"] == "192.168.10.0/24"
+                        && e["bgp_nexthop"] == "10.1.0.100"
+                        && e["as_path"] == "65001"
+                }) >= 1
+        }) && INSTANCES.iter().all(|router| {
+            evs.iter().any(|e| {
+                e["bmp_msg_type"] == "init"
+                    && e["bmp_router"] == *router
+                    && e["bmp_init_info_sysname"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("RouteServiceRole_IN_"))
+            })
+        })
+    });
+    assert!(up, "pmbmpd logged:\n{:#?}\n{}", evs, nh.log());
+    g1.del_route("192.168.10.0/24").unwrap();
+    drop(g1);
+    let down = labtest::wait_until(Duration::from_secs(15), || {
+        evs = events();
+        has(&evs, "route_monitor", &|e| {
+            e["ip_prefix"] == "192.168.10.0/24" && e["log_type"] == "withdraw"
+        }) >= 2
+            && has(&evs, "peer_down", &|_| true) >= 2
+    });
+    assert!(down, "pmbmpd logged:\n{evs:#?}");
+}
