@@ -5,12 +5,16 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// One demo at a time: the emulated NVAs' health endpoints have fixed addresses.
+static ONE_DEMO: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn nexthop() -> Command {
     Command::new(env!("CARGO_BIN_EXE_nexthop"))
 }
 
 #[test]
 fn demo_tells_the_story_and_the_cli_reads_it() {
+    let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
     // Ports of its own, so a demo a developer is running does not collide.
     let api = "127.0.0.1:28179";
     let child = nexthop()
@@ -96,6 +100,7 @@ fn mrt_dump_of_the_demo_reads_in_bgpdump() {
     if !labtest::require(&["bgpdump"]) {
         return;
     }
+    let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
     let api = "127.0.0.1:28180";
     let url = format!("http://{api}");
     let mut child = nexthop()
