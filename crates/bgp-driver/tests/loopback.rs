@@ -15,32 +15,10 @@ fn addr(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// A speaker at `local` peering with `remote`, both listening on `port`.
-async fn speaker(
-    name: &str,
-    local: &str,
-    local_as: u32,
-    remote: &str,
-    remote_as: u32,
-    port: u16,
-    passive: bool,
-) -> (PeerHandle, mpsc::Receiver<(String, PeerEvent)>) {
-    speaker_with(
-        name,
-        local,
-        local_as,
-        remote,
-        remote_as,
-        port,
-        passive,
-        Vec::new(),
-    )
-    .await
-}
-
-/// [`speaker`] offering `more` capabilities in its OPEN.
+/// A speaker at `local` peering with `remote`, both listening on `port`, offering `more`
+/// capabilities in its OPEN beside the defaults.
 #[allow(clippy::too_many_arguments)]
-async fn speaker_with(
+async fn speaker(
     name: &str,
     local: &str,
     local_as: u32,
@@ -97,8 +75,28 @@ async fn establish_and_exchange_update() {
         .with_max_level(tracing::Level::DEBUG)
         .try_init();
     let port = 20179;
-    let (a, mut arx) = speaker("b", "127.0.3.1", 65515, "127.0.3.2", 65001, port, true).await;
-    let (b, mut brx) = speaker("a", "127.0.3.2", 65001, "127.0.3.1", 65515, port, false).await;
+    let (a, mut arx) = speaker(
+        "b",
+        "127.0.3.1",
+        65515,
+        "127.0.3.2",
+        65001,
+        port,
+        true,
+        Vec::new(),
+    )
+    .await;
+    let (b, mut brx) = speaker(
+        "a",
+        "127.0.3.2",
+        65001,
+        "127.0.3.1",
+        65515,
+        port,
+        false,
+        Vec::new(),
+    )
+    .await;
     let na = wait_established(&mut arx).await;
     let nb = wait_established(&mut brx).await;
     assert_eq!((na.peer_as, nb.peer_as), (65001, 65515));
@@ -151,8 +149,28 @@ async fn establish_and_exchange_update() {
 async fn collision_leaves_one_session() {
     let port = 20180;
     // Both active: each connects to the other at about the same time.
-    let (_a, mut arx) = speaker("b", "127.0.3.3", 65515, "127.0.3.4", 65002, port, false).await;
-    let (_b, mut brx) = speaker("a", "127.0.3.4", 65002, "127.0.3.3", 65515, port, false).await;
+    let (_a, mut arx) = speaker(
+        "b",
+        "127.0.3.3",
+        65515,
+        "127.0.3.4",
+        65002,
+        port,
+        false,
+        Vec::new(),
+    )
+    .await;
+    let (_b, mut brx) = speaker(
+        "a",
+        "127.0.3.4",
+        65002,
+        "127.0.3.3",
+        65515,
+        port,
+        false,
+        Vec::new(),
+    )
+    .await;
     let na = wait_established(&mut arx).await;
     let nb = wait_established(&mut brx).await;
     assert_eq!(na.peer_id, Ipv4Addr::new(127, 0, 3, 4));
@@ -203,7 +221,7 @@ async fn gr_pair(
     second_n_bit: bool,
 ) -> (PeerHandle, mpsc::Receiver<(String, PeerEvent)>, PeerHandle) {
     let (a_addr, b_addr) = (format!("127.0.3.{n}"), format!("127.0.3.{}", n + 1));
-    let (a, mut arx) = speaker_with(
+    let (a, mut arx) = speaker(
         "b",
         &a_addr,
         65515,
@@ -214,7 +232,7 @@ async fn gr_pair(
         graceful(true),
     )
     .await;
-    let (b, mut brx) = speaker_with(
+    let (b, mut brx) = speaker(
         "a",
         &b_addr,
         65001,

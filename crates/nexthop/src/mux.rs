@@ -289,16 +289,77 @@ fn ask_every_poll(controller: String, path: String) -> Latest {
     latest
 }
 
-/// The first controller in order whose last question was answered within [`SILENT`], with
-/// that answer.
-fn first_live(latest: &[Latest], now: Instant) -> Option<(usize, Instant, LbView)> {
-    latest.iter().enumerate().find_map(|(i, l)| {
-        let g = l.lock().unwrap_or_else(|p| p.into_inner());
-        match g.as_ref()? {
-            (at, Ok(view)) if now.duration_since(*at) < SILENT => Some((i, *at, view.clone())),
-            _ => None,
+/// What the [`Selector`] makes of one poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pick {
+    /// Follow controller `index`. `news`: its latest answer was not taken yet (apply it);
+    /// `switched`: another controller than at the last poll (report it).
+    Follow {
+        index: usize,
+        news: bool,
+        switched: bool,
+    },
+    /// No controller answers; `first`: the first poll it is so (report it once).
+    Nobody { first: bool },
+}
+
+/// Which controller the mux follows, sans-IO: at each poll it is told when each controller
+/// last answered (None: its last question failed, or none was answered yet) and picks the
+/// first one in order that answered within [`SILENT`].
+#[derive(Debug, Default)]
+struct Selector {
+    /// The controller followed and the time of the answer last taken from it.
+    following: Option<(usize, Instant)>,
+    silent: bool,
+}
+
+impl Selector {
+    fn pick(&mut self, now: Instant, answered: &[Option<Instant>]) -> Pick {
+        let live = answered.iter().enumerate().find_map(|(i, a)| {
+            a.filter(|at| now.saturating_duration_since(*at) < SILENT)
+                .map(|at| (i, at))
+        });
+        match live {
+            Some((index, at)) => {
+                let switched = self.following.map(|(f, _)| f) != Some(index);
+                let news = self.following != Some((index, at));
+                self.following = Some((index, at));
+                self.silent = false;
+                Pick::Follow {
+                    index,
+                    news,
+                    switched,
+                }
+            }
+            None => {
+                let first = !self.silent;
+                self.silent = true;
+                self.following = None;
+                Pick::Nobody { first }
+            }
         }
-    })
+    }
+}
+
+/// When each controller last answered (None: its last question failed, or none was answered).
+fn answered(latest: &[Latest]) -> Vec<Option<Instant>> {
+    latest
+        .iter()
+        .map(
+            |l| match l.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                Some((at, Ok(_))) => Some(*at),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// Controller `i`'s latest answer.
+fn view_of(latest: &[Latest], i: usize) -> Option<LbView> {
+    match latest[i].lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        Some((_, Ok(v))) => Some(v.clone()),
+        _ => None,
+    }
 }
 
 /// Runs the mux until killed: `threads` forwarding threads (0: one per CPU) in one
@@ -385,21 +446,21 @@ pub fn run(
     let controllers = controllers.to_vec();
     let followed = following_now.clone();
     std::thread::spawn(move || {
-        // The controller followed, and the time of the last answer taken from it.
-        let mut following: Option<(usize, Instant)> = None;
-        let mut reachable = true;
+        let mut selector = Selector::default();
         loop {
             let started = Instant::now();
-            match first_live(&latest, started) {
-                Some((i, at, view)) => {
-                    if following.map(|(f, _)| f) != Some(i) {
-                        *lock_followed(&followed) = Some(controllers[i].clone());
-                        eprintln!("lb-mux: following controller {}", controllers[i]);
-                        info!(controller = %controllers[i], "following controller");
-                        reachable = true;
+            match selector.pick(started, &answered(&latest)) {
+                Pick::Follow {
+                    index,
+                    news,
+                    switched,
+                } => {
+                    if switched {
+                        *lock_followed(&followed) = Some(controllers[index].clone());
+                        eprintln!("lb-mux: following controller {}", controllers[index]);
+                        info!(controller = %controllers[index], "following controller");
                     }
-                    if following != Some((i, at)) {
-                        following = Some((i, at));
+                    if let Some(view) = view_of(&latest, index).filter(|_| news) {
                         for c in poller.next(view) {
                             for tx in &senders {
                                 if tx.send(c.clone()).is_err() {
@@ -409,15 +470,13 @@ pub fn run(
                         }
                     }
                 }
-                None => {
-                    if reachable {
+                Pick::Nobody { first } => {
+                    if first {
                         eprintln!(
                             "lb-mux: no controller answers ({}); keeping the last backend states",
                             controllers.join(", ")
                         );
                         warn!("no controller answers; keeping the last backend states");
-                        reachable = false;
-                        following = None;
                         *lock_followed(&followed) = None;
                     }
                 }
@@ -497,6 +556,62 @@ fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_selector_follows_the_first_controller_that_answers() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut s = Selector::default();
+        let follow = |index, news, switched| Pick::Follow {
+            index,
+            news,
+            switched,
+        };
+        // Both answer: the first; its answer is news once.
+        assert_eq!(
+            s.pick(ms(10), &[Some(ms(5)), Some(ms(6))]),
+            follow(0, true, true)
+        );
+        assert_eq!(
+            s.pick(ms(30), &[Some(ms(5)), Some(ms(26))]),
+            follow(0, false, false)
+        );
+        assert_eq!(
+            s.pick(ms(50), &[Some(ms(45)), Some(ms(46))]),
+            follow(0, true, false)
+        );
+        // The first refuses (its last question failed): the second at once.
+        assert_eq!(s.pick(ms(70), &[None, Some(ms(66))]), follow(1, true, true));
+        // The first is back: followed again.
+        assert_eq!(
+            s.pick(ms(90), &[Some(ms(85)), Some(ms(86))]),
+            follow(0, true, true)
+        );
+        // The first goes silent (its questions hang): still followed within SILENT, not after.
+        let silent = ms(85) + SILENT;
+        assert_eq!(
+            s.pick(
+                silent - Duration::from_millis(1),
+                &[Some(ms(85)), Some(silent - Duration::from_millis(5))]
+            ),
+            follow(0, false, false)
+        );
+        assert_eq!(
+            s.pick(
+                silent,
+                &[Some(ms(85)), Some(silent - Duration::from_millis(5))]
+            ),
+            follow(1, true, true)
+        );
+        // Nobody: reported once; then the first to answer again is news.
+        let later = silent + SILENT * 2;
+        assert_eq!(
+            s.pick(later, &[None, Some(silent)]),
+            Pick::Nobody { first: true }
+        );
+        assert_eq!(s.pick(later, &[None, None]), Pick::Nobody { first: false });
+        assert_eq!(s.pick(later, &[None, Some(later)]), follow(1, true, true));
+    }
     use lb::Mode;
     use serde_json::{json, Value};
 

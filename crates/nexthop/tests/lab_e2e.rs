@@ -240,6 +240,15 @@ impl Lab {
     fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
+
+    /// Waits up to `secs` for `text` in log `name`; panics with the log if it does not come.
+    fn wait_log(&self, name: &str, text: &str, secs: u64) {
+        assert!(
+            labtest::wait_until(Duration::from_secs(secs), || self.log(name).contains(text)),
+            "{text:?} not in {name}:\n{}",
+            self.log(name)
+        );
+    }
 }
 
 impl Drop for Lab {
@@ -1071,13 +1080,8 @@ fn two_controller_processes_one_killed_loses_nothing() {
         lab.api_on("rs", "/v1/peers").is_none(),
         "the first controller still answers"
     );
-    assert!(
-        labtest::wait_until(Duration::from_secs(2), || lab
-            .log("lb-mux.log")
-            .contains("following controller http://10.1.1.5:8179")),
-        "the mux did not move to the second controller:\n{}",
-        lab.log("lb-mux.log")
-    );
+    // The mux moves to the second controller.
+    lab.wait_log("lb-mux.log", "following controller http://10.1.1.5:8179", 2);
     assert!(
         lab.log("agent.log")
             .contains("controller http://10.1.1.4:8179 unreachable"),
@@ -1108,12 +1112,11 @@ fn two_controller_processes_one_killed_loses_nothing() {
             .is_some_and(|v| v.to_string().matches("\"Established\"").count() == 2)),
         "the restarted controller's sessions did not come back"
     );
-    assert!(
-        labtest::wait_until(Duration::from_secs(10), || lab
-            .log("agent.log")
-            .contains("controller http://10.1.1.4:8179 reachable again")),
-        "the agent did not hear the first controller again:\n{}",
-        lab.log("agent.log")
+    // The agent hears the first controller again.
+    lab.wait_log(
+        "agent.log",
+        "controller http://10.1.1.4:8179 reachable again",
+        10,
     );
     let routes = lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"]);
     assert_eq!(routes.trim(), "192.168.10.0/24 via 10.1.0.100 dev eth0");
@@ -1518,13 +1521,7 @@ fn failover_distribution_with_a_controller_down() {
     let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::start("active-passive", 2, &[]);
     lab.ctl(&["controller", "kill", "1"]);
-    assert!(
-        labtest::wait_until(Duration::from_secs(2), || lab
-            .log("lb-mux.log")
-            .contains("following controller http://10.1.1.5:8179")),
-        "{}",
-        lab.log("lb-mux.log")
-    );
+    lab.wait_log("lb-mux.log", "following controller http://10.1.1.5:8179", 2);
     distribution(&lab, " (controller 1 down)");
 }
 
