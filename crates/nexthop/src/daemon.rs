@@ -127,6 +127,17 @@ pub struct Running {
     pub api: tokio::task::JoinHandle<()>,
 }
 
+impl Running {
+    /// Where a new instance's news goes: the same places as the running ones'.
+    fn sinks(&self) -> Sinks {
+        Sinks {
+            fabric: Some(self.fabric.clone()),
+            mrt: self.mrt.clone(),
+            bmp: self.bmp.clone(),
+        }
+    }
+}
+
 /// Starts every instance, every load balancer and the API. Nothing is left running if any part
 /// fails to start.
 pub async fn start(
@@ -153,16 +164,14 @@ pub async fn start(
         let sock = instance::bind(&s.name, s.address, s.port)?;
         bound.push((s, sock));
     }
+    let sinks = Sinks {
+        fabric: Some(fabric.clone()),
+        mrt: mrt.clone(),
+        bmp: bmp.clone(),
+    };
     let handles: Vec<InstanceHandle> = bound
         .into_iter()
-        .map(|(s, sock)| {
-            let sinks = Sinks {
-                fabric: Some(fabric.clone()),
-                mrt: mrt.clone(),
-                bmp: bmp.clone(),
-            };
-            instance::start(s, sock, sinks)
-        })
+        .map(|(s, sock)| instance::start(s, sock, sinks.clone()))
         .collect();
     let instances: Instances = Arc::new(RwLock::new(handles));
     if let Some(b) = &bmp {
@@ -420,11 +429,7 @@ pub fn run(path: PathBuf, opts: RunOptions) -> anyhow::Result<()> {
                 Ok((new, specs)) => match apply(
                     &running.instances,
                     specs,
-                    Sinks {
-                        fabric: Some(running.fabric.clone()),
-                        mrt: running.mrt.clone(),
-                        bmp: running.bmp.clone(),
-                    },
+                    running.sinks(),
                 )
                 .await
                 {

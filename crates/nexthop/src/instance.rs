@@ -346,14 +346,13 @@ impl InstanceTask {
     /// and each path of its Adj-RIB-In (one prefix a Route Monitoring message).
     fn bmp_state(&self) -> Vec<Vec<u8>> {
         let rib = self.owner.rib();
-        let paths = rib.adj_ribs_in();
         let mut out = Vec::new();
         for p in self.owner.peers().filter(|p| p.state == State::Established) {
-            let (Some(h), Some(sent)) = (self.bmp_header(p.id, None), self.owner.open_sent(p.id))
-            else {
-                continue;
-            };
-            let Some(received) = p.peer_open.as_ref() else {
+            let (Some(h), Some(sent), Some(received)) = (
+                self.bmp_header(p.id, None),
+                self.owner.open_sent(p.id),
+                p.peer_open.as_ref(),
+            ) else {
                 continue;
             };
             out.push(bgp::bmp::peer_up(
@@ -362,15 +361,14 @@ impl InstanceTask {
                 &sent,
                 received,
             ));
-            for (prefix, ps) in &paths {
-                for (_, attrs) in ps.iter().filter(|(q, _)| *q == p.id) {
-                    let u = bgp::wire::UpdateMessage {
-                        withdrawn: Vec::new(),
-                        attrs: (**attrs).clone(),
-                        nlri: vec![*prefix],
-                    };
-                    out.push(bgp::bmp::route_monitoring(&h, &u));
-                }
+            // Its Adj-RIB-In: accepted and refused paths alike (pre-policy).
+            for r in rib.learned_from(p.id) {
+                let u = bgp::wire::UpdateMessage {
+                    withdrawn: Vec::new(),
+                    attrs: (*r.attrs).clone(),
+                    nlri: vec![r.prefix],
+                };
+                out.push(bgp::bmp::route_monitoring(&h, &u));
             }
         }
         out

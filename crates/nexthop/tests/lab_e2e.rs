@@ -237,6 +237,11 @@ impl Lab {
         .unwrap()
     }
 
+    /// vm1's routes programmed by the agent (`ip -4 route show proto 200`).
+    fn vm1_routes(&self) -> String {
+        self.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"])
+    }
+
     fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
@@ -609,6 +614,16 @@ fn count<'a>(of: &[&'a str]) -> Vec<(&'a str, usize)> {
     c
 }
 
+/// Reads `read` every 100 ms until `stop` is set: the time and what it read, each time.
+fn sample_until<T>(stop: &AtomicBool, mut read: impl FnMut() -> T) -> Vec<(f64, T)> {
+    let mut samples = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        samples.push((now_unix(), read()));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    samples
+}
+
 /// Sets the flag a scoped background loop watches when dropped, also when an assertion in the
 /// scope fails: otherwise the scope would wait for the loop for ever.
 struct StopOnDrop<'a>(&'a AtomicBool);
@@ -911,7 +926,7 @@ fn controller_restart_keeps_traffic_flowing_and_routes_converge() {
         ok += 1;
         std::thread::sleep(Duration::from_millis(100));
     }
-    let routes = lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"]);
+    let routes = lab.vm1_routes();
     println!(
         "controller down: {ok} new connections succeeded; vm1$ ip route show proto 200\n{routes}"
     );
@@ -968,10 +983,7 @@ fn controller_restart_keeps_traffic_flowing_and_routes_converge() {
         );
         let t_agent = now_unix() - started;
         // The stale route (never programmed by the agent, so not covered by its grace period) goes at the first reconcile; the live one never went.
-        let gone = || {
-            !lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"])
-                .contains("172.16.99.0/24")
-        };
+        let gone = || !lab.vm1_routes().contains("172.16.99.0/24");
         assert!(
             labtest::wait_until(Duration::from_secs(20), gone),
             "stale route kept"
@@ -990,7 +1002,7 @@ fn controller_restart_keeps_traffic_flowing_and_routes_converge() {
         "a connection stalled: {:?}",
         during.1
     );
-    let routes = lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"]);
+    let routes = lab.vm1_routes();
     println!(
         "controller down {:.1} s; after its restart: BGP sessions {t_bgp:.2} s, effective route Active {t_route:.2} s, agent resynced {t_agent:.2} s, stale route removed {t_stale:.2} s\nvm1$ ip route show proto 200\n{routes}",
         started - killed
@@ -1059,7 +1071,7 @@ fn two_controller_processes_one_killed_loses_nothing() {
     while Instant::now() < until {
         connect(&lab, None).expect("new connection with one controller killed");
         echo(&long, b"ping").expect("long-lived connection with one controller killed");
-        let routes = lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"]);
+        let routes = lab.vm1_routes();
         assert!(
             routes.contains("192.168.10.0/24 via 10.1.0.100"),
             "vm1 lost its route {:.2} s after the kill:\n{routes}",
@@ -1118,7 +1130,7 @@ fn two_controller_processes_one_killed_loses_nothing() {
         "controller http://10.1.1.4:8179 reachable again",
         10,
     );
-    let routes = lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"]);
+    let routes = lab.vm1_routes();
     assert_eq!(routes.trim(), "192.168.10.0/24 via 10.1.0.100 dev eth0");
     connect(&lab, None).expect("connection after the first controller's return");
 
@@ -1245,18 +1257,8 @@ fn graceful_restart_hides_a_controller_restart_and_an_nva_restart() {
     let stop = AtomicBool::new(false);
     let (samples, missing) = std::thread::scope(|s| {
         let _stop = StopOnDrop(&stop);
-        let sampler = s.spawn(|| {
-            let (mut n, mut missing) = (0u32, Vec::new());
-            while !stop.load(Ordering::Relaxed) {
-                // Both paths, the killed instances' included (stale in FRR meanwhile).
-                if frr_paths(&lab, "nva1", hub).len() < 2 {
-                    missing.push(now_unix());
-                }
-                n += 1;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            (n, missing)
-        });
+        // Both paths, the killed instances' included (stale in FRR meanwhile).
+        let sampler = s.spawn(|| sample_until(&stop, || frr_paths(&lab, "nva1", hub).len() == 2));
         std::thread::sleep(Duration::from_millis(500));
         let killed = lab.ctl(&["controller", "kill"]);
         std::thread::sleep(Duration::from_secs(2));
@@ -1274,7 +1276,13 @@ fn graceful_restart_hides_a_controller_restart_and_an_nva_restart() {
         );
         std::thread::sleep(Duration::from_secs(1));
         stop.store(true, Ordering::Relaxed);
-        let (n, missing) = sampler.join().unwrap();
+        let samples = sampler.join().unwrap();
+        let n = samples.len();
+        let missing: Vec<f64> = samples
+            .iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(t, _)| *t)
+            .collect();
         println!(
             "controller killed at {killed:.2}, back after 2 s: nva1's table read {n} times, {hub} from either instance missing {} times",
             missing.len()
@@ -1301,19 +1309,14 @@ fn graceful_restart_hides_a_controller_restart_and_an_nva_restart() {
     let stop = AtomicBool::new(false);
     let (samples, killed, back) = std::thread::scope(|s| {
         let _stop = StopOnDrop(&stop);
+        // (nva1's path in both Loc-RIBs, vm1's route)
         let sampler = s.spawn(|| {
-            // (time, nva1's path in both Loc-RIBs, vm1's route)
-            let mut samples = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let kernel = lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"]);
-                samples.push((
-                    now_unix(),
+            sample_until(&stop, || {
+                (
                     rib_has_path(&lab, branch, "nva1"),
-                    kernel.contains(branch),
-                ));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            samples
+                    lab.vm1_routes().contains(branch),
+                )
+            })
         });
         std::thread::sleep(Duration::from_millis(500));
         let killed = lab.ctl(&["bgpd", "nva1", "kill"]);
@@ -1339,17 +1342,17 @@ fn graceful_restart_hides_a_controller_restart_and_an_nva_restart() {
     });
     let away: Vec<f64> = samples
         .iter()
-        .filter(|(t, has, _)| *t >= killed && *t <= back && !has)
+        .filter(|(t, (has, _))| *t >= killed && *t <= back && !has)
         .map(|(t, ..)| *t)
         .collect();
     let unrouted: Vec<f64> = samples
         .iter()
-        .filter(|(_, _, routed)| !routed)
+        .filter(|(_, (_, routed))| !routed)
         .map(|(t, ..)| *t)
         .collect();
     let gap = samples
         .iter()
-        .filter(|(t, has, _)| *t > back && !has)
+        .filter(|(t, (has, _))| *t > back && !has)
         .count();
     println!(
         "nva1's bgpd killed, back after {:.1} s: {} samples; nva1's path missing while it was away: {}; after it was back: {gap} samples of 100 ms (FRR 8.4 sends End-of-RIB before its own network route); vm1's route missing: {}",
@@ -1394,16 +1397,9 @@ fn graceful_restart_hides_a_controller_restart_and_an_nva_restart() {
     let samples = std::thread::scope(|s| {
         let _stop = StopOnDrop(&stop);
         let sampler = s.spawn(|| {
-            let mut samples = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let kernel = lab.exec("vm1", &["ip", "-4", "route", "show", "proto", "200"]);
-                samples.push((
-                    now_unix(),
-                    rib_has_path(&lab, branch, "nva1") && kernel.contains(branch),
-                ));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            samples
+            sample_until(&stop, || {
+                rib_has_path(&lab, branch, "nva1") && lab.vm1_routes().contains(branch)
+            })
         });
         std::thread::sleep(Duration::from_millis(500));
         lab.exec(
