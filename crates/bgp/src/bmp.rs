@@ -7,7 +7,7 @@
 //!      distinguisher 0 (8), address (16), AS (4), BGP id (4), time (4 + 4)
 //! ```
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::wire::{Message, Notification, Open, SessionContext, UpdateMessage};
 
@@ -33,7 +33,7 @@ const CONTEXT: SessionContext = SessionContext {
 /// Who a per-peer message is about, and when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerHeader {
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub asn: u32,
     pub bgp_id: Ipv4Addr,
     /// Unix time of the event, seconds and microseconds.
@@ -62,10 +62,20 @@ fn common(kind: u8, body_len: usize, out: &mut Vec<u8>) {
 
 fn per_peer(h: &PeerHeader, out: &mut Vec<u8>) {
     out.push(0); // global instance peer
-    out.push(0); // IPv4, pre-policy, 4-octet AS
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&[0; 12]);
-    out.extend_from_slice(&h.address.octets());
+                 // Flags: V (IPv6 address), pre-policy, 4-octet AS.
+    match h.address {
+        IpAddr::V4(a) => {
+            out.push(0);
+            out.extend_from_slice(&[0; 8]);
+            out.extend_from_slice(&[0; 12]);
+            out.extend_from_slice(&a.octets());
+        }
+        IpAddr::V6(a) => {
+            out.push(0x80);
+            out.extend_from_slice(&[0; 8]);
+            out.extend_from_slice(&a.octets());
+        }
+    }
     out.extend_from_slice(&h.asn.to_be_bytes());
     out.extend_from_slice(&h.bgp_id.octets());
     out.extend_from_slice(&h.secs.to_be_bytes());
@@ -155,7 +165,7 @@ mod tests {
 
     fn header() -> PeerHeader {
         PeerHeader {
-            address: Ipv4Addr::new(10, 1, 2, 10),
+            address: Ipv4Addr::new(10, 1, 2, 10).into(),
             asn: 65001,
             bgp_id: Ipv4Addr::new(10, 1, 2, 10),
             secs: 1,

@@ -8,7 +8,7 @@
 //!      (peer index, originated time, path attributes with 4-octet AS numbers)
 //! ```
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::wire::{Ipv4Prefix, PathAttributes, SessionContext};
 
@@ -20,12 +20,17 @@ pub const BGP4MP_MESSAGE_AS4: u16 = 4;
 /// numbers in 4 octets), received from `peer` on the session with `local`.
 pub fn bgp4mp_message(
     timestamp: u32,
-    (peer_as, peer_ip): (u32, Ipv4Addr),
-    (local_as, local_ip): (u32, Ipv4Addr),
+    (peer_as, peer_ip): (u32, IpAddr),
+    (local_as, local_ip): (u32, IpAddr),
     message: &[u8],
     out: &mut Vec<u8>,
 ) {
-    let len = 4 + 4 + 2 + 2 + 4 + 4 + message.len();
+    // Both ends of a session are of one family; a mixed pair is written as IPv6 (mapped).
+    let (afi, peer_ip, local_ip): (u16, Vec<u8>, Vec<u8>) = match (peer_ip, local_ip) {
+        (IpAddr::V4(p), IpAddr::V4(l)) => (1, p.octets().to_vec(), l.octets().to_vec()),
+        (p, l) => (2, v6(p).to_vec(), v6(l).to_vec()),
+    };
+    let len = 4 + 4 + 2 + 2 + peer_ip.len() + local_ip.len() + message.len();
     out.extend_from_slice(&timestamp.to_be_bytes());
     out.extend_from_slice(&BGP4MP.to_be_bytes());
     out.extend_from_slice(&BGP4MP_MESSAGE_AS4.to_be_bytes());
@@ -33,10 +38,17 @@ pub fn bgp4mp_message(
     out.extend_from_slice(&peer_as.to_be_bytes());
     out.extend_from_slice(&local_as.to_be_bytes());
     out.extend_from_slice(&0u16.to_be_bytes()); // interface index: not known
-    out.extend_from_slice(&1u16.to_be_bytes()); // AFI IPv4
-    out.extend_from_slice(&peer_ip.octets());
-    out.extend_from_slice(&local_ip.octets());
+    out.extend_from_slice(&afi.to_be_bytes());
+    out.extend_from_slice(&peer_ip);
+    out.extend_from_slice(&local_ip);
     out.extend_from_slice(message);
+}
+
+fn v6(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    }
 }
 
 /// An UPDATE as a whole BGP message in the encoding BGP4MP_MESSAGE_AS4 records hold (header
@@ -53,12 +65,13 @@ pub const RIB_IPV4_UNICAST: u16 = 2;
 
 /// Peer type bits of a PEER_INDEX_TABLE entry (RFC 6396 §4.3.1).
 const PEER_TYPE_AS4: u8 = 0b10;
+const PEER_TYPE_IPV6: u8 = 0b01;
 
 /// One peer of the PEER_INDEX_TABLE; its place in the list is its index in RIB entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MrtPeer {
     pub bgp_id: Ipv4Addr,
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub asn: u32,
 }
 
@@ -102,9 +115,18 @@ impl TableDump {
         body.extend_from_slice(view);
         body.extend_from_slice(&(peers.len() as u16).to_be_bytes());
         for p in peers {
-            body.push(PEER_TYPE_AS4);
-            body.extend_from_slice(&p.bgp_id.octets());
-            body.extend_from_slice(&p.address.octets());
+            match p.address {
+                IpAddr::V4(a) => {
+                    body.push(PEER_TYPE_AS4);
+                    body.extend_from_slice(&p.bgp_id.octets());
+                    body.extend_from_slice(&a.octets());
+                }
+                IpAddr::V6(a) => {
+                    body.push(PEER_TYPE_AS4 | PEER_TYPE_IPV6);
+                    body.extend_from_slice(&p.bgp_id.octets());
+                    body.extend_from_slice(&a.octets());
+                }
+            }
             body.extend_from_slice(&p.asn.to_be_bytes());
         }
         let mut out = Vec::new();
@@ -174,7 +196,7 @@ mod tests {
     fn layout_of_a_small_dump() {
         let peers = [MrtPeer {
             bgp_id: Ipv4Addr::new(10, 1, 2, 10),
-            address: Ipv4Addr::new(10, 1, 2, 10),
+            address: Ipv4Addr::new(10, 1, 2, 10).into(),
             asn: 65001,
         }];
         let mut d = TableDump::new(1_000, Ipv4Addr::new(10, 1, 1, 4), "IN_0", &peers);

@@ -5,11 +5,11 @@
 //! resolved while parsing, so every field here holds the value in force.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use netprefix::Ipv4Prefix;
+use netprefix::{Ipv4Prefix, Ipv6Prefix, Prefix};
 
 /// A whole config file. Every section is optional: a file with only `[[load_balancer]]` runs
 /// only load balancers.
@@ -80,19 +80,54 @@ fn default_rotate_s() -> u32 {
 
 /// `[[virtual_network]]`: a network with its address spaces, subnets and peerings (SPEC §5).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "RawVirtualNetwork")]
 pub struct VirtualNetwork {
     pub name: String,
     pub region: String,
-    /// At least one prefix; the prefixes do not overlap.
+    /// The IPv4 prefixes of `address_space`. With `address_space6`, at least one prefix; the
+    /// prefixes do not overlap.
     pub address_space: Vec<Ipv4Prefix>,
+    /// The IPv6 prefixes of `address_space` (one key holds both families).
+    pub address_space6: Vec<Ipv6Prefix>,
     /// Names of the virtual networks this one is peered with. Declaring a peering on one side
     /// is enough; the fabric treats it as both ways.
-    #[serde(default)]
     pub peerings: Vec<String>,
     /// `[[virtual_network.subnet]]`
-    #[serde(default, rename = "subnet")]
     pub subnets: Vec<Subnet>,
+}
+
+/// `[[virtual_network]]` as written: `address_space` mixes the families.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVirtualNetwork {
+    name: String,
+    region: String,
+    address_space: Vec<Prefix>,
+    #[serde(default)]
+    peerings: Vec<String>,
+    #[serde(default, rename = "subnet")]
+    subnets: Vec<Subnet>,
+}
+
+impl From<RawVirtualNetwork> for VirtualNetwork {
+    fn from(raw: RawVirtualNetwork) -> Self {
+        let mut address_space = Vec::new();
+        let mut address_space6 = Vec::new();
+        for p in raw.address_space {
+            match p {
+                Prefix::V4(p) => address_space.push(p),
+                Prefix::V6(p) => address_space6.push(p),
+            }
+        }
+        Self {
+            name: raw.name,
+            region: raw.region,
+            address_space,
+            address_space6,
+            peerings: raw.peerings,
+            subnets: raw.subnets,
+        }
+    }
 }
 
 /// `[[virtual_network.subnet]]`: a prefix inside its network's address space.
@@ -114,6 +149,11 @@ pub struct RouteServer {
     pub virtual_network: Option<String>,
     /// One BGP speaker per address, each listening on `ADDRESS:port`; at least one.
     pub instances: Vec<Ipv4Addr>,
+    /// `instances_ipv6`: each instance's IPv6 address, paired by position with `instances`
+    /// (none, or one per instance). An instance with one also listens on `[ADDRESS6]:port`,
+    /// peers with IPv6 peers from it, and originates the IPv6 address space with it as the
+    /// next hop.
+    pub instances_ipv6: Vec<Ipv6Addr>,
     /// Local TCP port; default 179.
     pub port: u16,
     /// Re-advertise learned routes to the NVAs; default false.
@@ -164,7 +204,8 @@ impl RouteServer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     pub name: String,
-    pub address: Ipv4Addr,
+    /// IPv4 or IPv6: the session runs over that family, from each instance's address of it.
+    pub address: IpAddr,
     pub asn: u32,
     /// Seconds; the route server's unless set.
     pub hold_time: u16,
@@ -499,6 +540,8 @@ pub(crate) struct RawRouteServer {
     pub virtual_network: Option<String>,
     #[serde(default)]
     pub instances: Vec<Ipv4Addr>,
+    #[serde(default)]
+    pub instances_ipv6: Vec<Ipv6Addr>,
     #[serde(default = "default_bgp_port")]
     pub port: u16,
     #[serde(default)]
@@ -517,7 +560,7 @@ pub(crate) struct RawRouteServer {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPeer {
     pub name: String,
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     #[serde(deserialize_with = "asn")]
     pub asn: u32,
     #[serde(default)]
@@ -573,6 +616,7 @@ impl From<RawRouteServer> for RouteServer {
             asn: raw.asn,
             virtual_network: raw.virtual_network,
             instances: raw.instances,
+            instances_ipv6: raw.instances_ipv6,
             port: raw.port,
             branch_to_branch: raw.branch_to_branch,
             max_routes_per_peer: raw.max_routes_per_peer,

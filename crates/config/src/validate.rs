@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::asn::{is_reserved_asn, reserved_asns_text, AS_TRANS};
 use crate::error::Problems;
@@ -137,6 +137,17 @@ fn check_unicast(key: &str, addr: Ipv4Addr, problems: &Problems) {
     }
 }
 
+fn check_unicast6(key: &str, addr: Ipv6Addr, problems: &Problems) {
+    if addr.is_unspecified() || addr.is_multicast() {
+        problems.at(key, format!("{addr} is not a unicast host address"));
+    } else if addr.segments()[0] & 0xffc0 == 0xfe80 {
+        problems.at(
+            key,
+            format!("{addr} is link-local: a BGP session and a next hop need a global (or unique local) address"),
+        );
+    }
+}
+
 fn check_at_least_one(key: String, value: u32, problems: &Problems) {
     if value == 0 {
         problems.at(key, "must be at least 1");
@@ -166,11 +177,22 @@ fn check_virtual_networks(sections: &Sections, networks: &Networks<'_>, problems
         let at = format!("virtual_network[{i}]");
         check_name(format!("{at}.name"), &vnet.name, problems);
         check_name(format!("{at}.region"), &vnet.region, problems);
-        if vnet.address_space.is_empty() {
+        if vnet.address_space.is_empty() && vnet.address_space6.is_empty() {
             problems.at(
                 format!("{at}.address_space"),
                 "at least one prefix is required",
             );
+        }
+        for (j, prefix) in vnet.address_space6.iter().enumerate() {
+            if let Some(other) = vnet.address_space6[..j]
+                .iter()
+                .find(|p| p.covers(prefix) || prefix.covers(p))
+            {
+                problems.at(
+                    format!("{at}.address_space"),
+                    format!("{prefix} overlaps {other}"),
+                );
+            }
         }
         for (j, prefix) in vnet.address_space.iter().enumerate() {
             if let Some(k) = vnet.address_space[..j]
@@ -321,6 +343,32 @@ fn check_route_server(rs: &RawRouteServer, networks: &Networks<'_>, problems: &P
         problems,
     );
 
+    if !rs.instances_ipv6.is_empty() && rs.instances_ipv6.len() != rs.instances.len() {
+        problems.at(
+            "route_server.instances_ipv6",
+            format!(
+                "{} IPv6 addresses for {} instances: give one per instance, in the order of route_server.instances",
+                rs.instances_ipv6.len(),
+                rs.instances.len()
+            ),
+        );
+    }
+    for (i, addr) in rs.instances_ipv6.iter().enumerate() {
+        check_unicast6(
+            &format!("route_server.instances_ipv6[{i}]"),
+            *addr,
+            problems,
+        );
+    }
+    check_unique(
+        rs.instances_ipv6
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (format!("route_server.instances_ipv6[{i}]"), *a)),
+        |addr, first| format!("duplicate instance address {addr} (first at {first})"),
+        problems,
+    );
+
     check_unique(
         rs.peer
             .iter()
@@ -342,15 +390,32 @@ fn check_route_server(rs: &RawRouteServer, networks: &Networks<'_>, problems: &P
         check_name(format!("{at}.name"), &peer.name, problems);
 
         let key = format!("{at}.address");
-        check_unicast(&key, peer.address, problems);
-        if let Some(k) = rs.instances.iter().position(|a| *a == peer.address) {
-            problems.at(
-                key,
-                format!(
-                    "{} is a route server instance address (route_server.instances[{k}])",
-                    peer.address
-                ),
-            );
+        match peer.address {
+            IpAddr::V4(a) => {
+                check_unicast(&key, a, problems);
+                if let Some(k) = rs.instances.iter().position(|i| *i == a) {
+                    problems.at(
+                        key,
+                        format!(
+                            "{a} is a route server instance address (route_server.instances[{k}])"
+                        ),
+                    );
+                }
+            }
+            IpAddr::V6(a) => {
+                check_unicast6(&key, a, problems);
+                if rs.instances_ipv6.is_empty() {
+                    problems.at(
+                        key,
+                        format!("{a} is an IPv6 peer: give the instances IPv6 addresses (route_server.instances_ipv6) to peer with it"),
+                    );
+                } else if let Some(k) = rs.instances_ipv6.iter().position(|i| *i == a) {
+                    problems.at(
+                        key,
+                        format!("{a} is a route server instance address (route_server.instances_ipv6[{k}])"),
+                    );
+                }
+            }
         }
 
         let key = format!("{at}.asn");

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,8 +24,8 @@ use bgp::peer::{PeerCommand, PeerConfig, PeerEvent};
 use bgp::wire::notification::{cease, code};
 use bgp::wire::open::{Capability, GracefulRestartFamily};
 use bgp::wire::{Afi, Safi, UpdateMessage};
-use bgp::wire::{Ipv4Prefix, Notification, RouteRefresh, SessionContext};
-use routeserver::{Export, PathLimits, PeerId, Rib, RibConfig};
+use bgp::wire::{Ipv4Prefix, Ipv6Prefix, Notification, RouteRefresh, SessionContext};
+use routeserver::{Export, Family, PathLimits, PeerId, Rib, RibConfig, V4, V6};
 use tracing::{error, info, warn};
 
 /// What an instance is told by configuration.
@@ -33,10 +33,16 @@ use tracing::{error, info, warn};
 pub struct InstanceSpec {
     pub name: String,
     pub address: Ipv4Addr,
+    /// The instance's IPv6 address (`instances_ipv6`): IPv6 peers' sessions run from it, and it
+    /// is the next hop of the IPv6 address space. None: IPv6 routes still go over IPv4
+    /// sessions (MP-BGP), with the IPv4-mapped address as our next hop.
+    pub address6: Option<Ipv6Addr>,
     pub port: u16,
     pub asn: u32,
     pub branch_to_branch: bool,
     pub originated: Vec<Ipv4Prefix>,
+    /// The virtual network's IPv6 address space.
+    pub originated6: Vec<Ipv6Prefix>,
     pub peers: Vec<PeerSpec>,
     /// The fabric programs BGP routes (the route server has a virtual network): only then is
     /// it fed this instance's Loc-RIB changes.
@@ -49,7 +55,8 @@ pub struct InstanceSpec {
 #[derive(Clone, PartialEq)]
 pub struct PeerSpec {
     pub name: String,
-    pub address: Ipv4Addr,
+    /// The session runs over this address's family (from the instance's address of it).
+    pub address: IpAddr,
     pub asn: u32,
     pub max_routes: u32,
     pub hold_time: u16,
@@ -168,6 +175,8 @@ pub struct PeerSlot {
     graceful_notification: bool,
     /// The OPEN the peer sent on its current session (for BMP's Peer Up).
     pub peer_open: Option<bgp::wire::Open>,
+    /// The address families both sides offered on the current (or last) session.
+    pub families: Vec<(Afi, Safi)>,
     /// The peer is restarting (graceful restart, helper side): its stale paths go at this time
     /// unless its End-of-RIB comes first.
     pub stale_until: Option<Instant>,
@@ -177,6 +186,8 @@ pub struct PeerSlot {
 pub struct Instance {
     spec: InstanceSpec,
     rib: Rib,
+    /// IPv6 unicast: the same peers under the same ids.
+    rib6: Rib<V6>,
     peers: BTreeMap<PeerId, PeerSlot>,
     /// Where exports are encoded before they are copied, at their exact size, into the buffer
     /// the peers share: it grows once, not for every message.
@@ -254,6 +265,14 @@ pub fn diff(old: &InstanceSpec, new: &InstanceSpec) -> Changes {
     if old.address != new.address {
         reasons.push(format!("address {} -> {}", old.address, new.address));
     }
+    if old.address6 != new.address6 {
+        let a = |a: Option<Ipv6Addr>| a.map_or("none".to_string(), |a| a.to_string());
+        reasons.push(format!(
+            "IPv6 address {} -> {}",
+            a(old.address6),
+            a(new.address6)
+        ));
+    }
     if old.graceful_restart != new.graceful_restart {
         let gr = |g: Option<u16>| g.map_or("off".to_string(), |t| format!("{t} s"));
         reasons.push(format!(
@@ -266,6 +285,7 @@ pub fn diff(old: &InstanceSpec, new: &InstanceSpec) -> Changes {
     let mut changes = Changes {
         sessions_reset,
         export_changed: old.originated != new.originated
+            || old.originated6 != new.originated6
             || old.branch_to_branch != new.branch_to_branch,
         fabric_feed_changed: old.feed_fabric != new.feed_fabric,
         ..Changes::default()
@@ -328,12 +348,19 @@ impl Instance {
             branch_to_branch: spec.branch_to_branch,
             originated: spec.originated.clone(),
         });
+        let rib6 = Rib::new(RibConfig {
+            asn: spec.asn,
+            local_address: spec.next_hop6(),
+            branch_to_branch: spec.branch_to_branch,
+            originated: spec.originated6.clone(),
+        });
         let mut me = Self {
             spec: InstanceSpec {
                 peers: Vec::new(),
                 ..spec.clone()
             },
             rib,
+            rib6,
             peers: BTreeMap::new(),
             encode_buf: Vec::new(),
             listener_gtsm: false,
@@ -352,6 +379,18 @@ impl Instance {
 
     pub fn rib(&self) -> &Rib {
         &self.rib
+    }
+
+    /// The IPv6 unicast RIB (same peer ids as [`Instance::rib`]).
+    pub fn rib6(&self) -> &Rib<V6> {
+        &self.rib6
+    }
+
+    /// Routes held from peer `id` in both families (received = accepted + refused, accepted).
+    pub fn peer_counts(&self, id: PeerId) -> (u32, u32) {
+        let (r4, a4) = self.rib.peer_counts(id);
+        let (r6, a6) = self.rib6.peer_counts(id);
+        (r4 + r6, a4 + a6)
     }
 
     /// The peers, in the order they were configured.
@@ -415,12 +454,33 @@ impl Instance {
             return;
         };
         slot.stale_until = None;
-        let n = self.rib.stale_count(id);
+        let n = self.rib.stale_count(id) + self.rib6.stale_count(id);
         if n > 0 {
             info!(peer = %slot.spec.name, stale = n, "graceful restart over ({why}); withdrawing the paths it did not send again");
         }
         let ex = self.rib.sweep_stale(id);
         self.export(ex, fx);
+        let ex = self.rib6.sweep_stale(id);
+        self.export(ex, fx);
+    }
+
+    /// A restarting peer's End-of-RIB for one family: that family's stale paths go; the
+    /// restart is over when no family has any left.
+    fn end_of_rib(&mut self, id: PeerId, afi: Afi, fx: &mut Vec<Effect>) {
+        if afi == Afi::IPV6 {
+            let ex = self.rib6.sweep_stale(id);
+            self.export(ex, fx);
+        } else {
+            let ex = self.rib.sweep_stale(id);
+            self.export(ex, fx);
+        }
+        if self.rib.stale_count(id) + self.rib6.stale_count(id) == 0 {
+            if let Some(slot) = self.peers.get_mut(&id) {
+                if slot.stale_until.take().is_some() {
+                    info!(peer = %slot.spec.name, "graceful restart over (End-of-RIB received)");
+                }
+            }
+        }
     }
 
     /// GTSM on the listener exactly when every peer uses it.
@@ -437,12 +497,21 @@ impl Instance {
         let mut s = SessionConfig::new(self.spec.asn, self.spec.address, p.asn);
         s.hold_time = p.hold_time;
         s.connect_retry = CONNECT_RETRY;
-        let mut cfg = PeerConfig::new(
-            p.name.clone(),
-            s,
-            IpAddr::V4(self.spec.address),
-            IpAddr::V4(p.address),
+        // Both families on every session (MP-BGP, RFC 4760): an IPv4 session may carry IPv6
+        // routes and the other way round; each side uses what both offered.
+        s.capabilities.insert(
+            1,
+            Capability::Multiprotocol {
+                afi: Afi::IPV6,
+                safi: Safi::UNICAST,
+            },
         );
+        let local = match p.address {
+            IpAddr::V4(_) => IpAddr::V4(self.spec.address),
+            // Config validation makes sure an IPv6 peer's instance has an IPv6 address.
+            IpAddr::V6(_) => IpAddr::V6(self.spec.address6.unwrap_or(Ipv6Addr::UNSPECIFIED)),
+        };
+        let mut cfg = PeerConfig::new(p.name.clone(), s, local, p.address);
         if let Some(restart_time) = self.spec.graceful_restart {
             // F: the data plane (agents, muxes) keeps forwarding while this process restarts.
             // N (RFC 8538): a NOTIFICATION other than Cease/Hard Reset (an operator's `clear
@@ -451,11 +520,14 @@ impl Instance {
                 restarted: false,
                 notification: true,
                 restart_time,
-                families: vec![GracefulRestartFamily {
-                    afi: Afi::IPV4,
-                    safi: Safi::UNICAST,
-                    forwarding_preserved: true,
-                }],
+                families: [Afi::IPV4, Afi::IPV6]
+                    .into_iter()
+                    .map(|afi| GracefulRestartFamily {
+                        afi,
+                        safi: Safi::UNICAST,
+                        forwarding_preserved: true,
+                    })
+                    .collect(),
             });
         }
         cfg.remote_port = p.port;
@@ -467,13 +539,16 @@ impl Instance {
     fn add_peer(&mut self, p: PeerSpec, fx: &mut Vec<Effect>) {
         let id = self.rib.add_peer(&p.name, p.address, p.asn, p.max_routes);
         self.rib.set_peer_limits(id, p.limits);
+        let id6 = self.rib6.add_peer(&p.name, p.address, p.asn, p.max_routes);
+        self.rib6.set_peer_limits(id6, p.limits);
+        debug_assert_eq!(id, id6, "both RIBs number peers alike");
         fx.push(Effect::StartPeer {
             id,
             config: self.peer_config(&p),
         });
         fx.push(Effect::Accept {
             id,
-            remote: IpAddr::V4(p.address),
+            remote: p.address,
             md5: p.password.clone().map(Key),
         });
         info!(peer = %p.name, address = %p.address, asn = p.asn, md5 = p.password.is_some(), "peer configured");
@@ -494,6 +569,7 @@ impl Instance {
                 peer_restart_time: None,
                 graceful_notification: false,
                 peer_open: None,
+                families: Vec::new(),
                 stale_until: None,
             },
         );
@@ -507,10 +583,12 @@ impl Instance {
         info!(peer = %slot.spec.name, "peer removed");
         self.spec.peers.retain(|p| p.name != slot.spec.name);
         fx.push(Effect::StopAccepting {
-            remote: IpAddr::V4(slot.spec.address),
+            remote: slot.spec.address,
         });
         fx.push(Effect::Peer { id, command: how });
         let ex = self.rib.remove_peer(id);
+        self.export(ex, fx);
+        let ex = self.rib6.remove_peer(id);
         self.export(ex, fx);
     }
 
@@ -534,6 +612,7 @@ impl Instance {
                 slot.limit_hit = false;
                 let gr = peer_graceful_restart(&negotiated.peer_open);
                 slot.peer_open = Some(negotiated.peer_open.clone());
+                slot.families = negotiated.families.clone();
                 slot.peer_restart_time = gr.map(|(t, _)| t);
                 slot.graceful_notification = self.spec.graceful_restart.is_some()
                     && bgp::wire::open::graceful_notification(&negotiated.peer_open.capabilities);
@@ -543,19 +622,33 @@ impl Instance {
                         // Back within its restart time with its forwarding state kept: its
                         // stale paths wait for its End-of-RIB.
                         slot.stale_until = Some(now + STALE_PATH_TIME);
-                        info!(peer = %slot.spec.name, stale = self.rib.stale_count(id), "restarted peer back; its stale paths stay until its End-of-RIB");
+                        let stale = self.rib.stale_count(id) + self.rib6.stale_count(id);
+                        info!(peer = %slot.spec.name, stale, "restarted peer back; its stale paths stay until its End-of-RIB");
                     } else {
                         self.sweep_stale(id, "back without its forwarding state", fx);
                     }
                 }
-                let ex = self.rib.peer_up(id, negotiated.peer_id);
-                self.export(ex, fx);
+                let families = negotiated.families.clone();
+                let has = |afi: Afi| families.contains(&(afi, Safi::UNICAST));
+                if has(Afi::IPV4) {
+                    let ex = self.rib.peer_up(id, negotiated.peer_id);
+                    self.export(ex, fx);
+                }
+                if has(Afi::IPV6) {
+                    let ex = self.rib6.peer_up(id, negotiated.peer_id);
+                    self.export(ex, fx);
+                }
                 if gr.is_some() && self.spec.graceful_restart.is_some() {
                     // Everything it should hold from us went out above.
-                    fx.push(Effect::Peer {
-                        id,
-                        command: PeerCommand::SendUpdate(UpdateMessage::end_of_rib()),
-                    });
+                    for afi in [Afi::IPV4, Afi::IPV6].into_iter().filter(|a| has(*a)) {
+                        fx.push(Effect::Peer {
+                            id,
+                            command: PeerCommand::SendUpdate(UpdateMessage::end_of_rib_for(
+                                afi,
+                                Safi::UNICAST,
+                            )),
+                        });
+                    }
                 }
             }
             PeerEvent::Update {
@@ -564,9 +657,12 @@ impl Instance {
                 discarded,
             } => {
                 slot.updates_in += 1;
-                if update.is_end_of_rib() && treat_as_withdraw.is_none() {
+                if let Some((afi, _)) = update
+                    .end_of_rib_family()
+                    .filter(|_| treat_as_withdraw.is_none())
+                {
                     if slot.stale_until.is_some() {
-                        self.sweep_stale(id, "End-of-RIB received", fx);
+                        self.end_of_rib(id, afi, fx);
                     }
                     return;
                 }
@@ -578,8 +674,21 @@ impl Instance {
                 if let Some(first) = discarded.first() {
                     slot.last_error = Some(format!("attribute discarded (RFC 7606): {first}"));
                 }
-                match self.rib.apply_update(id, &update) {
-                    Ok(ex) => self.export(ex, fx),
+                let held6 = self.rib6.peer_counts(id).0;
+                let applied = self
+                    .rib
+                    .apply_update_counted(id, &update, held6)
+                    .map(|ex| self.export(ex, fx))
+                    .and_then(|()| {
+                        let held4 = self.rib.peer_counts(id).0;
+                        self.rib6.apply_update_counted(id, &update, held4)
+                    })
+                    .map(|ex| self.export(ex, fx));
+                let Some(slot) = self.peers.get_mut(&id) else {
+                    return;
+                };
+                match applied {
+                    Ok(()) => {}
                     Err(lim) => {
                         let msg = format!(
                             "maximum number of prefixes reached: {} held + {} incoming > {}",
@@ -604,14 +713,18 @@ impl Instance {
                                 restart_after: LIMIT_HOLD_DOWN,
                             },
                         });
-                        let ex = self.rib.peer_down(id);
-                        self.export(ex, fx);
+                        self.all_down(id, fx);
                     }
                 }
             }
-            PeerEvent::RouteRefresh(_) => {
-                let ex = self.rib.full_export(id);
-                self.export(ex, fx);
+            PeerEvent::RouteRefresh(rr) => {
+                if rr.afi == Afi::IPV6 {
+                    let ex = self.rib6.full_export(id);
+                    self.export(ex, fx);
+                } else {
+                    let ex = self.rib.full_export(id);
+                    self.export(ex, fx);
+                }
             }
             PeerEvent::Down { reason } => {
                 slot.state = State::Idle;
@@ -636,14 +749,13 @@ impl Instance {
                         let until = now + Duration::from_secs(u64::from(t));
                         // A second failure while restarting keeps the first deadline.
                         slot.stale_until = Some(slot.stale_until.map_or(until, |u| u.min(until)));
-                        let n = self.rib.peer_down_stale(id);
+                        let n = self.rib.peer_down_stale(id) + self.rib6.peer_down_stale(id);
                         info!(peer = %slot.spec.name, %reason, stale = n, restart_time = t, "session down, peer restarting (graceful restart): its routes stay, stale");
                     }
                     None => {
                         info!(peer = %slot.spec.name, %reason, "session down; withdrawing its routes");
                         slot.stale_until = None;
-                        let ex = self.rib.peer_down(id);
-                        self.export(ex, fx);
+                        self.all_down(id, fx);
                     }
                 }
             }
@@ -666,9 +778,19 @@ impl Instance {
         fx.push(Effect::Fabric { reset, routes });
     }
 
-    fn export(&mut self, ex: Export, fx: &mut Vec<Effect>) {
+    /// The session with `id` is down for good: its routes of both families are withdrawn.
+    fn all_down(&mut self, id: PeerId, fx: &mut Vec<Effect>) {
+        let ex = self.rib.peer_down(id);
+        self.export(ex, fx);
+        let ex = self.rib6.peer_down(id);
+        self.export(ex, fx);
+    }
+
+    fn export<F: FabricFeed>(&mut self, ex: Export<F>, fx: &mut Vec<Effect>) {
         if self.spec.feed_fabric {
-            self.feed_fabric(ex.changed.iter(), false, fx);
+            if let Some(changed) = F::fabric_prefixes(&ex.changed) {
+                self.feed_fabric(changed.iter(), false, fx);
+            }
         }
         // Each group of peers sent the same thing is encoded once per session context, and
         // its peers share the bytes.
@@ -729,6 +851,7 @@ impl Instance {
         }
         if self.spec.asn != spec.asn {
             self.rib.set_asn(spec.asn);
+            self.rib6.set_asn(spec.asn);
         }
         self.spec.asn = spec.asn;
         if self.spec.port != spec.port {
@@ -744,16 +867,27 @@ impl Instance {
             );
             self.spec.originated = spec.originated.clone();
             self.spec.branch_to_branch = spec.branch_to_branch;
+            self.spec.originated6 = spec.originated6.clone();
             let ex = self
                 .rib
                 .set_export_config(spec.originated.clone(), spec.branch_to_branch);
             self.export(ex, fx);
+            let ex = self
+                .rib6
+                .set_export_config(spec.originated6.clone(), spec.branch_to_branch);
+            self.export(ex, fx);
             for s in self.peers.values() {
                 if s.state == State::Established {
-                    fx.push(Effect::Peer {
-                        id: s.id,
-                        command: PeerCommand::SendRouteRefresh(RouteRefresh::ipv4_unicast()),
-                    });
+                    for (afi, safi) in &s.families {
+                        fx.push(Effect::Peer {
+                            id: s.id,
+                            command: PeerCommand::SendRouteRefresh(RouteRefresh {
+                                afi: *afi,
+                                safi: *safi,
+                                ..RouteRefresh::ipv4_unicast()
+                            }),
+                        });
+                    }
                 }
             }
         }
@@ -779,6 +913,33 @@ impl Instance {
             // here the sessions were restarted from the old one, which stays.
             error!(old = %self.spec.address, new = %spec.address, "an instance cannot move to another address; keeping the old one");
         }
+    }
+}
+
+/// Which of a family's Loc-RIB changes the fabric programs.
+trait FabricFeed: Family {
+    fn fabric_prefixes(changed: &[Self::Prefix]) -> Option<&[Ipv4Prefix]>;
+}
+
+impl FabricFeed for V4 {
+    fn fabric_prefixes(changed: &[Ipv4Prefix]) -> Option<&[Ipv4Prefix]> {
+        Some(changed)
+    }
+}
+
+impl FabricFeed for V6 {
+    /// The fabric programs IPv4 routes only, so far (issue #16).
+    fn fabric_prefixes(_: &[Ipv6Prefix]) -> Option<&[Ipv4Prefix]> {
+        None
+    }
+}
+
+impl InstanceSpec {
+    /// The next hop of the IPv6 routes this instance originates: its IPv6 address, else its
+    /// IPv4 address mapped into IPv6 (what MP-BGP speakers use over an IPv4 session).
+    pub fn next_hop6(&self) -> Ipv6Addr {
+        self.address6
+            .unwrap_or_else(|| self.address.to_ipv6_mapped())
     }
 }
 

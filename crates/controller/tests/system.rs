@@ -15,7 +15,7 @@ use bgp::fsm::{DownReason, Negotiated, State};
 use bgp::peer::{PeerCommand, PeerConfig, PeerEvent};
 use bgp::wire::open::{Capability, GracefulRestartFamily, Open};
 use bgp::wire::{
-    AsPath, Ipv4Prefix, Message, Origin, PathAttributes, SessionContext, UpdateMessage,
+    Afi, AsPath, Ipv4Prefix, Message, Origin, PathAttributes, Safi, SessionContext, UpdateMessage,
 };
 use controller::instance::{
     diff, Effect, Input, Instance, InstanceSpec, PeerSpec, LIMIT_HOLD_DOWN,
@@ -33,7 +33,7 @@ fn ip(s: &str) -> Ipv4Addr {
 fn peer(name: &str, address: &str, asn: u32) -> PeerSpec {
     PeerSpec {
         name: name.into(),
-        address: ip(address),
+        address: ip(address).into(),
         asn,
         max_routes: 1000,
         hold_time: 180,
@@ -49,10 +49,12 @@ fn spec(name: &str, address: &str) -> InstanceSpec {
     InstanceSpec {
         name: name.into(),
         address: ip(address),
+        address6: None,
         port: 179,
         asn: 65515,
         branch_to_branch: false,
         originated: vec![pfx("10.1.0.0/16")],
+        originated6: Vec::new(),
         peers: vec![
             peer("nva1", "10.1.2.10", 65001),
             peer("nva2", "10.1.2.11", 65001),
@@ -217,22 +219,25 @@ impl Sim {
     fn establish_with(&mut self, name: &str, capabilities: Vec<Capability>) {
         let id = self.id(name);
         let spec = self.owner.peer(id).unwrap().spec.clone();
+        let IpAddr::V4(bgp_id) = spec.address else {
+            panic!("the harness peers have IPv4 addresses");
+        };
         let negotiated = Negotiated {
             hold_time: spec.hold_time,
             keepalive: spec.hold_time / 3,
             peer_as: spec.asn,
-            peer_id: spec.address,
+            peer_id: bgp_id,
             four_octet_as: true,
             route_refresh: true,
             enhanced_route_refresh: false,
             extended_message: false,
-            families: Vec::new(),
+            families: vec![(Afi::IPV4, Safi::UNICAST), (Afi::IPV6, Safi::UNICAST)],
             ebgp: true,
             peer_open: Open {
                 version: 4,
                 my_as: spec.asn as u16,
                 hold_time: spec.hold_time,
-                bgp_id: spec.address,
+                bgp_id,
                 capabilities,
             },
         };

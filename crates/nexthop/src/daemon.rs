@@ -30,12 +30,14 @@ pub fn specs_from_config(cfg: &config::Config) -> Vec<InstanceSpec> {
     let Some(rs) = &cfg.route_server else {
         return Vec::new();
     };
-    let originated: Vec<bgp::wire::Ipv4Prefix> = rs
+    let vnet = rs
         .virtual_network
         .as_deref()
-        .and_then(|name| cfg.virtual_network(name))
-        .map(|v| v.address_space.clone())
-        .unwrap_or_default();
+        .and_then(|name| cfg.virtual_network(name));
+    let originated: Vec<bgp::wire::Ipv4Prefix> =
+        vnet.map(|v| v.address_space.clone()).unwrap_or_default();
+    let originated6: Vec<bgp::wire::Ipv6Prefix> =
+        vnet.map(|v| v.address_space6.clone()).unwrap_or_default();
     let peers: Vec<PeerSpec> = rs
         .peers
         .iter()
@@ -62,10 +64,12 @@ pub fn specs_from_config(cfg: &config::Config) -> Vec<InstanceSpec> {
         .map(|(i, addr)| InstanceSpec {
             name: instance_name(i),
             address: *addr,
+            address6: rs.instances_ipv6.get(i).copied(),
             port: rs.port,
             asn: rs.asn,
             branch_to_branch: rs.branch_to_branch,
             originated: Vec::clone(&originated),
+            originated6: Vec::clone(&originated6),
             peers: peers.clone(),
             feed_fabric,
             graceful_restart: rs

@@ -158,11 +158,11 @@ impl InstanceTask {
                     if let (Some(log), PeerEvent::Update { update, .. }) = (&self.mrt, &ev) {
                         if let Some(p) = self.owner.peer(id) {
                             let spec = self.owner.spec();
-                            log.update(
-                                (p.spec.asn, p.spec.address),
-                                (spec.asn, spec.address),
-                                update,
-                            );
+                            let local = match p.spec.address {
+                                IpAddr::V4(_) => IpAddr::V4(spec.address),
+                                IpAddr::V6(_) => IpAddr::V6(spec.next_hop6()),
+                            };
+                            log.update((p.spec.asn, p.spec.address), (spec.asn, local), update);
                         }
                     }
                     if let Some(m) = self.bmp_message(id, &ev) {
@@ -305,7 +305,9 @@ impl InstanceTask {
         Some(bgp::bmp::PeerHeader {
             address: p.spec.address,
             asn: p.spec.asn,
-            bgp_id: bgp_id.or(seen).unwrap_or(p.spec.address),
+            bgp_id: bgp_id
+                .or(seen.filter(|r| !r.is_unspecified()))
+                .unwrap_or(Ipv4Addr::UNSPECIFIED),
             secs: u32::try_from(now.as_secs()).unwrap_or(u32::MAX),
             micros: now.subsec_micros(),
         })
@@ -384,11 +386,7 @@ impl InstanceTask {
             .iter()
             .filter_map(|id| rib.peer_info(*id))
             .map(|(address, asn, bgp_id)| MrtPeer {
-                bgp_id: if bgp_id.is_unspecified() {
-                    address
-                } else {
-                    bgp_id
-                },
+                bgp_id,
                 address,
                 asn,
             })

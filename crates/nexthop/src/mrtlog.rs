@@ -10,7 +10,7 @@
 //! BGP sessions.
 
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
@@ -83,7 +83,7 @@ impl MrtLog {
     }
 
     /// Logs `update`, received from `peer` (AS, address) on the session with `local`.
-    pub fn update(&self, peer: (u32, Ipv4Addr), local: (u32, Ipv4Addr), update: &UpdateMessage) {
+    pub fn update(&self, peer: (u32, IpAddr), local: (u32, IpAddr), update: &UpdateMessage) {
         let mut msg = Vec::new();
         bgp::mrt::emit_update(update, &mut msg);
         let mut rec = Vec::with_capacity(msg.len() + 32);

@@ -14,7 +14,7 @@
 //! The candidates left after step 6 form the multipath (ECMP) set: paths equal up to the
 //! tie-breakers (SPEC §3). Steps 7–8 only pick which of them is "best" for export.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use bgp::wire::{Origin, PathAttributes};
 
@@ -23,7 +23,7 @@ use bgp::wire::{Origin, PathAttributes};
 pub struct Candidate<'a> {
     pub attrs: &'a PathAttributes,
     pub peer_router_id: Ipv4Addr,
-    pub peer_address: Ipv4Addr,
+    pub peer_address: IpAddr,
 }
 
 fn as_path_len(a: &PathAttributes) -> usize {
@@ -61,12 +61,7 @@ pub fn decide(cands: &[Candidate<'_>], multipath: &mut Vec<usize>) -> usize {
     });
     *multipath
         .iter()
-        .min_by_key(|&&i| {
-            (
-                u32::from(cands[i].peer_router_id),
-                u32::from(cands[i].peer_address),
-            )
-        })
+        .min_by_key(|&&i| (u32::from(cands[i].peer_router_id), cands[i].peer_address))
         .unwrap_or(&0)
 }
 
@@ -96,7 +91,7 @@ mod tests {
         Candidate {
             attrs: a,
             peer_router_id: Ipv4Addr::new(10, 0, 0, id),
-            peer_address: Ipv4Addr::new(10, 1, 2, id),
+            peer_address: Ipv4Addr::new(10, 1, 2, id).into(),
         }
     }
 

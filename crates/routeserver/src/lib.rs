@@ -23,9 +23,11 @@
 #![deny(unsafe_code)]
 
 pub mod decision;
+pub mod family;
 pub mod intern;
 pub mod rib;
 
+pub use family::{Family, V4, V6};
 pub use rib::{
     Encoded, Export, LearnedRoute, LimitExceeded, PathLimits, PeerId, PeerOut, Rib, RibConfig,
     RouteState,

@@ -17,17 +17,14 @@
 //!   already in the path, never routes with NO_ADVERTISE or NO_EXPORT.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use bgp::wire::attrs::community;
-use bgp::wire::update::pack_ipv4;
-use bgp::wire::update::pack_withdrawals;
-use bgp::wire::{
-    AsPath, Ipv4Prefix, Origin, PathAttributes, SessionContext, UpdateMessage, HEADER_LEN,
-};
+use bgp::wire::{AsPath, Origin, PathAttributes, SessionContext, UpdateMessage, HEADER_LEN};
 
 use crate::decision::{decide, Candidate};
+use crate::family::{Family, V4};
 use crate::intern::Interner;
 use shardmap::ShardedMap;
 
@@ -36,20 +33,20 @@ pub type PeerId = usize;
 
 /// What the RIB of one instance is told by configuration.
 #[derive(Clone, Debug)]
-pub struct RibConfig {
+pub struct RibConfig<F: Family = V4> {
     pub asn: u32,
-    /// The instance's own address: NEXT_HOP of the routes it originates.
-    pub local_address: Ipv4Addr,
+    /// The instance's own address in the family: the next hop of the routes it originates.
+    pub local_address: F::Addr,
     pub branch_to_branch: bool,
-    /// The virtual network's address space, advertised to every peer.
-    pub originated: Vec<Ipv4Prefix>,
+    /// The virtual network's address space in the family, advertised to every peer.
+    pub originated: Vec<F::Prefix>,
 }
 
 /// A configured peer and what is known of it.
 #[derive(Debug)]
-struct Peer {
+struct Peer<F: Family> {
     name: String,
-    address: Ipv4Addr,
+    address: IpAddr,
     asn: u32,
     max_routes: u32,
     limits: PathLimits,
@@ -59,10 +56,10 @@ struct Peer {
     /// Accepted paths held in the Loc-RIB entries.
     accepted: u32,
     /// Paths refused by policy, with the reason.
-    rejected: HashMap<Ipv4Prefix, Rejected>,
+    rejected: HashMap<F::Prefix, Rejected>,
     /// Graceful restart (RFC 4724): prefixes whose path from this peer is kept from a session
     /// that went down, not yet sent again. Empty unless the peer is restarting.
-    stale: std::collections::HashSet<Ipv4Prefix>,
+    stale: std::collections::HashSet<F::Prefix>,
 }
 
 #[derive(Debug, Clone)]
@@ -168,8 +165,8 @@ pub enum RouteState {
 
 /// One route of a peer's Adj-RIB-In.
 #[derive(Debug, Clone)]
-pub struct LearnedRoute {
-    pub prefix: Ipv4Prefix,
+pub struct LearnedRoute<F: Family = V4> {
+    pub prefix: F::Prefix,
     pub attrs: Arc<PathAttributes>,
     pub state: RouteState,
 }
@@ -185,18 +182,27 @@ pub struct Encoded {
 }
 
 /// What to send one peer.
-#[derive(Debug, Default, Clone)]
-pub struct PeerOut {
-    pub withdraw: Vec<Ipv4Prefix>,
+#[derive(Debug, Clone)]
+pub struct PeerOut<F: Family = V4> {
+    pub withdraw: Vec<F::Prefix>,
     /// Prefixes grouped by the attribute set they are announced with.
-    pub announce: Vec<(Arc<PathAttributes>, Vec<Ipv4Prefix>)>,
+    pub announce: Vec<(Arc<PathAttributes>, Vec<F::Prefix>)>,
 }
 
-impl PeerOut {
+impl<F: Family> Default for PeerOut<F> {
+    fn default() -> Self {
+        Self {
+            withdraw: Vec::new(),
+            announce: Vec::new(),
+        }
+    }
+}
+
+impl<F: Family> PeerOut<F> {
     pub fn is_empty(&self) -> bool {
         self.withdraw.is_empty() && self.announce.is_empty()
     }
-    fn add(&mut self, attrs: &Arc<PathAttributes>, p: Ipv4Prefix) {
+    fn add(&mut self, attrs: &Arc<PathAttributes>, p: F::Prefix) {
         // Few groups per batch: a linear scan by identity beats hashing attribute sets.
         match self
             .announce
@@ -213,47 +219,51 @@ impl PeerOut {
     /// Appends the messages for a session with context `ctx`.
     pub fn encode(&self, ctx: &SessionContext, out: &mut Vec<u8>) -> Encoded {
         let max = ctx.max_message_len();
-        let mut n = pack_withdrawals(self.withdraw.iter().copied(), max, out);
+        let mut n = F::pack_withdrawals(&self.withdraw, max, out);
         let mut attrs = Vec::with_capacity(128);
-        let mut too_large: Vec<Ipv4Prefix> = Vec::new();
+        let mut too_large: Vec<F::Prefix> = Vec::new();
         for (a, prefixes) in &self.announce {
             attrs.clear();
-            a.emit(ctx, &mut attrs);
-            // Header, withdrawn length, attribute length, the attributes and one /32: a path
-            // that does not fit one message of this session is not sent (RFC 4271 §9.2: an
-            // UPDATE is never longer than the peer accepts), and the peer is told to drop what
-            // it had for those prefixes instead.
-            if HEADER_LEN + 2 + 2 + attrs.len() + 5 > max {
+            F::encoded_part(a).emit(ctx, &mut attrs);
+            // Header, withdrawn length, attribute length, the attributes and one host route: a
+            // path that does not fit one message of this session is not sent (RFC 4271 §9.2:
+            // an UPDATE is never longer than the peer accepts), and the peer is told to drop
+            // what it had for those prefixes instead.
+            let room = HEADER_LEN + 2 + 2 + attrs.len() + F::announce_overhead(a);
+            if room + F::HOST_ROUTE_OCTETS > max {
                 too_large.extend(prefixes.iter().copied());
                 continue;
             }
-            n += pack_ipv4(&attrs, prefixes.iter().copied(), max, out);
+            n += F::pack(a, &attrs, prefixes, max, out);
         }
         if !too_large.is_empty() {
-            n += pack_withdrawals(too_large.iter().copied(), max, out);
+            n += F::pack_withdrawals(&too_large, max, out);
         }
         Encoded {
             messages: n,
             too_large: too_large.len(),
         }
     }
-    /// The same, as owned messages (tests, logs).
+    /// The same, decoded back into messages (tests, logs).
     pub fn to_messages(&self) -> Vec<UpdateMessage> {
-        let mut v = Vec::new();
-        if !self.withdraw.is_empty() {
-            v.push(UpdateMessage {
-                withdrawn: self.withdraw.clone(),
-                ..Default::default()
-            });
+        let ctx = SessionContext {
+            extended_message: true,
+            ..SessionContext::default()
+        };
+        let mut buf = Vec::new();
+        self.encode(&ctx, &mut buf);
+        let mut msgs = Vec::new();
+        let mut at = 0;
+        while at < buf.len() {
+            match bgp::wire::Message::decode(&buf[at..], &ctx) {
+                Ok((bgp::wire::Message::Update(u), n)) => {
+                    msgs.push(u);
+                    at += n;
+                }
+                _ => break,
+            }
         }
-        for (a, p) in &self.announce {
-            v.push(UpdateMessage {
-                withdrawn: vec![],
-                attrs: (**a).clone(),
-                nlri: p.clone(),
-            });
-        }
-        v
+        msgs
     }
 }
 
@@ -263,16 +273,16 @@ impl PeerOut {
 /// peers are kept in groups that are sent exactly the same [`PeerOut`]: a group is split only
 /// when its peers are told different things (BIRD's buckets, FRR's update-groups, per batch).
 /// The caller encodes each group once per session context.
-#[derive(Debug, Default)]
-pub struct Export {
+#[derive(Debug)]
+pub struct Export<F: Family = V4> {
     /// What each group is sent.
-    outs: Vec<PeerOut>,
+    outs: Vec<PeerOut<F>>,
     /// Per group: how many peers are in it.
     members: Vec<u32>,
     /// Per peer id: its group in `outs` (NO_GROUP: nothing to send).
     group_of: Vec<u32>,
     /// Prefixes whose best path or ECMP set changed (for the fabric).
-    pub changed: Vec<Ipv4Prefix>,
+    pub changed: Vec<F::Prefix>,
     /// Exported attribute sets made during this batch, by the address of their source set, so
     /// that all prefixes of one UPDATE share one exported set (and one packed message).
     cache: ExportCache,
@@ -305,7 +315,7 @@ impl Op {
             _ => false,
         }
     }
-    fn apply(&self, out: &mut PeerOut, prefix: Ipv4Prefix) {
+    fn apply<F: Family>(&self, out: &mut PeerOut<F>, prefix: F::Prefix) {
         match self {
             Op::Keep => {}
             Op::Withdraw => out.withdraw.push(prefix),
@@ -318,7 +328,23 @@ impl Op {
 /// set within the batch; the interner's sweep collects sets this kept alive past their release.
 type ExportCache = Vec<(Arc<PathAttributes>, Arc<PathAttributes>)>;
 
-impl Export {
+impl<F: Family> Default for Export<F> {
+    fn default() -> Self {
+        Self {
+            outs: Vec::new(),
+            members: Vec::new(),
+            group_of: Vec::new(),
+            changed: Vec::new(),
+            cache: Vec::new(),
+            up: None,
+            ops: Vec::new(),
+            moves: Vec::new(),
+            pick: Vec::new(),
+        }
+    }
+}
+
+impl<F: Family> Export<F> {
     fn group(&self, q: PeerId) -> u32 {
         self.group_of.get(q).copied().unwrap_or(NO_GROUP)
     }
@@ -348,7 +374,7 @@ impl Export {
     }
 
     /// What `q` alone is sent, to change it: `q` leaves a group it shares.
-    fn out(&mut self, q: PeerId) -> &mut PeerOut {
+    fn out(&mut self, q: PeerId) -> &mut PeerOut<F> {
         let g = self.group(q);
         if g == NO_GROUP || self.members[g as usize] > 1 {
             let n = self.new_group(g);
@@ -360,7 +386,7 @@ impl Export {
 
     /// Applies one prefix change to every peer in `ops` (peer, op): peers of one group told
     /// different things end up in different groups.
-    fn apply(&mut self, prefix: Ipv4Prefix, ops: &[(PeerId, Op)]) {
+    fn apply(&mut self, prefix: F::Prefix, ops: &[(PeerId, Op)]) {
         let mut moves = std::mem::take(&mut self.moves);
         let mut pick = std::mem::take(&mut self.pick);
         moves.clear();
@@ -402,7 +428,7 @@ impl Export {
     }
 
     /// (peers, what each of them is sent) per group with something to send; peers by id.
-    pub fn groups(&self) -> Vec<(Vec<PeerId>, &PeerOut)> {
+    pub fn groups(&self) -> Vec<(Vec<PeerId>, &PeerOut<F>)> {
         let mut peers: Vec<Vec<PeerId>> = vec![Vec::new(); self.outs.len()];
         for (q, &g) in self.group_of.iter().enumerate() {
             if g != NO_GROUP {
@@ -417,7 +443,7 @@ impl Export {
     }
 
     /// (peer, what it is sent) for every peer sent something, by peer id.
-    pub fn peers(&self) -> Vec<(PeerId, &PeerOut)> {
+    pub fn peers(&self) -> Vec<(PeerId, &PeerOut<F>)> {
         self.group_of
             .iter()
             .enumerate()
@@ -432,22 +458,17 @@ type Best = Option<(PeerId, Arc<PathAttributes>)>;
 
 /// The RIB of one route server instance.
 #[derive(Debug)]
-pub struct Rib {
-    cfg: RibConfig,
-    peers: Vec<Option<Peer>>,
-    loc: ShardedMap<Ipv4Prefix, Entry>,
+pub struct Rib<F: Family = V4> {
+    cfg: RibConfig<F>,
+    peers: Vec<Option<Peer<F>>>,
+    loc: ShardedMap<F::Prefix, Entry>,
     interner: Interner,
     originated_attrs: Arc<PathAttributes>,
 }
 
-impl Rib {
-    pub fn new(cfg: RibConfig) -> Self {
-        let originated_attrs = Arc::new(PathAttributes {
-            origin: Some(Origin::Igp),
-            as_path: Some(AsPath::from_sequence(vec![cfg.asn])),
-            next_hop: Some(cfg.local_address),
-            ..Default::default()
-        });
+impl<F: Family> Rib<F> {
+    pub fn new(cfg: RibConfig<F>) -> Self {
+        let originated_attrs = originated_attrs::<F>(cfg.asn, cfg.local_address);
         Self {
             cfg,
             peers: Vec::new(),
@@ -457,7 +478,7 @@ impl Rib {
         }
     }
 
-    pub fn config(&self) -> &RibConfig {
+    pub fn config(&self) -> &RibConfig<F> {
         &self.cfg
     }
 
@@ -470,18 +491,19 @@ impl Rib {
             "set_asn with peers configured"
         );
         self.cfg.asn = asn;
-        self.originated_attrs = Arc::new(PathAttributes {
-            origin: Some(Origin::Igp),
-            as_path: Some(AsPath::from_sequence(vec![asn])),
-            next_hop: Some(self.cfg.local_address),
-            ..Default::default()
-        });
+        self.originated_attrs = originated_attrs::<F>(asn, self.cfg.local_address);
     }
 
-    pub fn add_peer(&mut self, name: &str, address: Ipv4Addr, asn: u32, max_routes: u32) -> PeerId {
+    pub fn add_peer(
+        &mut self,
+        name: &str,
+        address: impl Into<IpAddr>,
+        asn: u32,
+        max_routes: u32,
+    ) -> PeerId {
         let p = Peer {
             name: name.to_string(),
-            address,
+            address: address.into(),
             asn,
             max_routes,
             limits: PathLimits::default(),
@@ -505,7 +527,7 @@ impl Rib {
     }
 
     /// Removes a peer (deconfigured); its routes are withdrawn from the others.
-    pub fn remove_peer(&mut self, id: PeerId) -> Export {
+    pub fn remove_peer(&mut self, id: PeerId) -> Export<F> {
         let ex = self.peer_down(id);
         if let Some(slot) = self.peers.get_mut(id) {
             *slot = None;
@@ -513,7 +535,7 @@ impl Rib {
         ex
     }
 
-    fn peer(&self, id: PeerId) -> Option<&Peer> {
+    fn peer(&self, id: PeerId) -> Option<&Peer<F>> {
         self.peers.get(id).and_then(Option::as_ref)
     }
 
@@ -537,7 +559,7 @@ impl Rib {
     }
 
     /// The session came up: returns the full set to send it.
-    pub fn peer_up(&mut self, id: PeerId, router_id: Ipv4Addr) -> Export {
+    pub fn peer_up(&mut self, id: PeerId, router_id: Ipv4Addr) -> Export<F> {
         if let Some(Some(p)) = self.peers.get_mut(id) {
             p.up = true;
             p.router_id = router_id;
@@ -546,7 +568,7 @@ impl Rib {
     }
 
     /// Everything `id` should hold from us, as one export (session up, or ROUTE-REFRESH).
-    pub fn full_export(&self, id: PeerId) -> Export {
+    pub fn full_export(&self, id: PeerId) -> Export<F> {
         let mut ex = Export::default();
         let out = ex.out(id);
         for (p, a) in self.advertised_to(id) {
@@ -568,7 +590,7 @@ impl Rib {
         for (_, r) in std::mem::take(&mut p.rejected) {
             self.interner.release(r.attrs);
         }
-        let held: Vec<Ipv4Prefix> = self
+        let held: Vec<F::Prefix> = self
             .loc
             .iter()
             .filter(|(_, e)| e.paths().iter().any(|x| x.peer() == id))
@@ -582,7 +604,7 @@ impl Rib {
     }
 
     /// Withdraws the peer's stale paths (see [`Rib::peer_down_stale`]).
-    pub fn sweep_stale(&mut self, id: PeerId) -> Export {
+    pub fn sweep_stale(&mut self, id: PeerId) -> Export<F> {
         let mut ex = Export::default();
         let Some(Some(p)) = self.peers.get_mut(id) else {
             return ex;
@@ -603,7 +625,7 @@ impl Rib {
     }
 
     /// A path from `id` for `prefix` was sent again (or withdrawn): it is no longer stale.
-    fn refresh(&mut self, id: PeerId, prefix: &Ipv4Prefix) {
+    fn refresh(&mut self, id: PeerId, prefix: &F::Prefix) {
         if let Some(Some(p)) = self.peers.get_mut(id) {
             if !p.stale.is_empty() {
                 p.stale.remove(prefix);
@@ -612,7 +634,7 @@ impl Rib {
     }
 
     /// The session went down: every route learned from it is withdrawn.
-    pub fn peer_down(&mut self, id: PeerId) -> Export {
+    pub fn peer_down(&mut self, id: PeerId) -> Export<F> {
         let mut ex = Export::default();
         let Some(Some(p)) = self.peers.get_mut(id) else {
             return ex;
@@ -626,7 +648,7 @@ impl Rib {
         if !was_up && self.peer(id).is_some_and(|p| p.accepted == 0) {
             return ex;
         }
-        let prefixes: Vec<Ipv4Prefix> = self
+        let prefixes: Vec<F::Prefix> = self
             .loc
             .iter()
             .filter(|(_, e)| e.paths().iter().any(|x| x.peer() == id))
@@ -641,15 +663,33 @@ impl Rib {
         ex
     }
 
-    /// Applies one UPDATE from `id`. Over the peer's route limit nothing is applied: the caller
-    /// resets the session (Cease/1) and calls [`Rib::peer_down`].
-    pub fn apply_update(&mut self, id: PeerId, u: &UpdateMessage) -> Result<Export, LimitExceeded> {
+    /// Applies this family's part of one UPDATE from `id`. Over the peer's route limit nothing
+    /// is applied: the caller resets the session (Cease/1) and calls [`Rib::peer_down`].
+    pub fn apply_update(
+        &mut self,
+        id: PeerId,
+        u: &UpdateMessage,
+    ) -> Result<Export<F>, LimitExceeded> {
+        self.apply_update_counted(id, u, 0)
+    }
+
+    /// [`Rib::apply_update`] for a peer that also holds `held_elsewhere` routes of another
+    /// family: the route limit counts them too.
+    pub fn apply_update_counted(
+        &mut self,
+        id: PeerId,
+        u: &UpdateMessage,
+        held_elsewhere: u32,
+    ) -> Result<Export<F>, LimitExceeded> {
         let mut ex = Export::default();
+        let Some(part) = F::part(u) else {
+            return Ok(ex);
+        };
         let Some(peer) = self.peer(id) else {
             return Ok(ex);
         };
-        let held = peer.accepted + peer.rejected.len() as u32;
-        let incoming = u.nlri.len() as u32;
+        let held = (peer.accepted + peer.rejected.len() as u32).saturating_add(held_elsewhere);
+        let incoming = part.announced.len() as u32;
         if held.saturating_add(incoming) > peer.max_routes {
             return Err(LimitExceeded {
                 held,
@@ -658,22 +698,26 @@ impl Rib {
             });
         }
         let (peer_asn, own_asn, limits) = (peer.asn, self.cfg.asn, peer.limits);
-        for p in &u.withdrawn {
+        for p in part.withdrawn.iter() {
             self.withdraw_one(id, *p, &mut ex);
         }
-        if u.nlri.is_empty() {
+        if part.announced.is_empty() {
             return Ok(ex);
         }
         // A path over the peer's attribute limits is treated as withdrawn (RFC 7606 style: the
         // session stays) and held without the oversized parts, so it costs no memory.
-        let (verdict, attrs) = match limits.check(&u.attrs) {
-            Err(why) => (Err(why), self.interner.intern(limits.stripped(&u.attrs))),
+        let a: &PathAttributes = &part.attrs;
+        let (verdict, attrs) = match limits.check(a) {
+            Err(why) => (Err(why), self.interner.intern(limits.stripped(a))),
             Ok(()) => (
-                policy(&u.attrs, peer_asn, own_asn),
-                self.interner.intern(u.attrs.clone()),
+                match part.refused {
+                    Some(why) => Err(why),
+                    None => policy(a, peer_asn, own_asn),
+                },
+                self.interner.intern(part.attrs.into_owned()),
             ),
         };
-        for p in &u.nlri {
+        for p in part.announced.iter() {
             match &verdict {
                 Ok(()) => self.announce_one(id, *p, &attrs, &mut ex),
                 Err(reason) => {
@@ -695,12 +739,12 @@ impl Rib {
         Ok(ex)
     }
 
-    fn best(&self, prefix: &Ipv4Prefix) -> Best {
+    fn best(&self, prefix: &F::Prefix) -> Best {
         let e = self.loc.get(prefix)?;
         e.paths().first().map(|p| (p.peer(), p.attrs.clone()))
     }
 
-    fn withdraw_one(&mut self, id: PeerId, prefix: Ipv4Prefix, ex: &mut Export) {
+    fn withdraw_one(&mut self, id: PeerId, prefix: F::Prefix, ex: &mut Export<F>) {
         self.refresh(id, &prefix);
         if let Some(Some(peer)) = self.peers.get_mut(id) {
             if let Some(old) = peer.rejected.remove(&prefix) {
@@ -717,9 +761,9 @@ impl Rib {
     fn announce_one(
         &mut self,
         id: PeerId,
-        prefix: Ipv4Prefix,
+        prefix: F::Prefix,
         attrs: &Arc<PathAttributes>,
-        ex: &mut Export,
+        ex: &mut Export<F>,
     ) {
         self.refresh(id, &prefix);
         if let Some(Some(peer)) = self.peers.get_mut(id) {
@@ -759,7 +803,7 @@ impl Rib {
     }
 
     /// Removes `id`'s path for `prefix`; false if it had none.
-    fn remove_path(&mut self, prefix: Ipv4Prefix, id: PeerId) -> bool {
+    fn remove_path(&mut self, prefix: F::Prefix, id: PeerId) -> bool {
         let Some(e) = self.loc.get_mut(&prefix) else {
             return false;
         };
@@ -782,7 +826,13 @@ impl Rib {
     }
 
     /// Re-runs the decision process for `prefix` and exports what changed.
-    fn finish_change(&mut self, prefix: Ipv4Prefix, before: Best, before_mp: u16, ex: &mut Export) {
+    fn finish_change(
+        &mut self,
+        prefix: F::Prefix,
+        before: Best,
+        before_mp: u16,
+        ex: &mut Export<F>,
+    ) {
         self.redecide(prefix);
         let after = self.best(&prefix);
         let after_mp = self.loc.get(&prefix).map_or(0, Entry::multipath);
@@ -841,12 +891,12 @@ impl Rib {
         if let Some((_, a)) = cache.iter().find(|(k, _)| Arc::ptr_eq(k, attrs)) {
             return Some(a.clone());
         }
-        let a = Arc::new(export_attrs(attrs, self.cfg.asn));
+        let a = Arc::new(export_attrs::<F>(attrs, self.cfg.asn));
         cache.push((attrs.clone(), a.clone()));
         Some(a)
     }
 
-    fn redecide(&mut self, prefix: Ipv4Prefix) {
+    fn redecide(&mut self, prefix: F::Prefix) {
         let Some(Entry::Many(e)) = self.loc.get_mut(&prefix) else {
             return; // one path: it is the best and the ECMP set
         };
@@ -855,12 +905,10 @@ impl Rib {
             .paths
             .iter()
             .map(|p| {
-                let (rid, addr) = peers
-                    .get(p.peer())
-                    .and_then(Option::as_ref)
-                    .map_or((Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED), |x| {
-                        (x.router_id, x.address)
-                    });
+                let (rid, addr) = peers.get(p.peer()).and_then(Option::as_ref).map_or(
+                    (Ipv4Addr::UNSPECIFIED, IpAddr::from(Ipv4Addr::UNSPECIFIED)),
+                    |x| (x.router_id, x.address),
+                );
                 Candidate {
                     attrs: &p.attrs,
                     peer_router_id: rid,
@@ -886,9 +934,9 @@ impl Rib {
     /// every established peer must be sent to match.
     pub fn set_export_config(
         &mut self,
-        originated: Vec<Ipv4Prefix>,
+        originated: Vec<F::Prefix>,
         branch_to_branch: bool,
-    ) -> Export {
+    ) -> Export<F> {
         let up: Vec<PeerId> = self
             .peers
             .iter()
@@ -896,7 +944,7 @@ impl Rib {
             .filter(|(_, p)| p.as_ref().is_some_and(|p| p.up))
             .map(|(i, _)| i)
             .collect();
-        let before: Vec<HashMap<Ipv4Prefix, Arc<PathAttributes>>> = up
+        let before: Vec<HashMap<F::Prefix, Arc<PathAttributes>>> = up
             .iter()
             .map(|&q| self.advertised_to(q).into_iter().collect())
             .collect();
@@ -904,7 +952,7 @@ impl Rib {
         self.cfg.branch_to_branch = branch_to_branch;
         let mut ex = Export::default();
         for (q, old) in up.into_iter().zip(before) {
-            let new: HashMap<Ipv4Prefix, Arc<PathAttributes>> =
+            let new: HashMap<F::Prefix, Arc<PathAttributes>> =
                 self.advertised_to(q).into_iter().collect();
             for p in old.keys().filter(|p| !new.contains_key(p)) {
                 ex.out(q).withdraw.push(*p);
@@ -919,8 +967,8 @@ impl Rib {
     }
 
     /// What `q` is sent, computed from the Loc-RIB (no Adj-RIB-Out is stored).
-    pub fn advertised_to(&self, q: PeerId) -> Vec<(Ipv4Prefix, Arc<PathAttributes>)> {
-        let mut out: Vec<(Ipv4Prefix, Arc<PathAttributes>)> = self
+    pub fn advertised_to(&self, q: PeerId) -> Vec<(F::Prefix, Arc<PathAttributes>)> {
+        let mut out: Vec<(F::Prefix, Arc<PathAttributes>)> = self
             .cfg
             .originated
             .iter()
@@ -943,7 +991,7 @@ impl Rib {
     }
 
     /// The peer's Adj-RIB-In: accepted and rejected routes, sorted by prefix.
-    pub fn learned_from(&self, id: PeerId) -> Vec<LearnedRoute> {
+    pub fn learned_from(&self, id: PeerId) -> Vec<LearnedRoute<F>> {
         let mut out = Vec::new();
         for (prefix, e) in self.loc.iter() {
             for (i, p) in e.paths().iter().enumerate() {
@@ -974,8 +1022,8 @@ impl Rib {
 
     /// Every path held, accepted or refused by policy (the Adj-RIBs-In), by prefix in order,
     /// as (peer, attributes): what an MRT table dump holds.
-    pub fn adj_ribs_in(&self) -> BTreeMap<Ipv4Prefix, Vec<(PeerId, Arc<PathAttributes>)>> {
-        let mut out: BTreeMap<Ipv4Prefix, Vec<(PeerId, Arc<PathAttributes>)>> = BTreeMap::new();
+    pub fn adj_ribs_in(&self) -> BTreeMap<F::Prefix, Vec<(PeerId, Arc<PathAttributes>)>> {
+        let mut out: BTreeMap<F::Prefix, Vec<(PeerId, Arc<PathAttributes>)>> = BTreeMap::new();
         for (prefix, e) in self.loc.iter() {
             out.entry(*prefix)
                 .or_default()
@@ -991,12 +1039,12 @@ impl Rib {
     }
 
     /// A configured peer's address, AS and BGP identifier (unspecified until its first session).
-    pub fn peer_info(&self, id: PeerId) -> Option<(Ipv4Addr, u32, Ipv4Addr)> {
+    pub fn peer_info(&self, id: PeerId) -> Option<(IpAddr, u32, Ipv4Addr)> {
         self.peer(id).map(|p| (p.address, p.asn, p.router_id))
     }
 
     /// The Loc-RIB entry of a prefix: the ECMP paths (best first) as (peer, attributes).
-    pub fn multipath(&self, prefix: &Ipv4Prefix) -> Vec<(PeerId, Arc<PathAttributes>)> {
+    pub fn multipath(&self, prefix: &F::Prefix) -> Vec<(PeerId, Arc<PathAttributes>)> {
         self.loc.get(prefix).map_or_else(Vec::new, |e| {
             e.paths()
                 .iter()
@@ -1008,11 +1056,11 @@ impl Rib {
 
     /// Distinct forwarding next hops of a prefix's ECMP set (two NVAs advertising the same
     /// LB frontend are one next hop).
-    pub fn forwarding_next_hops(&self, prefix: &Ipv4Prefix) -> Vec<Ipv4Addr> {
-        let mut v: Vec<Ipv4Addr> = self
+    pub fn forwarding_next_hops(&self, prefix: &F::Prefix) -> Vec<F::Addr> {
+        let mut v: Vec<F::Addr> = self
             .multipath(prefix)
             .iter()
-            .filter_map(|(_, a)| a.next_hop)
+            .filter_map(|(_, a)| F::next_hop(a))
             .collect();
         v.sort();
         v.dedup();
@@ -1020,7 +1068,7 @@ impl Rib {
     }
 
     /// Prefixes in the Loc-RIB.
-    pub fn prefixes(&self) -> impl Iterator<Item = &Ipv4Prefix> {
+    pub fn prefixes(&self) -> impl Iterator<Item = &F::Prefix> {
         self.loc.keys()
     }
 
@@ -1096,6 +1144,7 @@ impl PathLimits {
         PathAttributes {
             origin: a.origin,
             next_hop: a.next_hop,
+            mp_reach: a.mp_reach.clone(),
             ..Default::default()
         }
     }
@@ -1125,9 +1174,19 @@ fn exportable(a: &PathAttributes, to_asn: u32) -> bool {
         && !a.as_path.as_ref().is_some_and(|p| p.contains(to_asn))
 }
 
+/// The attributes an instance originates its address space with.
+fn originated_attrs<F: Family>(asn: u32, local: F::Addr) -> Arc<PathAttributes> {
+    let a = PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::from_sequence(vec![asn])),
+        ..Default::default()
+    };
+    Arc::new(F::with_next_hop(a, local))
+}
+
 /// The attributes of a learned route as re-advertised to another peer (RFC 4271 §5.1).
-fn export_attrs(a: &PathAttributes, own_asn: u32) -> PathAttributes {
-    PathAttributes {
+fn export_attrs<F: Family>(a: &PathAttributes, own_asn: u32) -> PathAttributes {
+    let mut out = PathAttributes {
         origin: a.origin,
         as_path: Some(a.as_path.as_ref().map_or_else(
             || AsPath::from_sequence(vec![own_asn]),
@@ -1151,5 +1210,7 @@ fn export_attrs(a: &PathAttributes, own_asn: u32) -> PathAttributes {
             .filter(|r| r.is_transitive())
             .map(|r| r.for_forwarding())
             .collect(),
-    }
+    };
+    F::export_next_hop(a, &mut out);
+    out
 }

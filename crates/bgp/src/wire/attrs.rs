@@ -1054,11 +1054,13 @@ fn parse_mp_reach(v: &[u8]) -> Result<Option<MpReach>, AttrProblem> {
         .ok_or(AttrProblem::Length { len: v.len() })?;
     let next_hop = match (bits, nh_len) {
         (32, 4) => MpNextHop::V4(Ipv4Addr::from(be32(nh))),
-        (128, 16) => MpNextHop::V6 {
+        // IPv6 unicast, and IPv4 unicast with an IPv6 next hop (RFC 8950): decoded here, the
+        // route server decides whether it takes them.
+        (128 | 32, 16) => MpNextHop::V6 {
             global: v6(&nh[..16]),
             link_local: None,
         },
-        (128, 32) => MpNextHop::V6 {
+        (128 | 32, 32) => MpNextHop::V6 {
             global: v6(&nh[..16]),
             link_local: Some(v6(&nh[16..])),
         },

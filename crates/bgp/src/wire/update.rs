@@ -12,7 +12,7 @@
 
 use super::attrs::{self, AttrError, ErrorAction, MpReach, MpUnreach, PathAttributes};
 use super::notification::{code, update as sub, Notification};
-use super::prefix::{self, Ipv4NlriIter, Ipv4Prefix, NlriError};
+use super::prefix::{self, Ipv4NlriIter, Ipv4Prefix, Ipv6Prefix, NlriError};
 use super::{
     begin_message, finish_message, Afi, MessageType, Prefix, Safi, SessionContext, HEADER_LEN,
 };
@@ -172,6 +172,42 @@ impl UpdateMessage {
         Self::default()
     }
 
+    /// An End-of-RIB marker for `afi`/`safi`: for IPv4 unicast the empty UPDATE, for any other
+    /// family an UPDATE holding only an empty MP_UNREACH_NLRI of that family (RFC 4724 §2).
+    pub fn end_of_rib_for(afi: Afi, safi: Safi) -> Self {
+        if afi == Afi::IPV4 && safi == Safi::UNICAST {
+            return Self::end_of_rib();
+        }
+        Self {
+            attrs: PathAttributes {
+                mp_unreach: Some(MpUnreach {
+                    afi,
+                    safi,
+                    withdrawn: Vec::new(),
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// The family this UPDATE is the End-of-RIB marker of, if it is one.
+    pub fn end_of_rib_family(&self) -> Option<(Afi, Safi)> {
+        if self.is_end_of_rib() {
+            return Some((Afi::IPV4, Safi::UNICAST));
+        }
+        let u = self.attrs.mp_unreach.as_ref()?;
+        let only_unreach = PathAttributes {
+            mp_unreach: self.attrs.mp_unreach.clone(),
+            ..Default::default()
+        };
+        (self.withdrawn.is_empty()
+            && self.nlri.is_empty()
+            && u.withdrawn.is_empty()
+            && self.attrs == only_unreach)
+            .then_some((u.afi, u.safi))
+    }
+
     /// Appends this UPDATE as one message when it fits in the session's maximum message size,
     /// else as several: withdrawals first, then announcements packed behind the attributes.
     pub fn emit(&self, ctx: &SessionContext, out: &mut Vec<u8>) {
@@ -303,6 +339,111 @@ pub fn pack_ipv4(
     }
     if start != usize::MAX {
         finish_message(start, out);
+    }
+    messages
+}
+
+/// Appends UPDATEs that announce IPv6 unicast `prefixes` with the attribute set `encoded_attrs`
+/// (as written by [`PathAttributes::emit`], without MP_REACH_NLRI) and `next_hop`: each message
+/// ends with an MP_REACH_NLRI (RFC 4760 §3, RFC 2545) holding as many prefixes as `max_len`
+/// allows. Returns the number of messages written.
+pub fn pack_ipv6(
+    encoded_attrs: &[u8],
+    next_hop: &attrs::MpNextHop,
+    prefixes: impl IntoIterator<Item = Ipv6Prefix>,
+    max_len: usize,
+    out: &mut Vec<u8>,
+) -> usize {
+    let mut head = Vec::with_capacity(40);
+    head.extend_from_slice(&Afi::IPV6.0.to_be_bytes());
+    head.push(Safi::UNICAST.0);
+    match next_hop {
+        attrs::MpNextHop::V4(a) => {
+            head.push(4);
+            head.extend_from_slice(&a.octets());
+        }
+        attrs::MpNextHop::V6 { global, link_local } => {
+            head.push(if link_local.is_some() { 32 } else { 16 });
+            head.extend_from_slice(&global.octets());
+            if let Some(ll) = link_local {
+                head.extend_from_slice(&ll.octets());
+            }
+        }
+    }
+    head.push(0); // reserved (formerly SNPAs)
+    pack_mp(
+        encoded_attrs,
+        attrs::attr_type::MP_REACH_NLRI,
+        &head,
+        prefixes,
+        max_len,
+        out,
+    )
+}
+
+/// Appends UPDATEs that withdraw IPv6 unicast `prefixes` in MP_UNREACH_NLRI, packed. Returns
+/// the number of messages written.
+pub fn pack_ipv6_withdrawals(
+    prefixes: impl IntoIterator<Item = Ipv6Prefix>,
+    max_len: usize,
+    out: &mut Vec<u8>,
+) -> usize {
+    let mut head = Vec::with_capacity(3);
+    head.extend_from_slice(&Afi::IPV6.0.to_be_bytes());
+    head.push(Safi::UNICAST.0);
+    pack_mp(
+        &[],
+        attrs::attr_type::MP_UNREACH_NLRI,
+        &head,
+        prefixes,
+        max_len,
+        out,
+    )
+}
+
+/// UPDATEs of `encoded_attrs` followed by one attribute `code` (extended length) made of `head`
+/// and as many prefixes as fit.
+fn pack_mp(
+    encoded_attrs: &[u8],
+    code: u8,
+    head: &[u8],
+    prefixes: impl IntoIterator<Item = Ipv6Prefix>,
+    max_len: usize,
+    out: &mut Vec<u8>,
+) -> usize {
+    let mut messages = 0;
+    let mut start = usize::MAX;
+    // The MP attribute's header is 4 octets: flags, code, 2-octet length.
+    let close = |start: usize, out: &mut Vec<u8>| {
+        let alen = out.len() - start - HEADER_LEN - 4;
+        out[start + HEADER_LEN + 2..start + HEADER_LEN + 4]
+            .copy_from_slice(&(alen as u16).to_be_bytes());
+        let mp_at = start + HEADER_LEN + 4 + encoded_attrs.len();
+        let mp_len = out.len() - mp_at - 4;
+        out[mp_at + 2..mp_at + 4].copy_from_slice(&(mp_len as u16).to_be_bytes());
+        finish_message(start, out);
+    };
+    for p in prefixes {
+        if start == usize::MAX || out.len() - start + p.wire_len() > max_len {
+            if start != usize::MAX {
+                close(start, out);
+            }
+            start = begin_message(MessageType::Update, out);
+            out.extend_from_slice(&[0, 0, 0, 0]);
+            out.extend_from_slice(encoded_attrs);
+            out.extend_from_slice(&[
+                attrs::flag::OPTIONAL | attrs::flag::EXTENDED_LENGTH,
+                code,
+                0,
+                0,
+            ]);
+            out.extend_from_slice(head);
+            messages += 1;
+        }
+        prefix::emit_ipv6(&p, out);
+    }
+    if start != usize::MAX {
+        close(start, out);
     }
     messages
 }
