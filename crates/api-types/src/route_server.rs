@@ -12,6 +12,10 @@ use crate::nullable;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PeerView {
+    /// The address families both sides offered on the session (`ipv4-unicast`,
+    /// `ipv6-unicast`); sent once a session was established.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub address_families: Vec<String>,
     /// Why the session last went down or what it last refused; `null` when nothing went wrong.
     #[serde(deserialize_with = "nullable")]
     pub last_error: Option<String>,

@@ -966,8 +966,10 @@ pub struct Refused {
 pub struct Listener {
     peers: Arc<Mutex<HashMap<IpAddr, mpsc::Sender<TcpStream>>>>,
     pub refused: Arc<Refused>,
-    /// The listening socket's descriptor, for per-peer TCP-MD5 keys (-1 until attached).
+    /// The listening sockets' descriptors, IPv4 and IPv6, for per-peer TCP-MD5 keys (-1 until
+    /// attached). An instance with an IPv6 address listens on both.
     fd: Arc<std::sync::atomic::AtomicI32>,
+    fd6: Arc<std::sync::atomic::AtomicI32>,
 }
 
 impl Default for Listener {
@@ -976,6 +978,7 @@ impl Default for Listener {
             peers: Arc::default(),
             refused: Arc::default(),
             fd: Arc::new(std::sync::atomic::AtomicI32::new(-1)),
+            fd6: Arc::new(std::sync::atomic::AtomicI32::new(-1)),
         }
     }
 }
@@ -991,14 +994,22 @@ impl Listener {
         self.lock().remove(&remote);
         let _ = self.set_md5(remote, b"");
     }
-    /// Remembers the socket `run` will accept on, so keys can be set on it.
+    /// Remembers a socket `run` will accept on (one per family), so keys can be set on it.
     pub fn attach(&self, sock: &TcpListener) {
         use std::os::fd::AsRawFd;
-        self.fd.store(sock.as_raw_fd(), Ordering::Relaxed);
+        let v6 = sock.local_addr().is_ok_and(|a| a.is_ipv6());
+        let slot = if v6 { &self.fd6 } else { &self.fd };
+        slot.store(sock.as_raw_fd(), Ordering::Relaxed);
     }
-    /// Sets (empty: removes) the TCP-MD5 key the listening socket requires from `remote`.
+    /// Sets (empty: removes) the TCP-MD5 key the listening socket of `remote`'s family
+    /// requires from it.
     pub fn set_md5(&self, remote: IpAddr, key: &[u8]) -> std::io::Result<()> {
-        let fd = self.fd.load(Ordering::Relaxed);
+        let slot = if remote.is_ipv6() {
+            &self.fd6
+        } else {
+            &self.fd
+        };
+        let fd = slot.load(Ordering::Relaxed);
         if fd < 0 {
             return if key.is_empty() {
                 Ok(())
@@ -1020,11 +1031,15 @@ impl Listener {
         if fd < 0 {
             return Err(std::io::Error::other("listener not attached"));
         }
-        if on {
-            sockopt::set_ttl_security(&RawSock(fd))
-        } else {
-            sockopt::clear_ttl_security(&RawSock(fd))
+        let fd6 = self.fd6.load(Ordering::Relaxed);
+        for fd in [fd, fd6].into_iter().filter(|fd| *fd >= 0) {
+            if on {
+                sockopt::set_ttl_security(&RawSock(fd))?;
+            } else {
+                sockopt::clear_ttl_security(&RawSock(fd))?;
+            }
         }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, mpsc::Sender<TcpStream>>> {

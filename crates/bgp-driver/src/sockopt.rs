@@ -78,13 +78,41 @@ pub const GTSM_TTL: u32 = 255;
 pub const GTSM_MIN_TTL: u32 = 254;
 
 fn set_ip_option(sock: &impl AsRawFd, option: libc::c_int, value: u32) -> io::Result<()> {
+    set_option(sock, libc::IPPROTO_IP, option, value)
+}
+
+/// IPV6_MINHOPCOUNT (Linux, in6.h): the IPv6 counterpart of IP_MINTTL.
+const IPV6_MINHOPCOUNT: libc::c_int = 73;
+
+/// Whether the socket is an IPv6 one (AF_INET6).
+fn is_ipv6(sock: &impl AsRawFd) -> bool {
+    // SAFETY: `ss` is a zeroed sockaddr_storage, large enough for any address; `len` says so;
+    // the kernel writes at most `len` octets into it.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let rc = libc::getsockname(
+            sock.as_raw_fd(),
+            (&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr>(),
+            &mut len,
+        );
+        rc == 0 && libc::c_int::from(ss.ss_family) == libc::AF_INET6
+    }
+}
+
+fn set_option(
+    sock: &impl AsRawFd,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: u32,
+) -> io::Result<()> {
     let v = value as libc::c_int;
     // SAFETY: the pointer and length describe `v`, an int that outlives the call; the kernel
     // only reads it.
     let rc = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
-            libc::IPPROTO_IP,
+            level,
             option,
             (&v as *const libc::c_int).cast::<libc::c_void>(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
@@ -97,9 +125,13 @@ fn set_ip_option(sock: &impl AsRawFd, option: libc::c_int, value: u32) -> io::Re
     }
 }
 
-/// GTSM (RFC 5082) on an IPv4 socket: send with TTL 255, drop whatever arrives with less than
-/// 254 (a sender more than one hop away cannot forge it).
+/// GTSM (RFC 5082) on a socket: send with TTL (IPv6: hop limit) 255, drop whatever arrives
+/// with less than 254 (a sender more than one hop away cannot forge it).
 pub fn set_ttl_security(sock: &impl AsRawFd) -> io::Result<()> {
+    if is_ipv6(sock) {
+        set_option(sock, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, GTSM_TTL)?;
+        return set_option(sock, libc::IPPROTO_IPV6, IPV6_MINHOPCOUNT, GTSM_MIN_TTL);
+    }
     set_ip_option(sock, libc::IP_TTL, GTSM_TTL)?;
     set_ip_option(sock, libc::IP_MINTTL, GTSM_MIN_TTL)
 }
@@ -107,6 +139,10 @@ pub fn set_ttl_security(sock: &impl AsRawFd) -> io::Result<()> {
 /// Undoes [`set_ttl_security`]: the system's default TTL, no minimum.
 pub fn clear_ttl_security(sock: &impl AsRawFd) -> io::Result<()> {
     // -1: the kernel's default (ip(7)); passed as the int the option takes.
+    if is_ipv6(sock) {
+        set_option(sock, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, u32::MAX)?;
+        return set_option(sock, libc::IPPROTO_IPV6, IPV6_MINHOPCOUNT, 0);
+    }
     set_ip_option(sock, libc::IP_TTL, u32::MAX)?;
     set_ip_option(sock, libc::IP_MINTTL, 0)
 }

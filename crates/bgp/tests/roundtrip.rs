@@ -273,6 +273,45 @@ proptest! {
         prop_assert_eq!(ann, nlri);
     }
 
+    /// IPv6 prefixes packed into MP_REACH_NLRI / MP_UNREACH_NLRI (what the route server sends)
+    /// decode back to the same prefixes, in order, with the same path and next hop, in
+    /// messages no longer than the session allows.
+    #[test]
+    fn ipv6_packing_splits_without_loss(prefixes in vec(v6prefix(), 1..3000), ext in any::<bool>(),
+                                       global in any::<u128>(), ll in option::of(any::<u64>())) {
+        let c = SessionContext { extended_message: ext, ..SessionContext::default() };
+        let next_hop = MpNextHop::V6 {
+            global: Ipv6Addr::from(global),
+            link_local: ll.map(|x| Ipv6Addr::from((0xfe80u128 << 112) | u128::from(x))),
+        };
+        let base = PathAttributes { origin: Some(Origin::Igp), as_path: Some(AsPath::from_sequence(vec![65515, 65001])), ..Default::default() };
+        let mut encoded = Vec::new();
+        base.emit(&c, &mut encoded);
+        let mut bytes = Vec::new();
+        let n = bgp::wire::update::pack_ipv6(&encoded, &next_hop, prefixes.iter().copied(), c.max_message_len(), &mut bytes);
+        let m = bgp::wire::update::pack_ipv6_withdrawals(prefixes.iter().copied(), c.max_message_len(), &mut bytes);
+        let (mut ann, mut wd) = (vec![], vec![]);
+        let msgs = decode_all(&bytes, &c);
+        prop_assert_eq!(msgs.len(), n + m);
+        for msg in msgs {
+            let Message::Update(u) = msg else { panic!("not an update") };
+            prop_assert!(u.nlri.is_empty() && u.withdrawn.is_empty());
+            if let Some(r) = u.attrs.mp_reach {
+                prop_assert_eq!((r.afi, r.safi, r.next_hop), (Afi::IPV6, Safi::UNICAST, next_hop));
+                prop_assert_eq!(u.attrs.origin, base.origin);
+                prop_assert_eq!(&u.attrs.as_path, &base.as_path);
+                ann.extend(r.nlri);
+            }
+            if let Some(w) = u.attrs.mp_unreach {
+                prop_assert_eq!(w.afi, Afi::IPV6);
+                wd.extend(w.withdrawn);
+            }
+        }
+        let want: Vec<Prefix> = prefixes.into_iter().map(Prefix::V6).collect();
+        prop_assert_eq!(ann, want.clone());
+        prop_assert_eq!(wd, want);
+    }
+
     /// Arbitrary bytes behind a valid header: the decoder returns, whatever it returns.
     #[test]
     fn arbitrary_bodies_never_panic(kind in 1u8..=5, body in vec(any::<u8>(), 0..600), two in any::<bool>()) {
@@ -358,4 +397,25 @@ fn fuzz_regression_unknown_attribute_order() {
         assert_eq!(m2, m);
         buf = &buf[n..];
     }
+}
+
+#[test]
+fn end_of_rib_markers_per_family() {
+    let c = SessionContext::default();
+    for (afi, safi) in [(Afi::IPV4, Safi::UNICAST), (Afi::IPV6, Safi::UNICAST)] {
+        let m = UpdateMessage::end_of_rib_for(afi, safi);
+        let back = decode_all(&Message::Update(m.clone()).to_bytes(&c), &c);
+        let [Message::Update(u)] = back.as_slice() else {
+            panic!("{back:?}")
+        };
+        assert_eq!(u, &m);
+        assert_eq!(u.end_of_rib_family(), Some((afi, safi)));
+    }
+    // An MP_UNREACH that withdraws something is not a marker.
+    let mut m = UpdateMessage::end_of_rib_for(Afi::IPV6, Safi::UNICAST);
+    if let Some(u) = m.attrs.mp_unreach.as_mut() {
+        u.withdrawn
+            .push(Prefix::V6("fd00:10::/48".parse().unwrap()));
+    }
+    assert_eq!(m.end_of_rib_family(), None);
 }

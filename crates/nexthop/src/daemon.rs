@@ -165,7 +165,7 @@ pub async fn start(
     // Every socket is bound before anything starts: a refused address starts nothing.
     let mut bound = Vec::new();
     for s in specs {
-        let sock = instance::bind(&s.name, s.address, s.port)?;
+        let sock = instance::bind(&s)?;
         bound.push((s, sock));
     }
     let sinks = Sinks {
@@ -266,12 +266,8 @@ pub async fn stop_all(handles: &[InstanceHandle]) {
 /// What a reload does to one running instance.
 enum Step {
     /// Reconfigure in place; with a socket when its port moved.
-    Keep(
-        InstanceHandle,
-        InstanceSpec,
-        Option<tokio::net::TcpListener>,
-    ),
-    Start(InstanceSpec, tokio::net::TcpListener),
+    Keep(InstanceHandle, InstanceSpec, Option<instance::Sockets>),
+    Start(InstanceSpec, instance::Sockets),
 }
 
 /// Applies new specs, all or nothing: instances matched by name and address are reconfigured
@@ -290,14 +286,16 @@ pub async fn apply(
             .iter()
             .find(|h| h.name == s.name && h.address == s.address)
         {
-            Some(h) if h.port == s.port => steps.push(Step::Keep(h.clone(), s, None)),
+            Some(h) if h.port == s.port && h.address6 == s.address6 => {
+                steps.push(Step::Keep(h.clone(), s, None))
+            }
             Some(h) => {
-                let sock = instance::bind(&s.name, s.address, s.port)
+                let sock = instance::bind(&s)
                     .map_err(|e| anyhow::anyhow!("config not applied, nothing changed: {e:#}"))?;
                 steps.push(Step::Keep(h.clone(), s, Some(sock)));
             }
             None => {
-                let sock = instance::bind(&s.name, s.address, s.port)
+                let sock = instance::bind(&s)
                     .map_err(|e| anyhow::anyhow!("config not applied, nothing changed: {e:#}"))?;
                 steps.push(Step::Start(s, sock));
             }
@@ -330,6 +328,7 @@ pub async fn apply(
         match step {
             Step::Keep(mut h, s, sock) => {
                 h.port = s.port;
+                h.address6 = s.address6;
                 h.ask(|tx| Query::Reconfigure(Box::new(s), sock, tx)).await;
                 next.push(h);
             }

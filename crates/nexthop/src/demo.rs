@@ -3,16 +3,23 @@
 //! Two route server instances listen on 127.0.1.4 and 127.0.1.5 (port 1179, AS 65515) with the
 //! API on 127.0.0.1:8179; two emulated NVAs on 127.0.2.10 and 127.0.2.11 (AS 65001) are real BGP
 //! speakers that peer with both instances and advertise 192.168.10.0/24 with next hop
-//! 10.1.0.100, the load balancer frontend, as the seed's route-map does. The demo narrates the
-//! sessions, what each instance learned and what each NVA received; the CLI works against it
-//! from another terminal.
+//! 10.1.0.100, the load balancer frontend, as the seed's route-map does. They also advertise the
+//! IPv6 branch fd00:10::/48 with next hop fd00:1::100 over the same IPv4 sessions (MP-BGP,
+//! RFC 4760: loopback has one IPv6 address, ::1, which cannot hold two instances), and the
+//! instances advertise the hub's IPv6 space fd00:1::/48 back with their IPv4-mapped addresses as
+//! next hop. The demo narrates the sessions, what each instance learned and what each NVA
+//! received; the CLI works against it from another terminal.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bgp::fsm::SessionConfig;
-use bgp::wire::{AsPath, Ipv4Prefix, Origin, PathAttributes, UpdateMessage};
+use bgp::wire::attrs::{MpNextHop, MpReach};
+use bgp::wire::{
+    Afi, AsPath, Capability, Ipv4Prefix, Ipv6Prefix, Origin, PathAttributes, Prefix, Safi,
+    UpdateMessage,
+};
 use bgp_driver::{spawn_peer, PeerCommand, PeerConfig, PeerEvent, PeerHandle};
 use tokio::sync::mpsc;
 
@@ -58,11 +65,19 @@ const NVAS: [(&str, Ipv4Addr); 2] = [
 const RS_ASN: u32 = 65515;
 const NVA_ASN: u32 = 65001;
 const LB_FRONTEND: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 100);
+/// The IPv6 frontend the NVAs name as next hop of the IPv6 branch (advertised only: the demo's
+/// data plane is IPv4).
+const LB_FRONTEND6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 0x100);
 /// Simulated flows from vm1 (10.1.3.10) to hosts of the branch, through the LB.
 const FLOWS: u32 = 1000;
 
 fn branch() -> Ipv4Prefix {
     Ipv4Prefix::new(Ipv4Addr::new(192, 168, 10, 0), 24).unwrap_or_else(|_| unreachable!())
+}
+
+fn branch6() -> Ipv6Prefix {
+    Ipv6Prefix::new(Ipv6Addr::new(0xfd00, 0x10, 0, 0, 0, 0, 0, 0), 48)
+        .unwrap_or_else(|_| unreachable!())
 }
 
 /// The embedded default: the seed's topology on loopback, as a config `nexthop run` accepts.
@@ -72,7 +87,7 @@ pub fn config_text(a: &DemoArgs) -> String {
 [[virtual_network]]
 name = "hub"
 region = "westeurope"
-address_space = ["10.1.0.0/16"]
+address_space = ["10.1.0.0/16", "fd00:1::/48"]
 
 [route_server]
 asn = {RS_ASN}
@@ -130,6 +145,27 @@ fn seed_route() -> UpdateMessage {
     }
 }
 
+/// The IPv6 branch, in MP_REACH_NLRI over the IPv4 session.
+fn seed_route6() -> UpdateMessage {
+    UpdateMessage {
+        attrs: PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::from_sequence(vec![NVA_ASN])),
+            mp_reach: Some(MpReach {
+                afi: Afi::IPV6,
+                safi: Safi::UNICAST,
+                next_hop: MpNextHop::V6 {
+                    global: LB_FRONTEND6,
+                    link_local: None,
+                },
+                nlri: vec![Prefix::V6(branch6())],
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 /// Which emulated NVA session an event is from: (nva, instance).
 type Tag = (usize, usize);
 
@@ -153,6 +189,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         INSTANCES[0], INSTANCES[1], args.port, args.api_listen
     );
     println!("  emulated NVAs {} and {} (AS {NVA_ASN}) advertise {} with next hop {LB_FRONTEND} (the LB frontend)", NVAS[0].1, NVAS[1].1, branch());
+    println!("  and {} with next hop {LB_FRONTEND6}, as IPv6 NLRI over the same IPv4 sessions (MP-BGP; loopback's one IPv6 address cannot hold two instances)", branch6());
     println!("  try: nexthop peers | nexthop routes learned --peer nva1 -o json | nexthop routes advertised --peer nva1");
 
     let cfg = config::parse(&config_text(&args), "<embedded demo config>")
@@ -183,6 +220,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         for (i, inst) in INSTANCES.iter().enumerate() {
             let mut s = SessionConfig::new(NVA_ASN, *addr, RS_ASN);
             s.connect_retry = Duration::from_secs(1);
+            s.capabilities.push(Capability::Multiprotocol {
+                afi: Afi::IPV6,
+                safi: Safi::UNICAST,
+            });
             let mut cfg = PeerConfig::new(
                 format!("{name}->{inst}"),
                 s,
@@ -309,17 +350,25 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 let (nva, inst) = (NVAS[n].0, instance_name(i));
                 match ev {
                     PeerEvent::Established { .. } => {
-                        println!("{} {nva}: session with {inst} ({}) Established; advertising {} via {LB_FRONTEND}", stamp(), INSTANCES[i], branch());
+                        println!("{} {nva}: session with {inst} ({}) Established; advertising {} via {LB_FRONTEND} and {} via {LB_FRONTEND6}", stamp(), INSTANCES[i], branch(), branch6());
                         if let Some(h) = nvas.get(&(n, i)) {
                             h.send(PeerCommand::SendUpdate(seed_route()));
+                            h.send(PeerCommand::SendUpdate(seed_route6()));
                         }
                     }
                     PeerEvent::Update { update, .. } => {
+                        let path = update.attrs.as_path.as_ref().map(|p| p.to_string()).unwrap_or_default();
+                        let nh = update.attrs.next_hop.map(|a| a.to_string()).unwrap_or_default();
                         for p in &update.nlri {
-                            let path = update.attrs.as_path.as_ref().map(|p| p.to_string()).unwrap_or_default();
-                            let nh = update.attrs.next_hop.map(|a| a.to_string()).unwrap_or_default();
                             println!("{} {nva}: received {p} from {inst}, next hop {nh}, AS path {path}", stamp());
                             received.entry((n, i)).or_default().push(p.to_string());
+                        }
+                        if let Some(r) = &update.attrs.mp_reach {
+                            let nh = match r.next_hop { MpNextHop::V6 { global, .. } => global.to_string(), MpNextHop::V4(a) => a.to_string() };
+                            for p in &r.nlri {
+                                println!("{} {nva}: received {p} from {inst}, next hop {nh}, AS path {path}", stamp());
+                                received.entry((n, i)).or_default().push(p.to_string());
+                            }
                         }
                     }
                     PeerEvent::Down { reason } => println!("{} {nva}: session with {inst} down: {reason}", stamp()),
@@ -434,6 +483,9 @@ async fn report(
             complete &= learned.iter().any(|r| {
                 r.network == branch().to_string() && r.next_hop == LB_FRONTEND.to_string()
             });
+            complete &= learned.iter().any(|r| {
+                r.network == branch6().to_string() && r.next_hop == LB_FRONTEND6.to_string()
+            });
             lines.push(format!(
                 "  {} learned from {nva}: {}",
                 h.name,
@@ -461,6 +513,7 @@ async fn report(
         );
     }
     println!("  one forwarding next hop for {}: {LB_FRONTEND} (two paths per instance, same LB frontend)", branch());
+    println!("  one forwarding next hop for {}: {LB_FRONTEND6} (IPv6 Loc-RIB; the fabric and the load balancer are IPv4-only so far)", branch6());
     // The fabric: what vm1-nic's effective routes say about the branch.
     let eff = crate::fabricrun::ask(&running.fabric, |tx| {
         crate::fabricrun::FabricMsg::EffectiveRoutes("vm1-nic".into(), None, tx)

@@ -21,10 +21,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bgp::fsm::State;
+use bgp::wire::{Afi, Safi};
 use bgp_driver::{spawn_peer, Listener, PeerCommand, PeerEvent, PeerHandle};
 use controller::instance::{Effect, Input, Instance, PeerSlot};
 pub use controller::instance::{InstanceSpec, PeerSpec};
-use routeserver::{PeerId, RouteState};
+use routeserver::{Family, PeerId, Rib, RouteState};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -50,7 +51,7 @@ pub enum Query {
     /// Apply a new spec (reload): peers added, removed, changed; untouched peers keep their
     /// sessions. With a socket: the port changed and this is the new listener, already bound
     /// (binding is what can fail, so the daemon does it before anything changes).
-    Reconfigure(Box<InstanceSpec>, Option<TcpListener>, oneshot::Sender<()>),
+    Reconfigure(Box<InstanceSpec>, Option<Sockets>, oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -59,6 +60,7 @@ pub enum Query {
 pub struct InstanceHandle {
     pub name: String,
     pub address: Ipv4Addr,
+    pub address6: Option<std::net::Ipv6Addr>,
     pub port: u16,
     queries: mpsc::Sender<Query>,
     pub listener: Listener,
@@ -75,11 +77,23 @@ impl InstanceHandle {
     }
 }
 
-/// Binds an instance's listening socket: the one step of starting or moving an instance that
+/// An instance's listening sockets: its IPv4 address, and its IPv6 address if it has one.
+pub struct Sockets {
+    pub v4: TcpListener,
+    pub v6: Option<TcpListener>,
+}
+
+/// Binds an instance's listening sockets: the one step of starting or moving an instance that
 /// the host can refuse (an address not on the host, a port in use).
-pub fn bind(name: &str, address: Ipv4Addr, port: u16) -> anyhow::Result<TcpListener> {
-    Listener::bind(SocketAddr::new(IpAddr::V4(address), port))
-        .map_err(|e| anyhow::anyhow!("{name}: cannot listen on {address}:{port}: {e}"))
+pub fn bind(spec: &InstanceSpec) -> anyhow::Result<Sockets> {
+    let one = |ip: IpAddr| {
+        let at = SocketAddr::new(ip, spec.port);
+        Listener::bind(at).map_err(|e| anyhow::anyhow!("{}: cannot listen on {at}: {e}", spec.name))
+    };
+    Ok(Sockets {
+        v4: one(IpAddr::V4(spec.address))?,
+        v6: spec.address6.map(|a| one(IpAddr::V6(a))).transpose()?,
+    })
 }
 
 /// Starts the instance's tasks on a socket bound by [`bind`]; cannot fail.
@@ -93,16 +107,16 @@ pub struct Sinks {
     pub bmp: Option<crate::bmprun::BmpFeed>,
 }
 
-pub fn start(spec: InstanceSpec, sock: TcpListener, sinks: Sinks) -> InstanceHandle {
+pub fn start(spec: InstanceSpec, socks: Sockets, sinks: Sinks) -> InstanceHandle {
     let Sinks { fabric, mrt, bmp } = sinks;
     let listener = Listener::new();
-    listener.attach(&sock);
-    let accepting = tokio::spawn(listener.clone().run(sock));
+    let accepting = accept_on(&listener, socks);
     let (qtx, qrx) = mpsc::channel(64);
     let (etx, erx) = mpsc::channel(1024);
     let handle = InstanceHandle {
         name: spec.name.clone(),
         address: spec.address,
+        address6: spec.address6,
         port: spec.port,
         queries: qtx,
         listener: listener.clone(),
@@ -126,13 +140,25 @@ pub fn start(spec: InstanceSpec, sock: TcpListener, sinks: Sinks) -> InstanceHan
     handle
 }
 
+/// Attaches `socks` to `listener` and accepts on each of them.
+fn accept_on(listener: &Listener, socks: Sockets) -> Vec<JoinHandle<()>> {
+    let Sockets { v4, v6 } = socks;
+    std::iter::once(v4)
+        .chain(v6)
+        .map(|sock| {
+            listener.attach(&sock);
+            tokio::spawn(listener.clone().run(sock))
+        })
+        .collect()
+}
+
 struct InstanceTask {
     owner: Instance,
     /// The running peer tasks, by the owner's peer id.
     handles: HashMap<PeerId, PeerHandle>,
     listener: Listener,
-    /// The task accepting on the instance's socket: aborting it closes the socket.
-    accepting: JoinHandle<()>,
+    /// The tasks accepting on the instance's sockets: aborting them closes the sockets.
+    accepting: Vec<JoinHandle<()>>,
     events: mpsc::Sender<(PeerId, PeerEvent)>,
     /// Where Loc-RIB changes go (the fabric), if anywhere.
     fabric: Option<crate::fabricrun::FabricTx>,
@@ -196,7 +222,7 @@ impl InstanceTask {
         // Let the peer tasks send their Cease before the runtime goes, then close the socket
         // (a later start on the same address must be able to bind it).
         tokio::time::sleep(Duration::from_millis(100)).await;
-        self.accepting.abort();
+        self.accepting.iter().for_each(JoinHandle::abort);
     }
 
     /// Carries out the owner's effects, in order.
@@ -277,15 +303,12 @@ impl InstanceTask {
                 let _ = tx.send(self.bmp_state());
             }
             Query::Reconfigure(spec, sock, tx) => {
-                if let Some(sock) = sock {
-                    // The new socket first, so the keys the owner re-registers land on it.
-                    self.listener.attach(&sock);
-                    let old = std::mem::replace(
-                        &mut self.accepting,
-                        tokio::spawn(self.listener.clone().run(sock)),
-                    );
-                    old.abort();
-                    info!(port = spec.port, "listening on the new port");
+                if let Some(socks) = sock {
+                    // The new sockets first, so the keys the owner re-registers land on them.
+                    let old =
+                        std::mem::replace(&mut self.accepting, accept_on(&self.listener, socks));
+                    old.iter().for_each(JoinHandle::abort);
+                    info!(port = spec.port, "listening on the new sockets");
                 }
                 let fx = self.owner.handle(Instant::now(), Input::Reconfigure(spec));
                 self.execute(fx);
@@ -410,9 +433,15 @@ impl InstanceTask {
     }
 
     fn peer_view(&self, s: &PeerSlot) -> PeerView {
-        let (received, accepted) = self.owner.rib().peer_counts(s.id);
+        let (received, accepted) = self.owner.peer_counts(s.id);
         let stats = self.handles.get(&s.id).map(|h| &h.stats);
+        let has = |afi: Afi| s.families.contains(&(afi, Safi::UNICAST));
         PeerView {
+            address_families: s
+                .families
+                .iter()
+                .map(|(afi, safi)| family_name(*afi, *safi))
+                .collect(),
             name: s.spec.name.clone(),
             peer_ip: s.spec.address.to_string(),
             peer_asn: s.spec.asn,
@@ -421,7 +450,9 @@ impl InstanceTask {
             routes_too_large: s.routes_too_large,
             routes_accepted: accepted,
             routes_advertised: if s.state == State::Established {
-                self.owner.rib().advertised_to(s.id).len() as u32
+                let n4 = has(Afi::IPV4).then(|| self.owner.rib().advertised_to(s.id).len());
+                let n6 = has(Afi::IPV6).then(|| self.owner.rib6().advertised_to(s.id).len());
+                (n4.unwrap_or(0) + n6.unwrap_or(0)) as u32
             } else {
                 0
             },
@@ -434,17 +465,21 @@ impl InstanceTask {
         }
     }
 
+    /// The Loc-RIB of both families, IPv4 first, each by prefix.
     fn rib_view(&self) -> Vec<RibEntryView> {
-        let mut prefixes: Vec<bgp::wire::Ipv4Prefix> =
-            self.owner.rib().prefixes().copied().collect();
+        let mut v = self.rib_entries(self.owner.rib());
+        v.extend(self.rib_entries(self.owner.rib6()));
+        v
+    }
+
+    fn rib_entries<F: Family>(&self, rib: &Rib<F>) -> Vec<RibEntryView> {
+        let mut prefixes: Vec<F::Prefix> = rib.prefixes().copied().collect();
         prefixes.sort();
         prefixes
             .into_iter()
             .map(|p| RibEntryView {
                 network: p.to_string(),
-                paths: self
-                    .owner
-                    .rib()
+                paths: rib
                     .multipath(&p)
                     .iter()
                     .enumerate()
@@ -454,7 +489,7 @@ impl InstanceTask {
                             .peer(*peer)
                             .map(|s| s.spec.name.clone())
                             .unwrap_or_default(),
-                        next_hop: a.next_hop.map(|n| n.to_string()).unwrap_or_default(),
+                        next_hop: next_hop_text::<F>(a),
                         as_path: a
                             .as_path
                             .as_ref()
@@ -463,9 +498,7 @@ impl InstanceTask {
                         best: i == 0,
                     })
                     .collect(),
-                forwarding_next_hops: self
-                    .owner
-                    .rib()
+                forwarding_next_hops: rib
                     .forwarding_next_hops(&p)
                     .iter()
                     .map(|n| n.to_string())
@@ -474,15 +507,31 @@ impl InstanceTask {
             .collect()
     }
 
+    /// The instance's own address in the family of `F` (the next hop it advertises with).
+    fn local_address<F: Family>(&self) -> String {
+        let spec = self.owner.spec();
+        if F::AFI == Afi::IPV6 {
+            spec.next_hop6().to_string()
+        } else {
+            spec.address.to_string()
+        }
+    }
+
+    /// Routes learned from peer `id`, both families.
     fn learned(&self, id: PeerId) -> Vec<RouteView> {
+        let mut v = self.learned_in(self.owner.rib(), id);
+        v.extend(self.learned_in(self.owner.rib6(), id));
+        v
+    }
+
+    fn learned_in<F: Family>(&self, rib: &Rib<F>, id: PeerId) -> Vec<RouteView> {
         let src = self
             .owner
             .peer(id)
             .map(|s| s.spec.address.to_string())
             .unwrap_or_default();
-        self.owner
-            .rib()
-            .learned_from(id)
+        let local = self.local_address::<F>();
+        rib.learned_from(id)
             .into_iter()
             .map(|r| {
                 let (state, reason) = match r.state {
@@ -490,9 +539,9 @@ impl InstanceTask {
                     RouteState::Rejected(why) => (Some(api_types::RouteState::Invalid), Some(why)),
                 };
                 RouteView {
-                    local_address: self.owner.spec().address.to_string(),
+                    local_address: local.clone(),
                     network: r.prefix.to_string(),
-                    next_hop: r.attrs.next_hop.map(|n| n.to_string()).unwrap_or_default(),
+                    next_hop: next_hop_text::<F>(&r.attrs),
                     source_peer: src.clone(),
                     origin: api_types::Origin::EBgp,
                     as_path: r
@@ -509,35 +558,67 @@ impl InstanceTask {
             .collect()
     }
 
+    /// Routes advertised to peer `id`, in the families of its session.
     fn advertised(&self, id: PeerId) -> Vec<RouteView> {
-        let me = self.owner.spec().address.to_string();
-        self.owner
-            .rib()
-            .advertised_to(id)
+        let families = self
+            .owner
+            .peer(id)
+            .map(|s| s.families.clone())
+            .unwrap_or_default();
+        let has = |afi: Afi| families.is_empty() || families.contains(&(afi, Safi::UNICAST));
+        let mut v = Vec::new();
+        if has(Afi::IPV4) {
+            v.extend(self.advertised_in(self.owner.rib(), id, &self.owner.spec().originated));
+        }
+        if has(Afi::IPV6) {
+            v.extend(self.advertised_in(self.owner.rib6(), id, &self.owner.spec().originated6));
+        }
+        v
+    }
+
+    fn advertised_in<F: Family>(
+        &self,
+        rib: &Rib<F>,
+        id: PeerId,
+        originated: &[F::Prefix],
+    ) -> Vec<RouteView> {
+        let me = self.local_address::<F>();
+        rib.advertised_to(id)
             .into_iter()
-            .map(|(prefix, a)| {
-                let originated = self.owner.spec().originated.contains(&prefix);
-                RouteView {
-                    local_address: me.clone(),
-                    network: prefix.to_string(),
-                    next_hop: a.next_hop.map(|n| n.to_string()).unwrap_or_default(),
-                    source_peer: me.clone(),
-                    origin: if originated {
-                        api_types::Origin::Igp
-                    } else {
-                        api_types::Origin::EBgp
-                    },
-                    as_path: a
-                        .as_path
-                        .as_ref()
-                        .map(|p| p.to_string())
-                        .unwrap_or_default(),
-                    weight: 0,
-                    state: None,
-                    reason: None,
-                }
+            .map(|(prefix, a)| RouteView {
+                local_address: me.clone(),
+                network: prefix.to_string(),
+                next_hop: next_hop_text::<F>(&a),
+                source_peer: me.clone(),
+                origin: if originated.contains(&prefix) {
+                    api_types::Origin::Igp
+                } else {
+                    api_types::Origin::EBgp
+                },
+                as_path: a
+                    .as_path
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+                weight: 0,
+                state: None,
+                reason: None,
             })
             .collect()
+    }
+}
+
+/// A path's next hop in the API: the family's forwarding next hop, empty when it has none.
+fn next_hop_text<F: Family>(a: &bgp::wire::PathAttributes) -> String {
+    F::next_hop(a).map(|n| n.to_string()).unwrap_or_default()
+}
+
+/// `ipv4-unicast`, `ipv6-unicast`; other families by number.
+fn family_name(afi: Afi, safi: Safi) -> String {
+    match (afi, safi) {
+        (Afi::IPV4, Safi::UNICAST) => "ipv4-unicast".into(),
+        (Afi::IPV6, Safi::UNICAST) => "ipv6-unicast".into(),
+        (a, s) => format!("afi-{}-safi-{}", a.0, s.0),
     }
 }
 

@@ -49,7 +49,10 @@ fn demo_tells_the_story_and_the_cli_reads_it() {
             .output()
             .unwrap();
         learned = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && learned.matches("192.168.10.0/24").count() == 2 {
+        if out.status.success()
+            && learned.matches("192.168.10.0/24").count() == 2
+            && learned.matches("fd00:10::/48").count() == 2
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -64,6 +67,12 @@ fn demo_tells_the_story_and_the_cli_reads_it() {
         assert_eq!(r["asPath"], "65001");
         assert_eq!(r["origin"], "EBgp");
         assert_eq!(r["weight"], 32768);
+        // The IPv6 branch, learned over the same IPv4 session (MP-BGP).
+        let r = &v[inst][1];
+        assert_eq!(r["network"], "fd00:10::/48", "{v}");
+        assert_eq!(r["nextHop"], "fd00:1::100");
+        assert_eq!(r["sourcePeer"], "127.0.2.10");
+        assert_eq!(r["asPath"], "65001");
     }
     let peers = nexthop()
         .args(["--api", &format!("http://{api}"), "peers", "-o", "json"])
@@ -72,7 +81,13 @@ fn demo_tells_the_story_and_the_cli_reads_it() {
     let p: serde_json::Value = serde_json::from_slice(&peers.stdout).unwrap();
     assert_eq!(p["RouteServiceRole_IN_1"][1]["name"], "nva2");
     assert_eq!(p["RouteServiceRole_IN_1"][1]["state"], "Established");
-    assert_eq!(p["RouteServiceRole_IN_1"][1]["routesAdvertised"], 1);
+    // The hub's IPv4 and IPv6 address spaces.
+    assert_eq!(p["RouteServiceRole_IN_1"][1]["routesAdvertised"], 2, "{p}");
+    assert_eq!(
+        p["RouteServiceRole_IN_1"][1]["addressFamilies"],
+        serde_json::json!(["ipv4-unicast", "ipv6-unicast"]),
+        "{p}"
+    );
 
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -84,10 +99,10 @@ fn demo_tells_the_story_and_the_cli_reads_it() {
     for inst in ["RouteServiceRole_IN_0", "RouteServiceRole_IN_1"] {
         for nva in ["nva1", "nva2"] {
             let line = format!(
-                "{inst} learned from {nva}: 192.168.10.0/24 via 10.1.0.100 (AS path 65001)"
+                "{inst} learned from {nva}: 192.168.10.0/24 via 10.1.0.100 (AS path 65001), fd00:10::/48 via fd00:1::100 (AS path 65001)"
             );
             assert!(stdout.contains(&line), "missing {line:?} in:\n{stdout}");
-            let line = format!("{nva} received from {inst}: 10.1.0.0/16");
+            let line = format!("{nva} received from {inst}: 10.1.0.0/16, fd00:1::/48");
             assert!(stdout.contains(&line), "missing {line:?} in:\n{stdout}");
         }
     }

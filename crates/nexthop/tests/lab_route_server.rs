@@ -409,6 +409,206 @@ fn frr_seed_nva_learned_on_both_instances() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 1b. Dual stack: IPv6 over an IPv4 session (FRR, MP-BGP) and over IPv6 sessions (BIRD)
+// ---------------------------------------------------------------------------------------------
+
+const BRANCH6: &str = "fd00:10::/48";
+const LB_FRONTEND6: &str = "fd00:1::100";
+const INSTANCES6: [(&str, &str); 2] = [(IN0, "fd00:1:1::4"), (IN1, "fd00:1:1::5")];
+
+/// The seed's config with the hub's IPv6 space and instance addresses (issue #16's keys), FRR
+/// as nva1 on IPv4 and BIRD as nva2 on IPv6.
+fn dual_stack_config() -> String {
+    seed_config(&[NVA1], "instances_ipv6 = [\"fd00:1:1::4\", \"fd00:1:1::5\"]")
+        .replace(
+            r#"address_space = ["10.1.0.0/16"]"#,
+            r#"address_space = ["10.1.0.0/16", "fd00:1::/48"]"#,
+        )
+        .replace(
+            "\n[[load_balancer]]",
+            "\n[[route_server.peer]]\nname = \"nva2\"\naddress = \"fd00:1:2::11\"\nasn = 65002\n\n[[load_balancer]]",
+        )
+}
+
+#[test]
+fn dual_stack_ipv6_learned_over_ipv4_and_ipv6_sessions() {
+    if !labtest::require_netns(&["bgpd", "vtysh", "bird", "birdc"]) {
+        return;
+    }
+    let started = Instant::now();
+    let lan = Lan::new(&[
+        ("nva1", &["10.1.2.10/16", "fd00:1:2::10/32"]),
+        ("nva2", &["10.1.2.11/16", "fd00:1:2::11/32"]),
+        (
+            "rs",
+            &[
+                "10.1.1.4/16",
+                "10.1.1.5/16",
+                "fd00:1:1::4/32",
+                "fd00:1:1::5/32",
+            ],
+        ),
+    ])
+    .unwrap();
+    let config = dual_stack_config();
+    let rs = RouteServer::start(lan.ns("rs"), &config);
+
+    // nva1: FRR over IPv4 sessions, IPv6 unicast activated on them (MP-BGP), the IPv6 branch
+    // with the IPv6 frontend as next hop.
+    let mut b = Frr::builder(65001, "10.1.2.10").hostname("nva1");
+    for (_, addr) in INSTANCES {
+        b = b
+            .neighbor(
+                FrrNeighbor::new(addr, 65515)
+                    .route_map_out("SET-NEXTHOP")
+                    .ipv6(),
+            )
+            .ipv6_line(&format!("neighbor {addr} route-map SET-NEXTHOP6 out"));
+    }
+    let frr = b
+        .network(BRANCH)
+        .network(BRANCH6)
+        .config_line(&format!(
+            "route-map SET-NEXTHOP permit 10\n set ip next-hop {LB_FRONTEND}\nexit\n!"
+        ))
+        .config_line(&format!(
+            "route-map SET-NEXTHOP6 permit 10\n set ipv6 next-hop global {LB_FRONTEND6}\nexit\n!"
+        ))
+        .start(Some(lan.ns("nva1")))
+        .unwrap();
+    // nva2: BIRD over IPv6 sessions to the instances' IPv6 addresses.
+    let filter = "if source = RTS_STATIC then accept; reject;";
+    let mut bb = Bird::builder(65002, "10.1.2.11");
+    for (i, (_, addr)) in INSTANCES6.iter().enumerate() {
+        bb = bb.peer(
+            BirdPeer::new(&format!("rs{i}"), addr, 65515)
+                .ipv6()
+                .next_hop_address(LB_FRONTEND6)
+                .export_filter(filter),
+        );
+    }
+    let bird = bb
+        .static_route(BRANCH6)
+        .start(Some(lan.ns("nva2")))
+        .unwrap();
+
+    rs.wait_established("nva1", || frr.log());
+    rs.wait_established("nva2", || bird.log());
+    println!("all sessions Established after {:?}", started.elapsed());
+    let peers = rs.peers();
+    println!("$ nexthop peers -o json\n{peers}");
+    for (inst, _) in INSTANCES {
+        let p1 = find_by(&peers[inst], "name", "nva1").unwrap();
+        let fams: Vec<&str> = p1["addressFamilies"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{inst}: no addressFamilies: {p1}"))
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(fams, ["ipv4-unicast", "ipv6-unicast"], "{inst}: {p1}");
+        let p2 = find_by(&peers[inst], "name", "nva2").unwrap();
+        assert_eq!(p2["peerIp"], "fd00:1:2::11", "{inst}: {p2}");
+    }
+
+    // Both instances learn the IPv6 branch from both NVAs, next hop the IPv6 frontend.
+    let learned_both = || {
+        ["nva1", "nva2"]
+            .iter()
+            .all(|peer| rs.learned_everywhere(peer, BRANCH6))
+    };
+    assert!(
+        labtest::wait_until(UP, learned_both),
+        "{BRANCH6} not learned from both NVAs on both instances:\nnva1: {}\nnva2: {}\n{}",
+        rs.learned("nva1"),
+        rs.learned("nva2"),
+        rs.log()
+    );
+    for peer in ["nva1", "nva2"] {
+        let learned = rs.learned(peer);
+        for (inst, addr6) in INSTANCES6 {
+            let r = find_by(&learned[inst], "network", BRANCH6).unwrap();
+            assert_eq!(r["nextHop"], LB_FRONTEND6, "{inst} {peer}: {r}");
+            assert_eq!(r["localAddress"], addr6, "{inst} {peer}: {r}");
+        }
+    }
+    // IPv4 is untouched by the IPv6 next to it.
+    assert!(
+        rs.learned_everywhere("nva1", BRANCH),
+        "{}",
+        rs.learned("nva1")
+    );
+    // One Loc-RIB entry per instance with two paths and one forwarding next hop.
+    let rib = rs.rib();
+    for (inst, _) in INSTANCES {
+        let e = rib_entry(&rib, inst, BRANCH6).unwrap_or_else(|| panic!("{inst}: {rib}"));
+        assert_eq!(e["paths"].as_array().map(Vec::len), Some(2), "{inst}: {e}");
+        assert_eq!(
+            e["forwardingNextHops"],
+            serde_json::json!([LB_FRONTEND6]),
+            "{inst}: {e}"
+        );
+    }
+
+    // The peers get the hub's IPv6 space from each instance, next hop that instance's IPv6
+    // address: FRR over its IPv4 sessions, BIRD over its IPv6 ones.
+    let frr_has = || {
+        frr.routes().is_ok_and(|r| {
+            let mut nh: Vec<String> = r
+                .iter()
+                .filter(|r| r.prefix == "fd00:1::/48")
+                .map(|r| r.next_hop.clone())
+                .collect();
+            nh.sort();
+            nh == ["fd00:1:1::4", "fd00:1:1::5"]
+        })
+    };
+    let ok = labtest::wait_until(UP, frr_has);
+    let table = frr.vtysh("show bgp ipv6 unicast json").unwrap_or_default();
+    assert!(
+        ok,
+        "FRR did not get fd00:1::/48 from both instances:\n{table}"
+    );
+    let bird_has = || {
+        bird.routes()
+            .is_ok_and(|r| r.iter().filter(|r| r.prefix == "fd00:1::/48").count() == 2)
+    };
+    let ok = labtest::wait_until(UP, bird_has);
+    assert!(
+        ok,
+        "BIRD did not get fd00:1::/48 from both instances:\n{}",
+        bird.birdc("show route all").unwrap_or_default()
+    );
+    let adv = rs.json(&["routes", "advertised", "--peer", "nva2", "-o", "json"]);
+    for (inst, addr6) in INSTANCES6 {
+        let r = find_by(&adv[inst], "network", "fd00:1::/48")
+            .unwrap_or_else(|| panic!("{inst}: {adv}"));
+        assert_eq!(r["nextHop"], addr6, "{inst}: {r}");
+        // BIRD's IPv4 channel is on too (MP-BGP over IPv6): the IPv4 space goes with the
+        // instance's IPv4 address as next hop.
+        let r = find_by(&adv[inst], "network", "10.1.0.0/16")
+            .unwrap_or_else(|| panic!("{inst}: {adv}"));
+        assert_eq!(
+            r["nextHop"],
+            INSTANCES[inst.ends_with('1') as usize].1,
+            "{r}"
+        );
+    }
+
+    // BIRD withdraws: only FRR's path is left, everywhere.
+    bird.birdc("disable rs0").unwrap();
+    bird.birdc("disable rs1").unwrap();
+    let one = labtest::wait_until(UP, || {
+        let rib = rs.rib();
+        INSTANCES.iter().all(|(inst, _)| {
+            rib_entry(&rib, inst, BRANCH6)
+                .is_some_and(|e| e["paths"].as_array().map(Vec::len) == Some(1))
+        })
+    });
+    assert!(one, "BIRD's IPv6 paths not withdrawn: {}", rs.rib());
+    println!("done in {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
 // 2. Two NVAs: ECMP, standby by prepending, failover on withdraw
 // ---------------------------------------------------------------------------------------------
 
