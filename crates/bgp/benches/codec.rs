@@ -1,15 +1,18 @@
 //! Decode and encode throughput of UPDATE messages, in prefixes per second on one core.
 //!
 //! `packed`: full-size UPDATEs (4096 octets) with ~1000 /24s behind one attribute set, what
-//! BIRD and FRR send. `single`: one prefix per UPDATE, what GoBGP sends.
+//! BIRD and FRR send. `single`: one prefix per UPDATE, what GoBGP sends. `update_ipv6`: the
+//! same for IPv6 /48s packed into MP_REACH_NLRI (what the route server receives and sends for
+//! IPv6 unicast).
 
 use std::hint::black_box;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use bgp::wire::update::pack_ipv4;
+use bgp::wire::attrs::MpNextHop;
+use bgp::wire::update::{pack_ipv4, pack_ipv6};
 use bgp::wire::{
-    frame, AsPath, Ipv4Prefix, Message, Origin, PathAttributes, SessionContext, Update,
-    UpdateMessage,
+    frame, AsPath, Ipv4Prefix, Ipv6Prefix, Message, Origin, PathAttributes, SessionContext,
+    Update, UpdateMessage,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -87,6 +90,59 @@ fn bench(c: &mut Criterion) {
                 });
                 m.emit(&ctx, &mut out);
             }
+            black_box(out.len())
+        })
+    });
+    g.finish();
+    bench_ipv6(c, &ctx);
+}
+
+/// Decodes every message in `buf` and touches every IPv6 prefix of its MP_REACH_NLRI.
+fn decode_stream6(buf: &[u8], ctx: &SessionContext) -> usize {
+    let mut n = 0;
+    let mut rest = buf;
+    while let Ok(Some(f)) = frame(rest, ctx) {
+        let u = Update::parse(f.body, ctx).expect("valid");
+        if let Some(r) = &u.attrs.mp_reach {
+            for p in &r.nlri {
+                n += black_box(p).len() as usize & 1 | 1;
+            }
+        }
+        rest = &rest[f.wire_len..];
+    }
+    n
+}
+
+fn bench_ipv6(c: &mut Criterion, ctx: &SessionContext) {
+    let n = 100_000u32;
+    // /48s: 7 octets each in NLRI, ~580 per 4096-octet message.
+    let pfx: Vec<Ipv6Prefix> = (0..n)
+        .map(|i| {
+            let a = (0x2001_0db8u128 << 96) | (u128::from(i) << 80);
+            Ipv6Prefix::new(Ipv6Addr::from(a), 48).unwrap()
+        })
+        .collect();
+    let mut a = attrs();
+    a.next_hop = None;
+    let mut enc_attrs = Vec::new();
+    a.emit(ctx, &mut enc_attrs);
+    let nh = MpNextHop::V6 {
+        global: "fd00:1::100".parse().unwrap(),
+        link_local: None,
+    };
+    let mut packed = Vec::new();
+    pack_ipv6(&enc_attrs, &nh, pfx.iter().copied(), 4096, &mut packed);
+
+    let mut g = c.benchmark_group("update_ipv6");
+    g.throughput(Throughput::Elements(u64::from(n)));
+    g.bench_function("decode_packed", |b| {
+        b.iter(|| assert_eq!(decode_stream6(black_box(&packed), ctx), n as usize))
+    });
+    let mut out = Vec::with_capacity(packed.len());
+    g.bench_function("encode_packed", |b| {
+        b.iter(|| {
+            out.clear();
+            pack_ipv6(black_box(&enc_attrs), &nh, pfx.iter().copied(), 4096, &mut out);
             black_box(out.len())
         })
     });
