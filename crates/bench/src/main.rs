@@ -35,7 +35,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use monitor::{tester_next_hop, Collector, Layout};
+use monitor::{tester_next_hop_ip, Collector, Layout};
 use report::{Run, Scenario};
 use speaker::{Identity, Phase, Tester, TesterStats};
 use targets::{Binaries, Kind, Net, MONITOR_ASN, RS_ASN};
@@ -77,6 +77,10 @@ struct Cli {
     /// TCP port of the target
     #[arg(long, default_value_t = 1790)]
     port: u16,
+    /// The race in IPv6 unicast: /64s in MP_REACH_NLRI with IPv6 next hops, over the same
+    /// IPv4 sessions (the targets get IPv6 unicast configured instead of IPv4)
+    #[arg(long)]
+    ipv6: bool,
     /// Second octet of the 127.N.0.0/16 the harness uses
     #[arg(long, default_value_t = 77)]
     net: u8,
@@ -331,6 +335,7 @@ async fn real_main(cli: Cli) -> Result<bool> {
         net: Net {
             net: cli.net,
             port: cli.port,
+            ipv6: cli.ipv6,
         },
         bins: Binaries {
             nexthop: find_nexthop(cli.nexthop_bin.clone()),
@@ -705,7 +710,7 @@ struct Speakers {
 
 async fn race(env: &Env, sc: Scenario, kind: Kind, bar: &ProgressBar, run: &mut Run) -> Result<()> {
     let p = sc.peers as usize;
-    let layout = Layout::new(sc.peers, sc.prefixes);
+    let layout = Layout::new(sc.peers, sc.prefixes).with_ipv6(env.net.ipv6);
     let paths: Vec<Vec<u32>> = (0..p)
         .map(|t| {
             if kind.prepends() {
@@ -794,6 +799,7 @@ async fn drive(
             Identity {
                 addr: net.monitor(),
                 asn: MONITOR_ASN,
+                ipv6: net.ipv6,
             },
             net.target_sock(),
             deadline,
@@ -805,11 +811,17 @@ async fn drive(
             let id = Identity {
                 addr: net.tester(t),
                 asn: targets::tester_asn(t),
+                ipv6: net.ipv6,
             };
             let session = speaker::connect(id, net.target_sock(), deadline).await?;
             check_peer_as(&session, kind)?;
-            let updates =
-                speaker::encode_routes(&layout, t, id.asn, tester_next_hop(t), &session.ctx);
+            let updates = speaker::encode_routes(
+                &layout,
+                t,
+                id.asn,
+                tester_next_hop_ip(&layout, t),
+                &session.ctx,
+            );
             Ok(Tester {
                 index: t,
                 session,

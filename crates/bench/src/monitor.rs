@@ -8,19 +8,27 @@
 //! server, `[65515, AS_t]` for nexthop, which prepends its ASN on branch-to-branch routes). On
 //! top of that it keeps three spot samples per tester (its first, middle and last prefix) as
 //! received, for the report.
+//!
+//! IPv6 mode (`--ipv6`): the same plan in IPv6 unicast over the same IPv4 sessions (MP-BGP):
+//! tester `t`'s prefix `k` (the IPv4 mode's /32 address) is the /64 `2001:db8:KKKK:KKKK::/64`,
+//! its next hop `fd00:0:(t/256+1):(t%256)::1`, carried in MP_REACH_NLRI.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use bgp::wire::attrs::AsSegment;
-use bgp::wire::Update;
+use bgp::wire::attrs::{AsSegment, MpNextHop};
+use bgp::wire::{Ipv6Prefix, Prefix, Update};
 
 /// The address space of the virtual network nexthop runs with (`nexthop` target): it covers
 /// every tester's next hop (10.x), as a hub's address space covers its NVAs, and it is the one
 /// prefix the route server itself advertises, so the monitor accepts it besides the testers'.
 pub const VNET_SPACE: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 0, 0, 0), 8);
+/// The same in IPv6 mode: it covers the testers' IPv6 next hops (fd00::/8).
+pub const VNET_SPACE6: (Ipv6Addr, u8) = (Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0), 8);
+/// The /32 the IPv6 mode's /64s live in (documentation prefix).
+const PREFIX6_TOP: u128 = 0x2001_0db8;
 
 /// First address of tester 0's prefixes.
 pub const PREFIX_BASE: Ipv4Addr = Ipv4Addr::new(11, 0, 0, 0);
@@ -31,6 +39,8 @@ pub struct Layout {
     pub base: u32,
     pub peers: u32,
     pub per_peer: u32,
+    /// IPv6 unicast /64s instead of IPv4 /32s.
+    pub ipv6: bool,
 }
 
 impl Layout {
@@ -39,6 +49,29 @@ impl Layout {
             base: u32::from(PREFIX_BASE),
             peers,
             per_peer,
+            ipv6: false,
+        }
+    }
+    /// The same plan in IPv6 (`on`) or IPv4.
+    pub fn with_ipv6(mut self, on: bool) -> Self {
+        self.ipv6 = on;
+        self
+    }
+    /// The IPv6 /64 of key `k` (an IPv4 mode address).
+    pub fn prefix6_of(k: u32) -> Ipv6Prefix {
+        Ipv6Prefix::from_bits((PREFIX6_TOP << 96) | (u128::from(k) << 64), 64)
+    }
+    /// The key of an IPv6 prefix, if it is one of the layout's /64s.
+    pub fn key6(p: &Ipv6Prefix) -> Option<u32> {
+        (p.len() == 64 && p.bits() >> 96 == PREFIX6_TOP).then_some((p.bits() >> 64) as u32)
+    }
+    /// Prefix `i` of tester `t` as text, in the layout's family.
+    pub fn prefix_text(&self, t: usize, i: u32) -> String {
+        let k = self.prefix(t, i);
+        if self.ipv6 {
+            Self::prefix6_of(k).to_string()
+        } else {
+            format!("{}/32", Ipv4Addr::from(k))
         }
     }
     pub fn total(&self) -> u64 {
@@ -69,11 +102,34 @@ pub fn tester_next_hop(t: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, (t / 256 + 1) as u8, (t % 256) as u8, 1)
 }
 
+/// The IPv6 mode's next hop of tester `t`.
+pub fn tester_next_hop6(t: usize) -> Ipv6Addr {
+    Ipv6Addr::new(
+        0xfd00,
+        0,
+        (t / 256 + 1) as u16,
+        (t % 256) as u16,
+        0,
+        0,
+        0,
+        1,
+    )
+}
+
+/// Tester `t`'s next hop in the layout's family.
+pub fn tester_next_hop_ip(layout: &Layout, t: usize) -> IpAddr {
+    if layout.ipv6 {
+        IpAddr::V6(tester_next_hop6(t))
+    } else {
+        IpAddr::V4(tester_next_hop(t))
+    }
+}
+
 /// A route as the monitor received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seen {
-    pub prefix: Ipv4Addr,
-    pub next_hop: Option<Ipv4Addr>,
+    pub prefix: String,
+    pub next_hop: Option<IpAddr>,
     pub as_path: String,
 }
 
@@ -81,7 +137,7 @@ pub struct Seen {
 /// the bitmap and counters are atomics, the rare problem reports sit behind a mutex.
 pub struct Collector {
     layout: Layout,
-    next_hops: Vec<Ipv4Addr>,
+    next_hops: Vec<IpAddr>,
     paths: Vec<Vec<u32>>,
     seen: Vec<AtomicU64>,
     held: AtomicU64,
@@ -105,7 +161,9 @@ impl Collector {
         let words = layout.total().div_ceil(64) as usize;
         Collector {
             layout,
-            next_hops: (0..layout.peers as usize).map(tester_next_hop).collect(),
+            next_hops: (0..layout.peers as usize)
+                .map(|t| tester_next_hop_ip(&layout, t))
+                .collect(),
             paths,
             seen: (0..words).map(|_| AtomicU64::new(0)).collect(),
             held: AtomicU64::new(0),
@@ -146,7 +204,61 @@ impl Collector {
         if let Some(e) = &u.treat_as_withdraw {
             self.problem(|| format!("UPDATE treated as withdraw (RFC 7606): {e}"));
         }
-        let next_hop = u.attrs.next_hop;
+        if !self.layout.ipv6 {
+            // The hot path: the NLRI field iterated in place.
+            let announced = u.nlri().map(|p| {
+                if p.len() == 32 {
+                    Ok(p.bits())
+                } else {
+                    // The address space of nexthop's virtual network is the one route it
+                    // originates.
+                    Err(p.bits() == u32::from(VNET_SPACE.0) && p.len() == VNET_SPACE.1)
+                }
+            });
+            let withdrawn = u.withdrawn().filter(|p| p.len() == 32).map(|p| p.bits());
+            self.take(u, u.attrs.next_hop.map(IpAddr::V4), announced, withdrawn);
+            return;
+        }
+        let v6 = |p: &Prefix| match p {
+            Prefix::V6(p) => Some(*p),
+            Prefix::V4(_) => None,
+        };
+        let (next_hop, reach) = match &u.attrs.mp_reach {
+            Some(r) => {
+                let nh = match r.next_hop {
+                    MpNextHop::V6 { global, .. } => Some(IpAddr::V6(global)),
+                    MpNextHop::V4(a) => Some(IpAddr::V4(a)),
+                };
+                (nh, &r.nlri[..])
+            }
+            None => (None, &[][..]),
+        };
+        let announced = reach.iter().map(|p| match v6(p) {
+            Some(p6) => Layout::key6(&p6)
+                .ok_or(p6.bits() == u128::from(VNET_SPACE6.0) && p6.len() == VNET_SPACE6.1),
+            None => Err(false),
+        });
+        let unreach = u
+            .attrs
+            .mp_unreach
+            .as_ref()
+            .map_or(&[][..], |w| &w.withdrawn[..]);
+        let withdrawn = unreach
+            .iter()
+            .filter_map(v6)
+            .filter_map(|p| Layout::key6(&p));
+        self.take(u, next_hop, announced, withdrawn);
+    }
+
+    /// The family-independent part of [`Collector::process`]: `announced` gives each prefix's
+    /// key, or whether a prefix that is no tester's is the virtual network's (expected) or odd.
+    fn take(
+        &self,
+        u: &Update<'_>,
+        next_hop: Option<IpAddr>,
+        announced: impl Iterator<Item = Result<u32, bool>>,
+        withdrawn: impl Iterator<Item = u32>,
+    ) {
         let path: Option<Vec<u32>> = u.attrs.as_path.as_ref().and_then(|p| {
             let mut v = Vec::new();
             for s in &p.segments {
@@ -161,15 +273,15 @@ impl Collector {
         let mut ok = false;
         let (mut added, mut dup, mut bad, mut odd) = (0u64, 0u64, 0u64, 0u64);
         let mut per: Vec<(usize, u64)> = Vec::new();
-        for p in u.nlri() {
-            if p.len() != 32 {
-                // The address space of nexthop's virtual network is the one route it originates.
-                if p.bits() != u32::from(VNET_SPACE.0) || p.len() != VNET_SPACE.1 {
-                    odd += 1;
+        for key in announced {
+            let key = match key {
+                Ok(k) => k,
+                Err(vnet) => {
+                    odd += u64::from(!vnet);
+                    continue;
                 }
-                continue;
-            }
-            let Some((t, i)) = self.layout.owner(p.bits()) else {
+            };
+            let Some((t, i)) = self.layout.owner(key) else {
                 odd += 1;
                 continue;
             };
@@ -179,8 +291,8 @@ impl Collector {
                 if !ok {
                     self.problem(|| {
                         format!(
-                            "{}/32 of tester {t}: next hop {:?}, AS path {:?}; want {} and {:?}",
-                            p.addr(),
+                            "{} of tester {t}: next hop {:?}, AS path {:?}; want {} and {:?}",
+                            self.layout.prefix_text(t, i),
                             next_hop,
                             u.attrs.as_path.as_ref().map(|a| a.to_string()),
                             self.next_hops[t],
@@ -195,7 +307,7 @@ impl Collector {
             if let Some(k) = self.layout.samples().iter().position(|&s| s == i) {
                 let mut s = self.samples.lock().unwrap_or_else(|p| p.into_inner());
                 s[t * 3 + k] = Some(Seen {
-                    prefix: p.addr(),
+                    prefix: self.layout.prefix_text(t, i),
                     next_hop,
                     as_path: u
                         .attrs
@@ -205,7 +317,7 @@ impl Collector {
                         .unwrap_or_default(),
                 });
             }
-            let off = (p.bits() - self.layout.base) as usize;
+            let off = (key - self.layout.base) as usize;
             let bit = 1u64 << (off % 64);
             if self.seen[off / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0 {
                 added += 1;
@@ -218,9 +330,9 @@ impl Collector {
             }
         }
         let mut removed = 0;
-        for p in u.withdrawn() {
-            if let Some((t, _)) = self.layout.owner(p.bits()).filter(|_| p.len() == 32) {
-                let off = (p.bits() - self.layout.base) as usize;
+        for key in withdrawn {
+            if let Some((t, _)) = self.layout.owner(key) {
+                let off = (key - self.layout.base) as usize;
                 let bit = 1u64 << (off % 64);
                 if self.seen[off / 64].fetch_and(!bit, Ordering::Relaxed) & bit != 0 {
                     removed += 1;
@@ -271,7 +383,7 @@ impl Collector {
         let mut spot_ok = 0;
         for t in 0..self.layout.peers as usize {
             for (k, i) in self.layout.samples().iter().enumerate() {
-                let want_prefix = Ipv4Addr::from(self.layout.prefix(t, *i));
+                let want_prefix = self.layout.prefix_text(t, *i);
                 let want_path = self.paths[t]
                     .iter()
                     .map(u32::to_string)
@@ -284,11 +396,11 @@ impl Collector {
                         spot_ok += 1
                     }
                     Some(s) => problems.push(format!(
-                        "spot check tester {t} {want_prefix}/32: next hop {:?} AS path \"{}\", want {} \"{want_path}\"",
+                        "spot check tester {t} {want_prefix}: next hop {:?} AS path \"{}\", want {} \"{want_path}\"",
                         s.next_hop, s.as_path, self.next_hops[t]
                     )),
                     None => problems.push(format!(
-                        "spot check tester {t}: {want_prefix}/32 never received"
+                        "spot check tester {t}: {want_prefix} never received"
                     )),
                 }
             }
@@ -359,7 +471,7 @@ impl Check {
         }
         if let Some(e) = &self.example {
             s.push_str(&format!(
-                "; e.g. {}/32 next hop {} AS path \"{}\"",
+                "; e.g. {} next hop {} AS path \"{}\"",
                 e.prefix,
                 e.next_hop
                     .map(|n| n.to_string())

@@ -13,15 +13,15 @@
 //!      └──(go) write_all(pre-encoded UPDATEs)──┘ └──UPDATE──> tester reader (counts, discards)
 //! ```
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bgp::wire::attrs::{AsPath, Origin, PathAttributes};
+use bgp::wire::attrs::{AsPath, MpNextHop, Origin, PathAttributes};
 use bgp::wire::open::AS_TRANS;
-use bgp::wire::update::pack_ipv4;
+use bgp::wire::update::{pack_ipv4, pack_ipv6};
 use bgp::wire::{
     frame, Afi, Capability, Ipv4Prefix, Message, MessageType, Notification, Open, Safi,
     SessionContext, Update, UpdateMessage, MAX_MESSAGE_LEN,
@@ -42,9 +42,12 @@ pub const HOLD_TIME: u16 = 180;
 pub struct Identity {
     pub addr: Ipv4Addr,
     pub asn: u32,
+    /// Offer IPv6 unicast instead of IPv4 unicast (the harness's IPv6 mode).
+    pub ipv6: bool,
 }
 
-/// The OPEN a harness speaker sends: IPv4 unicast, route refresh, 4-octet AS.
+/// The OPEN a harness speaker sends: IPv4 unicast (IPv6 unicast in IPv6 mode), route refresh,
+/// 4-octet AS.
 pub fn open_for(id: &Identity) -> Open {
     Open {
         version: 4,
@@ -53,7 +56,7 @@ pub fn open_for(id: &Identity) -> Open {
         bgp_id: id.addr,
         capabilities: vec![
             Capability::Multiprotocol {
-                afi: Afi::IPV4,
+                afi: if id.ipv6 { Afi::IPV6 } else { Afi::IPV4 },
                 safi: Safi::UNICAST,
             },
             Capability::RouteRefresh,
@@ -236,18 +239,33 @@ pub fn encode_routes(
     layout: &Layout,
     t: usize,
     asn: u32,
-    next_hop: Ipv4Addr,
+    next_hop: IpAddr,
     ctx: &SessionContext,
 ) -> Vec<u8> {
     let attrs = PathAttributes {
         origin: Some(Origin::Igp),
         as_path: Some(AsPath::from_sequence(vec![asn])),
-        next_hop: Some(next_hop),
+        next_hop: match next_hop {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        },
         ..Default::default()
     };
     let mut encoded = Vec::with_capacity(64);
     attrs.emit(ctx, &mut encoded);
     let n = layout.per_peer as usize;
+    if let IpAddr::V6(global) = next_hop {
+        // 9 octets per /64 plus ~80 per 4096-octet message.
+        let mut out = Vec::with_capacity(n * 9 + (n / 440 + 2) * (encoded.len() + 60) + 64);
+        let nh = MpNextHop::V6 {
+            global,
+            link_local: None,
+        };
+        let prefixes = (0..layout.per_peer).map(|i| Layout::prefix6_of(layout.prefix(t, i)));
+        pack_ipv6(&encoded, &nh, prefixes, MAX_MESSAGE_LEN, &mut out);
+        UpdateMessage::end_of_rib_for(Afi::IPV6, Safi::UNICAST).emit(ctx, &mut out);
+        return out;
+    }
     // 5 octets per /32 plus ~50 per 4096-octet message.
     let mut out = Vec::with_capacity(n * 5 + (n / 800 + 2) * (encoded.len() + 23) + 64);
     pack_ipv4(
@@ -446,8 +464,25 @@ async fn drain(
     }
 }
 
-/// Announced /32s of an UPDATE body that belong to testers other than `me`.
+/// Announced prefixes of an UPDATE body that belong to testers other than `me`.
 pub fn count_others(body: &[u8], me: usize, layout: &Layout) -> u64 {
+    if layout.ipv6 {
+        let Ok(u) = Update::parse(body, &SessionContext::default()) else {
+            return 0;
+        };
+        let Some(r) = &u.attrs.mp_reach else {
+            return 0;
+        };
+        return r
+            .nlri
+            .iter()
+            .filter_map(|p| match p {
+                bgp::wire::Prefix::V6(p) => Layout::key6(p),
+                bgp::wire::Prefix::V4(_) => None,
+            })
+            .filter(|k| matches!(layout.owner(*k), Some((o, _)) if o != me))
+            .count() as u64;
+    }
     if body.len() < 4 {
         return 0;
     }
@@ -565,12 +600,52 @@ async fn keepalives(
 mod tests {
     use super::*;
 
+    /// IPv6 mode: the testers' /64s in MP_REACH_NLRI, the IPv6 End-of-RIB, and a monitor that
+    /// counts and checks them (and refuses a wrong next hop).
+    #[test]
+    fn ipv6_routes_reach_the_collector() {
+        use crate::monitor::{tester_next_hop6, Collector};
+        let layout = Layout::new(2, 1500).with_ipv6(true);
+        let ctx = SessionContext::default();
+        let c = Collector::new(layout, vec![vec![65001], vec![65002]]);
+        for (t, asn) in [(0usize, 65001u32), (1, 65002)] {
+            let bytes = encode_routes(&layout, t, asn, tester_next_hop6(t).into(), &ctx);
+            let mut rest = &bytes[..];
+            let mut eor = 0;
+            while !rest.is_empty() {
+                let f = frame(rest, &ctx).unwrap().unwrap();
+                assert!(f.wire_len <= MAX_MESSAGE_LEN);
+                let u = Update::parse(f.body, &ctx).unwrap();
+                if u.to_message().end_of_rib_family() == Some((Afi::IPV6, Safi::UNICAST)) {
+                    eor += 1;
+                }
+                assert_eq!(count_others(f.body, t, &layout), 0);
+                let other = count_others(f.body, 1 - t, &layout);
+                let n = u.attrs.mp_reach.as_ref().map_or(0, |r| r.nlri.len());
+                assert_eq!(other, n as u64);
+                c.process(&u);
+                rest = &rest[f.wire_len..];
+            }
+            assert_eq!(eor, 1);
+        }
+        let ck = c.check();
+        assert!(ck.passed(), "{ck:?}");
+        assert_eq!(ck.held, 3000);
+        assert_eq!(ck.spot_ok, 6);
+
+        let wrong = Collector::new(layout, vec![vec![65001], vec![65002]]);
+        let bytes = encode_routes(&layout, 0, 65001, tester_next_hop6(1).into(), &ctx);
+        let f = frame(&bytes, &ctx).unwrap().unwrap();
+        wrong.process(&Update::parse(f.body, &ctx).unwrap());
+        assert!(wrong.check().mismatched > 0);
+    }
+
     #[test]
     fn encoded_routes_decode_to_the_plan() {
         let layout = Layout::new(3, 2000);
         let ctx = SessionContext::default();
         let nh = Ipv4Addr::new(10, 2, 0, 1);
-        let bytes = encode_routes(&layout, 1, 65002, nh, &ctx);
+        let bytes = encode_routes(&layout, 1, 65002, nh.into(), &ctx);
         let mut rest = &bytes[..];
         let mut prefixes = Vec::new();
         let mut eor = 0;
@@ -598,6 +673,7 @@ mod tests {
     #[test]
     fn open_carries_four_octet_as() {
         let o = open_for(&Identity {
+            ipv6: false,
             addr: Ipv4Addr::new(127, 77, 1, 1),
             asn: 4_200_000_001,
         });

@@ -114,6 +114,8 @@ impl FromStr for Kind {
 pub struct Net {
     pub net: u8,
     pub port: u16,
+    /// The race in IPv6 unicast (over the same IPv4 sessions).
+    pub ipv6: bool,
 }
 
 impl Net {
@@ -172,9 +174,15 @@ pub fn nexthop_config(
     let mut c = String::new();
     if vnet {
         let (addr, len) = crate::monitor::VNET_SPACE;
+        let space = if net.ipv6 {
+            let (a6, l6) = crate::monitor::VNET_SPACE6;
+            format!("\"{addr}/{len}\", \"{a6}/{l6}\"")
+        } else {
+            format!("\"{addr}/{len}\"")
+        };
         let _ = writeln!(
             c,
-            "[[virtual_network]]\nname = \"hub\"\nregion = \"westeurope\"\naddress_space = [\"{addr}/{len}\"]\n\n[[nic]]\nname = \"vm1-nic\"\nvirtual_network = \"hub\"\naddress = \"10.255.3.10\"\n"
+            "[[virtual_network]]\nname = \"hub\"\nregion = \"westeurope\"\naddress_space = [{space}]\n\n[[nic]]\nname = \"vm1-nic\"\nvirtual_network = \"hub\"\naddress = \"10.255.3.10\"\n"
         );
     }
     let _ = writeln!(
@@ -208,10 +216,17 @@ pub fn bird_config(net: &Net, peers: &[PeerDef]) -> String {
          protocol device {{ }}\n\
          ipv4 table igp4;\n\
          protocol static nexthops {{ ipv4 {{ table igp4; }}; route 10.0.0.0/8 blackhole; }}\n\
+         ipv6 table igp6;\n\
+         protocol static nexthops6 {{ ipv6 {{ table igp6; }}; route fd00::/8 blackhole; }}\n\
          template bgp rsc {{\n  local {target} port {port} as {RS_ASN};\n  multihop;\n  passive on;\n  rs client;\n  \
-         ipv4 {{ import all; export all; next hop keep; igp table igp4; }};\n}}",
+         {channel}\n}}",
         target = net.target(),
-        port = net.port
+        port = net.port,
+        channel = if net.ipv6 {
+            "ipv6 { import all; export all; next hop keep; igp table igp6; };"
+        } else {
+            "ipv4 { import all; export all; next hop keep; igp table igp4; };"
+        }
     );
     for p in peers {
         let _ = writeln!(
@@ -232,12 +247,19 @@ pub fn frr_config(net: &Net, peers: &[PeerDef]) -> String {
         "frr defaults traditional\nhostname nexthop-bench-rs\n!\nrouter bgp {RS_ASN}\n bgp router-id {}\n no bgp ebgp-requires-policy\n no bgp network import-check",
         net.target()
     );
+    if net.ipv6 {
+        c.push_str(" no bgp default ipv4-unicast\n");
+    }
     for p in peers {
         let _ = writeln!(c, " neighbor {} remote-as {}", p.addr, p.asn);
         let _ = writeln!(c, " neighbor {} passive", p.addr);
     }
-    c.push_str(" !\n address-family ipv4 unicast\n");
+    let afi = if net.ipv6 { "ipv6" } else { "ipv4" };
+    let _ = writeln!(c, " !\n address-family {afi} unicast");
     for p in peers {
+        if net.ipv6 {
+            let _ = writeln!(c, "  neighbor {} activate", p.addr);
+        }
         let _ = writeln!(c, "  neighbor {} route-server-client", p.addr);
     }
     c.push_str(" exit-address-family\nexit\n!\n");
@@ -260,10 +282,11 @@ pub fn gobgp_config(net: &Net, peers: &[PeerDef]) -> String {
             "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n  \
              [neighbors.transport.config]\n    passive-mode = true\n    local-address = \"{}\"\n  \
              [neighbors.route-server.config]\n    route-server-client = true\n  \
-             [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"",
+             [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{}\"",
             p.addr,
             p.asn,
-            net.target()
+            net.target(),
+            if net.ipv6 { "ipv6-unicast" } else { "ipv4-unicast" }
         );
     }
     c
@@ -365,6 +388,7 @@ pub fn start(
             let id = Identity {
                 addr: net.target(),
                 asn: RS_ASN,
+                ipv6: net.ipv6,
             };
             r.sink = Some(tokio::spawn(async move {
                 let mut conns = tokio::task::JoinSet::new();
@@ -539,6 +563,7 @@ mod tests {
 
     fn net() -> Net {
         Net {
+            ipv6: false,
             net: 77,
             port: 1790,
         }

@@ -11,8 +11,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use bgp::wire::attrs::MpNextHop;
 use bgp::wire::update::{pack_ipv4, pack_ipv6};
 use bgp::wire::{
-    frame, AsPath, Ipv4Prefix, Ipv6Prefix, Message, Origin, PathAttributes, SessionContext,
-    Update, UpdateMessage,
+    frame, AsPath, Ipv4Prefix, Ipv6Prefix, Message, Origin, PathAttributes, SessionContext, Update,
+    UpdateMessage,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -142,7 +142,13 @@ fn bench_ipv6(c: &mut Criterion, ctx: &SessionContext) {
     g.bench_function("encode_packed", |b| {
         b.iter(|| {
             out.clear();
-            pack_ipv6(black_box(&enc_attrs), &nh, pfx.iter().copied(), 4096, &mut out);
+            pack_ipv6(
+                black_box(&enc_attrs),
+                &nh,
+                pfx.iter().copied(),
+                4096,
+                &mut out,
+            );
             black_box(out.len())
         })
     });

@@ -853,6 +853,12 @@ impl Instance {
             self.rib.set_asn(spec.asn);
             self.rib6.set_asn(spec.asn);
         }
+        if self.spec.address6 != spec.address6 {
+            // Every session was restarted above (diff): IPv6 peers now run from the new address,
+            // and the IPv6 space goes out with it as the next hop.
+            self.spec.address6 = spec.address6;
+            self.rib6.set_local_address(self.spec.next_hop6());
+        }
         self.spec.asn = spec.asn;
         if self.spec.port != spec.port {
             // The driver listens on a new socket: it starts without GTSM.

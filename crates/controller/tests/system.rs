@@ -1291,3 +1291,184 @@ fn with_the_n_bit_a_clear_keeps_the_routes_and_a_hard_reset_does_not() {
     down(&mut sim, "nva1", DownReason::PeerNotification(admin_reset));
     assert!(fabric_has(&sim).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 unicast (issue #16): the second RIB of an instance, same peers, same rules
+// ---------------------------------------------------------------------------------------------
+
+mod ipv6 {
+    use super::*;
+    use bgp::wire::attrs::{MpNextHop, MpReach};
+    use bgp::wire::{Ipv6Prefix, Prefix};
+    use std::net::Ipv6Addr;
+
+    fn p6(s: &str) -> Ipv6Prefix {
+        s.parse().unwrap()
+    }
+
+    /// `name` announces IPv6 `prefixes` (MP_REACH_NLRI) with next hop `nh`.
+    fn announce6(sim: &mut Sim, name: &str, prefixes: &[&str], nh: &str) {
+        let asn = sim.owner.peer(sim.id(name)).unwrap().spec.asn;
+        sim.update(
+            name,
+            UpdateMessage {
+                attrs: PathAttributes {
+                    origin: Some(Origin::Igp),
+                    as_path: Some(AsPath::from_sequence(vec![asn])),
+                    mp_reach: Some(MpReach {
+                        afi: Afi::IPV6,
+                        safi: Safi::UNICAST,
+                        next_hop: MpNextHop::V6 {
+                            global: nh.parse().unwrap(),
+                            link_local: None,
+                        },
+                        nlri: prefixes.iter().map(|p| Prefix::V6(p6(p))).collect(),
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        );
+    }
+
+    /// What `name`'s session holds from us in IPv6: prefix -> (next hop, AS path).
+    fn received6(sim: &Sim, name: &str) -> BTreeMap<Ipv6Prefix, (Ipv6Addr, String)> {
+        let mut m = BTreeMap::new();
+        for u in &sim.running(name).sent {
+            if let Some(w) = &u.attrs.mp_unreach {
+                for p in &w.withdrawn {
+                    if let Prefix::V6(p) = p {
+                        m.remove(p);
+                    }
+                }
+            }
+            if let Some(r) = &u.attrs.mp_reach {
+                let MpNextHop::V6 { global, .. } = r.next_hop else {
+                    panic!("IPv4 next hop for IPv6: {r:?}")
+                };
+                let path = u.attrs.as_path.as_ref().map(|a| a.to_string());
+                for p in &r.nlri {
+                    if let Prefix::V6(p) = p {
+                        m.insert(*p, (global, path.clone().unwrap_or_default()));
+                    }
+                }
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn ipv6_routes_cross_peers_and_the_route_limit_counts_both_families() {
+        let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
+        s.branch_to_branch = true;
+        s.originated6 = vec![p6("fd00:1::/48")];
+        s.peers[0].max_routes = 3;
+        s.peers[1].asn = 65002;
+        let mut sim = Sim::new(s);
+        // Both families offered on every session.
+        let caps = &sim.running("nva1").config.session.capabilities;
+        assert!(caps.contains(&Capability::Multiprotocol {
+            afi: Afi::IPV6,
+            safi: Safi::UNICAST
+        }));
+        sim.establish("nva1");
+        sim.establish("nva2");
+        // The hub's IPv6 space, with the IPv4-mapped instance address as next hop (the
+        // instance has no IPv6 address).
+        let got = received6(&sim, "nva2");
+        assert_eq!(
+            got.get(&p6("fd00:1::/48")),
+            Some(&("::ffff:10.1.1.4".parse().unwrap(), "65515".to_string())),
+            "{got:?}"
+        );
+
+        sim.announce("nva1", &["192.168.1.0/24"], "10.1.2.10");
+        announce6(&mut sim, "nva1", &["fd00:10::/48"], "fd00:1::100");
+        let got = received6(&sim, "nva2");
+        assert_eq!(
+            got.get(&p6("fd00:10::/48")),
+            Some(&("fd00:1::100".parse().unwrap(), "65515 65001".to_string())),
+            "{got:?}"
+        );
+        assert!(!received6(&sim, "nva1").contains_key(&p6("fd00:10::/48")));
+        // The fabric programs IPv4 only, so far.
+        assert_eq!(sim.fabric.len(), 1);
+        assert_eq!(sim.owner.peer_counts(sim.id("nva1")), (2, 2));
+
+        // 1 IPv4 + 1 IPv6 held + 2 incoming > 3: Cease/1, and both families are withdrawn.
+        announce6(
+            &mut sim,
+            "nva1",
+            &["fd00:11::/48", "fd00:12::/48"],
+            "fd00:1::100",
+        );
+        let cmds = &sim.running("nva1").commands;
+        assert!(cmds[0].contains("code: 6, subcode: 1"), "{cmds:?}");
+        assert!(!received6(&sim, "nva2").contains_key(&p6("fd00:10::/48")));
+        assert!(!sim.received("nva2").contains_key(&pfx("192.168.1.0/24")));
+        assert_eq!(sim.owner.peer_counts(sim.id("nva1")), (0, 0));
+    }
+
+    #[test]
+    fn graceful_restart_sends_end_of_rib_per_family_and_waits_for_both() {
+        let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
+        s.graceful_restart = Some(120);
+        let mut sim = Sim::new(s);
+        let gr = Capability::GracefulRestart {
+            restarted: false,
+            notification: false,
+            restart_time: 120,
+            families: [Afi::IPV4, Afi::IPV6]
+                .into_iter()
+                .map(|afi| GracefulRestartFamily {
+                    afi,
+                    safi: Safi::UNICAST,
+                    forwarding_preserved: true,
+                })
+                .collect(),
+        };
+        sim.establish_with("nva1", vec![gr.clone()]);
+        // The End-of-RIBs go as SendUpdate commands (their debug form): IPv4's empty UPDATE,
+        // then IPv6's empty MP_UNREACH_NLRI.
+        let eors: Vec<&String> = sim
+            .running("nva1")
+            .commands
+            .iter()
+            .filter(|c| c.starts_with("SendUpdate"))
+            .collect();
+        assert_eq!(eors.len(), 2, "{eors:?}");
+        assert!(eors[0].contains("mp_unreach: None"), "{eors:?}");
+        assert!(
+            eors[1].contains(
+                "mp_unreach: Some(MpUnreach { afi: Afi(2), safi: Safi(1), withdrawn: [] })"
+            ),
+            "{eors:?}"
+        );
+
+        sim.announce("nva1", &["192.168.1.0/24"], "10.1.2.10");
+        announce6(&mut sim, "nva1", &["fd00:10::/48"], "fd00:1::100");
+        sim.down("nva1");
+        let id = sim.id("nva1");
+        assert_eq!(sim.owner.rib().stale_count(id), 1);
+        assert_eq!(sim.owner.rib6().stale_count(id), 1);
+        // Back; it sends the IPv4 route again and both End-of-RIBs; the IPv6 route it did not
+        // send again goes at the IPv6 End-of-RIB only.
+        sim.establish_with("nva1", vec![gr]);
+        sim.announce("nva1", &["192.168.1.0/24"], "10.1.2.10");
+        sim.update("nva1", UpdateMessage::end_of_rib());
+        assert_eq!(sim.owner.rib().stale_count(id), 0);
+        assert_eq!(
+            sim.owner.rib6().len(),
+            1,
+            "IPv6 still waits for its End-of-RIB"
+        );
+        assert!(sim.owner.peer(id).unwrap().stale_until.is_some());
+        sim.update(
+            "nva1",
+            UpdateMessage::end_of_rib_for(Afi::IPV6, Safi::UNICAST),
+        );
+        assert_eq!(sim.owner.rib6().len(), 0);
+        assert_eq!(sim.owner.rib().len(), 1);
+        assert!(sim.owner.peer(id).unwrap().stale_until.is_none());
+    }
+}

@@ -494,6 +494,13 @@ impl<F: Family> Rib<F> {
         self.originated_attrs = originated_attrs::<F>(asn, self.cfg.local_address);
     }
 
+    /// Changes the instance's own address in this family (a reload): the next hop of the
+    /// originated prefixes. Like [`Rib::set_asn`], with the sessions reset around it.
+    pub fn set_local_address(&mut self, addr: F::Addr) {
+        self.cfg.local_address = addr;
+        self.originated_attrs = originated_attrs::<F>(self.cfg.asn, addr);
+    }
+
     pub fn add_peer(
         &mut self,
         name: &str,
