@@ -10,7 +10,8 @@
 # Nothing leaves the namespaces; everything started here is stopped by pid, and the
 # namespaces are deleted, on exit.
 #
-# Usage (root): scripts/capture_fixtures.sh [frr|bird|gobgp]...   (default: all three)
+# Usage (root): scripts/capture_fixtures.sh [frr|bird|gobgp|bird6|gobgp6]...   (default: all)
+# bird6 and gobgp6: IPv6 unicast over an IPv6 session to 2001:db8:1::4.
 # FIXTURES_OUT=DIR writes the .bin files and pcaps to DIR instead (to compare a re-capture
 # with the committed files: cmp DIR/frr_open.bin crates/bgp/tests/fixtures/frr_open.bin).
 set -euo pipefail
@@ -81,6 +82,7 @@ capture() {
   run_in "$NVA" "$host" "$WORK/$name.daemon.log" "$@"
   local daemon_pid=${PIDS[-1]}
   if [ "$name" = gobgp ]; then inject_gobgp_routes; fi
+  if [ "$name" = gobgp6 ]; then inject_gobgp6_routes; fi
   local rc=0
   wait "$peer_pid" || rc=$?
   cat "$WORK/$name.peer.log"
@@ -114,8 +116,23 @@ inject_gobgp_routes() {
   "${g[@]}" global rib add -a ipv4 192.168.74.0/24 nexthop 10.1.0.100
 }
 
+# The same for IPv6 unicast over the IPv6 session (gobgp6).
+inject_gobgp6_routes() {
+  for _ in $(seq 1 300); do [ -e "$WORK/gobgp6.ready" ] && break; sleep 0.1; done
+  [ -e "$WORK/gobgp6.ready" ] || { echo "gobgp6 session did not come up" >&2; return 1; }
+  local g=(ip netns exec "$NVA" gobgp -u 127.0.0.1 -p 50051)
+  sleep 1
+  "${g[@]}" global rib add -a ipv6 2001:db8:70::/48 origin igp nexthop 2001:db8:1::100
+  sleep 0.5
+  "${g[@]}" global rib add -a ipv6 2001:db8:71::/48 origin igp nexthop 2001:db8:1::100 community 65003:100,no-export
+  sleep 0.5
+  "${g[@]}" global rib add -a ipv6 2001:db8:72::/48 origin igp nexthop 2001:db8:1::100 med 30
+  sleep 0.5
+  "${g[@]}" global rib del -a ipv6 2001:db8:70::/48
+}
+
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(frr bird gobgp)
+[ ${#want[@]} -gt 0 ] || want=(frr bird gobgp bird6 gobgp6)
 for d in "${want[@]}"; do
   case $d in
     frr)
@@ -131,7 +148,15 @@ for d in "${want[@]}"; do
       capture gobgp 10.1.2.12 2001:db8:1::12 nva3 --min-updates 5 --quiet 3 -- \
         gobgpd -f "$CONF/gobgpd.toml" -p --pprof-disable --api-hosts 127.0.0.1:50051
       ;;
-    *) echo "unknown daemon $d (frr, bird, gobgp)" >&2; exit 2 ;;
+    bird6)
+      capture bird6 10.1.2.11 2001:db8:1::11 nva2 --listen 2001:db8:1::4 --ipv6 --min-updates 4 -- \
+        bird -f -c "$CONF/bird6.conf" -s "$WORK/bird.ctl" -P "$WORK/bird.pid"
+      ;;
+    gobgp6)
+      capture gobgp6 10.1.2.12 2001:db8:1::12 nva3 --listen 2001:db8:1::4 --ipv6 --min-updates 4 --quiet 3 -- \
+        gobgpd -f "$CONF/gobgpd6.toml" -p --pprof-disable --api-hosts 127.0.0.1:50051
+      ;;
+    *) echo "unknown daemon $d (frr, bird, gobgp, bird6, gobgp6)" >&2; exit 2 ;;
   esac
 done
 ls -l "$OUT"/*.bin

@@ -60,6 +60,18 @@ fixtures! {
     GOBGP_UPDATE_3 = "gobgp_update_3", 62, Update;
     GOBGP_UPDATE_4 = "gobgp_update_4", 54, Update;
     GOBGP_UPDATE_5 = "gobgp_update_5", 47, Update;
+    BIRD6_OPEN = "bird6_open", 53, Open;
+    BIRD6_KEEPALIVE = "bird6_keepalive", 19, Keepalive;
+    BIRD6_UPDATE_1 = "bird6_update_1", 99, Update;
+    BIRD6_UPDATE_2 = "bird6_update_2", 84, Update;
+    BIRD6_UPDATE_3 = "bird6_update_3", 95, Update;
+    BIRD6_UPDATE_4 = "bird6_update_4", 29, Update;
+    GOBGP6_OPEN = "gobgp6_open", 53, Open;
+    GOBGP6_KEEPALIVE = "gobgp6_keepalive", 19, Keepalive;
+    GOBGP6_UPDATE_1 = "gobgp6_update_1", 67, Update;
+    GOBGP6_UPDATE_2 = "gobgp6_update_2", 78, Update;
+    GOBGP6_UPDATE_3 = "gobgp6_update_3", 74, Update;
+    GOBGP6_UPDATE_4 = "gobgp6_update_4", 36, Update;
 }
 
 /// The UPDATE fixtures of one daemon, in capture order.
@@ -282,7 +294,13 @@ fn every_fixture_is_one_whole_message_of_the_documented_size_and_type() {
 
 #[test]
 fn keepalives() {
-    for k in [FRR_KEEPALIVE, BIRD_KEEPALIVE, GOBGP_KEEPALIVE] {
+    for k in [
+        FRR_KEEPALIVE,
+        BIRD_KEEPALIVE,
+        GOBGP_KEEPALIVE,
+        BIRD6_KEEPALIVE,
+        GOBGP6_KEEPALIVE,
+    ] {
         assert_eq!(Message::decode(k, &CTX).unwrap(), (Message::Keepalive, 19));
         assert_eq!(Message::Keepalive.to_bytes(&CTX), k);
     }
@@ -592,5 +610,183 @@ mod gobgp {
     fn updates_round_trip() {
         assert_eq!(updates("gobgp").count(), 5);
         updates("gobgp").for_each(|u| update_round_trip(u, true));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 unicast over IPv6 sessions (issue #16): the listener at 2001:db8:1::4 offers IPv4 and
+// IPv6 unicast; the daemons are configured for IPv6 unicast only.
+
+/// An UPDATE whose only announcement is IPv6 `nlri` in MP_REACH_NLRI, with exactly the
+/// attributes `expected` (its `mp_reach` included).
+fn check_ipv6_update(bytes: &[u8], expected: PathAttributes) {
+    let u = decode_update(bytes);
+    assert_eq!(u.nlri().count(), 0, "no IPv4 NLRI");
+    assert_eq!(u.attrs.next_hop, None, "no NEXT_HOP with IPv6 NLRI only");
+    assert_eq!(u.attrs, expected);
+    assert!(!u.is_end_of_rib());
+    assert_eq!(u.to_message().end_of_rib_family(), None);
+}
+
+/// MP_REACH_NLRI for IPv6 unicast.
+fn reach6(global: &str, link_local: Option<&str>, nlri: &[&str]) -> MpReach {
+    MpReach {
+        afi: Afi::IPV6,
+        safi: Safi::UNICAST,
+        next_hop: MpNextHop::V6 {
+            global: global.parse().unwrap(),
+            link_local: link_local.map(|a| a.parse::<Ipv6Addr>().unwrap()),
+        },
+        nlri: nlri.iter().map(|p| p.parse::<Prefix>().unwrap()).collect(),
+    }
+}
+
+fn ipv6_attrs(origin: Origin, path: &[u32], reach: MpReach) -> PathAttributes {
+    PathAttributes {
+        origin: Some(origin),
+        as_path: Some(AsPath::from_sequence(path.to_vec())),
+        mp_reach: Some(reach),
+        ..Default::default()
+    }
+}
+
+// BIRD 2.0.12 (AS 65002) on 2001:db8:1::11: its global and link-local addresses as next hop.
+mod bird6 {
+    use super::*;
+
+    const GLOBAL: &str = "2001:db8:1::11";
+    /// BIRD's link-local address on the capture's veth (from its MAC, EUI-64).
+    const LINK_LOCAL: &str = "fe80::1836:ebff:fe2b:9e60";
+
+    #[test]
+    fn open() {
+        let o = decode_open(BIRD6_OPEN);
+        assert_eq!(o.my_as, 65002);
+        assert_eq!(o.hold_time, 240);
+        assert_eq!(o.bgp_id, Ipv4Addr::new(10, 1, 2, 11));
+        let want = [
+            mp(Afi::IPV6),
+            Capability::RouteRefresh,
+            gr(false, false, 120),
+            Capability::FourOctetAs(65002),
+            Capability::EnhancedRouteRefresh,
+            unk(71, &[]),
+        ];
+        assert_eq!(o.capabilities, want);
+        assert_eq!(round_trip(BIRD6_OPEN), BIRD6_OPEN);
+    }
+
+    #[test]
+    fn update_1_large_community_and_a_32_octet_next_hop() {
+        let r = reach6(GLOBAL, Some(LINK_LOCAL), &["2001:db8:61::/48"]);
+        let mut want = ipv6_attrs(Origin::Igp, &[65002], r);
+        want.large_communities = vec![large(65002, 1, 2)];
+        check_ipv6_update(BIRD6_UPDATE_1, want);
+        // MP_REACH_NLRI first, with the extended-length flag on a 44-octet value.
+        assert_eq!(&BIRD6_UPDATE_1[23..27], &[0x90, 14, 0, 44]);
+    }
+
+    #[test]
+    fn update_2_plain() {
+        let r = reach6(GLOBAL, Some(LINK_LOCAL), &["2001:db8:60::/48"]);
+        check_ipv6_update(BIRD6_UPDATE_2, ipv6_attrs(Origin::Igp, &[65002], r));
+    }
+
+    #[test]
+    fn update_3_prepended_with_med() {
+        let r = reach6(GLOBAL, Some(LINK_LOCAL), &["2001:db8:62::/48"]);
+        let mut want = ipv6_attrs(Origin::Igp, &[65002, 65002], r);
+        want.med = Some(20);
+        check_ipv6_update(BIRD6_UPDATE_3, want);
+    }
+
+    #[test]
+    fn update_4_end_of_rib_for_ipv6() {
+        let u = decode_update(BIRD6_UPDATE_4);
+        assert!(!u.is_end_of_rib(), "not the IPv4 marker");
+        let m = u.to_message();
+        assert_eq!(m.end_of_rib_family(), Some((Afi::IPV6, Safi::UNICAST)));
+        assert_eq!(m, UpdateMessage::end_of_rib_for(Afi::IPV6, Safi::UNICAST));
+        assert_eq!(Message::Update(m).to_bytes(&CTX), BIRD6_UPDATE_4);
+    }
+
+    /// BIRD puts MP_REACH_NLRI first with an extended length: our re-encoding is the canonical
+    /// form (type-code order, shortest length); the End-of-RIB is byte-identical.
+    #[test]
+    fn updates_round_trip() {
+        assert_eq!(updates("bird6").count(), 4);
+        for u in [BIRD6_UPDATE_1, BIRD6_UPDATE_2, BIRD6_UPDATE_3] {
+            update_round_trip(u, false);
+        }
+        update_round_trip(BIRD6_UPDATE_4, true);
+    }
+}
+
+// GoBGP 3.10.0 (AS 65003) on 2001:db8:1::12: the next hop given to `gobgp global rib add`.
+mod gobgp6 {
+    use super::*;
+
+    const NH: &str = "2001:db8:1::100";
+
+    #[test]
+    fn open() {
+        let o = decode_open(GOBGP6_OPEN);
+        assert_eq!(o.my_as, 65003);
+        assert_eq!(o.hold_time, 90);
+        assert_eq!(o.bgp_id, Ipv4Addr::new(10, 1, 2, 12));
+        let want = [
+            Capability::RouteRefresh,
+            unk(73, &[4, b'n', b'v', b'a', b'3', 0]),
+            mp(Afi::IPV6),
+            Capability::FourOctetAs(65003),
+        ];
+        assert_eq!(o.capabilities, want);
+        assert_eq!(round_trip(GOBGP6_OPEN), GOBGP6_OPEN);
+    }
+
+    #[test]
+    fn update_1_plain() {
+        let r = reach6(NH, None, &["2001:db8:70::/48"]);
+        check_ipv6_update(GOBGP6_UPDATE_1, ipv6_attrs(Origin::Igp, &[65003], r));
+    }
+
+    #[test]
+    fn update_2_communities() {
+        let r = reach6(NH, None, &["2001:db8:71::/48"]);
+        let mut want = ipv6_attrs(Origin::Igp, &[65003], r);
+        want.communities = vec![comm(65003, 100), NO_EXPORT];
+        check_ipv6_update(GOBGP6_UPDATE_2, want);
+    }
+
+    #[test]
+    fn update_3_med() {
+        let r = reach6(NH, None, &["2001:db8:72::/48"]);
+        let mut want = ipv6_attrs(Origin::Igp, &[65003], r);
+        want.med = Some(30);
+        check_ipv6_update(GOBGP6_UPDATE_3, want);
+    }
+
+    #[test]
+    fn update_4_withdraw_in_mp_unreach() {
+        let u = decode_update(GOBGP6_UPDATE_4);
+        let w = u.attrs.mp_unreach.as_ref().expect("MP_UNREACH_NLRI");
+        assert_eq!((w.afi, w.safi), (Afi::IPV6, Safi::UNICAST));
+        assert_eq!(w.withdrawn, ["2001:db8:70::/48".parse::<Prefix>().unwrap()]);
+        assert_eq!(
+            u.attrs,
+            PathAttributes {
+                mp_unreach: u.attrs.mp_unreach.clone(),
+                ..Default::default()
+            }
+        );
+        assert_eq!(u.to_message().end_of_rib_family(), None);
+    }
+
+    /// GoBGP sends attributes in type-code order with minimal length fields, MP_REACH_NLRI
+    /// last: byte-identical re-encodings.
+    #[test]
+    fn updates_round_trip() {
+        assert_eq!(updates("gobgp6").count(), 4);
+        updates("gobgp6").for_each(|u| update_round_trip(u, true));
     }
 }
