@@ -11,7 +11,7 @@ use crate::names::{NextHopType, RouteSource, RouteState, TraceProto};
 use crate::nullable;
 
 /// One effective route of a NIC.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EffectiveRoute {
     /// One prefix (a list, as the reference shows it).
@@ -41,7 +41,7 @@ impl EffectiveRoute {
 /// log or from before a restart), the whole table: `changed` and `since` absent. With `since`,
 /// only the routes of the prefixes changed after it, listed in `changed`; a prefix in
 /// `changed` with no route in `value` was removed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EffectiveRoutes {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,7 +61,7 @@ impl EffectiveRoutes {
 }
 
 /// The flow a trace follows.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TraceFlow {
     /// 0 for ICMP.
@@ -75,7 +75,7 @@ pub struct TraceFlow {
 }
 
 /// `GET /v1/trace?nic=NAME&dst=IP[&proto=…&sport=N&dport=N]`: where that flow goes, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TraceAnswer {
     /// The backend the load balancer picks, when the route goes through one that has one.

@@ -29,7 +29,7 @@ pub const MAX_FLOWS: u64 = 1 << 27;
 pub const MAX_IDLE_S: u32 = 7 * 24 * 3600;
 
 /// One load balancer in `GET /v1/lb`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LbListEntry {
     pub frontend: Ipv4Addr,
@@ -37,7 +37,7 @@ pub struct LbListEntry {
 }
 
 /// `GET /v1/lb/NAME` (`nexthop lb show`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LbView {
     pub name: String,
@@ -55,7 +55,7 @@ pub struct LbView {
 }
 
 /// A backend of a load balancer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackendView {
     pub address: Ipv4Addr,
@@ -74,7 +74,7 @@ pub struct BackendView {
 }
 
 /// The last probe of a backend.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LastProbe {
     pub ok: bool,
@@ -86,7 +86,7 @@ pub struct LastProbe {
 }
 
 /// The balancer's selection settings (SPEC §4), as `nexthop lb-mux` reads them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LbSettings {
     pub distribution: Distribution,
@@ -188,7 +188,7 @@ impl LbView {
 }
 
 /// `POST /v1/lb/NAME/admin?backend=ADDR&state=…`: the state now set.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdminAnswer {
     pub admin_state: AdminState,

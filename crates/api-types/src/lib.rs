@@ -68,7 +68,7 @@ pub use request::{AdminQuery, EffectiveRoutesQuery, MrtQuery, PeerQuery, TraceQu
 pub use route_server::{PeerView, RibEntryView, RibPathView, RouteView};
 
 /// The body of every 4xx/5xx answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorBody {
     pub error: String,
@@ -83,7 +83,7 @@ impl ErrorBody {
 }
 
 /// `POST /v1/reload`: what the reload did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReloadAnswer {
     pub message: String,

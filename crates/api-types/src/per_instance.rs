@@ -52,6 +52,21 @@ impl<T> PerInstance<T> {
     }
 }
 
+/// In the API's schema: an object keyed by instance name, each value a `T`.
+impl<T: schemars::JsonSchema> schemars::JsonSchema for PerInstance<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("PerInstance_{}", T::schema_name()).into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let value = g.subschema_for::<T>();
+        schemars::json_schema!({
+            "type": "object",
+            "description": "Keyed by route server instance name (RouteServiceRole_IN_0, ...), in instance order.",
+            "additionalProperties": value
+        })
+    }
+}
+
 impl<T> FromIterator<(String, T)> for PerInstance<T> {
     fn from_iter<I: IntoIterator<Item = (String, T)>>(iter: I) -> Self {
         Self(iter.into_iter().collect())

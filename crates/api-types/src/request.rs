@@ -35,7 +35,7 @@ pub fn lb_path(name: &str) -> String {
 }
 
 /// `GET /v1/routes/{learned,advertised}?peer=NAME`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PeerQuery {
     pub peer: Option<String>,
 }
@@ -51,7 +51,7 @@ impl PeerQuery {
 
 /// `GET /v1/mrt?instance=NAME`: a TABLE_DUMP_V2 snapshot (RFC 6396) of the instance's
 /// Adj-RIBs-In, as `application/octet-stream`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MrtQuery {
     pub instance: Option<String>,
 }
@@ -63,7 +63,7 @@ impl MrtQuery {
 }
 
 /// `GET /v1/effective-routes?nic=NAME[&since=V[&wait=S]]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EffectiveRoutesQuery {
     pub nic: Option<String>,
     /// Only the routes of prefixes changed after this version.
@@ -88,7 +88,7 @@ impl EffectiveRoutesQuery {
 
 /// `GET /v1/trace?nic=NAME&dst=IP[&proto=tcp|udp|icmp&sport=N&dport=N]`. Defaults: `tcp`,
 /// source port 49152, destination port 443 (both 0 for ICMP).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TraceQuery {
     pub nic: Option<String>,
     /// An IPv4 address.
@@ -115,7 +115,7 @@ impl TraceQuery {
 }
 
 /// `POST /v1/lb/NAME/admin?backend=ADDR&state=up|down|drain|none`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AdminQuery {
     /// An IPv4 address.
     pub backend: Option<String>,

@@ -9,7 +9,7 @@ use crate::names::{Origin, RouteState, SessionState};
 use crate::nullable;
 
 /// A BGP peer of one instance (`nexthop peers`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PeerView {
     /// The address families both sides offered on the session (`ipv4-unicast`,
@@ -45,7 +45,7 @@ pub struct PeerView {
 /// A learned or advertised route (SPEC §6; like `az network routeserver peering
 /// list-learned-routes`). Advertised routes have the instance's own address as `nextHop` and
 /// `sourcePeer`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteView {
     pub as_path: String,
@@ -65,7 +65,7 @@ pub struct RouteView {
 }
 
 /// One Loc-RIB entry: the paths of a prefix and its forwarding next hops.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RibEntryView {
     /// Distinct next hops of the ECMP set: what traffic is sent to.
@@ -76,7 +76,7 @@ pub struct RibEntryView {
 }
 
 /// One path of a Loc-RIB entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RibPathView {
     pub as_path: String,

@@ -4,13 +4,15 @@
 //! ```text
 //!  MRT header: timestamp(4) type(2)=13 subtype(2) length(4)
 //!  PEER_INDEX_TABLE (subtype 1): collector id, view name, peers (type, BGP id, address, AS)
-//!  RIB_IPV4_UNICAST (subtype 2), one per prefix: sequence, prefix, entries
-//!      (peer index, originated time, path attributes with 4-octet AS numbers)
+//!  RIB_IPV4_UNICAST (subtype 2) / RIB_IPV6_UNICAST (subtype 4), one per prefix: sequence,
+//!      prefix, entries (peer index, originated time, path attributes with 4-octet AS numbers;
+//!      for IPv6, MP_REACH_NLRI abbreviated to the next hop, §4.3.4)
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::wire::{Ipv4Prefix, PathAttributes, SessionContext};
+use crate::wire::attrs::MpNextHop;
+use crate::wire::{Ipv4Prefix, Ipv6Prefix, PathAttributes, SessionContext};
 
 /// MRT type BGP4MP (RFC 6396 §4.4) and its subtype BGP4MP_MESSAGE_AS4.
 pub const BGP4MP: u16 = 16;
@@ -62,6 +64,7 @@ pub const TABLE_DUMP_V2: u16 = 13;
 /// Its subtypes used here.
 pub const PEER_INDEX_TABLE: u16 = 1;
 pub const RIB_IPV4_UNICAST: u16 = 2;
+pub const RIB_IPV6_UNICAST: u16 = 4;
 
 /// Peer type bits of a PEER_INDEX_TABLE entry (RFC 6396 §4.3.1).
 const PEER_TYPE_AS4: u8 = 0b10;
@@ -149,12 +152,33 @@ impl TableDump {
         prefix: Ipv4Prefix,
         paths: impl IntoIterator<Item = (usize, u32, &'a PathAttributes)>,
     ) {
+        let octets = prefix.addr().octets();
+        self.add_entry(RIB_IPV4_UNICAST, prefix.len(), &octets, paths);
+    }
+
+    /// The same for an IPv6 prefix (RIB_IPV6_UNICAST): each path's MP_REACH_NLRI holds only
+    /// its next hop (RFC 6396 §4.3.4).
+    pub fn add6<'a>(
+        &mut self,
+        prefix: Ipv6Prefix,
+        paths: impl IntoIterator<Item = (usize, u32, &'a PathAttributes)>,
+    ) {
+        let octets = prefix.addr().octets();
+        self.add_entry(RIB_IPV6_UNICAST, prefix.len(), &octets, paths);
+    }
+
+    fn add_entry<'a>(
+        &mut self,
+        subtype: u16,
+        len: u8,
+        octets: &[u8],
+        paths: impl IntoIterator<Item = (usize, u32, &'a PathAttributes)>,
+    ) {
         let body = &mut self.body;
         body.clear();
         body.extend_from_slice(&self.sequence.to_be_bytes());
-        body.push(prefix.len());
-        let octets = prefix.addr().octets();
-        body.extend_from_slice(&octets[..usize::from(prefix.len()).div_ceil(8)]);
+        body.push(len);
+        body.extend_from_slice(&octets[..usize::from(len).div_ceil(8)]);
         let count_at = body.len();
         body.extend_from_slice(&[0, 0]);
         let mut count: u16 = 0;
@@ -163,7 +187,28 @@ impl TableDump {
                 continue;
             }
             self.attrs.clear();
-            attrs.emit(&CONTEXT, &mut self.attrs);
+            match (&attrs.mp_reach, subtype) {
+                (Some(r), RIB_IPV6_UNICAST) => {
+                    let rest = PathAttributes {
+                        mp_reach: None,
+                        ..attrs.clone()
+                    };
+                    rest.emit(&CONTEXT, &mut self.attrs);
+                    let nh: Vec<u8> = match r.next_hop {
+                        MpNextHop::V4(a) => a.octets().to_vec(),
+                        MpNextHop::V6 { global, link_local } => {
+                            let mut v = global.octets().to_vec();
+                            v.extend(link_local.map(|l| l.octets()).unwrap_or_default());
+                            v
+                        }
+                    };
+                    // Optional, type 14, then next hop length and next hop only.
+                    self.attrs
+                        .extend_from_slice(&[0x80, 14, (nh.len() + 1) as u8, nh.len() as u8]);
+                    self.attrs.extend_from_slice(&nh);
+                }
+                _ => attrs.emit(&CONTEXT, &mut self.attrs),
+            }
             let Ok(len) = u16::try_from(self.attrs.len()) else {
                 continue;
             };
@@ -177,7 +222,7 @@ impl TableDump {
             return;
         }
         body[count_at..count_at + 2].copy_from_slice(&count.to_be_bytes());
-        record(self.timestamp, RIB_IPV4_UNICAST, body, &mut self.out);
+        record(self.timestamp, subtype, body, &mut self.out);
         self.sequence = self.sequence.wrapping_add(1);
     }
 

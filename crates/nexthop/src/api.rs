@@ -13,6 +13,7 @@
 //! | GET | `/v1/trace?nic=NAME&dst=IP[&proto=tcp\|udp\|icmp&sport=N&dport=N]` | where that flow goes, and why |
 //! | POST | `/v1/reload` | re-read the config file and apply it |
 //! | GET | `/v1/mrt?instance=NAME` | a TABLE_DUMP_V2 (MRT, RFC 6396) snapshot of the instance's Adj-RIBs-In (binary) |
+//! | GET | `/v1/openapi.json` | this table as an OpenAPI 3.1 document, schemas from the contract types |
 //! | GET | `/metrics` | Prometheus text |
 //!
 //! Every answer and every request's parameters are a type of the contract crate
@@ -58,25 +59,87 @@ pub struct ApiState {
     pub long_polls: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
+/// What an endpoint answers with status 200, for the OpenAPI document.
+#[derive(Clone, Copy)]
+pub(crate) enum Answer {
+    /// `application/json`, this schema.
+    Json(fn(&mut schemars::SchemaGenerator) -> schemars::Schema),
+    /// Bytes of this media type.
+    Bytes(&'static str),
+}
+
+/// One endpoint: the router serves exactly these, and `/v1/openapi.json` describes exactly
+/// these ([`crate::openapi`]), so the two cannot drift apart.
+#[derive(Clone, Copy)]
+pub(crate) struct Endpoint {
+    pub method: &'static str,
+    /// As axum writes it: `/v1/lb/:name`.
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// The query string's type (its fields are the parameters).
+    pub query: Option<fn(&mut schemars::SchemaGenerator) -> schemars::Schema>,
+    pub answer: Answer,
+    handler: fn() -> axum::routing::MethodRouter<ApiState>,
+}
+
+fn schema_of<T: schemars::JsonSchema>(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    g.subschema_for::<T>()
+}
+
+/// Every endpoint of the API, in the order the document lists them.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    use Answer::{Bytes, Json as J};
+    let e = |method, path, summary, query, answer, handler| Endpoint {
+        method,
+        path,
+        summary,
+        query,
+        answer,
+        handler,
+    };
+    vec![
+        e("get", "/v1/peers", "BGP peers of every route server instance", None,
+          J(schema_of::<PerInstance<Vec<PeerView>>>), || get(peers)),
+        e("get", "/v1/rib", "The Loc-RIB of every instance (both families): ECMP paths and forwarding next hops", None,
+          J(schema_of::<PerInstance<Vec<api_types::RibEntryView>>>), || get(rib)),
+        e("get", "/v1/routes/learned", "Routes learned from a peer, per instance (refused ones with their reason)",
+          Some(schema_of::<PeerQuery>), J(schema_of::<PerInstance<Vec<RouteView>>>), || get(learned)),
+        e("get", "/v1/routes/advertised", "Routes each instance advertises to a peer",
+          Some(schema_of::<PeerQuery>), J(schema_of::<PerInstance<Vec<RouteView>>>), || get(advertised)),
+        e("post", "/v1/reload", "Re-read the config file and apply it (admin token)", None,
+          J(schema_of::<ReloadAnswer>), || post(reload)),
+        e("get", "/v1/mrt", "A TABLE_DUMP_V2 (MRT, RFC 6396) snapshot of an instance's Adj-RIBs-In",
+          Some(schema_of::<MrtQuery>), Bytes("application/octet-stream"), || get(mrt)),
+        e("get", "/v1/effective-routes", "A NIC's effective routes; with since, only those changed after that version; with wait, a long poll",
+          Some(schema_of::<EffectiveRoutesQuery>), J(schema_of::<EffectiveRoutes>), || get(effective_routes)),
+        e("get", "/v1/trace", "Where a flow from a NIC goes, and why",
+          Some(schema_of::<TraceQuery>), J(schema_of::<api_types::TraceAnswer>), || get(trace)),
+        e("get", "/v1/lb", "The load balancers: name and frontend", None,
+          J(schema_of::<Vec<LbListEntry>>), || get(lb_list)),
+        e("get", "/v1/lb/:name", "A load balancer: backends with health, admin state, role, last probe, flows", None,
+          J(schema_of::<api_types::LbView>), || get(lb_show)),
+        e("post", "/v1/lb/:name/admin", "Set a backend's admin state (admin token)",
+          Some(schema_of::<AdminQuery>), J(schema_of::<AdminAnswer>), || post(lb_admin)),
+        e("get", "/v1/openapi.json", "This document (OpenAPI 3.1)", None,
+          J(schema_of::<serde_json::Value>), || get(openapi)),
+        e("get", "/metrics", "Prometheus text exposition", None,
+          Bytes("text/plain; version=0.0.4"), || get(metrics)),
+    ]
+}
+
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/v1/peers", get(peers))
-        .route("/v1/rib", get(rib))
-        .route("/v1/routes/learned", get(learned))
-        .route("/v1/routes/advertised", get(advertised))
-        .route("/v1/reload", post(reload))
-        .route("/v1/mrt", get(mrt))
-        .route("/v1/effective-routes", get(effective_routes))
-        .route("/v1/trace", get(trace))
-        .route("/v1/lb", get(lb_list))
-        .route("/v1/lb/:name", get(lb_show))
-        .route("/v1/lb/:name/admin", post(lb_admin))
-        .route("/metrics", get(metrics))
+    endpoints()
+        .into_iter()
+        .fold(Router::new(), |r, e| r.route(e.path, (e.handler)()))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authorize,
         ))
         .with_state(state)
+}
+
+async fn openapi() -> Response {
+    Json(crate::openapi::document()).into_response()
 }
 
 /// Connections served at once; beyond, a new one is closed at once (and counted in the log).

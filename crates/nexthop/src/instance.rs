@@ -395,6 +395,18 @@ impl InstanceTask {
                 };
                 out.push(bgp::bmp::route_monitoring(&h, &u));
             }
+            // IPv6: the prefix back inside the path's MP_REACH_NLRI.
+            for r in self.owner.rib6().learned_from(p.id) {
+                let mut attrs = (*r.attrs).clone();
+                if let Some(reach) = attrs.mp_reach.as_mut() {
+                    reach.nlri = vec![bgp::wire::Prefix::V6(r.prefix)];
+                }
+                let u = bgp::wire::UpdateMessage {
+                    attrs,
+                    ..Default::default()
+                };
+                out.push(bgp::bmp::route_monitoring(&h, &u));
+            }
         }
         out
     }
@@ -423,6 +435,15 @@ impl InstanceTask {
         let mut dump = TableDump::new(now, spec.address, &spec.name, &peers);
         for (prefix, paths) in rib.adj_ribs_in() {
             dump.add(
+                prefix,
+                paths
+                    .iter()
+                    .filter_map(|(id, a)| index.get(id).map(|i| (*i, now, a.as_ref()))),
+            );
+        }
+        // IPv6 after IPv4 (the same peers, the same index).
+        for (prefix, paths) in self.owner.rib6().adj_ribs_in() {
+            dump.add6(
                 prefix,
                 paths
                     .iter()

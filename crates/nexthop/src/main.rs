@@ -23,6 +23,7 @@ mod instance;
 mod lbrun;
 mod mrtlog;
 mod mux;
+mod openapi;
 mod token;
 
 #[derive(Parser)]

@@ -151,14 +151,17 @@ fn mrt_dump_of_the_demo_reads_in_bgpdump() {
         String::from_utf8_lossy(&read.stdout).into_owned()
     };
     let line = |peer: &str| format!("|B|{peer}|65001|192.168.10.0/24|65001|IGP|10.1.0.100|");
+    // The IPv6 branch (RIB_IPV6_UNICAST, next hop in the abbreviated MP_REACH_NLRI).
+    let line6 = |peer: &str| format!("|B|{peer}|65001|fd00:10::/48|65001|IGP|fd00:1::100|");
     let start = Instant::now();
     let mut last = String::new();
     let ok = loop {
         let both = ["RouteServiceRole_IN_0", "RouteServiceRole_IN_1"].map(dump);
-        if both
-            .iter()
-            .all(|d| d.contains(&line("127.0.2.10")) && d.contains(&line("127.0.2.11")))
-        {
+        if both.iter().all(|d| {
+            ["127.0.2.10", "127.0.2.11"]
+                .iter()
+                .all(|p| d.contains(&line(p)) && d.contains(&line6(p)))
+        }) {
             break true;
         }
         last = both.join("\n---\n");
@@ -182,4 +185,101 @@ fn mrt_dump_of_the_demo_reads_in_bgpdump() {
         "{stderr}"
     );
     assert!(!dir.file("nope.mrt").exists());
+}
+
+/// `/v1/openapi.json` against the live demo: Debian's python3-jsonschema validates every JSON
+/// answer of the running API against the schema the document gives for it, and refuses an
+/// answer that breaks the contract (a session state the API never sends).
+#[test]
+fn the_openapi_document_describes_the_live_answers() {
+    let python = "/usr/bin/python3";
+    let has_jsonschema = Command::new(python)
+        .args(["-c", "import jsonschema"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_jsonschema {
+        labtest::skip("needs /usr/bin/python3 with jsonschema (Debian's python3-jsonschema)");
+        return;
+    }
+    let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
+    let api = "127.0.0.1:28181";
+    let mut child = nexthop()
+        .args([
+            "demo",
+            "--duration",
+            "20",
+            "--port",
+            "21181",
+            "--api-listen",
+            api,
+            "--no-failure",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runs");
+    let get = |path: &str| -> Option<String> {
+        let mut r = ureq::get(&format!("http://{api}{path}")).call().ok()?;
+        r.body_mut().read_to_string().ok()
+    };
+    // Until both instances hold the branch from both NVAs.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10)
+        && get("/v1/rib").is_none_or(|r| r.matches("\"best\":true").count() < 4)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let dir = labtest::Workdir::new("openapi").expect("workdir");
+    let doc = get("/v1/openapi.json").expect("the document");
+    let doc_file = dir.write("openapi.json", &doc).unwrap();
+    let calls = [
+        ("/v1/peers", "/v1/peers"),
+        ("/v1/rib", "/v1/rib"),
+        ("/v1/routes/learned?peer=nva1", "/v1/routes/learned"),
+        ("/v1/routes/advertised?peer=nva1", "/v1/routes/advertised"),
+        ("/v1/lb", "/v1/lb"),
+        ("/v1/lb/nva-ilb", "/v1/lb/{name}"),
+        ("/v1/effective-routes?nic=vm1-nic", "/v1/effective-routes"),
+        ("/v1/trace?nic=vm1-nic&dst=192.168.10.7", "/v1/trace"),
+    ];
+    let mut args: Vec<String> = Vec::new();
+    for (i, (url, template)) in calls.iter().enumerate() {
+        let body = get(url).unwrap_or_else(|| panic!("GET {url} failed"));
+        let f = dir.write(&format!("answer{i}.json"), &body).unwrap();
+        args.extend(["get".into(), template.to_string(), f.display().to_string()]);
+    }
+    // The control: the peers answer with a state the contract does not have.
+    let peers = get("/v1/peers").unwrap();
+    assert!(peers.contains("\"Established\""), "{peers}");
+    let bad = dir
+        .write(
+            "bad_peers.json",
+            &peers.replacen("\"Established\"", "\"Establishedd\"", 1),
+        )
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let run = |extra: &[String]| {
+        Command::new(python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/support/validate_openapi.py"
+            ))
+            .arg(&doc_file)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&args);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    println!("{text}");
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("ok GET").count(), calls.len(), "{text}");
+    let out = run(&["get".into(), "/v1/peers".into(), bad.display().to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("INVALID GET /v1/peers"),
+        "a broken answer passed: {text}"
+    );
 }
