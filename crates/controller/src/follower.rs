@@ -119,12 +119,17 @@ pub struct Follower {
 
 /// The kernel route an effective route asks for: `None` unless it is an Active route to a
 /// virtual network gateway; then its prefix via its first next hop address, or an error when
-/// those are not an IPv4 prefix and address.
+/// those are not an IPv4 prefix and address. IPv6 routes are `None`: this agent programs IPv4
+/// only so far (issue #16), and an IPv6 route next to the IPv4 ones must not make it refuse
+/// the whole answer.
 fn kernel_route(r: &EffectiveRoute) -> Result<Option<KernelRoute>, String> {
     if r.state != RouteState::Active || r.next_hop_type != NextHopType::VirtualNetworkGateway {
         return Ok(None);
     }
     let p = r.prefix().unwrap_or_default();
+    if p.contains(':') {
+        return Ok(None);
+    }
     let prefix = p
         .parse::<linux::Prefix>()
         .map_err(|e| format!("prefix {p:?}: {e}"))?;
@@ -413,6 +418,27 @@ mod tests {
     /// One answer as the loop takes it: its JSON text, read and merged.
     fn take(m: &mut RouteMap, answer: &Value) -> Result<u64, String> {
         take_answer(m, &answer.to_string()).map(|a| a.version)
+    }
+
+    /// A dual-stack network's answer: the IPv6 routes are not programmed (not yet), and do
+    /// not make the agent refuse the IPv4 ones.
+    #[test]
+    fn ipv6_routes_beside_ipv4_ones_are_left_alone() {
+        let mut m = RouteMap::new();
+        let full = json!({"value": [
+            route("::/0", "Active", "Internet", &[]),
+            route("fd00:1::/48", "Active", "VnetLocal", &[]),
+            route("fd00:10::/48", "Active", "VirtualNetworkGateway", &["fd00:1::100"]),
+            route("192.168.10.0/24", "Active", "VirtualNetworkGateway", &["10.1.0.100"]),
+        ], "version": 3});
+        assert_eq!(take(&mut m, &full).unwrap(), 3);
+        assert_eq!(
+            desired(&m),
+            vec![(
+                "192.168.10.0/24".parse().unwrap(),
+                Ipv4Addr::new(10, 1, 0, 100)
+            )]
+        );
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub enum Effect {
     /// `reset`, the batch is the whole Loc-RIB and the fabric forgets this instance's others.
     Fabric {
         reset: bool,
-        routes: Vec<(Ipv4Prefix, Vec<Ipv4Addr>)>,
+        routes: Vec<(fabric::Prefix, Vec<IpAddr>)>,
     },
 }
 
@@ -762,20 +762,35 @@ impl Instance {
         }
     }
 
-    /// Effects that send the fabric the forwarding next hops of `prefixes` as one batch.
-    fn feed_fabric<'a>(
-        &self,
-        prefixes: impl Iterator<Item = &'a Ipv4Prefix>,
-        reset: bool,
-        fx: &mut Vec<Effect>,
-    ) {
-        let routes: Vec<(Ipv4Prefix, Vec<Ipv4Addr>)> = prefixes
-            .map(|p| (*p, self.rib.forwarding_next_hops(p)))
-            .collect();
-        if routes.is_empty() && !reset {
-            return;
+    /// The forwarding next hops of `prefixes` of one family, as the fabric takes them.
+    fn fabric_routes<'a, F: Family>(
+        rib: &Rib<F>,
+        prefixes: impl Iterator<Item = &'a F::Prefix>,
+    ) -> Vec<(fabric::Prefix, Vec<IpAddr>)>
+    where
+        F::Prefix: Into<fabric::Prefix>,
+        F::Addr: Into<IpAddr>,
+    {
+        prefixes
+            .map(|p| {
+                let nhs = rib.forwarding_next_hops(p).into_iter().map(Into::into);
+                ((*p).into(), nhs.collect())
+            })
+            .collect()
+    }
+
+    /// The whole Loc-RIB of both families as one batch that replaces what the fabric had from
+    /// this instance (`reset`), or an empty reset (the fabric forgets this instance).
+    fn feed_fabric_all(&self, on: bool, fx: &mut Vec<Effect>) {
+        let mut routes = Vec::new();
+        if on {
+            routes = Self::fabric_routes(&self.rib, self.rib.prefixes());
+            routes.extend(Self::fabric_routes(&self.rib6, self.rib6.prefixes()));
         }
-        fx.push(Effect::Fabric { reset, routes });
+        fx.push(Effect::Fabric {
+            reset: true,
+            routes,
+        });
     }
 
     /// The session with `id` is down for good: its routes of both families are withdrawn.
@@ -787,10 +802,12 @@ impl Instance {
     }
 
     fn export<F: FabricFeed>(&mut self, ex: Export<F>, fx: &mut Vec<Effect>) {
-        if self.spec.feed_fabric {
-            if let Some(changed) = F::fabric_prefixes(&ex.changed) {
-                self.feed_fabric(changed.iter(), false, fx);
-            }
+        if self.spec.feed_fabric && !ex.changed.is_empty() {
+            let routes = F::fabric_routes(self, &ex.changed);
+            fx.push(Effect::Fabric {
+                reset: false,
+                routes,
+            });
         }
         // Each group of peers sent the same thing is encoded once per session context, and
         // its peers share the bytes.
@@ -901,11 +918,7 @@ impl Instance {
             // The fabric starts or stops programming BGP routes: it gets the whole Loc-RIB, or
             // forgets this instance's routes.
             self.spec.feed_fabric = spec.feed_fabric;
-            if spec.feed_fabric {
-                self.feed_fabric(self.rib.prefixes(), true, fx);
-            } else {
-                self.feed_fabric(std::iter::empty(), true, fx);
-            }
+            self.feed_fabric_all(spec.feed_fabric, fx);
         }
         // Added and restarted peers, in the new spec's order.
         for p in spec.peers {
@@ -922,21 +935,29 @@ impl Instance {
     }
 }
 
-/// Which of a family's Loc-RIB changes the fabric programs.
+/// A family's Loc-RIB changes as the fabric takes them (both families, one prefix type).
 trait FabricFeed: Family {
-    fn fabric_prefixes(changed: &[Self::Prefix]) -> Option<&[Ipv4Prefix]>;
+    fn fabric_routes(
+        owner: &Instance,
+        changed: &[Self::Prefix],
+    ) -> Vec<(fabric::Prefix, Vec<IpAddr>)>;
 }
 
 impl FabricFeed for V4 {
-    fn fabric_prefixes(changed: &[Ipv4Prefix]) -> Option<&[Ipv4Prefix]> {
-        Some(changed)
+    fn fabric_routes(
+        owner: &Instance,
+        changed: &[Ipv4Prefix],
+    ) -> Vec<(fabric::Prefix, Vec<IpAddr>)> {
+        Instance::fabric_routes(&owner.rib, changed.iter())
     }
 }
 
 impl FabricFeed for V6 {
-    /// The fabric programs IPv4 routes only, so far (issue #16).
-    fn fabric_prefixes(_: &[Ipv6Prefix]) -> Option<&[Ipv4Prefix]> {
-        None
+    fn fabric_routes(
+        owner: &Instance,
+        changed: &[Ipv6Prefix],
+    ) -> Vec<(fabric::Prefix, Vec<IpAddr>)> {
+        Instance::fabric_routes(&owner.rib6, changed.iter())
     }
 }
 

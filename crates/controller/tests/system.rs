@@ -83,11 +83,11 @@ struct Sim {
     /// The listener: remote address -> (peer id, TCP-MD5 key).
     listener: HashMap<IpAddr, (PeerId, Option<Vec<u8>>)>,
     /// The Loc-RIB as the fabric was told it: prefix -> forwarding next hops.
-    fabric: BTreeMap<Ipv4Prefix, Vec<Ipv4Addr>>,
+    fabric: BTreeMap<fabric::Prefix, Vec<IpAddr>>,
     /// Effects of the last step.
     last: Vec<String>,
     /// Fabric batches not yet taken by a [`World`]'s fabric.
-    batches: Vec<(bool, Vec<(Ipv4Prefix, Vec<Ipv4Addr>)>)>,
+    batches: Vec<(bool, Vec<(fabric::Prefix, Vec<IpAddr>)>)>,
     /// GTSM on the listening socket.
     listener_gtsm: bool,
 }
@@ -369,7 +369,10 @@ fn a_new_password_restarts_only_that_peer_with_the_new_key() {
     // nva2 kept its session and its routes.
     assert_eq!(sim.id("nva2"), nva2_before);
     assert!(sim.running("nva2").commands.is_empty());
-    assert_eq!(sim.fabric[&pfx("192.168.10.0/24")], [ip("10.1.0.100")]);
+    assert_eq!(
+        sim.fabric[&pfx("192.168.10.0/24").into()],
+        [IpAddr::from(ip("10.1.0.100"))]
+    );
 
     // Removing the key takes it off the listener too.
     sim.reconfigure(spec("RouteServiceRole_IN_0", "10.1.1.4"));
@@ -626,7 +629,7 @@ fn topology(lb_region: &str) -> Topology {
         }],
         vec![LbInfo {
             name: "nva-ilb".into(),
-            frontend: ip("10.1.0.100"),
+            frontend: ip("10.1.0.100").into(),
             region: Some(lb_region.into()),
         }],
         Some("hub".into()),
@@ -691,10 +694,7 @@ impl Controller {
         for sim in &mut self.instances {
             let name = sim.owner.spec().name.clone();
             for (reset, routes) in sim.batches.drain(..) {
-                let routes: Vec<(fabric::Prefix, Vec<Ipv4Addr>)> = routes
-                    .into_iter()
-                    .map(|(p, nh)| (fabric::Prefix::new(p.addr(), p.len()).unwrap(), nh))
-                    .collect();
+                let routes: Vec<(fabric::Prefix, Vec<IpAddr>)> = routes;
                 if reset {
                     let kept = routes.iter().map(|(p, _)| *p).collect();
                     self.fabric.reset_instance(&name, &kept);
@@ -1391,8 +1391,10 @@ mod ipv6 {
             "{got:?}"
         );
         assert!(!received6(&sim, "nva1").contains_key(&p6("fd00:10::/48")));
-        // The fabric programs IPv4 only, so far.
-        assert_eq!(sim.fabric.len(), 1);
+        // The fabric gets both families' forwarding next hops.
+        assert_eq!(sim.fabric.len(), 2);
+        let nh6: IpAddr = "fd00:1::100".parse().unwrap();
+        assert_eq!(sim.fabric[&fabric::Prefix::V6(p6("fd00:10::/48"))], [nh6]);
         assert_eq!(sim.owner.peer_counts(sim.id("nva1")), (2, 2));
 
         // 1 IPv4 + 1 IPv6 held + 2 incoming > 3: Cease/1, and both families are withdrawn.

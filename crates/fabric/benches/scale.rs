@@ -38,7 +38,9 @@ fn topology() -> Topology {
         .map(|v| VnetInfo {
             name: format!("vnet{v}"),
             region: "westeurope".into(),
-            address_space: vec![Prefix::new(Ipv4Addr::new(10, v as u8, 0, 0), 16).unwrap()],
+            address_space: vec![Prefix::V4(
+                fabric::Ipv4Prefix::new(Ipv4Addr::new(10, v as u8, 0, 0), 16).unwrap(),
+            )],
             peerings: if v == 0 {
                 (1..VNETS).map(|s| format!("vnet{s}")).collect()
             } else {
@@ -62,7 +64,7 @@ fn topology() -> Topology {
     let lbs = (0..LBS)
         .map(|l| LbInfo {
             name: format!("lb{l}"),
-            frontend: Ipv4Addr::new(10, 0, 0, 100 + l as u8),
+            frontend: Ipv4Addr::new(10, 0, 0, 100 + l as u8).into(),
             region: Some("westeurope".into()),
         })
         .collect();
@@ -70,7 +72,7 @@ fn topology() -> Topology {
 }
 
 fn prefix(i: u32) -> Prefix {
-    Prefix::new(Ipv4Addr::from(0xac10_0000 + (i << 8)), 24).unwrap()
+    Prefix::V4(fabric::Ipv4Prefix::new(Ipv4Addr::from(0xac10_0000 + (i << 8)), 24).unwrap())
 }
 
 fn loaded() -> Fabric {
@@ -78,7 +80,7 @@ fn loaded() -> Fabric {
     for i in 0..PREFIXES {
         f.set_bgp_route(
             prefix(i),
-            Some(vec![Ipv4Addr::new(10, 0, 0, 100 + (i % LBS) as u8)]),
+            Some(vec![Ipv4Addr::new(10, 0, 0, 100 + (i % LBS) as u8).into()]),
         );
     }
     f
@@ -107,8 +109,8 @@ fn bench(c: &mut Criterion) {
             f.set_bgp_route(
                 prefix(n % PREFIXES),
                 Some(vec![
-                    Ipv4Addr::new(10, 0, 0, 100 + (n % LBS) as u8),
-                    Ipv4Addr::new(10, 0, 0, 100 + ((n + 1) % LBS) as u8),
+                    Ipv4Addr::new(10, 0, 0, 100 + (n % LBS) as u8).into(),
+                    Ipv4Addr::new(10, 0, 0, 100 + ((n + 1) % LBS) as u8).into(),
                 ]),
             );
             black_box(f.last_touched)
@@ -125,7 +127,7 @@ fn bench(c: &mut Criterion) {
     });
     let t = f.nic_table("nic5050").unwrap();
     g.bench_function("lookup", |b| {
-        b.iter(|| black_box(t.lookup(black_box(Ipv4Addr::new(172, 16, 77, 9)))))
+        b.iter(|| black_box(t.lookup(black_box(Ipv4Addr::new(172, 16, 77, 9).into()))))
     });
     g.finish();
 }

@@ -5,7 +5,7 @@
 //! refers to it.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::table::{NextHopType, Prefix, Route, RouteSource, RouteState};
@@ -14,14 +14,14 @@ use crate::Invalid;
 pub(crate) type ClassId = u32;
 
 /// Per instance (by index, ascending), its forwarding next hops (sorted, distinct).
-pub(crate) type Key = Vec<(u16, Arc<[Ipv4Addr]>)>;
+pub(crate) type Key = Vec<(u16, Arc<[IpAddr]>)>;
 
 /// How a class's next hops resolve in one network: everything of its effective route but the
 /// prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Resolved {
     pub state: RouteState,
-    pub next_hop_ips: Vec<Ipv4Addr>,
+    pub next_hop_ips: Vec<IpAddr>,
     pub load_balancer: Option<String>,
     pub reason: Option<String>,
     /// The next hops that cannot be programmed, as data (the reason is their text).
@@ -44,7 +44,7 @@ impl Resolved {
 
 pub(crate) struct Class {
     key: Key,
-    pub union: Arc<[Ipv4Addr]>,
+    pub union: Arc<[IpAddr]>,
     /// One per receiving network, in `Fabric::receivers` order.
     pub resolved: Vec<Arc<Resolved>>,
     /// Prefixes that refer to it.
@@ -61,15 +61,15 @@ pub(crate) struct Classes {
     /// The last step taken: (class before, instance, its next hops) led to this class. A batch
     /// of routes from one peer has the same next hops throughout, so most steps repeat the last
     /// one and skip building and hashing a key. Cleared when a class is freed (ids are reused).
-    memo: Option<(Option<ClassId>, u16, Vec<Ipv4Addr>, ClassId)>,
+    memo: Option<(Option<ClassId>, u16, Vec<IpAddr>, ClassId)>,
 }
 
 /// The union of a key's next hops, sorted.
-pub(crate) fn union(key: &Key) -> Arc<[Ipv4Addr]> {
+pub(crate) fn union(key: &Key) -> Arc<[IpAddr]> {
     if let [(_, only)] = key.as_slice() {
         return only.clone();
     }
-    let mut v: Vec<Ipv4Addr> = key.iter().flat_map(|(_, n)| n.iter().copied()).collect();
+    let mut v: Vec<IpAddr> = key.iter().flat_map(|(_, n)| n.iter().copied()).collect();
     v.sort();
     v.dedup();
     v.into()
@@ -89,7 +89,7 @@ impl Classes {
         &mut self,
         old: Option<ClassId>,
         instance: &str,
-        next_hops: &[Ipv4Addr],
+        next_hops: &[IpAddr],
     ) -> Option<Key> {
         let i = match self.instance(instance) {
             Some(i) => i,
@@ -105,7 +105,7 @@ impl Classes {
             nh.sort();
             nh.dedup();
             // Most prefixes share their next hops with the key they had: reuse its allocation.
-            let set: Arc<[Ipv4Addr]> = match old
+            let set: Arc<[IpAddr]> = match old
                 .and_then(|c| self.get(c).key.iter().find(|(j, _)| *j == i))
                 .filter(|(_, n)| **n == *nh)
             {
@@ -124,7 +124,7 @@ impl Classes {
         &self,
         old: Option<ClassId>,
         instance: &str,
-        next_hops: &[Ipv4Addr],
+        next_hops: &[IpAddr],
     ) -> Option<ClassId> {
         let (o, i, nh, to) = self.memo.as_ref()?;
         (*o == old && nh.as_slice() == next_hops && self.instance(instance) == Some(*i))
@@ -135,7 +135,7 @@ impl Classes {
         &mut self,
         old: Option<ClassId>,
         instance: &str,
-        next_hops: &[Ipv4Addr],
+        next_hops: &[IpAddr],
         to: ClassId,
     ) {
         if let Some(i) = self.instance(instance) {
@@ -151,7 +151,7 @@ impl Classes {
     pub fn insert(
         &mut self,
         key: Key,
-        union: Arc<[Ipv4Addr]>,
+        union: Arc<[IpAddr]>,
         resolved: Vec<Arc<Resolved>>,
     ) -> ClassId {
         let class = Class {

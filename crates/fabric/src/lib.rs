@@ -44,13 +44,15 @@ pub mod table;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
+
+pub use netprefix::{Ipv4Prefix, Ipv6Prefix};
 use std::sync::Arc;
 
 use classes::{ClassId, Classes, Resolved};
 pub use model::{LbInfo, NicInfo, Topology, VnetInfo};
 use shardmap::ShardedMap;
-pub use table::{NextHopType, Prefix, Route, RouteSource, RouteState, VnetTable};
+pub use table::{Lengths, NextHopType, Prefix, Route, RouteSource, RouteState, VnetTable};
 
 /// A next hop that cannot be programmed, and why (SPEC §5).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -63,7 +65,7 @@ pub enum Invalid {
         route_server_region: String,
     },
     /// The next hop is in no network the NIC's network is connected to.
-    NotConnected { next_hop: Ipv4Addr, vnet: String },
+    NotConnected { next_hop: IpAddr, vnet: String },
 }
 
 impl fmt::Display for Invalid {
@@ -102,10 +104,11 @@ pub struct Fabric {
     tables: HashMap<String, VnetTable>,
     /// The networks that receive BGP routes, in the order of each class's resolutions.
     receivers: Vec<String>,
-    /// Every BGP prefix of any instance, with its class (sharded: no whole-table rehash).
-    bgp: ShardedMap<Prefix, ClassId>,
-    /// Bit n set: some BGP prefix of length n exists (longest-prefix match skips the others).
-    bgp_lengths: u64,
+    /// Every BGP prefix of any instance, with its class (sharded: no whole-table rehash), one
+    /// map per family so an IPv4 entry stays 8 octets of key.
+    bgp: Bgp,
+    /// The lengths BGP prefixes have (longest-prefix match skips the others).
+    bgp_lengths: Lengths,
     classes: Classes,
     /// LBs with at least one usable backend.
     lb_healthy: HashMap<String, bool>,
@@ -137,8 +140,8 @@ impl Fabric {
             receivers: topo.bgp_receivers(),
             topo,
             tables,
-            bgp: ShardedMap::default(),
-            bgp_lengths: 0,
+            bgp: Bgp::default(),
+            bgp_lengths: Lengths::default(),
             classes: Classes::default(),
             lb_healthy: HashMap::new(),
             next_hop_tracking,
@@ -151,7 +154,7 @@ impl Fabric {
     }
 
     /// How `nh` resolves for a NIC in `vnet`.
-    pub fn resolve(&self, vnet: &str, nh: Ipv4Addr) -> Resolution {
+    pub fn resolve(&self, vnet: &str, nh: IpAddr) -> Resolution {
         if let Some(lb) = self.topo.lb_by_frontend(nh) {
             let rs_region = self.topo.route_server_region();
             return match (&lb.region, rs_region) {
@@ -174,7 +177,7 @@ impl Fabric {
     }
 
     /// How a set of next hops resolves in `vnet` (the same for every prefix that has it).
-    fn resolve_set(&self, vnet: &str, next_hops: &[Ipv4Addr]) -> Resolved {
+    fn resolve_set(&self, vnet: &str, next_hops: &[IpAddr]) -> Resolved {
         let mut valid = Vec::new();
         let mut lbs: Vec<String> = Vec::new();
         let mut reasons = Vec::new();
@@ -231,7 +234,7 @@ impl Fabric {
     }
 
     /// The resolutions of a class in every receiving network, in `receivers` order.
-    fn resolve_class(&self, union: &[Ipv4Addr]) -> Vec<Arc<Resolved>> {
+    fn resolve_class(&self, union: &[IpAddr]) -> Vec<Arc<Resolved>> {
         self.receivers
             .iter()
             .map(|v| Arc::new(self.resolve_set(v, union)))
@@ -240,7 +243,7 @@ impl Fabric {
 
     /// Sets what `instance` holds for `prefix`: its forwarding next hops, or none (withdrawn).
     /// The fabric programs the union of every instance's next hops.
-    pub fn set_instance_route(&mut self, instance: &str, prefix: Prefix, next_hops: &[Ipv4Addr]) {
+    pub fn set_instance_route(&mut self, instance: &str, prefix: Prefix, next_hops: &[IpAddr]) {
         let old = self.bgp.get(&prefix).copied();
         let new = match self.classes.memo(old, instance, next_hops) {
             Some(id) => Some(id),
@@ -267,7 +270,7 @@ impl Fabric {
         if let Some(id) = new {
             self.classes.retain(id);
             self.bgp.insert(prefix, id);
-            self.bgp_lengths |= 1 << prefix.len();
+            self.bgp_lengths.insert(&prefix);
         } else {
             self.bgp.remove(&prefix);
         }
@@ -303,10 +306,8 @@ impl Fabric {
         let gone: Vec<Prefix> = self
             .bgp
             .iter()
-            .filter(|(p, c)| {
-                !kept.contains(p) && self.classes.get(**c).has(&self.classes, instance)
-            })
-            .map(|(p, _)| *p)
+            .filter(|(p, c)| !kept.contains(p) && self.classes.get(*c).has(&self.classes, instance))
+            .map(|(p, _)| p)
             .collect();
         for p in gone {
             self.set_instance_route(instance, p, &[]);
@@ -314,7 +315,7 @@ impl Fabric {
     }
 
     /// Sets (Some) or removes (None) the BGP route of `prefix`, as the only instance.
-    pub fn set_bgp_route(&mut self, prefix: Prefix, next_hops: Option<Vec<Ipv4Addr>>) {
+    pub fn set_bgp_route(&mut self, prefix: Prefix, next_hops: Option<Vec<IpAddr>>) {
         self.set_instance_route(SOLE_INSTANCE, prefix, next_hops.as_deref().unwrap_or(&[]));
     }
 
@@ -357,6 +358,7 @@ impl Fabric {
             return;
         }
         for (p, c) in self.bgp.iter() {
+            let (p, c) = (&p, &c);
             if !changed.contains(c) {
                 continue;
             }
@@ -505,8 +507,8 @@ impl Fabric {
             per_class.insert(id, lbs);
         }
         let mut counts: HashMap<&str, u64> = HashMap::new();
-        for c in self.bgp.values() {
-            for lb in per_class.get(c).into_iter().flatten() {
+        for (_, c) in self.bgp.iter() {
+            for lb in per_class.get(&c).into_iter().flatten() {
                 *counts.entry(lb).or_default() += 1;
             }
         }
@@ -608,7 +610,12 @@ impl TableView<'_> {
             .map(|r| self.system_route(r))
             .collect();
         if self.receiver.is_some() {
-            out.extend(self.fabric.bgp.keys().filter_map(|p| self.bgp_route(p)));
+            out.extend(
+                self.fabric
+                    .bgp
+                    .iter()
+                    .filter_map(|(p, _)| self.bgp_route(&p)),
+            );
         }
         out.sort_by(|a, b| (a.prefix, a.source).cmp(&(b.prefix, b.source)));
         out
@@ -627,16 +634,14 @@ impl TableView<'_> {
 
     /// Longest-prefix match over the routes that forward: an active BGP route, else an active
     /// system route of the same prefix.
-    pub fn lookup(&self, dst: Ipv4Addr) -> Option<Route> {
+    pub fn lookup(&self, dst: IpAddr) -> Option<Route> {
         let bgp_lengths = if self.receiver.is_some() {
             self.fabric.bgp_lengths
         } else {
-            0
+            Lengths::default()
         };
-        let mut lens = self.table.lengths | bgp_lengths;
-        while lens != 0 {
-            let len = 63 - lens.leading_zeros() as u8;
-            lens &= !(1 << len);
+        let lens = self.table.lengths.union(bgp_lengths);
+        for len in lens.longest_first(dst) {
             let p = table::covering(dst, len);
             if self.bgp_active(&p) {
                 return self.bgp_route(&p);
@@ -657,5 +662,40 @@ impl TableView<'_> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The BGP prefixes, one sharded map per family.
+#[derive(Default)]
+struct Bgp {
+    v4: ShardedMap<Ipv4Prefix, ClassId>,
+    v6: ShardedMap<Ipv6Prefix, ClassId>,
+}
+
+impl Bgp {
+    fn get(&self, p: &Prefix) -> Option<&ClassId> {
+        match p {
+            Prefix::V4(p) => self.v4.get(p),
+            Prefix::V6(p) => self.v6.get(p),
+        }
+    }
+    fn insert(&mut self, p: Prefix, c: ClassId) {
+        match p {
+            Prefix::V4(p) => self.v4.insert(p, c),
+            Prefix::V6(p) => self.v6.insert(p, c),
+        };
+    }
+    fn remove(&mut self, p: &Prefix) {
+        match p {
+            Prefix::V4(p) => self.v4.remove(p),
+            Prefix::V6(p) => self.v6.remove(p),
+        };
+    }
+    fn iter(&self) -> impl Iterator<Item = (Prefix, ClassId)> + '_ {
+        let v4 = self.v4.iter().map(|(p, c)| (Prefix::V4(*p), *c));
+        v4.chain(self.v6.iter().map(|(p, c)| (Prefix::V6(*p), *c)))
+    }
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
     }
 }

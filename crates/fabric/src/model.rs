@@ -2,7 +2,7 @@
 //! them, the load balancers (a frontend in a virtual network, hence a region) and the virtual
 //! network of the route server.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::table::{NextHopType, Prefix, Route, RouteSource, RouteState};
 
@@ -25,7 +25,7 @@ pub struct NicInfo {
 #[derive(Clone, Debug)]
 pub struct LbInfo {
     pub name: String,
-    pub frontend: Ipv4Addr,
+    pub frontend: IpAddr,
     /// The LB's virtual network's region; None when it has none.
     pub region: Option<String>,
 }
@@ -72,7 +72,7 @@ impl Topology {
     pub fn nic(&self, name: &str) -> Option<&NicInfo> {
         self.nics.iter().find(|n| n.name == name)
     }
-    pub fn lb_by_frontend(&self, ip: Ipv4Addr) -> Option<&LbInfo> {
+    pub fn lb_by_frontend(&self, ip: IpAddr) -> Option<&LbInfo> {
         self.lbs.iter().find(|l| l.frontend == ip)
     }
     pub fn route_server_region(&self) -> Option<&str> {
@@ -105,7 +105,8 @@ impl Topology {
     }
 
     /// System routes of a virtual network (SPEC §5): its own space (VnetLocal), each peered
-    /// network's space (VNetPeering), and the default route to the Internet.
+    /// network's space (VNetPeering), and the default route to the Internet (IPv4 always,
+    /// IPv6 when the network has IPv6 space).
     pub fn system_routes(&self, vnet: &str) -> Vec<Route> {
         let Some(v) = self.vnet(vnet) else {
             return Vec::new();
@@ -133,7 +134,16 @@ impl Topology {
                 );
             }
         }
-        out.push(sys(Prefix::DEFAULT, NextHopType::Internet));
+        out.push(sys(
+            Prefix::V4(netprefix::Ipv4Prefix::DEFAULT),
+            NextHopType::Internet,
+        ));
+        if v.address_space.iter().any(|p| !p.is_ipv4()) {
+            out.push(sys(
+                Prefix::V6(netprefix::Ipv6Prefix::DEFAULT),
+                NextHopType::Internet,
+            ));
+        }
         out
     }
 }

@@ -3,11 +3,52 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
-/// The one prefix type of nexthop (`netprefix`): host bits always zero.
-pub use netprefix::Ipv4Prefix as Prefix;
+/// A prefix of either family (`netprefix`): host bits always zero.
+pub use netprefix::Prefix;
+
+/// Which prefix lengths occur, per family: bit n of `v4` for /n (0–32), bit n of `v6[n / 64]`
+/// for /n (0–128). A longest-prefix match tries only these lengths.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lengths {
+    v4: u64,
+    v6: [u64; 3],
+}
+
+impl Lengths {
+    pub fn insert(&mut self, p: &Prefix) {
+        let n = usize::from(p.len());
+        match p {
+            Prefix::V4(_) => self.v4 |= 1 << n,
+            Prefix::V6(_) => self.v6[n / 64] |= 1 << (n % 64),
+        }
+    }
+
+    pub fn union(self, o: Lengths) -> Lengths {
+        Lengths {
+            v4: self.v4 | o.v4,
+            v6: [
+                self.v6[0] | o.v6[0],
+                self.v6[1] | o.v6[1],
+                self.v6[2] | o.v6[2],
+            ],
+        }
+    }
+
+    /// The lengths of `addr`'s family, longest first.
+    pub fn longest_first(&self, addr: IpAddr) -> impl Iterator<Item = u8> + '_ {
+        let (words, v6): (&[u64], bool) = match addr {
+            IpAddr::V4(_) => (std::slice::from_ref(&self.v4), false),
+            IpAddr::V6(_) => (&self.v6, true),
+        };
+        let max = if v6 { 128 } else { 32 };
+        (0..=max)
+            .rev()
+            .filter(move |n| words[usize::from(*n) / 64] & (1 << (n % 64)) != 0)
+    }
+}
 
 /// Where a route comes from (the `source` column).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -56,7 +97,7 @@ pub struct Route {
     pub state: RouteState,
     pub prefix: Prefix,
     pub next_hop_type: NextHopType,
-    pub next_hop_ips: Vec<Ipv4Addr>,
+    pub next_hop_ips: Vec<IpAddr>,
     /// The load balancer a next hop resolved through.
     pub load_balancer: Option<String>,
     pub reason: Option<String>,
@@ -71,8 +112,8 @@ const LOG_LEN: usize = 4096;
 #[derive(Clone, Debug, Default)]
 pub struct VnetTable {
     pub(crate) system: HashMap<Prefix, Arc<Route>>,
-    /// Bit n set: some system prefix of length n exists.
-    pub(crate) lengths: u64,
+    /// The lengths of the system prefixes.
+    pub(crate) lengths: Lengths,
     version: u64,
     /// Version the table was created at: nothing before it can be answered incrementally.
     base: u64,
@@ -110,7 +151,7 @@ impl VnetTable {
             return;
         }
         self.system.insert(p, Arc::new(r));
-        self.lengths |= 1 << p.len();
+        self.lengths.insert(&p);
         self.bump(p);
     }
 
@@ -145,6 +186,6 @@ impl VnetTable {
 }
 
 /// The prefix of length `len` that covers `dst`.
-pub(crate) fn covering(dst: Ipv4Addr, len: u8) -> Prefix {
+pub(crate) fn covering(dst: IpAddr, len: u8) -> Prefix {
     Prefix::truncating(dst, len)
 }

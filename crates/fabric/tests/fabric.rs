@@ -1,6 +1,6 @@
 //! Effective routes of the seed's topology and its variations (SPEC §3, §5, issue #5).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use fabric::{
     Fabric, LbInfo, NextHopType, NicInfo, Prefix, RouteSource, RouteState, Topology, VnetInfo,
@@ -9,7 +9,10 @@ use fabric::{
 fn p(s: &str) -> Prefix {
     s.parse().unwrap()
 }
-fn ip(s: &str) -> Ipv4Addr {
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+fn ip4(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
@@ -40,17 +43,17 @@ fn seed(lb_vnet: &str, lb_region: &str, tracking: bool) -> Fabric {
         NicInfo {
             name: "vm1-nic".into(),
             vnet: "hub".into(),
-            address: ip("10.1.3.10"),
+            address: ip4("10.1.3.10"),
         },
         NicInfo {
             name: "spoke-nic".into(),
             vnet: "spoke".into(),
-            address: ip("10.2.0.4"),
+            address: ip4("10.2.0.4"),
         },
         NicInfo {
             name: "iso-nic".into(),
             vnet: "isolated".into(),
-            address: ip("10.9.0.4"),
+            address: ip4("10.9.0.4"),
         },
     ];
     let frontend = if lb_vnet == "hub" {
@@ -263,7 +266,7 @@ fn a_bgp_route_for_a_system_prefix_overrides_it() {
     let both = t
         .routes()
         .into_iter()
-        .filter(|r| r.prefix == Prefix::DEFAULT)
+        .filter(|r| r.prefix == Prefix::V4(fabric::Ipv4Prefix::DEFAULT))
         .collect::<Vec<_>>();
     assert_eq!(both.len(), 2);
     assert_eq!(
@@ -357,8 +360,16 @@ fn prefixes_with_the_same_next_hops_share_one_class() {
     let mut f = seed("hub", "westeurope", false);
     for i in 0..10_000u32 {
         let a = Ipv4Addr::from(0x0b00_0000 + (i << 8));
-        f.set_instance_route("IN_0", Prefix::new(a, 24).unwrap(), &[ip("10.1.0.100")]);
-        f.set_instance_route("IN_1", Prefix::new(a, 24).unwrap(), &[ip("10.1.0.100")]);
+        f.set_instance_route(
+            "IN_0",
+            Prefix::V4(fabric::Ipv4Prefix::new(a, 24).unwrap()),
+            &[ip("10.1.0.100")],
+        );
+        f.set_instance_route(
+            "IN_1",
+            Prefix::V4(fabric::Ipv4Prefix::new(a, 24).unwrap()),
+            &[ip("10.1.0.100")],
+        );
     }
     assert_eq!(f.bgp_len(), 10_000);
     assert_eq!(
@@ -375,4 +386,127 @@ fn prefixes_with_the_same_next_hops_share_one_class() {
         t.lookup(ip("11.0.1.7")).unwrap().load_balancer.as_deref(),
         Some("nva-ilb")
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dual stack (issue #16): IPv6 address spaces, IPv6 BGP routes, an IPv6 LB frontend
+// ---------------------------------------------------------------------------------------------
+
+/// hub (10.1.0.0/16 + fd00:1::/48) peered with spoke (10.2.0.0/16 + fd00:2::/48); the LB has
+/// the IPv6 frontend fd00:1::100 in the hub.
+fn dual_stack() -> Fabric {
+    let vnets = vec![
+        VnetInfo {
+            name: "hub".into(),
+            region: "westeurope".into(),
+            address_space: vec![p("10.1.0.0/16"), p("fd00:1::/48")],
+            peerings: vec!["spoke".into()],
+        },
+        VnetInfo {
+            name: "spoke".into(),
+            region: "westeurope".into(),
+            address_space: vec![p("10.2.0.0/16"), p("fd00:2::/48")],
+            peerings: vec![],
+        },
+    ];
+    let nics = vec![NicInfo {
+        name: "vm1-nic".into(),
+        vnet: "hub".into(),
+        address: ip4("10.1.3.10"),
+    }];
+    let lbs = vec![LbInfo {
+        name: "nva-ilb6".into(),
+        frontend: ip("fd00:1::100"),
+        region: Some("westeurope".into()),
+    }];
+    Fabric::new(Topology::new(vnets, nics, lbs, Some("hub".into())), true)
+}
+
+#[test]
+fn ipv6_system_routes_and_a_bgp_route_through_an_ipv6_frontend() {
+    let mut f = dual_stack();
+    let v0 = f.nic_table("vm1-nic").unwrap().version();
+    f.set_instance_route("IN_0", p("fd00:10::/48"), &[ip("fd00:1::100")]);
+    f.set_instance_route("IN_1", p("fd00:10::/48"), &[ip("fd00:1::100")]);
+    f.set_instance_route("IN_0", p("192.168.10.0/24"), &[ip("10.1.0.100")]);
+    let t = f.nic_table("vm1-nic").unwrap();
+    assert!(t.version() > v0);
+    let sys: Vec<_> = t
+        .routes()
+        .into_iter()
+        .filter(|r| r.source == RouteSource::Default)
+        .map(|r| (r.prefix.to_string(), r.next_hop_type))
+        .collect();
+    assert_eq!(
+        sys,
+        vec![
+            ("0.0.0.0/0".into(), NextHopType::Internet),
+            ("10.1.0.0/16".into(), NextHopType::VnetLocal),
+            ("10.2.0.0/16".into(), NextHopType::VNetPeering),
+            ("::/0".into(), NextHopType::Internet),
+            ("fd00:1::/48".into(), NextHopType::VnetLocal),
+            ("fd00:2::/48".into(), NextHopType::VNetPeering),
+        ]
+    );
+    // The IPv6 branch: one route, through the LB, found by an IPv6 lookup.
+    let r = t.lookup(ip("fd00:10::7")).unwrap();
+    assert_eq!(r.prefix, p("fd00:10::/48"));
+    assert_eq!(
+        (r.source, r.state, r.next_hop_type),
+        (
+            RouteSource::VirtualNetworkGateway,
+            RouteState::Active,
+            NextHopType::VirtualNetworkGateway
+        )
+    );
+    assert_eq!(r.next_hop_ips, vec![ip("fd00:1::100")]);
+    assert_eq!(r.load_balancer.as_deref(), Some("nva-ilb6"));
+    // Longest match per family; an IPv6 address never matches an IPv4 route.
+    assert_eq!(t.lookup(ip("fd00:1::5")).unwrap().prefix, p("fd00:1::/48"));
+    assert_eq!(t.lookup(ip("2001:db8::1")).unwrap().prefix, p("::/0"));
+    assert_eq!(
+        t.lookup(ip("192.168.10.1")).unwrap().prefix,
+        p("192.168.10.0/24")
+    );
+    assert_eq!(t.lookup(ip("8.8.8.8")).unwrap().prefix, p("0.0.0.0/0"));
+    assert_eq!(f.bgp_len(), 2);
+    // The peered spoke gets the IPv6 route too.
+    let spoke = f.vnet_table("spoke").unwrap();
+    assert_eq!(
+        spoke
+            .lookup(ip("fd00:10::7"))
+            .unwrap()
+            .load_balancer
+            .as_deref(),
+        Some("nva-ilb6")
+    );
+    // Next hop tracking: the IPv6 LB with no healthy backend makes the route Inactive.
+    f.set_lb_healthy("nva-ilb6", false);
+    let t = f.nic_table("vm1-nic").unwrap();
+    assert_eq!(t.get(&p("fd00:10::/48"))[0].state, RouteState::Inactive);
+    assert_eq!(t.lookup(ip("fd00:10::7")).unwrap().prefix, p("::/0"));
+}
+
+#[test]
+fn ipv6_next_hops_outside_the_connected_space_are_invalid_and_prefixes_inside_are_not_injected() {
+    let mut f = dual_stack();
+    f.set_bgp_route(p("fd00:20::/48"), Some(vec![ip("fd00:99::1")]));
+    // A more specific of the hub's own IPv6 space is not injected (SPEC §3).
+    f.set_bgp_route(p("fd00:1:0:5::/64"), Some(vec![ip("fd00:1::100")]));
+    let t = f.nic_table("vm1-nic").unwrap();
+    let r = &t.get(&p("fd00:20::/48"))[0];
+    assert_eq!(r.state, RouteState::Invalid);
+    assert!(
+        r.reason
+            .as_deref()
+            .is_some_and(|w| w.contains("fd00:99::1") && w.contains("no network connected")),
+        "{r:?}"
+    );
+    assert!(t.get(&p("fd00:1:0:5::/64")).is_empty());
+    // Withdrawn: gone, and the change is logged under its prefix.
+    let v = t.version();
+    f.set_bgp_route(p("fd00:20::/48"), None);
+    let t = f.nic_table("vm1-nic").unwrap();
+    assert!(t.get(&p("fd00:20::/48")).is_empty());
+    assert_eq!(t.changes_since(v), Some(vec![p("fd00:20::/48")]));
 }

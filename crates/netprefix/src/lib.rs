@@ -143,6 +143,9 @@ impl Ipv4Prefix {
 }
 
 impl Ipv6Prefix {
+    /// The default route ::/0.
+    pub const DEFAULT: Ipv6Prefix = Ipv6Prefix { addr: 0, len: 0 };
+
     /// `addr/len`; an error when `len > 128` or `addr` has bits set past `len`.
     pub fn new(addr: Ipv6Addr, len: u8) -> Result<Self, PrefixError> {
         if len > 128 {
@@ -210,6 +213,48 @@ impl Prefix {
             Prefix::V4(p) => IpAddr::V4(p.addr()),
             Prefix::V6(p) => IpAddr::V6(p.addr()),
         }
+    }
+
+    /// `addr/len` with the host bits cleared, in `addr`'s family.
+    pub fn truncating(addr: IpAddr, len: u8) -> Self {
+        match addr {
+            IpAddr::V4(a) => Prefix::V4(Ipv4Prefix::truncating(a, len)),
+            IpAddr::V6(a) => Prefix::V6(Ipv6Prefix::truncating(a, len)),
+        }
+    }
+
+    /// Whether `addr` is inside this prefix (never across families).
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        match (self, addr) {
+            (Prefix::V4(p), IpAddr::V4(a)) => p.contains(a),
+            (Prefix::V6(p), IpAddr::V6(a)) => p.contains(a),
+            _ => false,
+        }
+    }
+
+    /// Whether `other` is this prefix or a more specific one inside it (same family only).
+    pub fn covers(&self, other: &Prefix) -> bool {
+        match (self, other) {
+            (Prefix::V4(p), Prefix::V4(o)) => p.covers(o),
+            (Prefix::V6(p), Prefix::V6(o)) => p.covers(o),
+            _ => false,
+        }
+    }
+
+    pub fn is_ipv4(&self) -> bool {
+        matches!(self, Prefix::V4(_))
+    }
+}
+
+impl From<Ipv4Prefix> for Prefix {
+    fn from(p: Ipv4Prefix) -> Self {
+        Prefix::V4(p)
+    }
+}
+
+impl From<Ipv6Prefix> for Prefix {
+    fn from(p: Ipv6Prefix) -> Self {
+        Prefix::V6(p)
     }
 }
 

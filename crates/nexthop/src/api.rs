@@ -556,7 +556,7 @@ async fn trace(State(state): State<ApiState>, AxQuery(q): AxQuery<TraceQuery>) -
         .await
         .flatten();
         let r = crate::fabricrun::ask(&state.fabric, |tx| {
-            crate::fabricrun::FabricMsg::Lookup(name, dst, tx)
+            crate::fabricrun::FabricMsg::Lookup(name, dst.into(), tx)
         })
         .await;
         (src, r)

@@ -307,7 +307,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 // NVA of every flow.
                 let Some(l) = &lb else { continue };
                 let route = crate::fabricrun::ask(&running.fabric, |tx| {
-                    crate::fabricrun::FabricMsg::Lookup("vm1-nic".into(), Ipv4Addr::new(192, 168, 10, 1), tx)
+                    crate::fabricrun::FabricMsg::Lookup("vm1-nic".into(), Ipv4Addr::new(192, 168, 10, 1).into(), tx)
                 })
                 .await;
                 let via_lb = matches!(&route, Some(Ok(Some(r))) if r.load_balancer.as_deref() == Some("nva-ilb"));
@@ -513,7 +513,7 @@ async fn report(
         );
     }
     println!("  one forwarding next hop for {}: {LB_FRONTEND} (two paths per instance, same LB frontend)", branch());
-    println!("  one forwarding next hop for {}: {LB_FRONTEND6} (IPv6 Loc-RIB; the fabric and the load balancer are IPv4-only so far)", branch6());
+    println!("  one forwarding next hop for {}: {LB_FRONTEND6} (the fabric programs it as an address of the hub: the load balancer is IPv4-only so far)", branch6());
     // The fabric: what vm1-nic's effective routes say about the branch.
     let eff = crate::fabricrun::ask(&running.fabric, |tx| {
         crate::fabricrun::FabricMsg::EffectiveRoutes("vm1-nic".into(), None, tx)

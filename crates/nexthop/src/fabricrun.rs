@@ -16,7 +16,7 @@
 //! gives it one, the instance sends its whole Loc-RIB as a `reset` batch.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use fabric::{Fabric, LbInfo, NicInfo, Prefix, Resolution, Route, Topology, VnetInfo};
@@ -30,7 +30,7 @@ pub enum FabricMsg {
     RibChanges {
         instance: Arc<str>,
         reset: bool,
-        routes: Vec<(Prefix, Vec<Ipv4Addr>)>,
+        routes: Vec<(Prefix, Vec<IpAddr>)>,
     },
     LbHealth {
         lb: String,
@@ -46,13 +46,13 @@ pub enum FabricMsg {
     /// The route a NIC uses for a destination.
     Lookup(
         String,
-        Ipv4Addr,
+        IpAddr,
         oneshot::Sender<Result<Option<Route>, String>>,
     ),
     /// A NIC's address (trace).
     NicAddress(String, oneshot::Sender<Option<Ipv4Addr>>),
     /// How a next hop resolves from the route server's network (for learned routes).
-    Resolve(Ipv4Addr, oneshot::Sender<Resolution>),
+    Resolve(IpAddr, oneshot::Sender<Resolution>),
     /// Routes Invalid because of a cross-region LB, per LB (metric).
     CrossRegion(oneshot::Sender<BTreeMap<String, u64>>),
     /// A receiver whose value the fabric task bumps after every change that may have changed
@@ -83,7 +83,12 @@ pub fn topology(cfg: &config::Config) -> Topology {
         .map(|v| VnetInfo {
             name: v.name.clone(),
             region: v.region.clone(),
-            address_space: v.address_space.clone(),
+            address_space: v
+                .address_space
+                .iter()
+                .map(|p| Prefix::V4(*p))
+                .chain(v.address_space6.iter().map(|p| Prefix::V6(*p)))
+                .collect(),
             peerings: v.peerings.clone(),
         })
         .collect();
@@ -101,7 +106,7 @@ pub fn topology(cfg: &config::Config) -> Topology {
         .iter()
         .map(|l| LbInfo {
             name: l.name.clone(),
-            frontend: l.frontend,
+            frontend: l.frontend.into(),
             region: l
                 .virtual_network
                 .as_deref()
@@ -208,7 +213,7 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
     tx
 }
 
-fn resolve_rs(f: &Fabric, nh: Ipv4Addr) -> Resolution {
+fn resolve_rs(f: &Fabric, nh: IpAddr) -> Resolution {
     let vnet = f.topology().route_server_vnet.clone().unwrap_or_default();
     f.resolve(&vnet, nh)
 }

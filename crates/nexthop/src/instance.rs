@@ -271,7 +271,7 @@ impl InstanceTask {
     }
 
     /// The Loc-RIB prefixes go to the fabric as they are: one prefix type everywhere.
-    fn feed_fabric(&self, reset: bool, routes: Vec<(bgp::wire::Ipv4Prefix, Vec<Ipv4Addr>)>) {
+    fn feed_fabric(&self, reset: bool, routes: Vec<(fabric::Prefix, Vec<IpAddr>)>) {
         let Some(f) = &self.fabric else { return };
         let _ = f.send(crate::fabricrun::FabricMsg::RibChanges {
             instance: self.fabric_name.clone(),

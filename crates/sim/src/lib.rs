@@ -28,7 +28,7 @@ pub enum Outcome {
     /// Delivered by a route that needs no load balancer (local, peering, Internet, direct).
     Direct {
         next_hop_type: NextHopType,
-        next_hop: Option<Ipv4Addr>,
+        next_hop: Option<std::net::IpAddr>,
     },
     Dropped(String),
 }
@@ -59,13 +59,13 @@ impl Sim {
         &self,
         nic: &str,
         flow: &FlowKey,
-    ) -> Result<(Option<String>, NextHopType, Option<Ipv4Addr>), String> {
+    ) -> Result<(Option<String>, NextHopType, Option<std::net::IpAddr>), String> {
         let t = self
             .fabric
             .nic_table(nic)
             .ok_or_else(|| format!("no NIC named {nic:?}"))?;
         let r = t
-            .lookup(Ipv4Addr::from(flow.dst))
+            .lookup(Ipv4Addr::from(flow.dst).into())
             .ok_or_else(|| "no route matches".to_string())?;
         Ok((
             r.load_balancer.clone(),

@@ -24,7 +24,7 @@ fn nva(l: u32, n: u32) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 1 + l as u8, 10 + n as u8)
 }
 fn prefix(i: u32) -> Prefix {
-    Prefix::new(Ipv4Addr::from(0xac10_0000 + (i << 8)), 24).unwrap()
+    Prefix::V4(fabric::Ipv4Prefix::new(Ipv4Addr::from(0xac10_0000 + (i << 8)), 24).unwrap())
 }
 
 #[test]
@@ -33,7 +33,9 @@ fn ten_thousand_nics_hundred_nvas_ten_thousand_prefixes() {
         .map(|v| VnetInfo {
             name: format!("vnet{v}"),
             region: "westeurope".into(),
-            address_space: vec![Prefix::new(Ipv4Addr::new(10, v as u8, 0, 0), 16).unwrap()],
+            address_space: vec![Prefix::V4(
+                fabric::Ipv4Prefix::new(Ipv4Addr::new(10, v as u8, 0, 0), 16).unwrap(),
+            )],
             peerings: if v == 0 {
                 (1..VNETS).map(|s| format!("vnet{s}")).collect()
             } else {
@@ -56,13 +58,13 @@ fn ten_thousand_nics_hundred_nvas_ten_thousand_prefixes() {
     let lbs = (0..LBS)
         .map(|l| LbInfo {
             name: format!("lb{l}"),
-            frontend: frontend(l),
+            frontend: frontend(l).into(),
             region: Some("westeurope".into()),
         })
         .collect();
     let mut f = Fabric::new(Topology::new(vnets, nics, lbs, Some("vnet0".into())), false);
     for i in 0..PREFIXES {
-        f.set_bgp_route(prefix(i), Some(vec![frontend(i % LBS)]));
+        f.set_bgp_route(prefix(i), Some(vec![frontend(i % LBS).into()]));
     }
     let mut balancers = HashMap::new();
     for l in 0..LBS {
@@ -130,7 +132,8 @@ fn ten_thousand_nics_hundred_nvas_ten_thousand_prefixes() {
         "traffic to a dead NVA"
     );
     // A prefix moves to another LB: its flows follow, touching only the receiving tables.
-    sim.fabric.set_bgp_route(prefix(3), Some(vec![frontend(5)]));
+    sim.fabric
+        .set_bgp_route(prefix(3), Some(vec![frontend(5).into()]));
     assert_eq!(sim.fabric.last_touched, VNETS as usize);
     let (nic, k) = flow(3);
     assert!(matches!(sim.send(&nic, &k), Outcome::Backend { ref lb, .. } if lb == "lb5"));

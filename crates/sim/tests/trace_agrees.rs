@@ -45,25 +45,28 @@ fn world() -> Sim {
     let lbs = vec![
         LbInfo {
             name: "ap".into(),
-            frontend: Ipv4Addr::new(10, 1, 0, 100),
+            frontend: Ipv4Addr::new(10, 1, 0, 100).into(),
             region: Some("westeurope".into()),
         },
         LbInfo {
             name: "aa".into(),
-            frontend: Ipv4Addr::new(10, 1, 0, 200),
+            frontend: Ipv4Addr::new(10, 1, 0, 200).into(),
             region: Some("westeurope".into()),
         },
     ];
     let mut f = Fabric::new(Topology::new(vnets, nics, lbs, Some("hub".into())), false);
     f.set_bgp_route(
         p("192.168.10.0/24"),
-        Some(vec![Ipv4Addr::new(10, 1, 0, 100)]),
+        Some(vec![Ipv4Addr::new(10, 1, 0, 100).into()]),
     );
     f.set_bgp_route(
         p("192.168.0.0/16"),
-        Some(vec![Ipv4Addr::new(10, 1, 0, 200)]),
+        Some(vec![Ipv4Addr::new(10, 1, 0, 200).into()]),
     );
-    f.set_bgp_route(p("172.16.0.0/12"), Some(vec![Ipv4Addr::new(10, 1, 2, 50)]));
+    f.set_bgp_route(
+        p("172.16.0.0/12"),
+        Some(vec![Ipv4Addr::new(10, 1, 2, 50).into()]),
+    );
     let nvas = |base: u8| {
         (0..4u8)
             .map(|i| {
@@ -146,7 +149,7 @@ fn trace_agrees_with_the_sim_for_100k_random_flows() {
             .fabric
             .nic_table(&nic)
             .unwrap()
-            .lookup(Ipv4Addr::from(flow.dst));
+            .lookup(Ipv4Addr::from(flow.dst).into());
         let lb_choice = route
             .as_ref()
             .and_then(|r| r.load_balancer.as_ref())
