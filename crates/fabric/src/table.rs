@@ -37,16 +37,26 @@ impl Lengths {
         }
     }
 
-    /// The lengths of `addr`'s family, longest first.
-    pub fn longest_first(&self, addr: IpAddr) -> impl Iterator<Item = u8> + '_ {
-        let (words, v6): (&[u64], bool) = match addr {
-            IpAddr::V4(_) => (std::slice::from_ref(&self.v4), false),
-            IpAddr::V6(_) => (&self.v6, true),
+    /// The lengths of `addr`'s family, longest first (only the set bits are visited).
+    pub fn longest_first(&self, addr: IpAddr) -> impl Iterator<Item = u8> {
+        let words: [u64; 3] = match addr {
+            IpAddr::V4(_) => [self.v4, 0, 0],
+            IpAddr::V6(_) => self.v6,
         };
-        let max = if v6 { 128 } else { 32 };
-        (0..=max)
-            .rev()
-            .filter(move |n| words[usize::from(*n) / 64] & (1 << (n % 64)) != 0)
+        let mut w = 3usize;
+        let mut bits = 0u64;
+        std::iter::from_fn(move || loop {
+            if bits != 0 {
+                let b = 63 - bits.leading_zeros();
+                bits &= !(1u64 << b);
+                return Some((w * 64) as u8 + b as u8);
+            }
+            if w == 0 {
+                return None;
+            }
+            w -= 1;
+            bits = words[w];
+        })
     }
 }
 
@@ -117,7 +127,12 @@ pub struct VnetTable {
     version: u64,
     /// Version the table was created at: nothing before it can be answered incrementally.
     base: u64,
-    log: VecDeque<(u64, Prefix)>,
+    /// The change log, one per family (an IPv4 entry stays 16 octets).
+    log4: VecDeque<(u64, netprefix::Ipv4Prefix)>,
+    log6: VecDeque<(u64, netprefix::Ipv6Prefix)>,
+    /// The latest version the logs no longer hold: nothing at or before it can be answered
+    /// incrementally.
+    forgotten: u64,
 }
 
 impl VnetTable {
@@ -138,10 +153,11 @@ impl VnetTable {
     /// Records that the routes of `p` changed.
     pub(crate) fn bump(&mut self, p: Prefix) {
         self.version += 1;
-        if self.log.len() == LOG_LEN {
-            self.log.pop_front();
+        let v = self.version;
+        match p {
+            Prefix::V4(p) => push_bounded(&mut self.log4, (v, p), &mut self.forgotten),
+            Prefix::V6(p) => push_bounded(&mut self.log6, (v, p), &mut self.forgotten),
         }
-        self.log.push_back((self.version, p));
     }
 
     /// Inserts or replaces a system route. No version change when equal.
@@ -169,20 +185,35 @@ impl VnetTable {
         if v >= self.version {
             return Some(Vec::new());
         }
-        let oldest = self.log.front().map_or(self.version + 1, |(x, _)| *x);
-        if v + 1 < oldest {
+        if v < self.forgotten {
             return None;
         }
         let mut ps: Vec<Prefix> = self
-            .log
+            .log4
             .iter()
             .filter(|(x, _)| *x > v)
-            .map(|(_, p)| *p)
+            .map(|(_, p)| Prefix::V4(*p))
+            .chain(
+                self.log6
+                    .iter()
+                    .filter(|(x, _)| *x > v)
+                    .map(|(_, p)| Prefix::V6(*p)),
+            )
             .collect();
         ps.sort();
         ps.dedup();
         Some(ps)
     }
+}
+
+/// Appends to a bounded log; what falls out moves `forgotten` up.
+fn push_bounded<T>(log: &mut VecDeque<(u64, T)>, entry: (u64, T), forgotten: &mut u64) {
+    if log.len() == LOG_LEN {
+        if let Some((v, _)) = log.pop_front() {
+            *forgotten = (*forgotten).max(v);
+        }
+    }
+    log.push_back(entry);
 }
 
 /// The prefix of length `len` that covers `dst`.
