@@ -22,14 +22,14 @@
 //! failed once.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use api_types::{EffectiveRoute, EffectiveRoutes, EffectiveRoutesQuery, NextHopType, RouteState};
 use tracing::{info, warn};
 
 /// One kernel route: the prefix via the gateway.
-pub type KernelRoute = (linux::Prefix, Ipv4Addr);
+pub type KernelRoute = (linux::Prefix, IpAddr);
 
 /// The NIC's effective routes as last answered: prefix → routes of that prefix (a prefix may
 /// have several, e.g. an Active one and an Invalid one).
@@ -118,26 +118,27 @@ pub struct Follower {
 }
 
 /// The kernel route an effective route asks for: `None` unless it is an Active route to a
-/// virtual network gateway; then its prefix via its first next hop address, or an error when
-/// those are not an IPv4 prefix and address. IPv6 routes are `None`: this agent programs IPv4
-/// only so far (issue #16), and an IPv6 route next to the IPv4 ones must not make it refuse
-/// the whole answer.
+/// virtual network gateway; then its prefix via its first next hop address of the prefix's
+/// family (IPv4 or IPv6), or an error when there is none or the prefix does not parse.
 fn kernel_route(r: &EffectiveRoute) -> Result<Option<KernelRoute>, String> {
     if r.state != RouteState::Active || r.next_hop_type != NextHopType::VirtualNetworkGateway {
         return Ok(None);
     }
     let p = r.prefix().unwrap_or_default();
-    if p.contains(':') {
-        return Ok(None);
-    }
     let prefix = p
         .parse::<linux::Prefix>()
         .map_err(|e| format!("prefix {p:?}: {e}"))?;
     let gw = r
         .next_hop_ip_address
         .first()
-        .and_then(|a| a.parse::<Ipv4Addr>().ok())
-        .ok_or_else(|| format!("{p}: no IPv4 next hop in {:?}", r.next_hop_ip_address))?;
+        .and_then(|a| a.parse::<IpAddr>().ok())
+        .filter(|a| a.is_ipv4() == prefix.is_ipv4())
+        .ok_or_else(|| {
+            format!(
+                "{p}: no next hop of its family in {:?}",
+                r.next_hop_ip_address
+            )
+        })?;
     Ok(Some((prefix, gw)))
 }
 
@@ -200,7 +201,7 @@ pub fn desired(map: &RouteMap) -> Vec<KernelRoute> {
 /// During the grace period after a reconnect: `desired`, plus the routes `kept` from before
 /// whose prefix `desired` lacks (a restarted controller has not relearned them yet).
 pub fn with_grace(desired: &[KernelRoute], kept: &[KernelRoute]) -> Vec<KernelRoute> {
-    let mut m: BTreeMap<linux::Prefix, Ipv4Addr> = kept.iter().copied().collect();
+    let mut m: BTreeMap<linux::Prefix, IpAddr> = kept.iter().copied().collect();
     m.extend(desired.iter().copied());
     m.into_iter().collect()
 }
@@ -339,7 +340,7 @@ impl Follower {
     /// What the controllers ask for together: per prefix, the gateway of the first controller
     /// that answers and lists it, else of the first silent one.
     fn union(&self, now: Instant) -> Vec<KernelRoute> {
-        let mut m: BTreeMap<linux::Prefix, Ipv4Addr> = BTreeMap::new();
+        let mut m: BTreeMap<linux::Prefix, IpAddr> = BTreeMap::new();
         for heard in [true, false] {
             for s in self.sources.iter().filter(|s| s.reachable == heard) {
                 for (p, gw) in s.wants(now) {
@@ -409,6 +410,7 @@ impl Follower {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+    use std::net::Ipv4Addr;
 
     fn route(p: &str, state: &str, ty: &str, nh: &[&str]) -> Value {
         json!({"source": "VirtualNetworkGateway", "state": state, "addressPrefix": [p],
@@ -420,10 +422,10 @@ mod tests {
         take_answer(m, &answer.to_string()).map(|a| a.version)
     }
 
-    /// A dual-stack network's answer: the IPv6 routes are not programmed (not yet), and do
-    /// not make the agent refuse the IPv4 ones.
+    /// A dual-stack network's answer: IPv6 gateway routes are programmed via their IPv6 next
+    /// hop, beside the IPv4 ones; system routes of either family are not.
     #[test]
-    fn ipv6_routes_beside_ipv4_ones_are_left_alone() {
+    fn ipv6_routes_beside_ipv4_ones() {
         let mut m = RouteMap::new();
         let full = json!({"value": [
             route("::/0", "Active", "Internet", &[]),
@@ -434,11 +436,24 @@ mod tests {
         assert_eq!(take(&mut m, &full).unwrap(), 3);
         assert_eq!(
             desired(&m),
-            vec![(
-                "192.168.10.0/24".parse().unwrap(),
-                Ipv4Addr::new(10, 1, 0, 100)
-            )]
+            vec![
+                (
+                    "192.168.10.0/24".parse().unwrap(),
+                    IpAddr::from(Ipv4Addr::new(10, 1, 0, 100))
+                ),
+                (
+                    "fd00:10::/48".parse().unwrap(),
+                    "fd00:1::100".parse::<IpAddr>().unwrap()
+                ),
+            ]
         );
+        // A gateway of the other family: the answer is refused whole (nothing changes).
+        let bad = json!({"value": [
+            route("fd00:11::/48", "Active", "VirtualNetworkGateway", &["10.1.0.100"]),
+        ], "version": 4});
+        let e = take(&mut m, &bad).unwrap_err();
+        assert!(e.contains("no next hop of its family"), "{e}");
+        assert_eq!(desired(&m).len(), 2);
     }
 
     #[test]
@@ -456,11 +471,11 @@ mod tests {
             vec![
                 (
                     "192.168.10.0/24".parse().unwrap(),
-                    Ipv4Addr::new(10, 1, 0, 100)
+                    IpAddr::from(Ipv4Addr::new(10, 1, 0, 100))
                 ),
                 (
                     "192.168.20.0/24".parse().unwrap(),
-                    Ipv4Addr::new(10, 1, 2, 10)
+                    IpAddr::from(Ipv4Addr::new(10, 1, 2, 10))
                 ),
             ]
         );
@@ -475,7 +490,7 @@ mod tests {
             desired(&m),
             vec![(
                 "192.168.20.0/24".parse().unwrap(),
-                Ipv4Addr::new(10, 1, 2, 11)
+                IpAddr::from(Ipv4Addr::new(10, 1, 2, 11))
             )]
         );
         assert!(m.contains_key("10.1.0.0/16"));
@@ -625,8 +640,8 @@ mod tests {
     #[test]
     fn grace_keeps_old_routes_and_takes_new_gateways() {
         let p = |s: &str| s.parse::<linux::Prefix>().unwrap();
-        let a = Ipv4Addr::new(10, 1, 0, 100);
-        let b = Ipv4Addr::new(10, 1, 2, 10);
+        let a = IpAddr::from(Ipv4Addr::new(10, 1, 0, 100));
+        let b = IpAddr::from(Ipv4Addr::new(10, 1, 2, 10));
         let kept = vec![(p("192.168.10.0/24"), a), (p("192.168.20.0/24"), a)];
         let desired = vec![(p("192.168.20.0/24"), b), (p("192.168.30.0/24"), b)];
         assert_eq!(

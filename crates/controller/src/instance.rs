@@ -718,6 +718,11 @@ impl Instance {
                 }
             }
             PeerEvent::RouteRefresh(rr) => {
+                // Only for a family of the session (RFC 2918 §4: ignore the others).
+                if !slot.families.contains(&(rr.afi, rr.safi)) {
+                    warn!(peer = %slot.spec.name, afi = rr.afi.0, safi = rr.safi.0, "ROUTE-REFRESH for a family not negotiated; ignored");
+                    return;
+                }
                 if rr.afi == Afi::IPV6 {
                     let ex = self.rib6.full_export(id);
                     self.export(ex, fx);

@@ -215,8 +215,19 @@ impl Sim {
         self.establish_with(name, Vec::new());
     }
 
-    /// `name` comes up offering `capabilities` in its OPEN.
+    /// `name` comes up offering `capabilities` in its OPEN (both families negotiated).
     fn establish_with(&mut self, name: &str, capabilities: Vec<Capability>) {
+        let both = vec![(Afi::IPV4, Safi::UNICAST), (Afi::IPV6, Safi::UNICAST)];
+        self.establish_families(name, capabilities, both);
+    }
+
+    /// `name` comes up with only `families` in common.
+    fn establish_families(
+        &mut self,
+        name: &str,
+        capabilities: Vec<Capability>,
+        families: Vec<(Afi, Safi)>,
+    ) {
         let id = self.id(name);
         let spec = self.owner.peer(id).unwrap().spec.clone();
         let IpAddr::V4(bgp_id) = spec.address else {
@@ -231,7 +242,7 @@ impl Sim {
             route_refresh: true,
             enhanced_route_refresh: false,
             extended_message: false,
-            families: vec![(Afi::IPV4, Safi::UNICAST), (Afi::IPV6, Safi::UNICAST)],
+            families,
             ebgp: true,
             peer_open: Open {
                 version: 4,
@@ -1409,6 +1420,30 @@ mod ipv6 {
         assert!(!received6(&sim, "nva2").contains_key(&p6("fd00:10::/48")));
         assert!(!sim.received("nva2").contains_key(&pfx("192.168.1.0/24")));
         assert_eq!(sim.owner.peer_counts(sim.id("nva1")), (0, 0));
+    }
+
+    /// A peer that negotiated IPv4 only is never sent IPv6, not even when it asks for it with
+    /// a ROUTE-REFRESH; its IPv6 announcements are still taken (RFC 4760 lets a speaker
+    /// ignore them, and refusing them would hide a peer's misconfiguration).
+    #[test]
+    fn a_family_not_negotiated_is_never_sent() {
+        let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
+        s.originated6 = vec![p6("fd00:1::/48")];
+        let mut sim = Sim::new(s);
+        sim.establish_families("nva1", Vec::new(), vec![(Afi::IPV4, Safi::UNICAST)]);
+        assert!(received6(&sim, "nva1").is_empty());
+        assert!(sim.received("nva1").contains_key(&pfx("10.1.0.0/16")));
+        let id = sim.id("nva1");
+        sim.step(Input::Peer(
+            id,
+            PeerEvent::RouteRefresh(bgp::wire::RouteRefresh {
+                afi: Afi::IPV6,
+                ..bgp::wire::RouteRefresh::ipv4_unicast()
+            }),
+        ));
+        assert!(received6(&sim, "nva1").is_empty());
+        let families = &sim.owner.peer(id).unwrap().families;
+        assert_eq!(families, &[(Afi::IPV4, Safi::UNICAST)]);
     }
 
     #[test]

@@ -9,13 +9,15 @@
 //! part: while the controller is away it simply does not call `reconcile`, and the routes stay.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::netlink::{own_routes, Netlink, Prefix, Result, Route, RTPROT_NEXTHOP};
 
 /// The metric of every route the agent programs (`metric 0`, the kernel default for
 /// `ip route add`). One route per prefix: effective routes have one next hop per prefix.
 pub const METRIC: u32 = 0;
+/// The metric of the agent's IPv6 routes (what the kernel makes of 0).
+pub const METRIC6: u32 = 1024;
 
 /// What one [`reconcile`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,7 +41,7 @@ pub struct Guard {
     /// The addresses the host reaches its controllers on: a route that would become the
     /// longest match for one of them is refused (it would take over the path to the controller,
     /// and with it the agent's only way to be told to undo it).
-    pub protect: Vec<Ipv4Addr>,
+    pub protect: Vec<IpAddr>,
     /// When not empty, only routes inside one of these prefixes are programmed (`--allow`).
     pub allow: Vec<Prefix>,
 }
@@ -90,8 +92,18 @@ impl Changes {
     }
 }
 
+/// The metric of the agent's routes: [`METRIC`] for IPv4; for IPv6 the kernel stores metric 0
+/// as 1024 (IP6_RT_PRIO_USER), so the agent asks for [`METRIC6`] and finds its routes again.
+fn metric(p: &Prefix) -> u32 {
+    if p.is_ipv4() {
+        METRIC
+    } else {
+        METRIC6
+    }
+}
+
 /// [`reconcile_guarded`] with no guard.
-pub fn reconcile(nl: &mut Netlink, desired: &[(Prefix, Ipv4Addr)]) -> Result<Changes> {
+pub fn reconcile(nl: &mut Netlink, desired: &[(Prefix, IpAddr)]) -> Result<Changes> {
     reconcile_guarded(nl, desired, &Guard::default())
 }
 
@@ -101,10 +113,10 @@ pub fn reconcile(nl: &mut Netlink, desired: &[(Prefix, Ipv4Addr)]) -> Result<Cha
 /// the others are applied; running it again retries it. Only a failed dump is an error.
 pub fn reconcile_guarded(
     nl: &mut Netlink,
-    desired: &[(Prefix, Ipv4Addr)],
+    desired: &[(Prefix, IpAddr)],
     guard: &Guard,
 ) -> Result<Changes> {
-    let mut want: BTreeMap<Prefix, Ipv4Addr> = desired.iter().copied().collect();
+    let mut want: BTreeMap<Prefix, IpAddr> = desired.iter().copied().collect();
     let mut have: BTreeMap<Prefix, Route> = BTreeMap::new();
     let mut ch = Changes::default();
     let table = nl.dump_routes()?;
@@ -117,7 +129,7 @@ pub fn reconcile_guarded(
         let route = Route {
             prefix,
             gateway,
-            metric: METRIC,
+            metric: metric(&prefix),
         };
         match guard.refuses(&route, &others) {
             Some(why) => {
@@ -129,11 +141,11 @@ pub fn reconcile_guarded(
     });
     let foreign: BTreeMap<Prefix, u8> = table
         .iter()
-        .filter(|r| r.protocol != RTPROT_NEXTHOP && r.metric == METRIC)
+        .filter(|r| r.protocol != RTPROT_NEXTHOP && r.metric == metric(&r.prefix))
         .map(|r| (r.prefix, r.protocol))
         .collect();
     for r in own_routes(&table) {
-        if r.metric == METRIC && want.contains_key(&r.prefix) {
+        if r.metric == metric(&r.prefix) && want.contains_key(&r.prefix) {
             have.insert(r.prefix, r);
         } else {
             // Not wanted, or ours at a metric the agent never uses (an older version's).
@@ -147,7 +159,7 @@ pub fn reconcile_guarded(
         let route = Route {
             prefix,
             gateway,
-            metric: METRIC,
+            metric: metric(&prefix),
         };
         if let Some(&protocol) = foreign.get(&prefix) {
             ch.foreign.push((prefix, protocol));

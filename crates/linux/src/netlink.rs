@@ -1,5 +1,5 @@
-//! A small hand-written rtnetlink client: IPv4 routes of nexthop's own protocol in the main
-//! table, and read-only dumps of links, addresses and neighbours.
+//! A small hand-written rtnetlink client: IPv4 and IPv6 routes of nexthop's own protocol in the
+//! main table, and read-only dumps of links, addresses and neighbours.
 //!
 //! Ownership rule: every route this module writes carries `rtm_protocol = `[`RTPROT_NEXTHOP`]
 //! (200, shown by `ip route` as `proto 200`), and it only ever writes, replaces or deletes
@@ -13,7 +13,7 @@
 //! Requests are synchronous (one request, read until its ACK or `NLMSG_DONE`) on one socket
 //! per [`Netlink`]; it is meant for one owner (the agent task, the mux's neighbour refresh).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 
 use crate::sys;
@@ -42,6 +42,7 @@ const RTM_GETROUTE: u16 = 26;
 const RTM_GETNEIGH: u16 = 30;
 
 const AF_INET: u8 = libc::AF_INET as u8;
+const AF_INET6: u8 = libc::AF_INET6 as u8;
 const RT_TABLE_MAIN: u8 = 254;
 const RTN_UNICAST: u8 = 1;
 const RT_SCOPE_UNIVERSE: u8 = 0;
@@ -86,14 +87,15 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// The one prefix type of nexthop (`netprefix`): host bits always zero.
-pub use netprefix::Ipv4Prefix as Prefix;
+/// A prefix of either family (`netprefix`): host bits always zero.
+pub use netprefix::Prefix;
 
-/// One IPv4 route of the main table, as nexthop programs it: `prefix via gateway`.
+/// One route of the main table, as nexthop programs it: `prefix via gateway`, both of one
+/// family.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct Route {
     pub prefix: Prefix,
-    pub gateway: Ipv4Addr,
+    pub gateway: IpAddr,
     /// `metric` in `ip route`; the kernel's replace key is (prefix, tos, metric).
     pub metric: u32,
 }
@@ -102,7 +104,7 @@ pub struct Route {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct KernelRoute {
     pub prefix: Prefix,
-    pub gateway: Option<Ipv4Addr>,
+    pub gateway: Option<IpAddr>,
     pub metric: u32,
     pub protocol: u8,
     pub oif: Option<u32>,
@@ -142,6 +144,7 @@ impl Netlink {
 
     /// Adds `route`; an error if a route with its key already exists (whoever owns it).
     pub fn add_route(&mut self, route: &Route) -> Result<()> {
+        same_family(route)?;
         let msg = self.route_msg(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, route);
         self.transact(&msg, "add", &route_text(route))
     }
@@ -165,6 +168,7 @@ impl Netlink {
     /// checked against a dump of its own ([`crate::agent::reconcile`], which would otherwise
     /// dump the table once per route).
     pub(crate) fn replace_unchecked(&mut self, route: &Route) -> Result<()> {
+        same_family(route)?;
         let msg = self.route_msg(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, route);
         self.transact(&msg, "replace", &route_text(route))
     }
@@ -172,23 +176,33 @@ impl Netlink {
     /// Deletes nexthop's route for `prefix` with `metric`. The request carries protocol 200,
     /// so the kernel never deletes another protocol's route (it answers ESRCH instead).
     pub fn delete_route(&mut self, prefix: Prefix, metric: u32) -> Result<()> {
+        let gateway = match prefix {
+            Prefix::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Prefix::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
         let route = Route {
             prefix,
-            gateway: Ipv4Addr::UNSPECIFIED,
+            gateway,
             metric,
         };
         let msg = self.route_msg(RTM_DELROUTE, 0, &route);
         self.transact(&msg, "delete", &format!("{prefix} metric {metric}"))
     }
 
-    /// nexthop's IPv4 unicast routes in the main table, sorted.
+    /// nexthop's IPv4 and IPv6 unicast routes in the main table, sorted.
     pub fn routes(&mut self) -> Result<Vec<Route>> {
         Ok(own_routes(&self.dump_routes()?))
     }
-    /// Every IPv4 unicast route of the main table, any protocol (read-only).
+    /// Every IPv4 and IPv6 unicast route of the main table, any protocol (read-only).
     pub fn dump_routes(&mut self) -> Result<Vec<KernelRoute>> {
+        let mut out = self.dump_family(AF_INET)?;
+        out.extend(self.dump_family(AF_INET6)?);
+        Ok(out)
+    }
+
+    fn dump_family(&mut self, af: u8) -> Result<Vec<KernelRoute>> {
         let mut req = self.header(RTM_GETROUTE, NLM_F_DUMP);
-        req.extend_from_slice(&[AF_INET, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        req.extend_from_slice(&[af, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         let mut out = Vec::new();
         self.dump(req, "dump", "routes", |ty, body| {
             if ty != RTM_NEWROUTE || body.len() < 12 {
@@ -196,15 +210,18 @@ impl Netlink {
             }
             let (family, dst_len, table, protocol, rtype) =
                 (body[0], body[1], body[4], body[5], body[7]);
-            if family != AF_INET || rtype != RTN_UNICAST {
+            if family != af || rtype != RTN_UNICAST {
                 return Ok(());
             }
-            let mut dst = Ipv4Addr::UNSPECIFIED;
+            let mut dst = match af {
+                AF_INET => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                _ => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            };
             let (mut gateway, mut oif, mut metric, mut tab) = (None, None, 0, u32::from(table));
             for (t, v) in attrs(&body[12..]) {
                 match t {
-                    RTA_DST => dst = ipv4(v)?,
-                    RTA_GATEWAY => gateway = Some(ipv4(v)?),
+                    RTA_DST => dst = ip(af, v)?,
+                    RTA_GATEWAY => gateway = Some(ip(af, v)?),
                     RTA_OIF => oif = Some(u32_ne(v)?),
                     RTA_PRIORITY => metric = u32_ne(v)?,
                     RTA_TABLE => tab = u32_ne(v)?,
@@ -214,7 +231,7 @@ impl Netlink {
             if tab != u32::from(RT_TABLE_MAIN) {
                 return Ok(());
             }
-            if dst_len > 32 {
+            if dst_len > if af == AF_INET { 32 } else { 128 } {
                 return Err(Error::Malformed("rtm_dst_len"));
             }
             let prefix = Prefix::truncating(dst, dst_len);
@@ -326,12 +343,17 @@ impl Netlink {
     fn route_msg(&mut self, ty: u16, flags: u16, r: &Route) -> Vec<u8> {
         let mut m = self.header(ty, flags | NLM_F_ACK);
         let scope = RT_SCOPE_UNIVERSE;
-        m.extend_from_slice(&[AF_INET, r.prefix.len(), 0, 0, RT_TABLE_MAIN]);
+        let af = if r.prefix.is_ipv4() {
+            AF_INET
+        } else {
+            AF_INET6
+        };
+        m.extend_from_slice(&[af, r.prefix.len(), 0, 0, RT_TABLE_MAIN]);
         m.extend_from_slice(&[RTPROT_NEXTHOP, scope, RTN_UNICAST, 0, 0, 0, 0]);
         push_attr(&mut m, RTA_TABLE, &u32::from(RT_TABLE_MAIN).to_ne_bytes());
-        push_attr(&mut m, RTA_DST, &r.prefix.addr().octets());
+        push_attr(&mut m, RTA_DST, &octets(r.prefix.addr()));
         if ty == RTM_NEWROUTE {
-            push_attr(&mut m, RTA_GATEWAY, &r.gateway.octets());
+            push_attr(&mut m, RTA_GATEWAY, &octets(r.gateway));
         }
         push_attr(&mut m, RTA_PRIORITY, &r.metric.to_ne_bytes());
         m
@@ -399,6 +421,33 @@ pub fn own_routes(dump: &[KernelRoute]) -> Vec<Route> {
         .collect();
     out.sort();
     out
+}
+
+/// A route's prefix and gateway must be of one family (no IPv4 route via an IPv6 gateway).
+fn same_family(r: &Route) -> Result<()> {
+    if r.prefix.is_ipv4() == r.gateway.is_ipv4() {
+        Ok(())
+    } else {
+        Err(Error::Malformed("prefix and gateway of different families"))
+    }
+}
+
+fn octets(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+/// An address attribute of family `af`.
+fn ip(af: u8, v: &[u8]) -> Result<IpAddr> {
+    if af == AF_INET {
+        return ipv4(v).map(IpAddr::V4);
+    }
+    let o: [u8; 16] = v
+        .try_into()
+        .map_err(|_| Error::Malformed("IPv6 attribute"))?;
+    Ok(IpAddr::V6(Ipv6Addr::from(o)))
 }
 
 fn route_text(r: &Route) -> String {
@@ -498,13 +547,13 @@ mod tests {
     fn prefix_clears_host_bits_and_parses() {
         // The kernel's and the controller's prefixes: host bits cleared when made from an
         // address, refused in text (the controller never sends them).
-        let p = Prefix::truncating(Ipv4Addr::new(192, 168, 10, 77), 24);
+        let p = Prefix::truncating(Ipv4Addr::new(192, 168, 10, 77).into(), 24);
         assert_eq!(p.to_string(), "192.168.10.0/24");
         assert!("192.168.10.77/24".parse::<Prefix>().is_err());
         assert!("10.0.0.0/33".parse::<Prefix>().is_err());
         assert!("10.0.0.0".parse::<Prefix>().is_err());
         assert_eq!(
-            Prefix::truncating(Ipv4Addr::new(1, 2, 3, 4), 0).to_string(),
+            Prefix::truncating(Ipv4Addr::new(1, 2, 3, 4).into(), 0).to_string(),
             "0.0.0.0/0"
         );
     }

@@ -50,7 +50,10 @@ fn lab() -> Lan {
     let client = lan.ns("client");
     let changes = netns::run_in(client.name(), || {
         let mut nl = Netlink::open()?;
-        reconcile(&mut nl, &[("192.168.10.0/24".parse().unwrap(), FRONTEND)])
+        reconcile(
+            &mut nl,
+            &[("192.168.10.0/24".parse().unwrap(), FRONTEND.into())],
+        )
     })
     .unwrap()
     .unwrap();

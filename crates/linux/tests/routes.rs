@@ -2,7 +2,7 @@
 //! adds, replaces, dumps and deletes `proto 200` routes, `reconcile` converges and is
 //! idempotent, and a route of another protocol is never touched.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use labtest::Netns;
 use linux::netlink::{Error, Netlink, Prefix, Route};
@@ -12,7 +12,7 @@ fn p(s: &str) -> Prefix {
     s.parse().unwrap()
 }
 
-fn ip(s: &str) -> Ipv4Addr {
+fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
@@ -268,6 +268,110 @@ fn the_guard_keeps_the_path_to_the_controller_and_one_bad_route_blocks_nothing()
             show(&ns, &["proto", "200"]),
             "192.168.10.0/24 via 10.1.0.100 dev v0 \n"
         );
+    })
+    .unwrap();
+}
+
+/// IPv6 (issue #16): the agent's IPv6 routes go in as `proto 200` (metric 1024: what the
+/// kernel makes of 0), are found again (a second reconcile does nothing), are replaced and
+/// removed like IPv4 ones, an IPv6 route of another protocol is left alone, and the IPv6 path
+/// to a controller is guarded too.
+#[test]
+fn ipv6_routes_reconcile_like_ipv4_ones() {
+    if !labtest::require_netns(&["ip"]) {
+        return;
+    }
+    let ns = host();
+    ns.exec(
+        "ip",
+        &["-6", "addr", "add", "fd00:1::1/48", "dev", "v0", "nodad"],
+    )
+    .unwrap();
+    ns.exec(
+        "ip",
+        &[
+            "-6",
+            "route",
+            "add",
+            "fd00:30::/48",
+            "via",
+            "fd00:1::7",
+            "proto",
+            "static",
+            "metric",
+            "1024",
+        ],
+    )
+    .unwrap();
+    let show6 = |args: &[&str]| {
+        let mut a = vec!["-6", "route", "show"];
+        a.extend_from_slice(args);
+        let out = ns.exec("ip", &a).unwrap();
+        eprintln!("ip {}:\n{out}", a.join(" "));
+        out
+    };
+    netns::run_in(ns.name(), || {
+        let mut nl = Netlink::open().unwrap();
+        let desired = [
+            (p("fd00:10::/48"), ip("fd00:1::100")),
+            (p("192.168.10.0/24"), ip("10.1.0.100")),
+            // Another protocol's prefix at the same metric: reported, never overwritten.
+            (p("fd00:30::/48"), ip("fd00:1::100")),
+        ];
+        let ch = reconcile(&mut nl, &desired).unwrap();
+        assert_eq!(ch.added.len(), 2, "{ch:?}");
+        assert_eq!(ch.foreign, vec![(p("fd00:30::/48"), 4)], "{ch:?}");
+        let out = show6(&["proto", "200"]);
+        assert!(
+            out.contains("fd00:10::/48 via fd00:1::100 dev v0 metric 1024"),
+            "{out}"
+        );
+        assert!(show(&ns, &["proto", "200"]).contains("192.168.10.0/24 via 10.1.0.100"));
+        // Found again at metric 1024: nothing to do (the foreign prefix is still reported).
+        let again = reconcile(&mut nl, &desired).unwrap();
+        assert!(
+            again.added.is_empty() && again.replaced.is_empty() && again.removed.is_empty(),
+            "{again:?}"
+        );
+        assert_eq!(again.foreign, ch.foreign);
+        // Another gateway, then nothing.
+        let ch = reconcile(&mut nl, &[(p("fd00:10::/48"), ip("fd00:1::101"))]).unwrap();
+        assert_eq!((ch.replaced.len(), ch.removed.len()), (1, 1), "{ch:?}");
+        assert!(show6(&["proto", "200"]).contains("fd00:10::/48 via fd00:1::101"));
+        let ch = reconcile(&mut nl, &[]).unwrap();
+        assert_eq!(ch.removed.len(), 1, "{ch:?}");
+        assert_eq!(show6(&["proto", "200"]), "");
+        assert!(show6(&[]).contains("fd00:30::/48 via fd00:1::7 dev v0 proto static"));
+
+        // The guard: a controller at fd00:1::4 (reached through the connected /48).
+        let guard = linux::Guard {
+            protect: vec![ip("fd00:1::4")],
+            allow: Vec::new(),
+        };
+        let ch = linux::reconcile_guarded(
+            &mut nl,
+            &[
+                (p("fd00:1::/64"), ip("fd00:1::100")),
+                (p("::/0"), ip("fd00:1::100")),
+            ],
+            &guard,
+        )
+        .unwrap();
+        let refused: Vec<String> = ch
+            .refused
+            .iter()
+            .map(|(r, _)| r.prefix.to_string())
+            .collect();
+        assert_eq!(refused, ["fd00:1::/64"], "{ch:?}");
+        assert_eq!(ch.added.len(), 1, "{ch:?}");
+        // A prefix and a gateway of different families: refused by the client, not sent.
+        let bad = Route {
+            prefix: p("fd00:40::/48"),
+            gateway: ip("10.1.0.100"),
+            metric: 1024,
+        };
+        assert!(matches!(nl.add_route(&bad), Err(Error::Malformed(_))));
+        reconcile(&mut nl, &[]).unwrap();
     })
     .unwrap();
 }

@@ -23,25 +23,23 @@ use controller::follower::{Effect, Follower, Input};
 
 /// The addresses `controller` (a URL, `http://HOST:PORT`) reaches: the routes to them are the
 /// agent's own lifeline and are never taken over.
-fn controller_addresses(controller: &str) -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
+fn controller_addresses(controller: &str) -> anyhow::Result<Vec<std::net::IpAddr>> {
     use std::net::ToSocketAddrs;
     let rest = controller.split_once("://").map_or(controller, |(_, r)| r);
     let hostport = rest.split('/').next().unwrap_or(rest);
-    let hostport = if hostport.contains(':') {
-        hostport.to_string()
-    } else {
+    // `HOST` alone gets port 80; `HOST:PORT` and `[V6]:PORT` are as written.
+    let hostport = if hostport.ends_with(']') || !hostport.contains(':') {
         format!("{hostport}:80")
+    } else {
+        hostport.to_string()
     };
-    let addrs: Vec<std::net::Ipv4Addr> = hostport
+    let addrs: Vec<std::net::IpAddr> = hostport
         .to_socket_addrs()
         .with_context(|| format!("controller {controller}: cannot resolve {hostport}"))?
-        .filter_map(|a| match a.ip() {
-            std::net::IpAddr::V4(v4) => Some(v4),
-            std::net::IpAddr::V6(_) => None,
-        })
+        .map(|a| a.ip())
         .collect();
     if addrs.is_empty() {
-        anyhow::bail!("controller {controller}: no IPv4 address");
+        anyhow::bail!("controller {controller}: no address");
     }
     Ok(addrs)
 }

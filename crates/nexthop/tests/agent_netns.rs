@@ -2,10 +2,13 @@
 //! (root only; skipped otherwise):
 //!
 //! ```text
-//!  ns: veth v0 10.1.0.1/16 (the hub, so 10.1.2.10 is on-link)
+//!  ns: veth v0 10.1.0.1/16 and fd00:1::1/48 (the hub, so 10.1.2.10 and fd00:1:0:2::10 are
+//!      on-link)
 //!      nexthop run (API 127.0.0.1:8179, route server 127.0.14.4:1790)
-//!      NVA: a BGP speaker (this test) advertising 192.168.10.0/24 next hop 10.1.2.10
+//!      NVA: a BGP speaker (this test) advertising 192.168.10.0/24 next hop 10.1.2.10, and
+//!           fd00:10::/48 next hop fd00:1:0:2::10 over the same session (MP-BGP)
 //!      nexthop agent --nic vm1-nic ──> 192.168.10.0/24 via 10.1.2.10 proto 200
+//!                                      fd00:10::/48 via fd00:1:0:2::10 proto 200 metric 1024
 //! ```
 //!
 //! Then fail static (controller killed: the route stays) and reconnect (controller back: a
@@ -15,14 +18,15 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use bgp::fsm::SessionConfig;
-use bgp::wire::{AsPath, Origin, PathAttributes, UpdateMessage};
+use bgp::wire::attrs::{MpNextHop, MpReach};
+use bgp::wire::{Afi, AsPath, Capability, Origin, PathAttributes, Prefix, Safi, UpdateMessage};
 use bgp_driver::{spawn_peer, PeerCommand, PeerConfig, PeerEvent};
 use labtest::{Netns, Process, Workdir};
 
 const CONFIG: &str = r#"[[virtual_network]]
 name = "hub"
 region = "westeurope"
-address_space = ["10.1.0.0/16"]
+address_space = ["10.1.0.0/16", "fd00:1::/48"]
 
 [route_server]
 virtual_network = "hub"
@@ -45,6 +49,11 @@ listen = "127.0.0.1:8179"
 
 fn routes(ns: &Netns) -> String {
     ns.exec("ip", &["route", "show", "proto", "200"])
+        .unwrap_or_default()
+}
+
+fn routes6(ns: &Netns) -> String {
+    ns.exec("ip", &["-6", "route", "show", "proto", "200"])
         .unwrap_or_default()
 }
 
@@ -85,6 +94,10 @@ fn nva(ns_name: String, stop: std::sync::mpsc::Receiver<()>) {
         rt.block_on(async move {
             let mut s = SessionConfig::new(65001, Ipv4Addr::new(10, 1, 2, 10), 65515);
             s.connect_retry = Duration::from_millis(300);
+            s.capabilities.push(Capability::Multiprotocol {
+                afi: Afi::IPV6,
+                safi: Safi::UNICAST,
+            });
             let mut cfg = PeerConfig::new(
                 "nva1",
                 s,
@@ -110,6 +123,23 @@ fn nva(ns_name: String, stop: std::sync::mpsc::Receiver<()>) {
                                 ..Default::default()
                             },
                             nlri: vec!["192.168.10.0/24".parse().unwrap()],
+                        }));
+                        peer.send(PeerCommand::SendUpdate(UpdateMessage {
+                            attrs: PathAttributes {
+                                origin: Some(Origin::Igp),
+                                as_path: Some(AsPath::from_sequence(vec![65001])),
+                                mp_reach: Some(MpReach {
+                                    afi: Afi::IPV6,
+                                    safi: Safi::UNICAST,
+                                    next_hop: MpNextHop::V6 {
+                                        global: "fd00:1:0:2::10".parse().unwrap(),
+                                        link_local: None,
+                                    },
+                                    nlri: vec![Prefix::V6("fd00:10::/48".parse().unwrap())],
+                                }),
+                                ..Default::default()
+                            },
+                            ..Default::default()
                         }));
                     }
                     Ok(None) => return,
@@ -142,7 +172,7 @@ fn agent_programs_fails_static_and_reconciles() {
     if !labtest::require_netns(&["ip"]) {
         return;
     }
-    let ns = hub("agent", &["10.1.0.1/16"]);
+    let ns = hub("agent", &["10.1.0.1/16", "fd00:1::1/48"]);
     let wd = Workdir::new("agent").unwrap();
     let mut run = controller(&ns, &wd, 1);
     // The agent first, so the route arrives through an incremental (long-poll) answer.
@@ -172,6 +202,21 @@ fn agent_programs_fails_static_and_reconciles() {
         &agent,
     );
     eprintln!("ip route show proto 200 (programmed):\n{r}");
+    // The IPv6 branch, learned over the same session, programmed through its IPv6 next hop.
+    let t = Instant::now();
+    let r6 = loop {
+        let r6 = routes6(&ns);
+        if r6.contains("fd00:10::/48 via fd00:1:0:2::10 dev v0 metric 1024") {
+            break r6;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no IPv6 route; ip -6 route show proto 200:\n{r6}\nagent log:\n{}",
+            agent.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("ip -6 route show proto 200 (programmed):\n{r6}");
     eprintln!(
         "ip route:\n{}",
         ns.exec("ip", &["route"]).unwrap_or_default()
