@@ -750,3 +750,73 @@ fn graceful_restart_time_fits_twelve_bits() {
     let gr = ok.route_server.unwrap().graceful_restart;
     assert!(gr.enabled && gr.restart_time_s == 120);
 }
+
+// ---- IPv6 (issue #16) ----
+
+const INSTANCES: &str = r#"instances = ["10.1.1.4", "10.1.1.5"]"#;
+
+#[test]
+fn ipv6_keys_parse_into_both_families() {
+    let text = seed_with(
+        r#"address_space = ["10.1.0.0/16"]"#,
+        r#"address_space = ["10.1.0.0/16", "fd00:1::/48"]"#,
+    )
+    .replacen(
+        INSTANCES,
+        &format!("{INSTANCES}\ninstances_ipv6 = [\"fd00:1:1::4\", \"fd00:1:1::5\"]"),
+        1,
+    )
+    .replacen(r#"address = "10.1.2.10""#, r#"address = "fd00:1:2::10""#, 1);
+    let cfg = config::parse(&text, "config.toml").unwrap_or_else(|e| panic!("{e:?}"));
+    let v = &cfg.virtual_networks[0];
+    assert_eq!(v.address_space.len(), 1);
+    assert_eq!(v.address_space6[0].to_string(), "fd00:1::/48");
+    let rs = cfg.route_server.as_ref().unwrap();
+    assert_eq!(rs.instances_ipv6[1].to_string(), "fd00:1:1::5");
+    assert!(rs.peers[0].address.is_ipv6());
+}
+
+#[test]
+fn instances_ipv6_must_pair_with_instances() {
+    let text = seed_with(
+        INSTANCES,
+        &format!("{INSTANCES}\ninstances_ipv6 = [\"fd00:1:1::4\"]"),
+    );
+    assert_error(
+        &text,
+        "route_server.instances_ipv6",
+        "1 IPv6 addresses for 2 instances",
+    );
+}
+
+#[test]
+fn an_ipv6_peer_needs_instances_ipv6() {
+    let text = seed_with(r#"address = "10.1.2.10""#, r#"address = "fd00:1:2::10""#);
+    assert_error(
+        &text,
+        "route_server.peer[0].address",
+        "give the instances IPv6 addresses (route_server.instances_ipv6)",
+    );
+}
+
+#[test]
+fn link_local_ipv6_addresses_are_refused() {
+    let text = seed_with(
+        INSTANCES,
+        &format!("{INSTANCES}\ninstances_ipv6 = [\"fd00:1:1::4\", \"fe80::5\"]"),
+    );
+    assert_error(&text, "route_server.instances_ipv6[1]", "is link-local");
+}
+
+#[test]
+fn overlapping_ipv6_address_spaces_are_refused() {
+    let text = seed_with(
+        r#"address_space = ["10.1.0.0/16"]"#,
+        r#"address_space = ["10.1.0.0/16", "fd00:1::/48", "fd00:1:0:5::/64"]"#,
+    );
+    assert_error(
+        &text,
+        "virtual_network[0].address_space",
+        "fd00:1:0:5::/64 overlaps fd00:1::/48",
+    );
+}

@@ -700,7 +700,8 @@ impl Instance {
                         slot.state = State::Idle;
                         slot.since = None;
                         // RFC 4486 §4: AFI, SAFI and the upper bound.
-                        let mut data = vec![0, 1, 1];
+                        let mut data = lim.afi.0.to_be_bytes().to_vec();
+                        data.push(Safi::UNICAST.0);
                         data.extend_from_slice(&lim.limit.to_be_bytes());
                         fx.push(Effect::Peer {
                             id,

@@ -1416,7 +1416,11 @@ mod ipv6 {
             "fd00:1::100",
         );
         let cmds = &sim.running("nva1").commands;
-        assert!(cmds[0].contains("code: 6, subcode: 1"), "{cmds:?}");
+        // Cease/1 naming the family that went over: AFI 2, SAFI 1, limit 3.
+        assert!(
+            cmds[0].contains("code: 6, subcode: 1, data: [0, 2, 1, 0, 0, 0, 3]"),
+            "{cmds:?}"
+        );
         assert!(!received6(&sim, "nva2").contains_key(&p6("fd00:10::/48")));
         assert!(!sim.received("nva2").contains_key(&pfx("192.168.1.0/24")));
         assert_eq!(sim.owner.peer_counts(sim.id("nva1")), (0, 0));

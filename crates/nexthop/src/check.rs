@@ -48,9 +48,29 @@ fn plan(path: &Path, cfg: &config::Config, specs: &[controller::instance::Instan
                 rs.branch_to_branch
             );
             for s in specs {
-                let _ = writeln!(out, "  instance {} on {}:{}", s.name, s.address, s.port);
-                if !s.originated.is_empty() {
-                    let adv: Vec<String> = s.originated.iter().map(ToString::to_string).collect();
+                match s.address6 {
+                    Some(a6) => {
+                        let _ = writeln!(
+                            out,
+                            "  instance {} on {}:{} and [{a6}]:{}",
+                            s.name, s.address, s.port, s.port
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(out, "  instance {} on {}:{}", s.name, s.address, s.port);
+                    }
+                }
+                let adv: Vec<String> = s
+                    .originated
+                    .iter()
+                    .map(ToString::to_string)
+                    .chain(
+                        s.originated6
+                            .iter()
+                            .map(|p| format!("{p} (next hop {})", s.next_hop6())),
+                    )
+                    .collect();
+                if !adv.is_empty() {
                     let _ = writeln!(out, "    advertises {}", adv.join(", "));
                 }
             }
@@ -110,7 +130,12 @@ fn plan(path: &Path, cfg: &config::Config, specs: &[controller::instance::Instan
         }
     }
     for v in &cfg.virtual_networks {
-        let space: Vec<String> = v.address_space.iter().map(ToString::to_string).collect();
+        let space: Vec<String> = v
+            .address_space
+            .iter()
+            .map(ToString::to_string)
+            .chain(v.address_space6.iter().map(ToString::to_string))
+            .collect();
         let _ = writeln!(
             out,
             "virtual network {} ({}): {}",

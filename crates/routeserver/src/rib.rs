@@ -152,6 +152,8 @@ pub struct LimitExceeded {
     pub held: u32,
     pub incoming: u32,
     pub limit: u32,
+    /// The family of the UPDATE that went over (the NOTIFICATION names it, RFC 4486 §4).
+    pub afi: bgp::wire::Afi,
 }
 
 /// Whether a learned route is in use.
@@ -702,6 +704,7 @@ impl<F: Family> Rib<F> {
                 held,
                 incoming,
                 limit: peer.max_routes,
+                afi: F::AFI,
             });
         }
         let (peer_asn, own_asn, limits) = (peer.asn, self.cfg.asn, peer.limits);
