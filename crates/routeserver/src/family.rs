@@ -18,7 +18,7 @@ use std::fmt;
 use std::hash::Hash;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use bgp::wire::attrs::{MpNextHop, MpReach};
+use bgp::wire::attrs::{MpNextHop, MpReach, MpUnreach};
 use bgp::wire::update::{pack_ipv4, pack_ipv6, pack_ipv6_withdrawals, pack_withdrawals};
 use bgp::wire::{Afi, Ipv4Prefix, Ipv6Prefix, PathAttributes, Prefix, Safi, UpdateMessage};
 
@@ -89,13 +89,7 @@ impl Family for V4 {
     const HOST_ROUTE_OCTETS: usize = 5;
 
     fn part(u: &UpdateMessage) -> Option<Part<'_, Ipv4Prefix>> {
-        let unicast = |afi: Afi, safi: Safi| afi == Afi::IPV4 && safi == Safi::UNICAST;
-        let reach = u.attrs.mp_reach.as_ref().filter(|m| unicast(m.afi, m.safi));
-        let unreach = u
-            .attrs
-            .mp_unreach
-            .as_ref()
-            .filter(|m| unicast(m.afi, m.safi));
+        let (reach, unreach) = mp_unicast(u, Afi::IPV4);
         if reach.is_none() && unreach.is_none() {
             // The common case, zero-copy: the classic fields only.
             if u.withdrawn.is_empty() && u.nlri.is_empty() {
@@ -114,12 +108,10 @@ impl Family for V4 {
             });
         }
         let v4 = |p: &[Prefix]| -> Vec<Ipv4Prefix> {
-            p.iter()
-                .filter_map(|p| match p {
-                    Prefix::V4(p) => Some(*p),
-                    Prefix::V6(_) => None,
-                })
-                .collect()
+            only(p, |p| match p {
+                Prefix::V4(p) => Some(*p),
+                Prefix::V6(_) => None,
+            })
         };
         let mut withdrawn = u.withdrawn.clone();
         withdrawn.extend(unreach.map(|m| v4(&m.withdrawn)).unwrap_or_default());
@@ -191,23 +183,15 @@ impl Family for V6 {
     const HOST_ROUTE_OCTETS: usize = 17;
 
     fn part(u: &UpdateMessage) -> Option<Part<'_, Ipv6Prefix>> {
-        let unicast = |afi: Afi, safi: Safi| afi == Afi::IPV6 && safi == Safi::UNICAST;
-        let reach = u.attrs.mp_reach.as_ref().filter(|m| unicast(m.afi, m.safi));
-        let unreach = u
-            .attrs
-            .mp_unreach
-            .as_ref()
-            .filter(|m| unicast(m.afi, m.safi));
+        let (reach, unreach) = mp_unicast(u, Afi::IPV6);
         if reach.is_none() && unreach.is_none() {
             return None;
         }
         let v6 = |p: &[Prefix]| -> Vec<Ipv6Prefix> {
-            p.iter()
-                .filter_map(|p| match p {
-                    Prefix::V6(p) => Some(*p),
-                    Prefix::V4(_) => None,
-                })
-                .collect()
+            only(p, |p| match p {
+                Prefix::V6(p) => Some(*p),
+                Prefix::V4(_) => None,
+            })
         };
         let withdrawn = unreach.map(|m| v6(&m.withdrawn)).unwrap_or_default();
         let (announced, mut attrs, refused) = match reach {
@@ -326,6 +310,23 @@ fn next_hop_problem(nh: Ipv6Addr) -> Option<String> {
     } else {
         None
     }
+}
+
+/// The unicast MP_REACH_NLRI and MP_UNREACH_NLRI of `afi` in `u`, if there are.
+fn mp_unicast(u: &UpdateMessage, afi: Afi) -> (Option<&MpReach>, Option<&MpUnreach>) {
+    let unicast = |a: Afi, s: Safi| a == afi && s == Safi::UNICAST;
+    let reach = u.attrs.mp_reach.as_ref().filter(|m| unicast(m.afi, m.safi));
+    let unreach = u
+        .attrs
+        .mp_unreach
+        .as_ref()
+        .filter(|m| unicast(m.afi, m.safi));
+    (reach, unreach)
+}
+
+/// The prefixes of one family in an MP attribute's list.
+fn only<P>(p: &[Prefix], pick: impl Fn(&Prefix) -> Option<P>) -> Vec<P> {
+    p.iter().filter_map(pick).collect()
 }
 
 fn without_mp(a: &PathAttributes) -> PathAttributes {

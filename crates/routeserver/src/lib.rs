@@ -11,7 +11,10 @@
 //! - [`intern`]: the attribute-set interner.
 //! - [`decision`]: the RFC 4271 §9.1.2.2 decision process and the multipath (ECMP) set.
 //! - [`rib`]: [`Rib`]: peers, Adj-RIB-In (stored inside the Loc-RIB entries, one path per peer
-//!   per prefix), rejected routes with their reasons, the Loc-RIB, and export.
+//!   per prefix), rejected routes with their reasons, the Loc-RIB, and export. Generic over the
+//!   address family: an instance holds a `Rib<V4>` and a `Rib<V6>` with the same peers.
+//! - [`family`]: [`V4`] and [`V6`], what differs between the families (where the prefixes and
+//!   the next hop are in an UPDATE, how UPDATEs are packed).
 //!
 //! ```text
 //!  UPDATE from peer ──Rib::apply_update──> Adj-RIB-In paths ──decision──> Loc-RIB best/ECMP
