@@ -417,7 +417,7 @@ const LB_FRONTEND6: &str = "fd00:1::100";
 const INSTANCES6: [(&str, &str); 2] = [(IN0, "fd00:1:1::4"), (IN1, "fd00:1:1::5")];
 
 /// The seed's config with the hub's IPv6 space and instance addresses (issue #16's keys), FRR
-/// as nva1 on IPv4 and BIRD as nva2 on IPv6.
+/// as nva1 on IPv4, BIRD as nva2 on IPv6 (both families), GoBGP as nva3 on IPv6 (IPv6 only).
 fn dual_stack_config() -> String {
     seed_config(&[NVA1], "instances_ipv6 = [\"fd00:1:1::4\", \"fd00:1:1::5\"]")
         .replace(
@@ -426,19 +426,20 @@ fn dual_stack_config() -> String {
         )
         .replace(
             "\n[[load_balancer]]",
-            "\n[[route_server.peer]]\nname = \"nva2\"\naddress = \"fd00:1:2::11\"\nasn = 65002\n\n[[load_balancer]]",
+            "\n[[route_server.peer]]\nname = \"nva2\"\naddress = \"fd00:1:2::11\"\nasn = 65002\n\n[[route_server.peer]]\nname = \"nva3\"\naddress = \"fd00:1:2::12\"\nasn = 65003\n\n[[load_balancer]]",
         )
 }
 
 #[test]
 fn dual_stack_ipv6_learned_over_ipv4_and_ipv6_sessions() {
-    if !labtest::require_netns(&["bgpd", "vtysh", "bird", "birdc"]) {
+    if !labtest::require_netns(&["bgpd", "vtysh", "bird", "birdc", "gobgpd", "gobgp"]) {
         return;
     }
     let started = Instant::now();
     let lan = Lan::new(&[
         ("nva1", &["10.1.2.10/16", "fd00:1:2::10/32"]),
         ("nva2", &["10.1.2.11/16", "fd00:1:2::11/32"]),
+        ("nva3", &["10.1.2.12/16", "fd00:1:2::12/32"]),
         (
             "rs",
             &[
@@ -492,8 +493,17 @@ fn dual_stack_ipv6_learned_over_ipv4_and_ipv6_sessions() {
         .start(Some(lan.ns("nva2")))
         .unwrap();
 
+    // nva3: GoBGP over IPv6 sessions that carry IPv6 unicast only.
+    let mut gb = labtest::GoBgp::builder(65003, "10.1.2.12").listen("fd00:1:2::12");
+    for (_, addr) in INSTANCES6 {
+        gb = gb.neighbor(labtest::GoBgpNeighbor::new(addr, 65515));
+    }
+    let gobgp = gb.start(Some(lan.ns("nva3"))).unwrap();
+
     rs.wait_established("nva1", || frr.log());
     rs.wait_established("nva2", || bird.log());
+    rs.wait_established("nva3", || gobgp.log());
+    gobgp.add_route(BRANCH6, LB_FRONTEND6, &[]).unwrap();
     println!("all sessions Established after {:?}", started.elapsed());
     let peers = rs.peers();
     println!("$ nexthop peers -o json\n{peers}");
@@ -508,22 +518,29 @@ fn dual_stack_ipv6_learned_over_ipv4_and_ipv6_sessions() {
         assert_eq!(fams, ["ipv4-unicast", "ipv6-unicast"], "{inst}: {p1}");
         let p2 = find_by(&peers[inst], "name", "nva2").unwrap();
         assert_eq!(p2["peerIp"], "fd00:1:2::11", "{inst}: {p2}");
+        let p3 = find_by(&peers[inst], "name", "nva3").unwrap();
+        assert_eq!(
+            p3["addressFamilies"],
+            serde_json::json!(["ipv6-unicast"]),
+            "{inst}: {p3}"
+        );
     }
 
-    // Both instances learn the IPv6 branch from both NVAs, next hop the IPv6 frontend.
+    // Both instances learn the IPv6 branch from every NVA, next hop the IPv6 frontend.
     let learned_both = || {
-        ["nva1", "nva2"]
+        ["nva1", "nva2", "nva3"]
             .iter()
             .all(|peer| rs.learned_everywhere(peer, BRANCH6))
     };
     assert!(
         labtest::wait_until(UP, learned_both),
-        "{BRANCH6} not learned from both NVAs on both instances:\nnva1: {}\nnva2: {}\n{}",
+        "{BRANCH6} not learned from every NVA on both instances:\nnva1: {}\nnva2: {}\nnva3: {}\n{}",
         rs.learned("nva1"),
         rs.learned("nva2"),
+        rs.learned("nva3"),
         rs.log()
     );
-    for peer in ["nva1", "nva2"] {
+    for peer in ["nva1", "nva2", "nva3"] {
         let learned = rs.learned(peer);
         for (inst, addr6) in INSTANCES6 {
             let r = find_by(&learned[inst], "network", BRANCH6).unwrap();
@@ -537,11 +554,11 @@ fn dual_stack_ipv6_learned_over_ipv4_and_ipv6_sessions() {
         "{}",
         rs.learned("nva1")
     );
-    // One Loc-RIB entry per instance with two paths and one forwarding next hop.
+    // One Loc-RIB entry per instance with three paths and one forwarding next hop.
     let rib = rs.rib();
     for (inst, _) in INSTANCES {
         let e = rib_entry(&rib, inst, BRANCH6).unwrap_or_else(|| panic!("{inst}: {rib}"));
-        assert_eq!(e["paths"].as_array().map(Vec::len), Some(2), "{inst}: {e}");
+        assert_eq!(e["paths"].as_array().map(Vec::len), Some(3), "{inst}: {e}");
         assert_eq!(
             e["forwardingNextHops"],
             serde_json::json!([LB_FRONTEND6]),
@@ -594,9 +611,22 @@ fn dual_stack_ipv6_learned_over_ipv4_and_ipv6_sessions() {
         );
     }
 
-    // BIRD withdraws: only FRR's path is left, everywhere.
+    // GoBGP got the hub's IPv6 space over its IPv6-only sessions (and no IPv4).
+    let gb_has = || {
+        gobgp.routes().is_ok_and(|r| {
+            r.iter().filter(|r| r.prefix == "fd00:1::/48").count() == 2
+                && !r.iter().any(|r| r.prefix == "10.1.0.0/16")
+        })
+    };
+    assert!(
+        labtest::wait_until(UP, gb_has),
+        "GoBGP: {:?}",
+        gobgp.routes()
+    );
+    // BIRD and GoBGP withdraw: only FRR's path is left, everywhere.
     bird.birdc("disable rs0").unwrap();
     bird.birdc("disable rs1").unwrap();
+    gobgp.del_route(BRANCH6).unwrap();
     let one = labtest::wait_until(UP, || {
         let rib = rs.rib();
         INSTANCES.iter().all(|(inst, _)| {
@@ -604,7 +634,11 @@ fn dual_stack_ipv6_learned_over_ipv4_and_ipv6_sessions() {
                 .is_some_and(|e| e["paths"].as_array().map(Vec::len) == Some(1))
         })
     });
-    assert!(one, "BIRD's IPv6 paths not withdrawn: {}", rs.rib());
+    assert!(
+        one,
+        "BIRD's and GoBGP's IPv6 paths not withdrawn: {}",
+        rs.rib()
+    );
     println!("done in {:?}", started.elapsed());
 }
 
