@@ -171,6 +171,9 @@ pub struct PeerSlot {
     limit_hit: bool,
     /// The restart time the peer offered in its last OPEN (graceful restart), if it did.
     peer_restart_time: Option<u16>,
+    /// The families its graceful restart capability listed, with their forwarding-state bit
+    /// (RFC 4724 §3); a family not listed has its routes withdrawn at once when it restarts.
+    peer_gr_families: Vec<(Afi, bool)>,
     /// Both sides offered the N bit (RFC 8538) on the last session.
     graceful_notification: bool,
     /// The OPEN the peer sent on its current session (for BMP's Peer Up).
@@ -464,9 +467,8 @@ impl Instance {
         self.export(ex, fx);
     }
 
-    /// A restarting peer's End-of-RIB for one family: that family's stale paths go; the
-    /// restart is over when no family has any left.
-    fn end_of_rib(&mut self, id: PeerId, afi: Afi, fx: &mut Vec<Effect>) {
+    /// Withdraws one family's stale paths of a restarting peer.
+    fn sweep_family(&mut self, id: PeerId, afi: Afi, fx: &mut Vec<Effect>) {
         if afi == Afi::IPV6 {
             let ex = self.rib6.sweep_stale(id);
             self.export(ex, fx);
@@ -474,6 +476,12 @@ impl Instance {
             let ex = self.rib.sweep_stale(id);
             self.export(ex, fx);
         }
+    }
+
+    /// A restarting peer's End-of-RIB for one family: that family's stale paths go; the
+    /// restart is over when no family has any left.
+    fn end_of_rib(&mut self, id: PeerId, afi: Afi, fx: &mut Vec<Effect>) {
+        self.sweep_family(id, afi, fx);
         if self.rib.stale_count(id) + self.rib6.stale_count(id) == 0 {
             if let Some(slot) = self.peers.get_mut(&id) {
                 if slot.stale_until.take().is_some() {
@@ -567,6 +575,7 @@ impl Instance {
                 routes_too_large: 0,
                 limit_hit: false,
                 peer_restart_time: None,
+                peer_gr_families: Vec::new(),
                 graceful_notification: false,
                 peer_open: None,
                 families: Vec::new(),
@@ -613,19 +622,30 @@ impl Instance {
                 let gr = peer_graceful_restart(&negotiated.peer_open);
                 slot.peer_open = Some(negotiated.peer_open.clone());
                 slot.families = negotiated.families.clone();
-                slot.peer_restart_time = gr.map(|(t, _)| t);
+                slot.peer_restart_time = gr.as_ref().map(|(t, _)| *t);
+                let gr_families = gr.as_ref().map(|(_, f)| f.clone()).unwrap_or_default();
+                slot.peer_gr_families = gr_families.clone();
                 slot.graceful_notification = self.spec.graceful_restart.is_some()
                     && bgp::wire::open::graceful_notification(&negotiated.peer_open.capabilities);
                 info!(peer = %slot.spec.name, "established; sending our routes");
                 if slot.stale_until.is_some() {
-                    if gr.is_some_and(|(_, forwarding)| forwarding) {
-                        // Back within its restart time with its forwarding state kept: its
-                        // stale paths wait for its End-of-RIB.
-                        slot.stale_until = Some(now + STALE_PATH_TIME);
-                        let stale = self.rib.stale_count(id) + self.rib6.stale_count(id);
-                        info!(peer = %slot.spec.name, stale, "restarted peer back; its stale paths stay until its End-of-RIB");
-                    } else {
-                        self.sweep_stale(id, "back without its forwarding state", fx);
+                    // Back within its restart time: per family, with its forwarding state kept
+                    // (and the family on the new session) its stale paths wait for its
+                    // End-of-RIB; any other family's go now.
+                    slot.stale_until = Some(now + STALE_PATH_TIME);
+                    let name = slot.spec.name.clone();
+                    for afi in [Afi::IPV4, Afi::IPV6] {
+                        let kept = gr_families.contains(&(afi, true))
+                            && negotiated.families.contains(&(afi, Safi::UNICAST));
+                        if !kept {
+                            self.sweep_family(id, afi, fx);
+                        }
+                    }
+                    let stale = self.rib.stale_count(id) + self.rib6.stale_count(id);
+                    if stale > 0 {
+                        info!(peer = %name, stale, "restarted peer back; its stale paths stay until its End-of-RIB");
+                    } else if let Some(slot) = self.peers.get_mut(&id) {
+                        slot.stale_until = None;
                     }
                 }
                 let families = negotiated.families.clone();
@@ -657,14 +677,26 @@ impl Instance {
                 discarded,
             } => {
                 slot.updates_in += 1;
-                if let Some((afi, _)) = update
+                // An UPDATE that lost an attribute on the way in (an MP attribute of a family
+                // this codec does not carry, say) is not an End-of-RIB, even if it is empty now.
+                if let Some((afi, safi)) = update
                     .end_of_rib_family()
-                    .filter(|_| treat_as_withdraw.is_none())
+                    .filter(|_| treat_as_withdraw.is_none() && discarded.is_empty())
                 {
-                    if slot.stale_until.is_some() {
+                    let unicast = safi == Safi::UNICAST && (afi == Afi::IPV4 || afi == Afi::IPV6);
+                    if slot.stale_until.is_some() && unicast {
                         self.end_of_rib(id, afi, fx);
                     }
                     return;
+                }
+                // RFC 4760 §7: routes of a family the session did not negotiate are ignored
+                // (and said so), never taken into that family's RIB.
+                let v4 = slot.families.contains(&(Afi::IPV4, Safi::UNICAST));
+                let v6 = slot.families.contains(&(Afi::IPV6, Safi::UNICAST));
+                if (!v4 && V4::part(&update).is_some()) || (!v6 && V6::part(&update).is_some()) {
+                    slot.last_error = Some(
+                        "routes of an address family not negotiated on this session ignored".into(),
+                    );
                 }
                 if let Some(e) = treat_as_withdraw {
                     slot.last_error = Some(format!(
@@ -675,15 +707,19 @@ impl Instance {
                     slot.last_error = Some(format!("attribute discarded (RFC 7606): {first}"));
                 }
                 let held6 = self.rib6.peer_counts(id).0;
-                let applied = self
-                    .rib
-                    .apply_update_counted(id, &update, held6)
-                    .map(|ex| self.export(ex, fx))
-                    .and_then(|()| {
-                        let held4 = self.rib.peer_counts(id).0;
-                        self.rib6.apply_update_counted(id, &update, held4)
-                    })
-                    .map(|ex| self.export(ex, fx));
+                let applied = match v4 {
+                    true => self.rib.apply_update_counted(id, &update, held6),
+                    false => Ok(Export::default()),
+                }
+                .map(|ex| self.export(ex, fx))
+                .and_then(|()| {
+                    let held4 = self.rib.peer_counts(id).0;
+                    match v6 {
+                        true => self.rib6.apply_update_counted(id, &update, held4),
+                        false => Ok(Export::default()),
+                    }
+                })
+                .map(|ex| self.export(ex, fx));
                 let Some(slot) = self.peers.get_mut(&id) else {
                     return;
                 };
@@ -755,8 +791,24 @@ impl Instance {
                         let until = now + Duration::from_secs(u64::from(t));
                         // A second failure while restarting keeps the first deadline.
                         slot.stale_until = Some(slot.stale_until.map_or(until, |u| u.min(until)));
-                        let n = self.rib.peer_down_stale(id) + self.rib6.peer_down_stale(id);
-                        info!(peer = %slot.spec.name, %reason, stale = n, restart_time = t, "session down, peer restarting (graceful restart): its routes stay, stale");
+                        // Only the families its capability listed keep their routes (RFC 4724
+                        // §4.2); the others' are withdrawn now.
+                        let listed =
+                            |afi: Afi| slot.peer_gr_families.iter().any(|(a, _)| *a == afi);
+                        let (keep4, keep6) = (listed(Afi::IPV4), listed(Afi::IPV6));
+                        info!(peer = %slot.spec.name, %reason, restart_time = t, "session down, peer restarting (graceful restart): the routes of the families it listed stay, stale");
+                        if keep4 {
+                            self.rib.peer_down_stale(id);
+                        } else {
+                            let ex = self.rib.peer_down(id);
+                            self.export(ex, fx);
+                        }
+                        if keep6 {
+                            self.rib6.peer_down_stale(id);
+                        } else {
+                            let ex = self.rib6.peer_down(id);
+                            self.export(ex, fx);
+                        }
                     }
                     None => {
                         info!(peer = %slot.spec.name, %reason, "session down; withdrawing its routes");
@@ -976,9 +1028,9 @@ impl InstanceSpec {
     }
 }
 
-/// The graceful restart capability of an OPEN: (restart time, forwarding state preserved for
-/// IPv4 unicast).
-fn peer_graceful_restart(open: &bgp::wire::Open) -> Option<(u16, bool)> {
+/// The graceful restart capability of an OPEN: (restart time, the unicast families it lists
+/// with their forwarding-state bit).
+fn peer_graceful_restart(open: &bgp::wire::Open) -> Option<(u16, Vec<(Afi, bool)>)> {
     open.capabilities.iter().find_map(|c| match c {
         Capability::GracefulRestart {
             restart_time,
@@ -988,7 +1040,9 @@ fn peer_graceful_restart(open: &bgp::wire::Open) -> Option<(u16, bool)> {
             *restart_time,
             families
                 .iter()
-                .any(|f| f.afi == Afi::IPV4 && f.safi == Safi::UNICAST && f.forwarding_preserved),
+                .filter(|f| f.safi == Safi::UNICAST && (f.afi == Afi::IPV4 || f.afi == Afi::IPV6))
+                .map(|f| (f.afi, f.forwarding_preserved))
+                .collect(),
         )),
         _ => None,
     })

@@ -296,21 +296,20 @@ impl Sim {
         );
     }
 
-    /// `u` from `name`, through its wire encoding.
+    /// `u` from `name`, through its wire encoding and the decoder, as the driver hands it
+    /// over (with what RFC 7606 made of it).
     fn update(&mut self, name: &str, u: UpdateMessage) {
         let id = self.id(name);
         let mut bytes = Vec::new();
         u.emit(&CTX, &mut bytes);
-        let (m, _) = Message::decode(&bytes, &CTX).unwrap();
-        let Message::Update(update) = m else {
-            unreachable!()
-        };
+        let f = bgp::wire::frame(&bytes, &CTX).unwrap().unwrap();
+        let parsed = bgp::wire::Update::parse(f.body, &CTX).unwrap();
         self.step(Input::Peer(
             id,
             PeerEvent::Update {
-                update,
-                treat_as_withdraw: None,
-                discarded: Vec::new(),
+                update: parsed.to_message(),
+                treat_as_withdraw: parsed.treat_as_withdraw.clone(),
+                discarded: parsed.discarded.clone(),
             },
         ));
     }
@@ -1448,6 +1447,71 @@ mod ipv6 {
         assert!(received6(&sim, "nva1").is_empty());
         let families = &sim.owner.peer(id).unwrap().families;
         assert_eq!(families, &[(Afi::IPV4, Safi::UNICAST)]);
+    }
+
+    /// RFC 4760 §7: a peer that negotiated IPv4 only and sends IPv6 anyway: ignored, said so.
+    #[test]
+    fn routes_of_a_family_not_negotiated_are_ignored() {
+        let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
+        s.branch_to_branch = true;
+        s.peers[1].asn = 65002;
+        let mut sim = Sim::new(s);
+        sim.establish_families("nva1", Vec::new(), vec![(Afi::IPV4, Safi::UNICAST)]);
+        sim.establish("nva2");
+        announce6(&mut sim, "nva1", &["fd00:10::/48"], "fd00:1::100");
+        assert!(sim.owner.rib6().is_empty());
+        assert!(received6(&sim, "nva2").is_empty());
+        let slot = sim.owner.peer(sim.id("nva1")).unwrap();
+        assert!(
+            slot.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("not negotiated")),
+            "{:?}",
+            slot.last_error
+        );
+        // IPv4 from it is taken as ever.
+        sim.announce("nva1", &["192.168.1.0/24"], "10.1.2.10");
+        assert!(sim.received("nva2").contains_key(&pfx("192.168.1.0/24")));
+    }
+
+    /// Graceful restart per family (RFC 4724 §4.2): a peer whose capability lists IPv4 only
+    /// keeps its IPv4 routes (stale) while it restarts and loses its IPv6 ones at once; an
+    /// End-of-RIB of another SAFI sweeps nothing.
+    #[test]
+    fn graceful_restart_keeps_only_the_families_the_peer_listed() {
+        let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
+        s.graceful_restart = Some(120);
+        let mut sim = Sim::new(s);
+        let gr4 = Capability::GracefulRestart {
+            restarted: false,
+            notification: false,
+            restart_time: 120,
+            families: vec![GracefulRestartFamily {
+                afi: Afi::IPV4,
+                safi: Safi::UNICAST,
+                forwarding_preserved: true,
+            }],
+        };
+        sim.establish_with("nva1", vec![gr4.clone()]);
+        sim.announce("nva1", &["192.168.1.0/24"], "10.1.2.10");
+        announce6(&mut sim, "nva1", &["fd00:10::/48"], "fd00:1::100");
+        sim.down("nva1");
+        let id = sim.id("nva1");
+        assert_eq!(sim.owner.rib().stale_count(id), 1);
+        assert_eq!(sim.owner.rib().len(), 1);
+        assert!(
+            sim.owner.rib6().is_empty(),
+            "IPv6 was not listed: withdrawn"
+        );
+        sim.establish_with("nva1", vec![gr4]);
+        sim.update("nva1", UpdateMessage::end_of_rib_for(Afi::IPV4, Safi(128)));
+        assert_eq!(
+            sim.owner.rib().stale_count(id),
+            1,
+            "another SAFI's End-of-RIB"
+        );
+        sim.update("nva1", UpdateMessage::end_of_rib());
+        assert_eq!(sim.owner.rib().len(), 0);
     }
 
     #[test]
