@@ -1001,6 +1001,10 @@ impl Listener {
         let slot = if v6 { &self.fd6 } else { &self.fd };
         slot.store(sock.as_raw_fd(), Ordering::Relaxed);
     }
+    /// Forgets the IPv6 socket (the instance no longer listens on an IPv6 address).
+    pub fn detach_ipv6(&self) {
+        self.fd6.store(-1, Ordering::Relaxed);
+    }
     /// Sets (empty: removes) the TCP-MD5 key the listening socket of `remote`'s family
     /// requires from it.
     pub fn set_md5(&self, remote: IpAddr, key: &[u8]) -> std::io::Result<()> {

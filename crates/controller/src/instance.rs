@@ -933,6 +933,8 @@ impl Instance {
             // and the IPv6 space goes out with it as the next hop.
             self.spec.address6 = spec.address6;
             self.rib6.set_local_address(self.spec.next_hop6());
+            // The driver listens on a new IPv6 socket: GTSM goes on it again if wanted.
+            self.listener_gtsm = false;
         }
         self.spec.asn = spec.asn;
         if self.spec.port != spec.port {

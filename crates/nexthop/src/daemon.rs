@@ -289,6 +289,12 @@ pub async fn apply(
             Some(h) if h.port == s.port && h.address6 == s.address6 => {
                 steps.push(Step::Keep(h.clone(), s, None))
             }
+            Some(h) if h.port == s.port => {
+                // Only the IPv6 address changed: the IPv4 socket stays.
+                let sock = instance::bind_ipv6(&s)
+                    .map_err(|e| anyhow::anyhow!("config not applied, nothing changed: {e:#}"))?;
+                steps.push(Step::Keep(h.clone(), s, Some(sock)));
+            }
             Some(h) => {
                 let sock = instance::bind(&s)
                     .map_err(|e| anyhow::anyhow!("config not applied, nothing changed: {e:#}"))?;

@@ -78,8 +78,10 @@ impl InstanceHandle {
 }
 
 /// An instance's listening sockets: its IPv4 address, and its IPv6 address if it has one.
+/// Given to a running instance (a reload), `v4: None` keeps the IPv4 socket it has, and `v6`
+/// replaces the IPv6 one (None: it stops listening on IPv6).
 pub struct Sockets {
-    pub v4: TcpListener,
+    pub v4: Option<TcpListener>,
     pub v6: Option<TcpListener>,
 }
 
@@ -91,9 +93,23 @@ pub fn bind(spec: &InstanceSpec) -> anyhow::Result<Sockets> {
         Listener::bind(at).map_err(|e| anyhow::anyhow!("{}: cannot listen on {at}: {e}", spec.name))
     };
     Ok(Sockets {
-        v4: one(IpAddr::V4(spec.address))?,
+        v4: Some(one(IpAddr::V4(spec.address))?),
         v6: spec.address6.map(|a| one(IpAddr::V6(a))).transpose()?,
     })
+}
+
+/// Binds only a new IPv6 socket (a reload that changed `instances_ipv6` but not the port: the
+/// IPv4 socket stays, and binding it again would fail while it listens).
+pub fn bind_ipv6(spec: &InstanceSpec) -> anyhow::Result<Sockets> {
+    let v6 = spec
+        .address6
+        .map(|a| {
+            let at = SocketAddr::new(IpAddr::V6(a), spec.port);
+            Listener::bind(at)
+                .map_err(|e| anyhow::anyhow!("{}: cannot listen on {at}: {e}", spec.name))
+        })
+        .transpose()?;
+    Ok(Sockets { v4: None, v6 })
 }
 
 /// Starts the instance's tasks on a socket bound by [`bind`]; cannot fail.
@@ -110,7 +126,8 @@ pub struct Sinks {
 pub fn start(spec: InstanceSpec, socks: Sockets, sinks: Sinks) -> InstanceHandle {
     let Sinks { fabric, mrt, bmp } = sinks;
     let listener = Listener::new();
-    let accepting = accept_on(&listener, socks);
+    let mut accepting = [None, None];
+    accept_on(&listener, socks, &mut accepting);
     let (qtx, qrx) = mpsc::channel(64);
     let (etx, erx) = mpsc::channel(1024);
     let handle = InstanceHandle {
@@ -140,16 +157,28 @@ pub fn start(spec: InstanceSpec, socks: Sockets, sinks: Sinks) -> InstanceHandle
     handle
 }
 
-/// Attaches `socks` to `listener` and accepts on each of them.
-fn accept_on(listener: &Listener, socks: Sockets) -> Vec<JoinHandle<()>> {
+/// Attaches `socks` to `listener` and accepts on them: a new IPv4 socket replaces the one
+/// in `tasks[0]` (none: it stays), the IPv6 one always replaces `tasks[1]`.
+fn accept_on(listener: &Listener, socks: Sockets, tasks: &mut [Option<JoinHandle<()>>; 2]) {
     let Sockets { v4, v6 } = socks;
-    std::iter::once(v4)
-        .chain(v6)
-        .map(|sock| {
-            listener.attach(&sock);
-            tokio::spawn(listener.clone().run(sock))
-        })
-        .collect()
+    let start = |sock: TcpListener, slot: &mut Option<JoinHandle<()>>| {
+        listener.attach(&sock);
+        if let Some(old) = slot.replace(tokio::spawn(listener.clone().run(sock))) {
+            old.abort();
+        }
+    };
+    if let Some(sock) = v4 {
+        start(sock, &mut tasks[0]);
+    }
+    match v6 {
+        Some(sock) => start(sock, &mut tasks[1]),
+        None => {
+            listener.detach_ipv6();
+            if let Some(old) = tasks[1].take() {
+                old.abort();
+            }
+        }
+    }
 }
 
 struct InstanceTask {
@@ -157,8 +186,9 @@ struct InstanceTask {
     /// The running peer tasks, by the owner's peer id.
     handles: HashMap<PeerId, PeerHandle>,
     listener: Listener,
-    /// The tasks accepting on the instance's sockets: aborting them closes the sockets.
-    accepting: Vec<JoinHandle<()>>,
+    /// The tasks accepting on the instance's IPv4 and IPv6 sockets: aborting one closes its
+    /// socket.
+    accepting: [Option<JoinHandle<()>>; 2],
     events: mpsc::Sender<(PeerId, PeerEvent)>,
     /// Where Loc-RIB changes go (the fabric), if anywhere.
     fabric: Option<crate::fabricrun::FabricTx>,
@@ -222,7 +252,7 @@ impl InstanceTask {
         // Let the peer tasks send their Cease before the runtime goes, then close the socket
         // (a later start on the same address must be able to bind it).
         tokio::time::sleep(Duration::from_millis(100)).await;
-        self.accepting.iter().for_each(JoinHandle::abort);
+        self.accepting.iter().flatten().for_each(JoinHandle::abort);
     }
 
     /// Carries out the owner's effects, in order.
@@ -305,9 +335,7 @@ impl InstanceTask {
             Query::Reconfigure(spec, sock, tx) => {
                 if let Some(socks) = sock {
                     // The new sockets first, so the keys the owner re-registers land on them.
-                    let old =
-                        std::mem::replace(&mut self.accepting, accept_on(&self.listener, socks));
-                    old.iter().for_each(JoinHandle::abort);
+                    accept_on(&self.listener, socks, &mut self.accepting);
                     info!(port = spec.port, "listening on the new sockets");
                 }
                 let fx = self.owner.handle(Instant::now(), Input::Reconfigure(spec));

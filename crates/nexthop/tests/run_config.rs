@@ -1471,3 +1471,42 @@ fn bmp_reaches_pmacct() {
     });
     assert!(down, "pmbmpd logged:\n{evs:#?}");
 }
+
+/// A reload that adds, removes and adds again `instances_ipv6` (issue #16): the instance's
+/// IPv6 listener comes and goes with it while its IPv4 one stays (binding the IPv4 socket again
+/// would fail while it listens), and every reload is applied.
+#[test]
+fn a_reload_changes_the_ipv6_listener_and_keeps_the_ipv4_one() {
+    let v6_loopback = std::net::TcpListener::bind("[::1]:0").is_ok();
+    if !v6_loopback {
+        labtest::skip("no IPv6 loopback (::1) on this host");
+        return;
+    }
+    let (port, api) = (free_port(), sock("127.0.0.1", free_port()));
+    let config = |v6: bool| {
+        format!(
+            "[route_server]\ninstances = [\"127.0.11.4\"]\n{}port = {port}\n\n[[route_server.peer]]\nname = \"nva1\"\naddress = \"127.0.11.10\"\nasn = 65001\n\n[api]\nlisten = \"{api}\"\n",
+            if v6 { "instances_ipv6 = [\"::1\"]\n" } else { "" }
+        )
+    };
+    let v4 = sock("127.0.11.4", port);
+    let v6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let nh = Nexthop::start("reload6", &config(true), api);
+    assert!(accepts(v4) && accepts(v6), "{}", nh.log());
+    for (on, step) in [
+        (false, "instances_ipv6 removed"),
+        (true, "instances_ipv6 back"),
+    ] {
+        nh.write_config(&config(on));
+        nh.sighup();
+        let done = labtest::wait_until(Duration::from_secs(10), || accepts(v6) == on);
+        assert!(
+            done,
+            "{step}: [::1]:{port} accepts = {}\n{}",
+            accepts(v6),
+            nh.log()
+        );
+        assert!(accepts(v4), "{step}: the IPv4 listener went\n{}", nh.log());
+    }
+    assert!(!nh.log().contains("config not applied"), "{}", nh.log());
+}

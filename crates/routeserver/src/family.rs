@@ -303,6 +303,12 @@ fn next_hop_problem(nh: Ipv6Addr) -> Option<String> {
     let seg0 = nh.segments()[0];
     if nh.is_unspecified() || nh.is_loopback() || nh.is_multicast() {
         Some(format!("IPv6 next hop {nh} is not a unicast address"))
+    } else if let Some(v4) = nh.to_ipv4_mapped() {
+        // What FRR sends for IPv6 over an IPv4 session when it has no global IPv6 address:
+        // an IPv6 route cannot be forwarded through an IPv4 gateway here.
+        Some(format!(
+            "IPv6 next hop {nh} is IPv4-mapped ({v4}): an IPv6 route needs an IPv6 next hop (e.g. set ipv6 next-hop global)"
+        ))
     } else if seg0 & 0xffc0 == 0xfe80 {
         Some(format!(
             "IPv6 next hop {nh} is link-local only (a global next hop is needed)"

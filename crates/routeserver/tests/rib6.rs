@@ -183,9 +183,15 @@ fn unusable_next_hops_and_policy_refuse_with_a_reason() {
         &announce6(&[65001, RS], "fd00:1::100", None, &["fd00:11::/48"]),
     )
     .unwrap();
+    // IPv4-mapped: FRR's next hop for IPv6 over an IPv4 session without a global address.
+    r.apply_update(
+        a,
+        &announce6(&[65001], "::ffff:10.1.2.10", None, &["fd00:12::/48"]),
+    )
+    .unwrap();
     assert!(r.is_empty());
     let learned = r.learned_from(a);
-    assert_eq!(learned.len(), 2);
+    assert_eq!(learned.len(), 3);
     let why: Vec<String> = learned
         .iter()
         .map(|l| match &l.state {
@@ -195,6 +201,7 @@ fn unusable_next_hops_and_policy_refuse_with_a_reason() {
         .collect();
     assert!(why[0].contains("link-local"), "{why:?}");
     assert!(why[1].contains("loop"), "{why:?}");
+    assert!(why[2].contains("IPv4-mapped (10.1.2.10)"), "{why:?}");
 }
 
 #[test]
