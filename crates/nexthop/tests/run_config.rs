@@ -571,9 +571,10 @@ fn a_good_config_runs_and_answers_the_api() {
         &[("g1", "127.0.8.10", 65001), ("g2", "127.0.8.11", 65002)],
     );
     let mut nh = Nexthop::start("good", &config, api);
+    // The API accepts as soon as it is bound; the line follows when the daemon is up.
+    let running = format!("running {}", nh.config.display());
     assert!(
-        nh.log()
-            .contains(&format!("running {}", nh.config.display())),
+        labtest::wait_until(Duration::from_secs(10), || nh.log().contains(&running)),
         "{}",
         nh.log()
     );
