@@ -1075,16 +1075,28 @@ fn gr(restart_time: u16, forwarding: bool) -> Vec<Capability> {
 
 /// [`gr`] with the N bit (RFC 8538) as given.
 fn gr_n(restart_time: u16, forwarding: bool, notification: bool) -> Vec<Capability> {
-    vec![Capability::GracefulRestart {
+    vec![gr_capability(
+        restart_time,
+        notification,
+        &[(Afi::IPV4, forwarding)],
+    )]
+}
+
+/// A graceful restart capability listing `families` (unicast) with their F bits.
+fn gr_capability(restart_time: u16, notification: bool, families: &[(Afi, bool)]) -> Capability {
+    Capability::GracefulRestart {
         restarted: false,
         notification,
         restart_time,
-        families: vec![GracefulRestartFamily {
-            afi: bgp::wire::Afi::IPV4,
-            safi: bgp::wire::Safi::UNICAST,
-            forwarding_preserved: forwarding,
-        }],
-    }]
+        families: families
+            .iter()
+            .map(|&(afi, forwarding_preserved)| GracefulRestartFamily {
+                afi,
+                safi: Safi::UNICAST,
+                forwarding_preserved,
+            })
+            .collect(),
+    }
 }
 
 fn gr_spec() -> InstanceSpec {
@@ -1482,17 +1494,7 @@ mod ipv6 {
         let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
         s.graceful_restart = Some(120);
         let mut sim = Sim::new(s);
-        let gr4 = Capability::GracefulRestart {
-            restarted: false,
-            notification: false,
-            restart_time: 120,
-            families: vec![GracefulRestartFamily {
-                afi: Afi::IPV4,
-                safi: Safi::UNICAST,
-                forwarding_preserved: true,
-            }],
-        };
-        sim.establish_with("nva1", vec![gr4.clone()]);
+        sim.establish_with("nva1", gr(120, true));
         sim.announce("nva1", &["192.168.1.0/24"], "10.1.2.10");
         announce6(&mut sim, "nva1", &["fd00:10::/48"], "fd00:1::100");
         sim.down("nva1");
@@ -1503,7 +1505,7 @@ mod ipv6 {
             sim.owner.rib6().is_empty(),
             "IPv6 was not listed: withdrawn"
         );
-        sim.establish_with("nva1", vec![gr4]);
+        sim.establish_with("nva1", gr(120, true));
         sim.update("nva1", UpdateMessage::end_of_rib_for(Afi::IPV4, Safi(128)));
         assert_eq!(
             sim.owner.rib().stale_count(id),
@@ -1519,19 +1521,7 @@ mod ipv6 {
         let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
         s.graceful_restart = Some(120);
         let mut sim = Sim::new(s);
-        let gr = Capability::GracefulRestart {
-            restarted: false,
-            notification: false,
-            restart_time: 120,
-            families: [Afi::IPV4, Afi::IPV6]
-                .into_iter()
-                .map(|afi| GracefulRestartFamily {
-                    afi,
-                    safi: Safi::UNICAST,
-                    forwarding_preserved: true,
-                })
-                .collect(),
-        };
+        let gr = gr_capability(120, false, &[(Afi::IPV4, true), (Afi::IPV6, true)]);
         sim.establish_with("nva1", vec![gr.clone()]);
         // The End-of-RIBs go as SendUpdate commands (their debug form): IPv4's empty UPDATE,
         // then IPv6's empty MP_UNREACH_NLRI.

@@ -41,8 +41,6 @@ pub trait Family: Clone + fmt::Debug + Default + PartialEq + Send + Sync + 'stat
     /// An address of the family: a next hop, the instance's own address.
     type Addr: Copy + Eq + Ord + Hash + fmt::Debug + fmt::Display + Send + Sync + 'static;
     const AFI: Afi;
-    /// "IPv4 unicast", for messages.
-    const NAME: &'static str;
 
     /// This family's part of `u`; `None` when `u` carries nothing of it.
     fn part(u: &UpdateMessage) -> Option<Part<'_, Self::Prefix>>;
@@ -85,7 +83,6 @@ impl Family for V4 {
     type Prefix = Ipv4Prefix;
     type Addr = Ipv4Addr;
     const AFI: Afi = Afi::IPV4;
-    const NAME: &'static str = "IPv4 unicast";
     const HOST_ROUTE_OCTETS: usize = 5;
 
     fn part(u: &UpdateMessage) -> Option<Part<'_, Ipv4Prefix>> {
@@ -179,7 +176,6 @@ impl Family for V6 {
     type Prefix = Ipv6Prefix;
     type Addr = Ipv6Addr;
     const AFI: Afi = Afi::IPV6;
-    const NAME: &'static str = "IPv6 unicast";
     const HOST_ROUTE_OCTETS: usize = 17;
 
     fn part(u: &UpdateMessage) -> Option<Part<'_, Ipv6Prefix>> {

@@ -71,6 +71,19 @@ fn withdraw6(prefixes: &[&str]) -> UpdateMessage {
     }
 }
 
+/// An IPv4 RIB with one peer up (what an IPv6 UPDATE must leave alone).
+fn rib4_with_a_peer() -> (Rib, usize) {
+    let mut r4: Rib = Rib::new(RibConfig {
+        asn: RS,
+        local_address: Ipv4Addr::new(10, 1, 1, 4),
+        branch_to_branch: false,
+        originated: vec![],
+    });
+    let b = r4.add_peer("nva1", Ipv4Addr::new(10, 1, 2, 10), 65001, 4000);
+    r4.peer_up(b, Ipv4Addr::new(10, 1, 2, 10));
+    (r4, b)
+}
+
 fn two_nvas(b2b: bool) -> (Rib<V6>, usize, usize) {
     let mut r = rib6(b2b);
     let a = r.add_peer("nva1", a6("fd00:1:2::10"), 65001, 4000);
@@ -239,14 +252,7 @@ fn the_ipv6_rib_ignores_ipv4_and_the_ipv4_rib_ignores_ipv6() {
     assert!(r6.apply_update(a, &v4).unwrap().changed.is_empty());
     assert!(r6.is_empty());
 
-    let mut r4: Rib = Rib::new(RibConfig {
-        asn: RS,
-        local_address: Ipv4Addr::new(10, 1, 1, 4),
-        branch_to_branch: false,
-        originated: vec![],
-    });
-    let b = r4.add_peer("nva1", Ipv4Addr::new(10, 1, 2, 10), 65001, 4000);
-    r4.peer_up(b, Ipv4Addr::new(10, 1, 2, 10));
+    let (mut r4, b) = rib4_with_a_peer();
     let u = announce6(&[65001], "fd00:1::100", None, &["fd00:10::/48"]);
     assert!(r4.apply_update(b, &u).unwrap().changed.is_empty());
     assert!(r4.is_empty());
@@ -255,14 +261,7 @@ fn the_ipv6_rib_ignores_ipv4_and_the_ipv4_rib_ignores_ipv6() {
 #[test]
 fn ipv4_nlri_with_an_ipv6_next_hop_is_refused_with_a_reason() {
     // RFC 8950: IPv4 NLRI in MP_REACH_NLRI (AFI 1) with an IPv6 next hop.
-    let mut r4: Rib = Rib::new(RibConfig {
-        asn: RS,
-        local_address: Ipv4Addr::new(10, 1, 1, 4),
-        branch_to_branch: false,
-        originated: vec![],
-    });
-    let b = r4.add_peer("nva1", Ipv4Addr::new(10, 1, 2, 10), 65001, 4000);
-    r4.peer_up(b, Ipv4Addr::new(10, 1, 2, 10));
+    let (mut r4, b) = rib4_with_a_peer();
     let u = UpdateMessage {
         attrs: PathAttributes {
             origin: Some(Origin::Igp),
