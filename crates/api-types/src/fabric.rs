@@ -3,7 +3,7 @@
 //!
 //! Fields are declared in alphabetical order, the order the API sends them (see the crate doc).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -66,12 +66,12 @@ impl EffectiveRoutes {
 pub struct TraceFlow {
     /// 0 for ICMP.
     pub dport: u16,
-    pub dst: Ipv4Addr,
+    pub dst: IpAddr,
     pub proto: TraceProto,
     /// 0 for ICMP.
     pub sport: u16,
     /// The NIC's address.
-    pub src: Ipv4Addr,
+    pub src: IpAddr,
 }
 
 /// `GET /v1/trace?nic=NAME&dst=IP[&proto=…&sport=N&dport=N]`: where that flow goes, and why.
@@ -80,7 +80,7 @@ pub struct TraceFlow {
 pub struct TraceAnswer {
     /// The backend the load balancer picks, when the route goes through one that has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend: Option<Ipv4Addr>,
+    pub backend: Option<IpAddr>,
     /// Why the flow goes nowhere: no route, or a load balancer with no usable backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped: Option<String>,

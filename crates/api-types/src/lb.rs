@@ -11,7 +11,7 @@
 //! slots, per forwarding thread).
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +32,7 @@ pub const MAX_IDLE_S: u32 = 7 * 24 * 3600;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LbListEntry {
-    pub frontend: Ipv4Addr,
+    pub frontend: IpAddr,
     pub name: String,
 }
 
@@ -41,7 +41,7 @@ pub struct LbListEntry {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LbView {
     pub name: String,
-    pub frontend: Ipv4Addr,
+    pub frontend: IpAddr,
     pub mode: LbMode,
     pub backends: Vec<BackendView>,
     pub new_flows: u64,
@@ -58,7 +58,7 @@ pub struct LbView {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackendView {
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub health: Health,
     pub admin_state: AdminState,
     pub role: Role,
@@ -192,7 +192,7 @@ impl LbView {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdminAnswer {
     pub admin_state: AdminState,
-    pub backend: Ipv4Addr,
+    pub backend: IpAddr,
     /// Whether the change is kept across restarts (`state_dir`); absent from controllers
     /// before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn table_larger_than_the_backends() {
         let b = |i: u8| BackendView {
-            address: Ipv4Addr::new(10, 1, 2, i),
+            address: std::net::Ipv4Addr::new(10, 1, 2, i).into(),
             health: Health::Up,
             admin_state: AdminState::None,
             role: Role::Serving,
@@ -303,7 +303,7 @@ mod tests {
         };
         let mut v = LbView {
             name: "lb".into(),
-            frontend: Ipv4Addr::new(10, 1, 0, 100),
+            frontend: std::net::Ipv4Addr::new(10, 1, 0, 100).into(),
             mode: LbMode::ActiveActive,
             backends: vec![b(1), b(2), b(3)],
             new_flows: 0,

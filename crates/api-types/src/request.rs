@@ -91,7 +91,7 @@ impl EffectiveRoutesQuery {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TraceQuery {
     pub nic: Option<String>,
-    /// An IPv4 address.
+    /// An IPv4 or IPv6 address.
     pub dst: Option<String>,
     /// A [`TraceProto`](crate::TraceProto) name.
     pub proto: Option<String>,

@@ -40,7 +40,6 @@ mod error;
 mod model;
 mod validate;
 
-use std::net::Ipv4Addr;
 use std::path::Path;
 
 pub use asn::{is_reserved_asn, AS_TRANS, RESERVED_ASNS};
@@ -119,7 +118,7 @@ impl Config {
     }
 
     /// The load balancer whose frontend is `addr`: how a BGP next hop resolves (SPEC §5).
-    pub fn load_balancer_by_frontend(&self, addr: Ipv4Addr) -> Option<&LoadBalancer> {
+    pub fn load_balancer_by_frontend(&self, addr: std::net::IpAddr) -> Option<&LoadBalancer> {
         self.load_balancers.iter().find(|lb| lb.frontend == addr)
     }
 

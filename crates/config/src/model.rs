@@ -258,7 +258,8 @@ pub struct LoadBalancer {
     /// The network the frontend lives in. `None`: a standalone load balancer.
     #[serde(default)]
     pub virtual_network: Option<String>,
-    pub frontend: Ipv4Addr,
+    /// IPv4 or IPv6; the backends are of the same family (one family per load balancer).
+    pub frontend: IpAddr,
     /// Default active-active.
     #[serde(default)]
     pub mode: Mode,
@@ -306,7 +307,7 @@ pub enum Mode {
 /// One NVA behind a load balancer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backend {
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     /// Lower is preferred (active-passive); 1 is the first. Defaults to position + 1.
     pub priority: u32,
     /// Default none (probes decide).
@@ -393,6 +394,9 @@ pub struct Nic {
     pub virtual_network: String,
     /// Inside the network's address space.
     pub address: Ipv4Addr,
+    /// The NIC's IPv6 address, inside the network's IPv6 address space (dual stack).
+    #[serde(default)]
+    pub address6: Option<Ipv6Addr>,
 }
 
 /// `[api]`
@@ -630,7 +634,7 @@ impl From<RawRouteServer> for RouteServer {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBackend {
-    address: Ipv4Addr,
+    address: IpAddr,
     #[serde(default)]
     priority: Option<u32>,
     #[serde(default)]

@@ -85,16 +85,28 @@ impl<'a> Networks<'a> {
 
 /// "10.1.0.0/16, 10.2.0.0/16"
 fn address_space_text(vnet: &VirtualNetwork) -> String {
-    let prefixes: Vec<String> = vnet.address_space.iter().map(|p| p.to_string()).collect();
+    let prefixes: Vec<String> = (vnet.address_space.iter().map(|p| p.to_string()))
+        .chain(vnet.address_space6.iter().map(|p| p.to_string()))
+        .collect();
     prefixes.join(", ")
 }
 
-fn in_address_space(vnet: &VirtualNetwork, addr: Ipv4Addr) -> bool {
-    vnet.address_space.iter().any(|p| p.contains(addr))
+fn in_address_space(vnet: &VirtualNetwork, addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => vnet.address_space.iter().any(|p| p.contains(a)),
+        IpAddr::V6(a) => vnet.address_space6.iter().any(|p| p.contains(a)),
+    }
 }
 
-/// Reports an address outside `vnet`'s address space.
-fn check_inside(key: &str, what: &str, addr: Ipv4Addr, vnet: &VirtualNetwork, problems: &Problems) {
+/// Reports an address outside `vnet`'s address space (of the address's family).
+fn check_inside(
+    key: &str,
+    what: &str,
+    addr: impl Into<IpAddr>,
+    vnet: &VirtualNetwork,
+    problems: &Problems,
+) {
+    let addr = addr.into();
     if !in_address_space(vnet, addr) {
         problems.at(
             key,
@@ -134,6 +146,21 @@ fn check_name(key: String, name: &str, problems: &Problems) {
 fn check_unicast(key: &str, addr: Ipv4Addr, problems: &Problems) {
     if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() {
         problems.at(key, format!("{addr} is not a unicast host address"));
+    }
+}
+
+fn check_unicast_ip(key: &str, addr: IpAddr, problems: &Problems) {
+    match addr {
+        IpAddr::V4(a) => check_unicast(key, a, problems),
+        IpAddr::V6(a) => check_unicast6(key, a, problems),
+    }
+}
+
+fn family(addr: IpAddr) -> &'static str {
+    if addr.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
     }
 }
 
@@ -485,7 +512,7 @@ fn check_load_balancers(sections: &Sections, networks: &Networks<'_>, problems: 
         check_name(format!("{at}.name"), &lb.name, problems);
 
         let key = format!("{at}.frontend");
-        check_unicast(&key, lb.frontend, problems);
+        check_unicast_ip(&key, lb.frontend, problems);
         if let Some(name) = &lb.virtual_network {
             if let Some(vnet) = networks.resolve(&format!("{at}.virtual_network"), name, problems) {
                 check_inside(&key, "frontend", lb.frontend, vnet, problems);
@@ -505,7 +532,19 @@ fn check_load_balancers(sections: &Sections, networks: &Networks<'_>, problems: 
         );
         for (j, backend) in lb.backends.iter().enumerate() {
             let key = format!("{at}.backends[{j}]");
-            check_unicast(&format!("{key}.address"), backend.address, problems);
+            check_unicast_ip(&format!("{key}.address"), backend.address, problems);
+            if backend.address.is_ipv4() != lb.frontend.is_ipv4() {
+                problems.at(
+                    format!("{key}.address"),
+                    format!(
+                        "{} is {} and the frontend {} is {}: a load balancer serves one address family (configure a second load balancer for the other)",
+                        backend.address,
+                        family(backend.address),
+                        lb.frontend,
+                        family(lb.frontend)
+                    ),
+                );
+            }
             if backend.address == lb.frontend {
                 problems.at(
                     format!("{key}.address"),
@@ -608,30 +647,43 @@ fn check_nics(sections: &Sections, networks: &Networks<'_>, problems: &Problems)
         |(vnet, addr), first| format!("{addr} is already used in {vnet:?} by {first}"),
         problems,
     );
+    check_unique(
+        nics.iter().filter_map(|(i, nic)| {
+            let a = nic.address6?;
+            Some((
+                format!("nic[{i}].address6"),
+                (nic.virtual_network.as_str(), a),
+            ))
+        }),
+        |(vnet, addr), first| format!("{addr} is already used in {vnet:?} by {first}"),
+        problems,
+    );
     for (i, nic) in nics {
         let at = format!("nic[{i}]");
         check_name(format!("{at}.name"), &nic.name, problems);
-        let key = format!("{at}.address");
-        check_unicast(&key, nic.address, problems);
-        if let Some(vnet) = networks.resolve(
+        let vnet = networks.resolve(
             &format!("{at}.virtual_network"),
             &nic.virtual_network,
             problems,
-        ) {
-            check_inside(&key, "address", nic.address, vnet, problems);
-        }
-        let frontend = sections.load_balancers.iter().find(|(_, lb)| {
-            lb.frontend == nic.address
-                && lb.virtual_network.as_deref() == Some(nic.virtual_network.as_str())
-        });
-        if let Some((_, lb)) = frontend {
-            problems.at(
-                key,
-                format!(
-                    "{} is the frontend of load balancer {:?}",
-                    nic.address, lb.name
-                ),
-            );
+        );
+        let addresses = std::iter::once(("address", IpAddr::V4(nic.address)))
+            .chain(nic.address6.map(|a| ("address6", IpAddr::V6(a))));
+        for (field, addr) in addresses {
+            let key = format!("{at}.{field}");
+            check_unicast_ip(&key, addr, problems);
+            if let Some(vnet) = vnet {
+                check_inside(&key, field, addr, vnet, problems);
+            }
+            let frontend = sections.load_balancers.iter().find(|(_, lb)| {
+                lb.frontend == addr
+                    && lb.virtual_network.as_deref() == Some(nic.virtual_network.as_str())
+            });
+            if let Some((_, lb)) = frontend {
+                problems.at(
+                    key,
+                    format!("{addr} is the frontend of load balancer {:?}", lb.name),
+                );
+            }
         }
     }
 }

@@ -197,7 +197,7 @@ fn bad_backend_address() {
     assert_error(
         &seed_with("{ address = \"10.1.2.11\"", "{ address = \"10.1.2.311\""),
         "load_balancer[0].backends[1].address",
-        "\"10.1.2.311\": invalid IPv4 address syntax",
+        "\"10.1.2.311\": invalid IP address syntax",
     );
 }
 
@@ -667,7 +667,7 @@ fn every_error_is_reported_at_once() {
     .replace("\"10.1.1.5\"", "\"10.1.1.4\"");
     let errors = errors(&text);
     let expected = [
-        "config.toml: load_balancer[1].frontend: \"10.1.0.300\": invalid IPv4 address syntax",
+        "config.toml: load_balancer[1].frontend: \"10.1.0.300\": invalid IP address syntax",
         "config.toml: nic[1].colour: unknown key; valid keys: name, virtual_network, address",
         "config.toml: route_server.instances[1]: duplicate instance address 10.1.1.4",
         "config.toml: route_server.peer[1].asn: 65515 is reserved",
@@ -818,5 +818,92 @@ fn overlapping_ipv6_address_spaces_are_refused() {
         &text,
         "virtual_network[0].address_space",
         "fd00:1:0:5::/64 overlaps fd00:1::/48",
+    );
+}
+
+/// The seed's hub with its IPv6 space and an IPv6 load balancer beside the IPv4 one.
+fn dual_stack_lb(frontend: &str, backends: &str) -> String {
+    format!(
+        "{}\n[[load_balancer]]\nname = \"nva-ilb6\"\nvirtual_network = \"hub\"\nfrontend = \"{frontend}\"\nbackends = {backends}\nprobe = {{ protocol = \"tcp\", port = 22 }}\n",
+        seed_with(
+            r#"address_space = ["10.1.0.0/16"]"#,
+            r#"address_space = ["10.1.0.0/16", "fd00:1::/48"]"#,
+        )
+    )
+}
+
+#[test]
+fn an_ipv6_load_balancer_parses() {
+    let text = dual_stack_lb(
+        "fd00:1::100",
+        r#"[{ address = "fd00:1:2::10" }, { address = "fd00:1:2::11" }]"#,
+    );
+    let cfg = config::parse(&text, "config.toml").unwrap_or_else(|e| panic!("{e:?}"));
+    let lb = &cfg.load_balancers[1];
+    assert_eq!(lb.frontend.to_string(), "fd00:1::100");
+    assert_eq!(lb.backends[1].address.to_string(), "fd00:1:2::11");
+    assert_eq!(lb.backends[1].priority, 2);
+    assert_eq!(
+        cfg.load_balancer_by_frontend("fd00:1::100".parse().unwrap())
+            .map(|l| l.name.as_str()),
+        Some("nva-ilb6")
+    );
+}
+
+#[test]
+fn a_load_balancer_serves_one_family() {
+    let text = dual_stack_lb(
+        "fd00:1::100",
+        r#"[{ address = "fd00:1:2::10" }, { address = "10.1.2.11" }]"#,
+    );
+    assert_error(
+        &text,
+        "load_balancer[1].backends[1].address",
+        "10.1.2.11 is IPv4 and the frontend fd00:1::100 is IPv6: a load balancer serves one address family",
+    );
+}
+
+#[test]
+fn an_ipv6_frontend_must_be_inside_the_ipv6_space() {
+    let text = dual_stack_lb("fd00:2::100", r#"[{ address = "fd00:1:2::10" }]"#);
+    assert_error(
+        &text,
+        "load_balancer[1].frontend",
+        "frontend fd00:2::100 is outside the address space of virtual network \"hub\"",
+    );
+    let text = dual_stack_lb("fe80::100", r#"[{ address = "fd00:1:2::10" }]"#);
+    let errors = errors(&text);
+    assert!(
+        errors.iter().any(
+            |e| e.starts_with("config.toml: load_balancer[1].frontend: ")
+                && e.contains("is link-local")
+        ),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn a_nic_may_have_an_ipv6_address_inside_the_space() {
+    let good = dual_stack_lb("fd00:1::100", r#"[{ address = "fd00:1:2::10" }]"#).replacen(
+        r#"address = "10.1.3.10""#,
+        "address = \"10.1.3.10\"\naddress6 = \"fd00:1::3:10\"",
+        1,
+    );
+    let cfg = config::parse(&good, "config.toml").unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        cfg.nics[0].address6.map(|a| a.to_string()).as_deref(),
+        Some("fd00:1::3:10")
+    );
+    let outside = good.replacen("fd00:1::3:10", "fd00:9::10", 1);
+    assert_error(
+        &outside,
+        "nic[0].address6",
+        "address6 fd00:9::10 is outside the address space",
+    );
+    let frontend = good.replacen("fd00:1::3:10", "fd00:1::100", 1);
+    assert_error(
+        &frontend,
+        "nic[0].address6",
+        "fd00:1::100 is the frontend of load balancer \"nva-ilb6\"",
     );
 }

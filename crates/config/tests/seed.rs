@@ -64,12 +64,12 @@ fn seed_parses_with_every_field() {
         lb.backends,
         vec![
             Backend {
-                address: ip("10.1.2.10"),
+                address: ip("10.1.2.10").into(),
                 priority: 1,
                 admin_state: AdminState::None
             },
             Backend {
-                address: ip("10.1.2.11"),
+                address: ip("10.1.2.11").into(),
                 priority: 2,
                 admin_state: AdminState::None
             },
@@ -118,7 +118,10 @@ fn seed_parses_with_every_field() {
 
     assert_eq!(config.virtual_network("hub"), Some(hub));
     assert_eq!(config.load_balancer("nva-ilb"), Some(lb));
-    assert_eq!(config.load_balancer_by_frontend(ip("10.1.0.100")), Some(lb));
+    assert_eq!(
+        config.load_balancer_by_frontend(ip("10.1.0.100").into()),
+        Some(lb)
+    );
     assert_eq!(config.nic("vm1-nic"), Some(nic));
     assert_eq!(config.nic("vm2-nic"), None);
 }

@@ -2,8 +2,6 @@
 //! function per answer, used by the API and by the system harness, so what an agent is sent in
 //! a test is what it is sent in production.
 
-use std::net::Ipv4Addr;
-
 use api_types::{
     EffectiveRoute, EffectiveRoutes, NextHopType, RouteSource, RouteState, TraceAnswer, TraceFlow,
 };
@@ -68,7 +66,7 @@ pub fn trace(
     nic: &str,
     flow: TraceFlow,
     route: Option<&fabric::Route>,
-    predicted: Option<Ipv4Addr>,
+    predicted: Option<std::net::IpAddr>,
 ) -> TraceAnswer {
     let mut out = TraceAnswer {
         backend: None,

@@ -636,6 +636,7 @@ fn topology(lb_region: &str) -> Topology {
             name: "vm1-nic".into(),
             vnet: "hub".into(),
             address: ip("10.1.3.10"),
+            address6: None,
         }],
         vec![LbInfo {
             name: "nva-ilb".into(),

@@ -58,6 +58,7 @@ fn topology() -> Topology {
                 1,
                 (i % NICS_PER_VNET) as u8 + 4,
             ),
+            address6: None,
         })
         .collect();
     // 10 LBs in the hub, each in front of 10 NVAs (the NVAs themselves do not appear here).

@@ -2,7 +2,7 @@
 //! them, the load balancers (a frontend in a virtual network, hence a region) and the virtual
 //! network of the route server.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::table::{NextHopType, Prefix, Route, RouteSource, RouteState};
 
@@ -20,6 +20,8 @@ pub struct NicInfo {
     pub name: String,
     pub vnet: String,
     pub address: Ipv4Addr,
+    /// The NIC's IPv6 address, when it has one (trace of IPv6 flows).
+    pub address6: Option<Ipv6Addr>,
 }
 
 #[derive(Clone, Debug)]

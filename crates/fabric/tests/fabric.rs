@@ -44,16 +44,19 @@ fn seed(lb_vnet: &str, lb_region: &str, tracking: bool) -> Fabric {
             name: "vm1-nic".into(),
             vnet: "hub".into(),
             address: ip4("10.1.3.10"),
+            address6: None,
         },
         NicInfo {
             name: "spoke-nic".into(),
             vnet: "spoke".into(),
             address: ip4("10.2.0.4"),
+            address6: None,
         },
         NicInfo {
             name: "iso-nic".into(),
             vnet: "isolated".into(),
             address: ip4("10.9.0.4"),
+            address6: None,
         },
     ];
     let frontend = if lb_vnet == "hub" {
@@ -413,6 +416,7 @@ fn dual_stack() -> Fabric {
         name: "vm1-nic".into(),
         vnet: "hub".into(),
         address: ip4("10.1.3.10"),
+        address6: None,
     }];
     let lbs = vec![LbInfo {
         name: "nva-ilb6".into(),

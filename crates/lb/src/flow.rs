@@ -16,17 +16,92 @@ pub const UDP: u8 = 17;
 /// Slots per set.
 pub const WAYS: usize = 8;
 
-/// A flow, as seen in the packet's direction.
+/// The address of one end of a flow, in the form the flow table stores: a `u32` for IPv4
+/// (host order of the network-order octets), the 16 network-order octets for IPv6 (compared
+/// bytewise, which is numeric order).
+pub trait FlowAddr:
+    Copy + Eq + Ord + std::hash::Hash + std::fmt::Debug + Default + 'static
+{
+    /// Hashes the two addresses of a flow (in the order given) into the first word of the flow
+    /// hash, pinned (see [`Flow::table_hash`] and `Balancer::flow_hash`):
+    /// - IPv4: `mix64(((src as u64) << 32 | dst) ^ SEED_FLOW)`;
+    /// - IPv6: each address as two big-endian u64 words (octets 0–7, 8–15), chained:
+    ///   `h = mix64(src_hi ^ SEED_FLOW); h = mix64(h ^ src_lo); h = mix64(h ^ dst_hi);
+    ///   mix64(h ^ dst_lo)`.
+    fn pair_hash(a: Self, b: Self) -> u64;
+    /// The flow table of this family in a [`FlowTables`].
+    fn table(t: &FlowTables) -> &FlowTable<Self>;
+    fn table_mut(t: &mut FlowTables) -> &mut FlowTable<Self>;
+    /// As an IP address.
+    fn ip(self) -> std::net::IpAddr;
+}
+
+impl FlowAddr for u32 {
+    #[inline]
+    fn pair_hash(a: u32, b: u32) -> u64 {
+        mix64(((u64::from(a) << 32) | u64::from(b)) ^ SEED_FLOW)
+    }
+    fn table(t: &FlowTables) -> &FlowTable<u32> {
+        &t.v4
+    }
+    fn table_mut(t: &mut FlowTables) -> &mut FlowTable<u32> {
+        &mut t.v4
+    }
+    fn ip(self) -> std::net::IpAddr {
+        std::net::Ipv4Addr::from(self).into()
+    }
+}
+
+/// An IPv6 address in a flow key: its 16 octets in network order.
+pub type V6 = [u8; 16];
+
+impl FlowAddr for V6 {
+    #[inline]
+    fn pair_hash(a: V6, b: V6) -> u64 {
+        let word = |x: &V6, i: usize| {
+            u64::from_be_bytes([
+                x[i],
+                x[i + 1],
+                x[i + 2],
+                x[i + 3],
+                x[i + 4],
+                x[i + 5],
+                x[i + 6],
+                x[i + 7],
+            ])
+        };
+        let mut h = mix64(word(&a, 0) ^ SEED_FLOW);
+        h = mix64(h ^ word(&a, 8));
+        h = mix64(h ^ word(&b, 0));
+        mix64(h ^ word(&b, 8))
+    }
+    fn table(t: &FlowTables) -> &FlowTable<V6> {
+        &t.v6
+    }
+    fn table_mut(t: &mut FlowTables) -> &mut FlowTable<V6> {
+        &mut t.v6
+    }
+    fn ip(self) -> std::net::IpAddr {
+        std::net::Ipv6Addr::from(self).into()
+    }
+}
+
+/// A flow, as seen in the packet's direction. `FlowKey` for IPv4, `FlowKey6` for IPv6.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
-pub struct FlowKey {
-    pub src: u32,
-    pub dst: u32,
+pub struct Flow<A> {
+    pub src: A,
+    pub dst: A,
     pub sport: u16,
     pub dport: u16,
     pub proto: u8,
 }
 
-impl FlowKey {
+/// An IPv4 flow (16 bytes).
+pub type FlowKey = Flow<u32>;
+/// An IPv6 flow (38 bytes).
+pub type FlowKey6 = Flow<V6>;
+
+impl Flow<u32> {
     pub fn new(
         src: std::net::Ipv4Addr,
         dst: std::net::Ipv4Addr,
@@ -42,6 +117,27 @@ impl FlowKey {
             proto,
         }
     }
+}
+
+impl Flow<V6> {
+    pub fn new(
+        src: std::net::Ipv6Addr,
+        dst: std::net::Ipv6Addr,
+        proto: u8,
+        sport: u16,
+        dport: u16,
+    ) -> Self {
+        Self {
+            src: src.octets(),
+            dst: dst.octets(),
+            sport,
+            dport,
+            proto,
+        }
+    }
+}
+
+impl<A: FlowAddr> Flow<A> {
     /// The same flow seen from the other side.
     pub fn reverse(&self) -> Self {
         Self {
@@ -55,34 +151,38 @@ impl FlowKey {
     /// Hash of the whole 5-tuple, for the table's set index.
     #[inline]
     pub fn table_hash(&self) -> u64 {
-        let a = (u64::from(self.src) << 32) | u64::from(self.dst);
         let b =
             (u64::from(self.sport) << 24) | (u64::from(self.dport) << 8) | u64::from(self.proto);
-        mix64(mix64(a ^ SEED_FLOW) ^ b)
+        mix64(A::pair_hash(self.src, self.dst) ^ b)
     }
+}
+
+/// One flow table per address family; a balancer serves one family and sizes the other's
+/// table to a single set.
+pub struct FlowTables {
+    pub v4: FlowTable<u32>,
+    pub v6: FlowTable<V6>,
 }
 
 const EMPTY: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug)]
-struct Slot {
-    key: FlowKey,
+struct Slot<A> {
+    key: Flow<A>,
     backend: u32,
     /// Seconds (the caller's clock) of the last packet.
     last_seen: u32,
 }
 
-const EMPTY_SLOT: Slot = Slot {
-    key: FlowKey {
-        src: 0,
-        dst: 0,
-        sport: 0,
-        dport: 0,
-        proto: 0,
-    },
-    backend: EMPTY,
-    last_seen: 0,
-};
+impl<A: FlowAddr> Slot<A> {
+    fn empty() -> Self {
+        Slot {
+            key: Flow::default(),
+            backend: EMPTY,
+            last_seen: 0,
+        }
+    }
+}
 
 /// Counters of the table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -94,21 +194,21 @@ pub struct FlowStats {
 }
 
 /// The flow table.
-pub struct FlowTable {
-    sets: Vec<[Slot; WAYS]>,
+pub struct FlowTable<A = u32> {
+    sets: Vec<[Slot<A>; WAYS]>,
     mask: usize,
     idle_tcp: u32,
     idle_other: u32,
     pub stats: FlowStats,
 }
 
-impl FlowTable {
+impl<A: FlowAddr> FlowTable<A> {
     /// A table of at least `max_flows` slots (rounded up to a power of two of sets), with idle
     /// timeouts in seconds for TCP and for everything else (UDP, ICMP).
     pub fn new(max_flows: usize, idle_tcp: u32, idle_other: u32) -> Self {
         let sets = max_flows.div_ceil(WAYS).max(1).next_power_of_two();
         Self {
-            sets: vec![[EMPTY_SLOT; WAYS]; sets],
+            sets: vec![[Slot::empty(); WAYS]; sets],
             mask: sets - 1,
             idle_tcp,
             idle_other,
@@ -123,7 +223,7 @@ impl FlowTable {
 
     /// Bytes the table holds, fixed at creation.
     pub fn memory_bytes(&self) -> usize {
-        self.sets.len() * std::mem::size_of::<[Slot; WAYS]>()
+        self.sets.len() * std::mem::size_of::<[Slot<A>; WAYS]>()
     }
 
     fn idle(&self, proto: u8) -> u32 {
@@ -136,7 +236,7 @@ impl FlowTable {
 
     /// The backend of a live flow, refreshing its idle timer.
     #[inline]
-    pub fn lookup(&mut self, key: &FlowKey, now: u32) -> Option<u32> {
+    pub fn lookup(&mut self, key: &Flow<A>, now: u32) -> Option<u32> {
         let idle = self.idle(key.proto);
         let set = &mut self.sets[(key.table_hash() as usize) & self.mask];
         for s in set.iter_mut() {
@@ -154,7 +254,7 @@ impl FlowTable {
     }
 
     /// The backend of a live flow, without touching the table (for `trace`).
-    pub fn peek(&self, key: &FlowKey, now: u32) -> Option<u32> {
+    pub fn peek(&self, key: &Flow<A>, now: u32) -> Option<u32> {
         let set = &self.sets[(key.table_hash() as usize) & self.mask];
         set.iter()
             .find(|s| {
@@ -167,9 +267,9 @@ impl FlowTable {
 
     /// Records (or moves) a flow. The slot taken is, in order of preference: the flow's own,
     /// an empty one, an expired one, the least recently seen.
-    pub fn insert(&mut self, key: FlowKey, backend: u32, now: u32) {
+    pub fn insert(&mut self, key: Flow<A>, backend: u32, now: u32) {
         let (idle_tcp, idle_other) = (self.idle_tcp, self.idle_other);
-        let expired = |s: &Slot| {
+        let expired = |s: &Slot<A>| {
             now.wrapping_sub(s.last_seen)
                 > if s.key.proto == TCP {
                     idle_tcp
@@ -181,7 +281,7 @@ impl FlowTable {
         let victim = match set.iter().position(|s| s.backend != EMPTY && s.key == key) {
             Some(i) => i,
             None => {
-                let rank = |s: &Slot| match (s.backend == EMPTY, expired(s)) {
+                let rank = |s: &Slot<A>| match (s.backend == EMPTY, expired(s)) {
                     (true, _) => (0, 0),
                     (false, true) => (1, 0),
                     (false, false) => (2, s.last_seen),

@@ -27,10 +27,11 @@ pub mod hash;
 pub mod maglev;
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-pub use flow::{FlowKey, FlowTable};
-use hash::{mix64, SEED_FLOW};
+use flow::FlowTables;
+pub use flow::{Flow, FlowAddr, FlowKey, FlowKey6, FlowTable};
+use hash::mix64;
 pub use maglev::MaglevTable;
 
 /// How flows are spread (SPEC §4).
@@ -116,7 +117,8 @@ names!(Mode { ActivePassive => "active-passive", ActiveActive => "active-active"
 #[derive(Clone, Debug)]
 pub struct LbConfig {
     pub name: String,
-    pub frontend: Ipv4Addr,
+    /// IPv4 or IPv6: the balancer serves this family (its backends are of the same family).
+    pub frontend: IpAddr,
     pub mode: Mode,
     pub distribution: Distribution,
     pub symmetric: bool,
@@ -132,10 +134,10 @@ pub struct LbConfig {
 
 impl LbConfig {
     /// The SPEC §4 defaults for a frontend.
-    pub fn new(name: &str, frontend: Ipv4Addr, mode: Mode) -> Self {
+    pub fn new(name: &str, frontend: impl Into<IpAddr>, mode: Mode) -> Self {
         Self {
             name: name.to_string(),
-            frontend,
+            frontend: frontend.into(),
             mode,
             distribution: Distribution::FiveTuple,
             symmetric: false,
@@ -154,7 +156,7 @@ impl LbConfig {
 /// One backend (an NVA) and everything known about it.
 #[derive(Clone, Debug)]
 pub struct Backend {
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     /// Lower is preferred (active-passive).
     pub priority: u32,
     pub admin: AdminState,
@@ -185,7 +187,7 @@ impl Backend {
 /// A health transition, for the log and the API.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthChange {
-    pub backend: Ipv4Addr,
+    pub backend: IpAddr,
     pub from: Health,
     pub to: Health,
 }
@@ -193,9 +195,9 @@ pub struct HealthChange {
 /// Errors of operator commands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LbError {
-    NoSuchBackend(Ipv4Addr),
+    NoSuchBackend(IpAddr),
     /// The backend cannot take new flows (down, drained, disabled), so it cannot be active.
-    NotUsable(Ipv4Addr),
+    NotUsable(IpAddr),
 }
 
 impl fmt::Display for LbError {
@@ -226,28 +228,39 @@ pub struct Balancer {
     /// Maglev over every backend (for `no_healthy_backends = "all"`).
     table_all: MaglevTable,
     active: Option<u32>,
-    flows: FlowTable,
+    flows: FlowTables,
     pub stats: SelectStats,
 }
 
 impl Balancer {
-    /// `backends`: (address, priority, admin state). Their order does not matter.
-    pub fn new(cfg: LbConfig, backends: &[(Ipv4Addr, u32, AdminState)]) -> Self {
+    /// `backends`: (address, priority, admin state). Their order does not matter. Backends
+    /// whose family is not the frontend's take no flows (the configuration refuses them).
+    pub fn new<A: Into<IpAddr> + Copy>(cfg: LbConfig, backends: &[(A, u32, AdminState)]) -> Self {
         let mut b: Vec<Backend> = backends
             .iter()
             .map(|&(address, priority, admin)| Backend {
-                address,
+                address: address.into(),
                 priority,
                 admin,
                 health: Health::Unknown,
                 streak: 0,
             })
+            .filter(|b| b.address.is_ipv4() == cfg.frontend.is_ipv4())
             .collect();
-        b.sort_by_key(|x| u32::from(x.address));
+        b.sort_by_key(|x| x.address);
         b.dedup_by_key(|x| x.address);
-        let names: Vec<[u8; 4]> = b.iter().map(|x| x.address.octets()).collect();
+        let names: Vec<Vec<u8>> = b.iter().map(|x| name(x.address)).collect();
         let table_all = MaglevTable::build(&names, cfg.table_size);
-        let flows = FlowTable::new(cfg.max_flows, cfg.idle_tcp_s, cfg.idle_udp_s);
+        // The family the balancer serves gets the configured table, the other one set.
+        let (v4, v6) = if cfg.frontend.is_ipv4() {
+            (cfg.max_flows, 1)
+        } else {
+            (1, cfg.max_flows)
+        };
+        let flows = FlowTables {
+            v4: FlowTable::new(v4, cfg.idle_tcp_s, cfg.idle_udp_s),
+            v6: FlowTable::new(v6, cfg.idle_tcp_s, cfg.idle_udp_s),
+        };
         let mut lb = Self {
             table: MaglevTable::build::<[u8; 4]>(&[], cfg.table_size),
             usable: Vec::new(),
@@ -268,13 +281,26 @@ impl Balancer {
     pub fn backends(&self) -> &[Backend] {
         &self.backends
     }
+    /// The counters of the flow table of the balancer's family.
     pub fn flow_stats(&self) -> flow::FlowStats {
-        self.flows.stats
+        match self.cfg.frontend {
+            IpAddr::V4(_) => self.flows.v4.stats,
+            IpAddr::V6(_) => self.flows.v6.stats,
+        }
     }
-    pub fn flow_table(&self) -> &FlowTable {
-        &self.flows
+    /// Slots of the flow table of the balancer's family: the bound on flows held.
+    pub fn flow_capacity(&self) -> usize {
+        match self.cfg.frontend {
+            IpAddr::V4(_) => self.flows.v4.capacity(),
+            IpAddr::V6(_) => self.flows.v6.capacity(),
+        }
     }
-    pub fn index_of(&self, addr: Ipv4Addr) -> Option<usize> {
+    /// The flow table of one family.
+    pub fn flow_table<A: FlowAddr>(&self) -> &FlowTable<A> {
+        A::table(&self.flows)
+    }
+    pub fn index_of(&self, addr: impl Into<IpAddr>) -> Option<usize> {
+        let addr = addr.into();
         self.backends.iter().position(|b| b.address == addr)
     }
 
@@ -291,14 +317,15 @@ impl Balancer {
     }
 
     /// The active backend (active-passive).
-    pub fn active(&self) -> Option<Ipv4Addr> {
+    pub fn active(&self) -> Option<IpAddr> {
         self.active.map(|i| self.backends[i as usize].address)
     }
 
     /// Applies one probe result. The first result decides an unknown backend at once; after
     /// that `rise` consecutive successes bring a down backend up and `fall` consecutive failures
     /// take an up one down.
-    pub fn record_probe(&mut self, addr: Ipv4Addr, ok: bool) -> Option<HealthChange> {
+    pub fn record_probe(&mut self, addr: impl Into<IpAddr>, ok: bool) -> Option<HealthChange> {
+        let addr = addr.into();
         let i = self.index_of(addr)?;
         let (rise, fall) = (self.cfg.rise.max(1), self.cfg.fall.max(1));
         let b = &mut self.backends[i];
@@ -340,7 +367,8 @@ impl Balancer {
 
     /// Sets a backend's health directly, for a data plane following a controller that already
     /// applied rise/fall to its probes. None when unchanged or there is no such backend.
-    pub fn set_health(&mut self, addr: Ipv4Addr, health: Health) -> Option<HealthChange> {
+    pub fn set_health(&mut self, addr: impl Into<IpAddr>, health: Health) -> Option<HealthChange> {
+        let addr = addr.into();
         let i = self.index_of(addr)?;
         let b = &mut self.backends[i];
         let from = b.health;
@@ -361,7 +389,8 @@ impl Balancer {
     /// controller's election: which backend is active depends on the order health changes
     /// arrived in (no preemption), which a follower cannot replay. Returns whether the active
     /// backend changed.
-    pub fn set_active(&mut self, addr: Ipv4Addr) -> Result<bool, LbError> {
+    pub fn set_active(&mut self, addr: impl Into<IpAddr>) -> Result<bool, LbError> {
+        let addr = addr.into();
         let i = self.index_of(addr).ok_or(LbError::NoSuchBackend(addr))? as u32;
         if !self.usable.contains(&i) {
             return Err(LbError::NotUsable(addr));
@@ -372,7 +401,8 @@ impl Balancer {
     }
 
     /// Sets a backend's admin state.
-    pub fn set_admin(&mut self, addr: Ipv4Addr, state: AdminState) -> Result<(), LbError> {
+    pub fn set_admin(&mut self, addr: impl Into<IpAddr>, state: AdminState) -> Result<(), LbError> {
+        let addr = addr.into();
         let i = self.index_of(addr).ok_or(LbError::NoSuchBackend(addr))?;
         self.backends[i].admin = state;
         self.rebuild();
@@ -390,9 +420,9 @@ impl Balancer {
             .filter(|&i| self.backends[i as usize].usable_new())
             .collect();
         if usable != self.usable || self.table.size() == 0 {
-            let names: Vec<[u8; 4]> = usable
+            let names: Vec<Vec<u8>> = usable
                 .iter()
-                .map(|&i| self.backends[i as usize].address.octets())
+                .map(|&i| name(self.backends[i as usize].address))
                 .collect();
             self.table = MaglevTable::build(&names, self.cfg.table_size);
             self.usable = usable;
@@ -421,9 +451,12 @@ impl Balancer {
     }
 
     /// The hash that chooses a new flow's backend, per the distribution mode; symmetric mode
-    /// orders the two ends first so a flow and its reverse hash alike.
+    /// orders the two ends first (by address, then port) so a flow and its reverse hash alike.
+    /// Pinned: `mix64(A::pair_hash(a, b) ^ (ports << 8 | proto))`, `ports` = `sport << 16 |
+    /// dport` (5-tuple) or 0, `proto` the protocol (5- and 3-tuple) or 0; see
+    /// [`FlowAddr::pair_hash`] for each family's address words.
     #[inline]
-    pub fn flow_hash(&self, k: &FlowKey) -> u64 {
+    pub fn flow_hash<A: FlowAddr>(&self, k: &Flow<A>) -> u64 {
         let (mut a, mut b, mut pa, mut pb) = (k.src, k.dst, k.sport, k.dport);
         if self.cfg.symmetric && (a, pa) > (b, pb) {
             std::mem::swap(&mut a, &mut b);
@@ -434,12 +467,11 @@ impl Balancer {
             Distribution::ThreeTuple => (0, u64::from(k.proto)),
             Distribution::TwoTuple => (0, 0),
         };
-        let h = mix64(((u64::from(a) << 32) | u64::from(b)) ^ SEED_FLOW);
-        mix64(h ^ (ports << 8 | proto))
+        mix64(A::pair_hash(a, b) ^ (ports << 8 | proto))
     }
 
     /// The backend for a new flow, ignoring the flow table.
-    fn choose_new(&self, k: &FlowKey) -> Option<u32> {
+    fn choose_new<A: FlowAddr>(&self, k: &Flow<A>) -> Option<u32> {
         if !self.usable.is_empty() {
             return match self.cfg.mode {
                 Mode::ActivePassive => self.active,
@@ -461,8 +493,8 @@ impl Balancer {
 
     /// Where a packet of flow `k` goes now (`now` in seconds); records the flow. None: dropped.
     #[inline]
-    pub fn select(&mut self, k: &FlowKey, now: u32) -> Option<Ipv4Addr> {
-        let existing = self.flows.lookup(k, now);
+    pub fn select<A: FlowAddr>(&mut self, k: &Flow<A>, now: u32) -> Option<IpAddr> {
+        let existing = A::table_mut(&mut self.flows).lookup(k, now);
         if let Some(i) = existing {
             if self.backends[i as usize].usable_existing() {
                 return Some(self.backends[i as usize].address);
@@ -475,7 +507,7 @@ impl Balancer {
                 } else {
                     self.stats.new_flows += 1;
                 }
-                self.flows.insert(*k, i, now);
+                A::table_mut(&mut self.flows).insert(*k, i, now);
                 Some(self.backends[i as usize].address)
             }
             // Nowhere to move it: an established flow stays where it was (as the reference
@@ -491,8 +523,8 @@ impl Balancer {
     }
 
     /// What [`Balancer::select`] would answer, without changing any state.
-    pub fn predict(&self, k: &FlowKey, now: u32) -> Option<Ipv4Addr> {
-        let existing = self.flows.peek(k, now);
+    pub fn predict<A: FlowAddr>(&self, k: &Flow<A>, now: u32) -> Option<IpAddr> {
+        let existing = A::table(&self.flows).peek(k, now);
         if let Some(i) = existing {
             if self.backends[i as usize].usable_existing() {
                 return Some(self.backends[i as usize].address);
@@ -505,6 +537,57 @@ impl Balancer {
 
     /// Live flows per backend (walks the flow table).
     pub fn flows_per_backend(&self, now: u32) -> Vec<u64> {
-        self.flows.count_by_backend(self.backends.len(), now)
+        match self.cfg.frontend {
+            IpAddr::V4(_) => self.flows.v4.count_by_backend(self.backends.len(), now),
+            IpAddr::V6(_) => self.flows.v6.count_by_backend(self.backends.len(), now),
+        }
+    }
+}
+
+/// A flow of either family, for callers that take both (`trace`, the API).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AnyFlow {
+    V4(FlowKey),
+    V6(FlowKey6),
+}
+
+impl AnyFlow {
+    /// The flow from `src` to `dst`; None when the two are of different families.
+    pub fn new(src: IpAddr, dst: IpAddr, proto: u8, sport: u16, dport: u16) -> Option<Self> {
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                Some(Self::V4(FlowKey::new(s, d, proto, sport, dport)))
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                Some(Self::V6(FlowKey6::new(s, d, proto, sport, dport)))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Balancer {
+    /// [`Balancer::predict`] for a flow of either family.
+    pub fn predict_any(&self, k: &AnyFlow, now: u32) -> Option<IpAddr> {
+        match k {
+            AnyFlow::V4(k) => self.predict(k, now),
+            AnyFlow::V6(k) => self.predict(k, now),
+        }
+    }
+    /// [`Balancer::select`] for a flow of either family.
+    pub fn select_any(&mut self, k: &AnyFlow, now: u32) -> Option<IpAddr> {
+        match k {
+            AnyFlow::V4(k) => self.select(k, now),
+            AnyFlow::V6(k) => self.select(k, now),
+        }
+    }
+}
+
+/// A backend's Maglev name: its address's octets (4 for IPv4, as before IPv6 existed, so IPv4
+/// tables are unchanged; 16 for IPv6).
+fn name(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
     }
 }

@@ -1,19 +1,23 @@
 //! Properties of the Maglev table and the balancer (issue #4): balance, minimal disruption,
 //! identical tables, symmetric hashing, flow stickiness, drain, active-passive with preemption.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use lb::flow::{FlowKey, TCP, UDP};
 use lb::maglev::{MaglevTable, DEFAULT_TABLE_SIZE};
 use lb::{AdminState, Balancer, Distribution, Health, LbConfig, Mode, NoHealthy, Role};
 use proptest::prelude::*;
 
-fn addr(i: usize) -> Ipv4Addr {
+fn v4(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 1, (2 + i / 240) as u8, (10 + i % 240) as u8)
 }
 
+fn addr(i: usize) -> IpAddr {
+    v4(i).into()
+}
+
 fn names(n: usize) -> Vec<[u8; 4]> {
-    (0..n).map(|i| addr(i).octets()).collect()
+    (0..n).map(|i| v4(i).octets()).collect()
 }
 
 /// Slots that changed owner when backend `gone` was removed, beyond `gone`'s own slots, as a
@@ -52,7 +56,7 @@ fn tables_built_independently_are_identical() {
     for n in [1usize, 2, 8, 100, 1000] {
         let a = MaglevTable::build(&names(n), DEFAULT_TABLE_SIZE);
         // Built again from a reversed then re-sorted config: the balancer sorts by address.
-        let mut cfg: Vec<(Ipv4Addr, u32, AdminState)> =
+        let mut cfg: Vec<(IpAddr, u32, AdminState)> =
             (0..n).map(|i| (addr(i), 1, AdminState::None)).collect();
         cfg.reverse();
         let mut lb = Balancer::new(
@@ -65,7 +69,10 @@ fn tables_built_independently_are_identical() {
         let b = MaglevTable::build(
             &lb.backends()
                 .iter()
-                .map(|b| b.address.octets())
+                .map(|b| match b.address {
+                    IpAddr::V4(a) => a.octets(),
+                    IpAddr::V6(_) => unreachable!("an IPv4 balancer"),
+                })
                 .collect::<Vec<_>>(),
             DEFAULT_TABLE_SIZE,
         );
@@ -125,7 +132,7 @@ fn flows(n: u32) -> Vec<FlowKey> {
 fn a_dead_backend_moves_only_its_own_flows() {
     let mut lb = aa(4, false);
     let fs = flows(5000);
-    let before: Vec<Ipv4Addr> = fs.iter().map(|k| lb.select(k, 10).unwrap()).collect();
+    let before: Vec<IpAddr> = fs.iter().map(|k| lb.select(k, 10).unwrap()).collect();
     let dead = addr(2);
     lb.record_probe(dead, false);
     lb.record_probe(dead, false);
@@ -144,7 +151,7 @@ fn a_dead_backend_moves_only_its_own_flows() {
 fn drain_keeps_existing_flows_and_takes_no_new_ones() {
     let mut lb = aa(2, false);
     let fs = flows(2000);
-    let before: Vec<Ipv4Addr> = fs.iter().map(|k| lb.select(k, 10).unwrap()).collect();
+    let before: Vec<IpAddr> = fs.iter().map(|k| lb.select(k, 10).unwrap()).collect();
     lb.set_admin(addr(0), AdminState::Drain).unwrap();
     for (k, b) in fs.iter().zip(&before) {
         assert_eq!(lb.select(k, 11).unwrap(), *b);
@@ -172,8 +179,8 @@ fn flow_table_bound_holds_under_ten_million_flows() {
     );
     lb.record_probe(addr(0), true);
     lb.record_probe(addr(1), true);
-    let cap = lb.flow_table().capacity();
-    let mem = lb.flow_table().memory_bytes();
+    let cap = lb.flow_table::<u32>().capacity();
+    let mem = lb.flow_table::<u32>().memory_bytes();
     for i in 0..10_000_000u32 {
         let k = FlowKey {
             src: i,
@@ -184,8 +191,8 @@ fn flow_table_bound_holds_under_ten_million_flows() {
         };
         lb.select(&k, 100);
     }
-    assert_eq!(lb.flow_table().len(100), cap);
-    assert_eq!(lb.flow_table().memory_bytes(), mem, "no growth");
+    assert_eq!(lb.flow_table::<u32>().len(100), cap);
+    assert_eq!(lb.flow_table::<u32>().memory_bytes(), mem, "no growth");
     assert_eq!(lb.flow_stats().evictions, 10_000_000 - cap as u64);
 }
 
@@ -356,4 +363,179 @@ fn a_follower_takes_the_controllers_active_backend() {
     assert_eq!(lb.set_active(addr(0)), Err(lb::LbError::NotUsable(addr(0))));
     assert_eq!(lb.active(), Some(addr(1)));
     assert!(lb.set_active(Ipv4Addr::new(192, 0, 2, 1)).is_err());
+}
+
+// ---- IPv6 (issue #16): the same balancer over 16-octet addresses ----
+
+use lb::flow::FlowKey6;
+use lb::hash::{mix64, SEED_FLOW};
+use std::net::Ipv6Addr;
+
+fn addr6(i: usize) -> IpAddr {
+    Ipv6Addr::new(0xfd00, 1, 2, 0, 0, 0, 0, 0x10 + i as u16).into()
+}
+
+fn aa6(n: usize, symmetric: bool) -> Balancer {
+    let frontend: Ipv6Addr = "fd00:1::100".parse().unwrap();
+    let mut c = LbConfig::new("ilb6", frontend, Mode::ActiveActive);
+    c.symmetric = symmetric;
+    c.max_flows = 1 << 16;
+    let mut lb = Balancer::new(
+        c,
+        &(0..n)
+            .map(|i| (addr6(i), 1, AdminState::None))
+            .collect::<Vec<_>>(),
+    );
+    for i in 0..n {
+        lb.record_probe(addr6(i), true);
+    }
+    lb
+}
+
+fn flows6(n: u32) -> Vec<FlowKey6> {
+    (0..n)
+        .map(|i| {
+            FlowKey6::new(
+                Ipv6Addr::new(0xfd00, 1, 3, 0, 0, 0, 0, 0x10 + (i % 200) as u16),
+                "fd00:10::1".parse().unwrap(),
+                TCP,
+                1024 + i as u16,
+                80,
+            )
+        })
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn ipv6_symmetric_mode_maps_a_flow_and_its_reverse_alike(a in any::<u128>(), b in any::<u128>(), p in any::<u16>(), q in any::<u16>()) {
+        let lb = aa6(8, true);
+        let k = FlowKey6::new(Ipv6Addr::from(a), Ipv6Addr::from(b), TCP, p, q);
+        prop_assert_eq!(lb.flow_hash(&k), lb.flow_hash(&k.reverse()));
+        prop_assert_eq!(lb.predict(&k, 0), lb.predict(&k.reverse(), 0));
+    }
+
+    #[test]
+    fn ipv6_predict_agrees_with_select(flows in proptest::collection::vec((any::<u128>(), any::<u16>()), 1..200)) {
+        let mut lb = aa6(5, false);
+        for (src, sport) in flows {
+            let k = FlowKey6::new(Ipv6Addr::from(src), "fd00:10::1".parse().unwrap(), TCP, sport, 443);
+            let p = lb.predict(&k, 1);
+            prop_assert_eq!(p, lb.select(&k, 1));
+        }
+    }
+}
+
+/// The flow hash is part of the wire format (every mux and `trace` must agree): it is computed
+/// here again from its documentation, for both families.
+#[test]
+fn flow_hashes_follow_their_documented_byte_order() {
+    let lb = aa(2, false);
+    let k = FlowKey::new(
+        Ipv4Addr::new(10, 1, 3, 10),
+        Ipv4Addr::new(192, 168, 10, 1),
+        TCP,
+        40000,
+        443,
+    );
+    let words = (0x0a01_030a_u64 << 32) | 0xc0a8_0a01;
+    let ports = (40000u64 << 16) | 443;
+    assert_eq!(
+        lb.flow_hash(&k),
+        mix64(mix64(words ^ SEED_FLOW) ^ (ports << 8 | 6))
+    );
+
+    let lb = aa6(2, false);
+    let k = FlowKey6::new(
+        "fd00:1:3::10".parse().unwrap(),
+        "fd00:10::1".parse().unwrap(),
+        TCP,
+        40000,
+        443,
+    );
+    let (src_hi, src_lo) = (0xfd00_0001_0003_0000_u64, 0x0000_0000_0000_0010_u64);
+    let (dst_hi, dst_lo) = (0xfd00_0010_0000_0000_u64, 0x0000_0000_0000_0001_u64);
+    let mut h = mix64(src_hi ^ SEED_FLOW);
+    h = mix64(h ^ src_lo);
+    h = mix64(h ^ dst_hi);
+    h = mix64(h ^ dst_lo);
+    assert_eq!(lb.flow_hash(&k), mix64(h ^ (ports << 8 | 6)));
+    // 2-tuple: ports and protocol left out.
+    let mut c = LbConfig::new(
+        "ilb6",
+        "fd00:1::100".parse::<Ipv6Addr>().unwrap(),
+        Mode::ActiveActive,
+    );
+    c.distribution = Distribution::TwoTuple;
+    let two = Balancer::new(c, &[(addr6(0), 1, AdminState::None)]);
+    assert_eq!(two.flow_hash(&k), mix64(h));
+}
+
+#[test]
+fn ipv6_flows_spread_evenly_and_a_dead_backend_moves_only_its_own() {
+    let mut lb = aa6(4, false);
+    let fs = flows6(8000);
+    let before: Vec<IpAddr> = fs.iter().map(|k| lb.select(k, 10).unwrap()).collect();
+    for i in 0..4 {
+        let n = before.iter().filter(|b| **b == addr6(i)).count();
+        assert!((1600..2400).contains(&n), "backend {i} got {n} of 8000");
+    }
+    let dead = addr6(2);
+    lb.record_probe(dead, false);
+    lb.record_probe(dead, false);
+    for (k, b) in fs.iter().zip(&before) {
+        let now = lb.select(k, 11).unwrap();
+        if *b == dead {
+            assert_ne!(now, dead);
+        } else {
+            assert_eq!(now, *b, "a flow of a surviving backend moved");
+        }
+    }
+    assert_eq!(lb.flow_table::<lb::flow::V6>().len(11), 8000);
+    assert_eq!(lb.flow_stats().evictions, 0);
+}
+
+#[test]
+fn ipv6_active_passive_fails_over() {
+    let mut c = LbConfig::new(
+        "ilb6",
+        "fd00:1::100".parse::<Ipv6Addr>().unwrap(),
+        Mode::ActivePassive,
+    );
+    c.fall = 2;
+    let mut lb = Balancer::new(
+        c,
+        &[
+            (addr6(0), 1, AdminState::None),
+            (addr6(1), 2, AdminState::None),
+        ],
+    );
+    lb.record_probe(addr6(1), true);
+    lb.record_probe(addr6(0), true);
+    assert_eq!(lb.active(), Some(addr6(0)));
+    let fs = flows6(100);
+    assert!(fs.iter().all(|k| lb.select(k, 1) == Some(addr6(0))));
+    lb.record_probe(addr6(0), false);
+    lb.record_probe(addr6(0), false);
+    assert_eq!(lb.active(), Some(addr6(1)));
+    assert!(fs.iter().all(|k| lb.select(k, 2) == Some(addr6(1))));
+}
+
+#[test]
+fn a_backend_of_the_other_family_takes_no_flows() {
+    let mut lb = Balancer::new(
+        LbConfig::new(
+            "ilb6",
+            "fd00:1::100".parse::<Ipv6Addr>().unwrap(),
+            Mode::ActiveActive,
+        ),
+        &[
+            (addr6(0), 1, AdminState::None),
+            (addr(0), 1, AdminState::None),
+        ],
+    );
+    assert_eq!(lb.backends().len(), 1);
+    assert_eq!(lb.record_probe(addr(0), true), None);
+    lb.record_probe(addr6(0), true);
+    assert!(flows6(50).iter().all(|k| lb.select(k, 1) == Some(addr6(0))));
 }

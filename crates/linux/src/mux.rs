@@ -2,19 +2,23 @@
 //!
 //! Hosts route traffic for a prefix *via* the frontend address, so the frames arrive with the
 //! frontend host's MAC as destination and the real destination IP (the branch host) inside.
-//! For each such IPv4 frame the mux takes the 5-tuple, asks [`lb::Balancer::select`] for the
+//! For each such IPv4 or IPv6 frame (of the family the balancer serves) the mux takes the
+//! 5-tuple, asks [`lb::Balancer::select`] for the
 //! backend NVA, and sends the frame back out of the same interface with only the Ethernet
 //! addresses rewritten (destination = the NVA's MAC, source = the interface's). The IP packet
-//! is untouched: no NAT, TTL as received — as the reference cloud's LB does (checksums: see
+//! is untouched: no NAT, TTL and hop limit as received — as the reference cloud's LB does (checksums: see
 //! below).
 //!
-//! The kernel sees the same frames; with `net.ipv4.ip_forward=0` on this host it drops the
-//! ones not addressed to it, so each packet is forwarded once, by the mux. Frames addressed to
-//! one of the host's own IPs, and anything not IPv4, are left to the kernel alone.
+//! The kernel sees the same frames; with `net.ipv4.ip_forward=0` and
+//! `net.ipv6.conf.all.forwarding=0` on this host it drops the ones not addressed to it, so each
+//! packet is forwarded once, by the mux. Frames addressed to one of the host's own IPs (and,
+//! for IPv6, to link-local or multicast addresses: neighbour discovery), and anything not IP,
+//! are left to the kernel alone.
 //!
-//! NVA MACs come from the kernel neighbour table (RTM_GETNEIGH). A backend with no usable
-//! entry costs its packet (counted as `no_neighbour`) and triggers resolution: one empty UDP
-//! datagram to the backend's discard port (9) from a normal socket makes the kernel ARP it.
+//! NVA MACs come from the kernel neighbour table (RTM_GETNEIGH, both families). A backend with
+//! no usable entry costs its packet (counted as `no_neighbour`) and triggers resolution: one
+//! empty UDP datagram to the backend's discard port (9) from a normal socket makes the kernel
+//! ARP it (IPv4) or send a neighbour solicitation (IPv6).
 //!
 //! Receiving uses a TPACKET_V3 memory-mapped ring (blocks of frames the kernel fills and hands
 //! over, no copy and no system call per frame); the frames of a block that are forwarded are
@@ -27,7 +31,7 @@
 //!
 //! ```text
 //!  RX ring block ─> each frame (PACKET_HOST) ─> classify
-//!    ├─ not IPv4 / dst is one of ours ──> left to the kernel
+//!    ├─ not IP / other family / dst is ours ──> left to the kernel
 //!    └─ FlowKey ─> Balancer::select ─┬─ None ──> dropped (no_backend)
 //!                                    └─ NVA ─> neighbour MAC? ─┬─ no ──> dropped, ARP triggered
 //!                                                              └─ yes ─> rewrite MACs in the ring
@@ -36,11 +40,11 @@
 //! ```
 
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use lb::{Balancer, FlowKey};
+use lb::{Balancer, FlowKey, FlowKey6};
 
 use crate::netlink::{self, Netlink};
 use crate::sys::{RingSpec, RxFrame, RxRing};
@@ -66,6 +70,7 @@ pub const RING: RingSpec = RingSpec {
 
 const ETH_HDR: usize = 14;
 const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
 const PACKET_HOST: u8 = 0;
 const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
 
@@ -91,9 +96,11 @@ pub struct MuxStats {
     /// Frames received addressed to this host's MAC.
     pub rx: u64,
     pub forwarded: u64,
-    /// Not IPv4, or addressed to one of the host's own IPs: left to the kernel.
+    /// Not IP, not the balancer's family, or addressed to one of the host's own IPs (or an
+    /// IPv6 link-local or multicast address): left to the kernel.
     pub local: u64,
-    /// Malformed IPv4 (too short, bad header length) or truncated frames.
+    /// Malformed IP (too short, bad header length, an IPv6 extension header chain running
+    /// past the packet) or truncated frames.
     pub malformed: u64,
     /// The balancer had no backend for a new flow.
     pub no_backend: u64,
@@ -108,8 +115,8 @@ pub struct MuxStats {
 /// What a received frame is, for the forwarding decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Frame {
-    /// Not an IPv4 frame, or too short to tell.
-    NotIpv4,
+    /// Neither IPv4 nor IPv6, or too short to tell.
+    NotIp,
     Malformed,
     /// An IPv4 packet: its flow (ports 0 for non-TCP/UDP/SCTP and for every fragment, so all
     /// fragments of a datagram go to one backend) and destination.
@@ -117,14 +124,60 @@ pub enum Frame {
         flow: FlowKey,
         dst: Ipv4Addr,
     },
+    /// An IPv6 packet: its flow (the protocol is the upper layer's, after the extension
+    /// headers; ports 0 as for IPv4, and for every packet with a fragment header) and
+    /// destination.
+    Ipv6 {
+        flow: FlowKey6,
+        dst: Ipv6Addr,
+    },
+}
+
+/// Where the upper layer of an IPv6 packet starts (`ip` from its fixed header on): its
+/// protocol, its offset in `ip`, and whether the packet is a fragment. Walks the extension
+/// headers a router may meet (hop-by-hop, routing, destination options, fragment, AH); None
+/// when the chain runs past the packet.
+fn ipv6_upper_layer(ip: &[u8]) -> Option<(u8, usize, bool)> {
+    let (mut next, mut off) = (ip[6], 40usize);
+    // A chain longer than this is not a packet anyone sends; stop and hash what was reached.
+    for _ in 0..8 {
+        let len = match next {
+            0 | 43 | 60 => (usize::from(*ip.get(off + 1)?) + 1) * 8,
+            51 => (usize::from(*ip.get(off + 1)?) + 2) * 4,
+            44 => return Some((*ip.get(off)?, off + 8, true)).filter(|u| u.1 <= ip.len()),
+            _ => return Some((next, off, false)).filter(|u| u.1 <= ip.len()),
+        };
+        next = *ip.get(off)?;
+        off += len;
+    }
+    Some((next, off, false)).filter(|u| u.1 <= ip.len())
+}
+
+/// The source and destination ports of a TCP, UDP or SCTP segment at `l4`; 0, 0 otherwise.
+fn ports(proto: u8, l4: Option<&[u8]>) -> (u16, u16) {
+    match (proto, l4) {
+        (6 | 17 | 132, Some(p)) if p.len() >= 4 => (
+            u16::from_be_bytes([p[0], p[1]]),
+            u16::from_be_bytes([p[2], p[3]]),
+        ),
+        _ => (0, 0),
+    }
 }
 
 /// Classifies an Ethernet frame (no VLAN tags). Never panics, whatever the bytes.
 pub fn classify(frame: &[u8]) -> Frame {
-    if frame.len() < ETH_HDR || u16::from_be_bytes([frame[12], frame[13]]) != ETHERTYPE_IPV4 {
-        return Frame::NotIpv4;
+    if frame.len() < ETH_HDR {
+        return Frame::NotIp;
     }
     let ip = &frame[ETH_HDR..];
+    match u16::from_be_bytes([frame[12], frame[13]]) {
+        ETHERTYPE_IPV4 => classify4(ip),
+        ETHERTYPE_IPV6 => classify6(ip),
+        _ => Frame::NotIp,
+    }
+}
+
+fn classify4(ip: &[u8]) -> Frame {
     if ip.len() < 20 || ip[0] >> 4 != 4 {
         return Frame::Malformed;
     }
@@ -136,15 +189,37 @@ pub fn classify(frame: &[u8]) -> Frame {
     let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
     let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
     let fragmented = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0; // MF or offset
-    let (sport, dport) = match (proto, ip.get(ihl..ihl + 4)) {
-        (6 | 17 | 132, Some(p)) if !fragmented => (
-            u16::from_be_bytes([p[0], p[1]]),
-            u16::from_be_bytes([p[2], p[3]]),
-        ),
-        _ => (0, 0),
+    let (sport, dport) = if fragmented {
+        (0, 0)
+    } else {
+        ports(proto, ip.get(ihl..))
     };
     Frame::Ipv4 {
         flow: FlowKey::new(src, dst, proto, sport, dport),
+        dst,
+    }
+}
+
+fn classify6(ip: &[u8]) -> Frame {
+    if ip.len() < 40 || ip[0] >> 4 != 6 {
+        return Frame::Malformed;
+    }
+    let Some((proto, l4, fragmented)) = ipv6_upper_layer(ip) else {
+        return Frame::Malformed;
+    };
+    let octets = |at: usize| -> [u8; 16] {
+        let mut o = [0u8; 16];
+        o.copy_from_slice(&ip[at..at + 16]);
+        o
+    };
+    let (src, dst) = (Ipv6Addr::from(octets(8)), Ipv6Addr::from(octets(24)));
+    let (sport, dport) = if fragmented {
+        (0, 0)
+    } else {
+        ports(proto, ip.get(l4..))
+    };
+    Frame::Ipv6 {
+        flow: FlowKey6::new(src, dst, proto, sport, dport),
         dst,
     }
 }
@@ -157,46 +232,64 @@ pub fn rewrite(frame: &mut [u8], dst_mac: [u8; 6], src_mac: [u8; 6]) {
     }
 }
 
-/// Computes the TCP or UDP checksum of an IPv4 frame whose sender left it to "the device"
-/// (CHECKSUM_PARTIAL: a packet generated on this machine crossing a veth carries only the
-/// pseudo-header sum). The kernel completes it when it forwards such a packet; the mux must do
-/// the same, or the NVA drops the packet. Fragments and other protocols are left alone.
+/// Computes the TCP or UDP checksum of an IPv4 or IPv6 frame whose sender left it to "the
+/// device" (CHECKSUM_PARTIAL: a packet generated on this machine crossing a veth carries only
+/// the pseudo-header sum). The kernel completes it when it forwards such a packet; the mux
+/// must do the same, or the NVA drops the packet. Fragments and other protocols are left
+/// alone, and so is anything too short to hold what its headers announce.
 pub fn complete_l4_checksum(frame: &mut [u8]) {
-    let Some(ip) = frame.get(ETH_HDR..) else {
-        return;
-    };
-    if ip.len() < 20 {
+    if frame.len() < ETH_HDR {
         return;
     }
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let fragmented = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
-    let off = match ip[9] {
+    let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+    let ip = &frame[ETH_HDR..];
+    // (pseudo-header addresses, protocol, upper layer's start and end in `frame`)
+    let (addrs, proto, start, end) = match ethertype {
+        ETHERTYPE_IPV4 if ip.len() >= 20 => {
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 || ihl < 20 || total < ihl {
+                return;
+            }
+            (&ip[12..20], ip[9], ihl, total)
+        }
+        ETHERTYPE_IPV6 if ip.len() >= 40 => {
+            let total = 40 + usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            match ipv6_upper_layer(ip) {
+                Some((proto, l4, false)) if l4 <= total => (&ip[8..40], proto, l4, total),
+                _ => return,
+            }
+        }
+        _ => return,
+    };
+    let off = match proto {
         6 => 16,
         17 => 6,
         _ => return,
     };
-    if fragmented || ihl < 20 || total < ihl + off + 2 || total > ip.len() {
+    if end < start + off + 2 || end > ip.len() {
         return;
     }
-    let proto = ip[9];
-    let (src, dst) = (
-        [ip[12], ip[13], ip[14], ip[15]],
-        [ip[16], ip[17], ip[18], ip[19]],
-    );
-    let seg = &mut frame[ETH_HDR + ihl..ETH_HDR + total];
-    seg[off] = 0;
-    seg[off + 1] = 0;
+    let mut pseudo = [0u8; 32];
+    let pseudo = {
+        pseudo[..addrs.len()].copy_from_slice(addrs);
+        &pseudo[..addrs.len()]
+    };
     let mut sum: u32 = 0;
     let mut add = |b: &[u8]| {
         for c in b.chunks(2) {
             sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
         }
     };
-    add(&src);
-    add(&dst);
+    add(pseudo);
+    let len = end - start;
+    // IPv4: zero, protocol, 16-bit length; IPv6: 32-bit length, three zeros, next header.
+    // Summed as 16-bit words both come to the same: protocol + length.
     add(&[0, proto]);
-    add(&(seg.len() as u16).to_be_bytes());
+    add(&(len as u32).to_be_bytes());
+    let seg = &mut frame[ETH_HDR + start..ETH_HDR + end];
+    seg[off] = 0;
+    seg[off + 1] = 0;
     add(seg);
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
@@ -221,15 +314,17 @@ struct Forwarder {
     ifindex: u32,
     mac: [u8; 6],
     nl: Netlink,
-    /// The host's own IPv4 addresses: traffic to them is the kernel's.
-    local: HashSet<Ipv4Addr>,
-    /// Backend IP → MAC, on this interface.
-    neighbours: HashMap<Ipv4Addr, [u8; 6]>,
+    /// The host's own addresses: traffic to them is the kernel's.
+    local: HashSet<IpAddr>,
+    /// Backend IP → MAC, on this interface (ARP and NDP entries).
+    neighbours: HashMap<IpAddr, [u8; 6]>,
     neigh_read: Instant,
     /// Last resolution trigger per backend.
-    resolving: HashMap<Ipv4Addr, Instant>,
-    /// Sends the datagrams that make the kernel resolve a backend's MAC.
+    resolving: HashMap<IpAddr, Instant>,
+    /// Send the datagrams that make the kernel resolve a backend's MAC (ARP, or neighbour
+    /// discovery for IPv6); the IPv6 one is absent on a host without IPv6.
     resolver: UdpSocket,
+    resolver6: Option<UdpSocket>,
     balancer: Balancer,
     /// Origin of the seconds passed to the balancer.
     epoch: Instant,
@@ -259,6 +354,7 @@ impl Mux {
         };
         let ring = RxRing::open(link.index, ring).map_err(sock_err)?;
         let resolver = UdpSocket::bind("0.0.0.0:0").map_err(sock_err)?;
+        let resolver6 = UdpSocket::bind("[::]:0").ok();
         let local = nl.addresses()?.into_iter().collect();
         let mut fw = Forwarder {
             interface: interface.to_string(),
@@ -270,6 +366,7 @@ impl Mux {
             neigh_read: Instant::now(),
             resolving: HashMap::new(),
             resolver,
+            resolver6,
             balancer,
             epoch: Instant::now(),
             stats: MuxStats::default(),
@@ -304,7 +401,7 @@ impl Mux {
     }
 
     /// Backends whose MAC is not known.
-    pub fn unresolved(&self) -> Vec<Ipv4Addr> {
+    pub fn unresolved(&self) -> Vec<IpAddr> {
         self.fw.unresolved()
     }
 
@@ -354,23 +451,33 @@ impl Forwarder {
             return false;
         }
         self.stats.rx += 1;
-        let (flow, dst) = match classify(f.data) {
-            Frame::Ipv4 { flow, dst } => (flow, dst),
-            Frame::NotIpv4 => {
-                self.stats.local += 1;
-                return false;
+        let serves_v4 = self.balancer.config().frontend.is_ipv4();
+        let now = self.epoch.elapsed().as_secs() as u32;
+        let selected = match classify(f.data) {
+            Frame::Ipv4 { flow, dst } if serves_v4 && !self.local.contains(&dst.into()) => {
+                self.balancer.select(&flow, now)
+            }
+            // Link-local and multicast destinations (neighbour discovery, router
+            // advertisements) are never forwarded.
+            Frame::Ipv6 { flow, dst }
+                if !serves_v4
+                    && !self.local.contains(&dst.into())
+                    && !dst.is_multicast()
+                    && !dst.is_unicast_link_local() =>
+            {
+                self.balancer.select::<lb::flow::V6>(&flow, now)
             }
             Frame::Malformed => {
                 self.stats.malformed += 1;
                 return false;
             }
+            // Not IP, ours, or of the family this balancer does not serve.
+            _ => {
+                self.stats.local += 1;
+                return false;
+            }
         };
-        if self.local.contains(&dst) {
-            self.stats.local += 1;
-            return false;
-        }
-        let now = self.epoch.elapsed().as_secs() as u32;
-        let Some(backend) = self.balancer.select(&flow, now) else {
+        let Some(backend) = selected else {
             self.stats.no_backend += 1;
             return false;
         };
@@ -387,7 +494,7 @@ impl Forwarder {
     }
 
     /// Backends that may take flows but whose MAC is not known.
-    fn unresolved(&self) -> Vec<Ipv4Addr> {
+    fn unresolved(&self) -> Vec<IpAddr> {
         self.balancer
             .backends()
             .iter()
@@ -414,7 +521,7 @@ impl Forwarder {
         Ok(())
     }
 
-    fn mac_of(&mut self, backend: Ipv4Addr) -> Option<[u8; 6]> {
+    fn mac_of(&mut self, backend: IpAddr) -> Option<[u8; 6]> {
         if let Some(m) = self.neighbours.get(&backend) {
             return Some(*m);
         }
@@ -438,16 +545,24 @@ impl Forwarder {
         Ok(())
     }
 
-    /// Makes the kernel ARP for `backend` (an empty datagram to its discard port), at most
-    /// once per [`RESOLVE_INTERVAL`].
-    fn resolve(&mut self, backend: Ipv4Addr) {
+    /// Makes the kernel resolve `backend`'s MAC (ARP, or a neighbour solicitation for IPv6)
+    /// by sending an empty datagram to its discard port, at most once per
+    /// [`RESOLVE_INTERVAL`].
+    fn resolve(&mut self, backend: IpAddr) {
         let due = match self.resolving.get(&backend) {
             Some(t) => t.elapsed() >= RESOLVE_INTERVAL,
             None => true,
         };
         if due {
             // Best effort: an unreachable backend simply stays unresolved.
-            let _ = self.resolver.send_to(&[], SocketAddrV4::new(backend, 9));
+            let to = SocketAddr::new(backend, 9);
+            let _ = match backend {
+                IpAddr::V4(_) => self.resolver.send_to(&[], to),
+                IpAddr::V6(_) => match &self.resolver6 {
+                    Some(s) => s.send_to(&[], to),
+                    None => Ok(0),
+                },
+            };
             self.resolving.insert(backend, Instant::now());
         }
     }
@@ -508,7 +623,7 @@ mod tests {
         assert_eq!(classify(&UDP_FRAME[..20]), Frame::Malformed);
         let mut arp = UDP_FRAME;
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
-        assert_eq!(classify(&arp), Frame::NotIpv4);
+        assert_eq!(classify(&arp), Frame::NotIp);
         let mut bad_ihl = UDP_FRAME;
         bad_ihl[14] = 0x44;
         assert_eq!(classify(&bad_ihl), Frame::Malformed);
@@ -534,6 +649,78 @@ mod tests {
         // Every short prefix is left alone without panicking.
         for n in 0..UDP_FRAME.len() {
             complete_l4_checksum(&mut UDP_FRAME[..n].to_vec());
+        }
+    }
+
+    /// Ethernet + IPv6 (hop limit 64) + UDP 40000 → 7000, from fd00:1:3::10 to fd00:10::1.
+    fn udp6_frame() -> Vec<u8> {
+        let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x86, 0xdd];
+        f.extend_from_slice(&[0x60, 0, 0, 0, 0, 12, 17, 64]); // version, length 12, UDP, hop 64
+        f.extend_from_slice(&"fd00:1:3::10".parse::<Ipv6Addr>().unwrap().octets());
+        f.extend_from_slice(&"fd00:10::1".parse::<Ipv6Addr>().unwrap().octets());
+        f.extend_from_slice(&[
+            0x9c, 0x40, 0x1b, 0x58, 0, 12, 0x12, 0x34, b'h', b'i', b'!', b'!',
+        ]);
+        f
+    }
+
+    #[test]
+    fn classify_ipv6_frames() {
+        let src: Ipv6Addr = "fd00:1:3::10".parse().unwrap();
+        let dst: Ipv6Addr = "fd00:10::1".parse().unwrap();
+        let f = udp6_frame();
+        assert_eq!(
+            classify(&f),
+            Frame::Ipv6 {
+                flow: FlowKey6::new(src, dst, 17, 40000, 7000),
+                dst
+            }
+        );
+        // A hop-by-hop options header (8 octets) before UDP: the ports are found after it.
+        let mut hbh = f.clone();
+        hbh[20] = 0; // next header: hop-by-hop
+        hbh[18..20].copy_from_slice(&20u16.to_be_bytes());
+        hbh.splice(54..54, [17, 0, 1, 4, 0, 0, 0, 0]);
+        assert_eq!(classify(&hbh), classify(&f));
+        // A fragment header: the upper layer's protocol, no ports.
+        let mut frag = f.clone();
+        frag[20] = 44;
+        frag.splice(54..54, [17, 0, 0, 1, 0, 0, 0, 7]);
+        let Frame::Ipv6 { flow, .. } = classify(&frag) else {
+            panic!()
+        };
+        assert_eq!((flow.proto, flow.sport, flow.dport), (17, 0, 0));
+        // An extension header chain running past the packet, and every truncation: no panic.
+        let mut past = f.clone();
+        past[20] = 60;
+        past[55] = 200;
+        assert_eq!(classify(&past), Frame::Malformed);
+        for n in 0..hbh.len() {
+            let _ = classify(&hbh[..n]);
+        }
+        assert_eq!(classify(&f[..50]), Frame::Malformed);
+    }
+
+    #[test]
+    fn completes_an_ipv6_udp_checksum() {
+        let mut f = udp6_frame();
+        complete_l4_checksum(&mut f);
+        // RFC 8200 §8.1 pseudo-header: both addresses, length (32 bits), next header; then
+        // the segment with the checksum field zero.
+        let mut words: Vec<u32> = Vec::new();
+        for c in f[22..54].chunks(2) {
+            words.push(u32::from(u16::from_be_bytes([c[0], c[1]])));
+        }
+        words.extend([0, 12, 17]);
+        words.extend([0x9c40, 0x1b58, 0x000c, 0, 0x6869, 0x2121]);
+        let mut sum: u32 = words.iter().sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        assert_eq!(u16::from_be_bytes([f[60], f[61]]), !(sum as u16));
+        assert_eq!(&f[..60], &udp6_frame()[..60], "nothing else changed");
+        for n in 0..f.len() {
+            complete_l4_checksum(&mut udp6_frame()[..n].to_vec());
         }
     }
 

@@ -54,6 +54,7 @@ const RTA_PRIORITY: u16 = 6;
 const RTA_TABLE: u16 = 15;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
+const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const NDA_DST: u16 = 1;
 const NDA_LLADDR: u16 = 2;
@@ -118,11 +119,11 @@ pub struct Link {
     pub mac: Option<[u8; 6]>,
 }
 
-/// One usable IPv4 neighbour entry.
+/// One usable neighbour entry (ARP or NDP).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Neighbour {
     pub ifindex: u32,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub mac: [u8; 6],
 }
 
@@ -279,19 +280,27 @@ impl Netlink {
         Ok(self.links()?.into_iter().find(|l| l.name == name))
     }
 
-    /// Every local IPv4 address (any interface) — the addresses the mux must leave to the
-    /// kernel.
-    pub fn addresses(&mut self) -> Result<Vec<Ipv4Addr>> {
+    /// Every local address of both families (any interface) — the addresses the mux must
+    /// leave to the kernel.
+    pub fn addresses(&mut self) -> Result<Vec<IpAddr>> {
         let mut req = self.header(RTM_GETADDR, NLM_F_DUMP);
-        req.extend_from_slice(&[AF_INET, 0, 0, 0, 0, 0, 0, 0]); // ifaddrmsg
+        req.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]); // ifaddrmsg, AF_UNSPEC: both
         let mut out = Vec::new();
         self.dump(req, "dump", "addresses", |ty, body| {
-            if ty != 20 || body.len() < 8 || body[0] != AF_INET {
+            if ty != 20 || body.len() < 8 || !matches!(body[0], AF_INET | AF_INET6) {
                 return Ok(()); // RTM_NEWADDR
             }
+            let af = body[0];
+            // IPv4: IFA_LOCAL is the address (IFA_ADDRESS the peer's on point-to-point);
+            // IPv6 sends IFA_ADDRESS only.
+            let want = if af == AF_INET {
+                IFA_LOCAL
+            } else {
+                IFA_ADDRESS
+            };
             for (t, v) in attrs(&body[8..]) {
-                if t == IFA_LOCAL {
-                    out.push(ipv4(v)?);
+                if t == want {
+                    out.push(ip(af, v)?);
                 }
             }
             Ok(())
@@ -299,15 +308,17 @@ impl Netlink {
         Ok(out)
     }
 
-    /// IPv4 neighbour entries whose MAC is usable (reachable, stale, delay, probe, permanent).
+    /// Neighbour entries of both families (ARP and NDP) whose MAC is usable (reachable,
+    /// stale, delay, probe, permanent).
     pub fn neighbours(&mut self) -> Result<Vec<Neighbour>> {
         let mut req = self.header(RTM_GETNEIGH, NLM_F_DUMP);
-        req.extend_from_slice(&[AF_INET, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // ndmsg
+        req.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // ndmsg, AF_UNSPEC: both
         let mut out = Vec::new();
         self.dump(req, "dump", "neighbours", |ty, body| {
-            if ty != 28 || body.len() < 12 || body[0] != AF_INET {
+            if ty != 28 || body.len() < 12 || !matches!(body[0], AF_INET | AF_INET6) {
                 return Ok(()); // RTM_NEWNEIGH
             }
+            let af = body[0];
             let ifindex = u32_ne(&body[4..8])?;
             let state = u16::from_ne_bytes([body[8], body[9]]);
             if state & NUD_USABLE == 0 {
@@ -316,7 +327,7 @@ impl Netlink {
             let (mut addr, mut mac) = (None, None);
             for (t, v) in attrs(&body[12..]) {
                 match t {
-                    NDA_DST => addr = Some(ipv4(v)?),
+                    NDA_DST => addr = Some(ip(af, v)?),
                     NDA_LLADDR if v.len() == 6 => mac = v.try_into().ok(),
                     _ => {}
                 }

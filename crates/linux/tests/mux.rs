@@ -150,7 +150,7 @@ fn udp_flows_reach_the_backend_the_balancer_chose() {
             );
             let key = FlowKey::new(*from.ip(), BRANCH, 17, from.port(), PORT);
             let want = predict.predict(&key, 0);
-            if want != Some(*nva) {
+            if want != Some((*nva).into()) {
                 wrong.insert(from.port(), (*nva, want));
             }
         }
@@ -258,7 +258,7 @@ fn tcp_connections_follow_the_balancer_and_its_changes() {
     let predict = balancer();
     for port in &before {
         let key = FlowKey::new(Ipv4Addr::new(10, 1, 3, 10), BRANCH, 6, *port, TCP_PORT);
-        let want = if predict.predict(&key, 0) == Some(NVA1) {
+        let want = if predict.predict(&key, 0) == Some(NVA1.into()) {
             0
         } else {
             1

@@ -8,14 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use api_types::AdminState;
 
 /// Load balancer name → backend → the state last set.
-type Overrides = BTreeMap<String, BTreeMap<Ipv4Addr, AdminState>>;
+type Overrides = BTreeMap<String, BTreeMap<IpAddr, AdminState>>;
 
 #[derive(Debug, Default)]
 pub struct AdminStore {
@@ -56,17 +56,12 @@ impl AdminStore {
     }
 
     /// The overrides of one load balancer.
-    pub fn overrides(&self, lb: &str) -> BTreeMap<Ipv4Addr, AdminState> {
+    pub fn overrides(&self, lb: &str) -> BTreeMap<IpAddr, AdminState> {
         self.overrides.get(lb).cloned().unwrap_or_default()
     }
 
     /// Records a `set-admin` and writes the store; true when it is on disk.
-    pub fn record(
-        &mut self,
-        lb: &str,
-        backend: Ipv4Addr,
-        state: AdminState,
-    ) -> anyhow::Result<bool> {
+    pub fn record(&mut self, lb: &str, backend: IpAddr, state: AdminState) -> anyhow::Result<bool> {
         self.overrides
             .entry(lb.to_string())
             .or_default()
@@ -106,7 +101,7 @@ mod tests {
     fn overrides_survive_a_reopen() {
         let dir = std::env::temp_dir().join(format!("nexthop-admin-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let nva1: Ipv4Addr = "10.1.2.10".parse().unwrap();
+        let nva1: IpAddr = "10.1.2.10".parse().unwrap();
         let mut s = AdminStore::open(Some(&dir)).unwrap();
         assert!(s.record("nva-ilb", nva1, AdminState::Drain).unwrap());
         let again = AdminStore::open(Some(&dir)).unwrap();

@@ -527,9 +527,12 @@ async fn trace(State(state): State<ApiState>, AxQuery(q): AxQuery<TraceQuery>) -
     let Some(dst) = q
         .dst
         .as_deref()
-        .and_then(|d| d.parse::<std::net::Ipv4Addr>().ok())
+        .and_then(|d| d.parse::<std::net::IpAddr>().ok())
     else {
-        return error(StatusCode::BAD_REQUEST, "dst=IPv4 address is required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "dst=IP address (IPv4 or IPv6) is required",
+        );
     };
     let requested = q.proto.as_deref().unwrap_or("tcp");
     let Ok(trace_proto) = requested.parse::<TraceProto>() else {
@@ -556,13 +559,26 @@ async fn trace(State(state): State<ApiState>, AxQuery(q): AxQuery<TraceQuery>) -
         .await
         .flatten();
         let r = crate::fabricrun::ask(&state.fabric, |tx| {
-            crate::fabricrun::FabricMsg::Lookup(name, dst.into(), tx)
+            crate::fabricrun::FabricMsg::Lookup(name, dst, tx)
         })
         .await;
         (src, r)
     };
-    let Some(src) = src else {
+    let Some((src4, src6)) = src else {
         return error(StatusCode::NOT_FOUND, format!("no NIC named {nic:?}"));
+    };
+    // The flow leaves the NIC from its address of the destination's family.
+    let src = match dst {
+        std::net::IpAddr::V4(_) => std::net::IpAddr::V4(src4),
+        std::net::IpAddr::V6(_) => match src6 {
+            Some(a) => std::net::IpAddr::V6(a),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("NIC {nic:?} has no IPv6 address (nic.address6) to trace {dst} from"),
+                )
+            }
+        },
     };
     let flow = TraceFlow {
         dport,
@@ -586,8 +602,8 @@ async fn trace(State(state): State<ApiState>, AxQuery(q): AxQuery<TraceQuery>) -
             .iter()
             .find(|l| &l.name == lb_name)
             .cloned();
-        let key = lb::flow::FlowKey::new(src, dst, proto, sport, dport);
-        if let Some(h) = handle {
+        let key = lb::AnyFlow::new(src, dst, proto, sport, dport);
+        if let (Some(h), Some(key)) = (handle, key) {
             predicted = h.ask(|tx| LbQuery::Predict(key, tx)).await.flatten();
         }
     }

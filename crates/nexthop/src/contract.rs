@@ -209,13 +209,21 @@ mod tests {
 
     #[test]
     fn settings_go_there_and_back() {
-        let mut cfg = lb::LbConfig::new("x", "10.0.0.1".parse().unwrap(), lb::Mode::ActiveActive);
+        let mut cfg = lb::LbConfig::new(
+            "x",
+            std::net::Ipv4Addr::new(10, 0, 0, 1),
+            lb::Mode::ActiveActive,
+        );
         cfg.distribution = lb::Distribution::ThreeTuple;
         cfg.no_healthy = lb::NoHealthy::All;
         cfg.table_size = 251;
         cfg.max_flows = 5000;
         let s = settings(&cfg);
-        let mut back = lb::LbConfig::new("x", "10.0.0.1".parse().unwrap(), lb::Mode::ActiveActive);
+        let mut back = lb::LbConfig::new(
+            "x",
+            std::net::Ipv4Addr::new(10, 0, 0, 1),
+            lb::Mode::ActiveActive,
+        );
         apply_settings(&s, &mut back).unwrap();
         assert_eq!(settings(&back), s);
         let bad = LbSettings {

@@ -323,7 +323,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                     }
                 }
                 let Some(dest) = l.ask(|tx| LbQuery::SelectMany(flows.clone(), tx)).await else { continue };
-                let split: Vec<(Ipv4Addr, u32)> = NVAS.iter().map(|(_, a)| (*a, dest.iter().filter(|d| **d == Some(*a)).count() as u32)).collect();
+                let split: Vec<(Ipv4Addr, u32)> = NVAS.iter().map(|(_, a)| (*a, dest.iter().filter(|d| **d == Some(IpAddr::V4(*a))).count() as u32)).collect();
                 let dropped = dest.iter().filter(|d| d.is_none()).count();
                 // Before the first probes answer no backend is known healthy: not news.
                 let waiting = dropped == flows.len() && last_split.is_none();
@@ -398,16 +398,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// The simulated flows: TCP from vm1-nic to hosts of the branch, distinct source ports.
-fn demo_flows() -> Vec<lb::flow::FlowKey> {
+fn demo_flows() -> Vec<lb::AnyFlow> {
     (0..FLOWS)
         .map(|i| {
-            lb::flow::FlowKey::new(
+            lb::AnyFlow::V4(lb::flow::FlowKey::new(
                 Ipv4Addr::new(10, 1, 3, 10),
                 Ipv4Addr::new(192, 168, 10, 1 + (i % 200) as u8),
                 lb::flow::TCP,
                 20000 + i as u16,
                 443,
-            )
+            ))
         })
         .collect()
 }

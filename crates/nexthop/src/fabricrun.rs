@@ -16,7 +16,7 @@
 //! gives it one, the instance sends its whole Loc-RIB as a `reset` batch.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use fabric::{Fabric, LbInfo, NicInfo, Prefix, Resolution, Route, Topology, VnetInfo};
@@ -50,7 +50,10 @@ pub enum FabricMsg {
         oneshot::Sender<Result<Option<Route>, String>>,
     ),
     /// A NIC's address (trace).
-    NicAddress(String, oneshot::Sender<Option<Ipv4Addr>>),
+    NicAddress(
+        String,
+        oneshot::Sender<Option<(Ipv4Addr, Option<Ipv6Addr>)>>,
+    ),
     /// How a next hop resolves from the route server's network (for learned routes).
     Resolve(IpAddr, oneshot::Sender<Resolution>),
     /// Routes Invalid because of a cross-region LB, per LB (metric).
@@ -99,6 +102,7 @@ pub fn topology(cfg: &config::Config) -> Topology {
             name: n.name.clone(),
             vnet: n.virtual_network.clone(),
             address: n.address,
+            address6: n.address6,
         })
         .collect();
     let lbs = cfg
@@ -106,7 +110,7 @@ pub fn topology(cfg: &config::Config) -> Topology {
         .iter()
         .map(|l| LbInfo {
             name: l.name.clone(),
-            frontend: l.frontend.into(),
+            frontend: l.frontend,
             region: l
                 .virtual_network
                 .as_deref()
@@ -182,7 +186,7 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
                     let _ = tx.send(r);
                 }
                 FabricMsg::NicAddress(nic, tx) => {
-                    let _ = tx.send(fabric.topology().nic(&nic).map(|n| n.address));
+                    let _ = tx.send(fabric.topology().nic(&nic).map(|n| (n.address, n.address6)));
                 }
                 FabricMsg::Resolve(nh, tx) => {
                     // Without a virtual network for the route server there is nothing to

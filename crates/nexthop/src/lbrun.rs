@@ -9,19 +9,18 @@
 //!
 //! Every health change is logged once with the probe evidence that caused it.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lb::flow::FlowKey;
-use lb::{AdminState, Balancer, Distribution, LbConfig, Mode, NoHealthy};
+use lb::{AdminState, AnyFlow, Balancer, Distribution, LbConfig, Mode, NoHealthy};
 use tokio::sync::{mpsc, oneshot, RwLock};
 use tracing::{info, warn};
 
 /// One probe outcome, as the LB task needs it.
 #[derive(Clone, Debug)]
 pub struct ProbeReport {
-    pub target: Ipv4Addr,
+    pub target: IpAddr,
     pub ok: bool,
     pub latency: Duration,
     pub detail: String,
@@ -33,18 +32,18 @@ pub use api_types::{BackendView, LastProbe, LbView};
 /// Requests to an LB task.
 pub enum LbQuery {
     Show(oneshot::Sender<LbView>),
-    SetAdmin(Ipv4Addr, AdminState, oneshot::Sender<Result<(), String>>),
+    SetAdmin(IpAddr, AdminState, oneshot::Sender<Result<(), String>>),
     /// Where a flow would go, without recording it (trace).
-    Predict(FlowKey, oneshot::Sender<Option<Ipv4Addr>>),
+    Predict(AnyFlow, oneshot::Sender<Option<IpAddr>>),
     /// Many flows at once (the sim data plane).
-    SelectMany(Vec<FlowKey>, oneshot::Sender<Vec<Option<Ipv4Addr>>>),
+    SelectMany(Vec<AnyFlow>, oneshot::Sender<Vec<Option<IpAddr>>>),
 }
 
 /// What the daemon keeps of a running LB.
 #[derive(Clone)]
 pub struct LbHandle {
     pub name: String,
-    pub frontend: Ipv4Addr,
+    pub frontend: IpAddr,
     queries: mpsc::Sender<LbQuery>,
 }
 
@@ -59,7 +58,7 @@ impl LbHandle {
 pub type LoadBalancers = Arc<RwLock<Vec<LbHandle>>>;
 
 /// Builds the core configuration from the file's.
-pub fn lb_config(c: &config::LoadBalancer) -> (LbConfig, Vec<(Ipv4Addr, u32, AdminState)>) {
+pub fn lb_config(c: &config::LoadBalancer) -> (LbConfig, Vec<(IpAddr, u32, AdminState)>) {
     let mode = match c.mode {
         config::Mode::ActivePassive => Mode::ActivePassive,
         config::Mode::ActiveActive => Mode::ActiveActive,
@@ -108,7 +107,7 @@ struct BackendStats {
 /// Starts the task of one LB. Probe results arrive on the returned sender.
 pub fn start(
     cfg: LbConfig,
-    backends: Vec<(Ipv4Addr, u32, AdminState)>,
+    backends: Vec<(IpAddr, u32, AdminState)>,
     fabric: Option<crate::fabricrun::FabricTx>,
 ) -> (LbHandle, mpsc::Sender<ProbeReport>) {
     let (qtx, mut qrx) = mpsc::channel::<LbQuery>(256);
@@ -171,11 +170,11 @@ pub fn start(
                         let _ = tx.send(r);
                     }
                     Some(LbQuery::Predict(flow, tx)) => {
-                        let _ = tx.send(balancer.predict(&flow, now_s()));
+                        let _ = tx.send(balancer.predict_any(&flow, now_s()));
                     }
                     Some(LbQuery::SelectMany(flows, tx)) => {
                         let now = now_s();
-                        let _ = tx.send(flows.iter().map(|f| balancer.select(f, now)).collect());
+                        let _ = tx.send(flows.iter().map(|f| balancer.select_any(f, now)).collect());
                     }
                 },
             }
@@ -237,7 +236,7 @@ fn view(b: &Balancer, stats: &[BackendStats], flows: &[u64]) -> LbView {
         moved_flows: b.stats.moved_flows,
         dropped_flows: b.stats.dropped_flows,
         flow_evictions: b.flow_stats().evictions,
-        flow_table_capacity: b.flow_table().capacity() as u64,
+        flow_table_capacity: b.flow_capacity() as u64,
         settings: contract::settings(cfg),
     }
 }
@@ -258,7 +257,7 @@ impl Drop for Probing {
 pub fn start_with_probes(
     c: &config::LoadBalancer,
     fabric: Option<crate::fabricrun::FabricTx>,
-    overrides: &std::collections::BTreeMap<Ipv4Addr, api_types::AdminState>,
+    overrides: &std::collections::BTreeMap<IpAddr, api_types::AdminState>,
 ) -> (LbHandle, Probing) {
     let (cfg, mut backends) = lb_config(c);
     // `lb set-admin` outlives restarts and reloads (crate::adminstore).
@@ -267,10 +266,7 @@ pub fn start_with_probes(
             *admin = crate::contract::lb_admin_state(*st);
         }
     }
-    let targets: Vec<std::net::IpAddr> = backends
-        .iter()
-        .map(|(a, _, _)| std::net::IpAddr::V4(*a))
-        .collect();
+    let targets: Vec<IpAddr> = backends.iter().map(|(a, _, _)| *a).collect();
     let (handle, reports) = start(cfg, backends, fabric);
     let spec = probe::ProbeSpec {
         protocol: match c.probe.protocol {
@@ -289,11 +285,8 @@ pub fn start_with_probes(
     let prober = probe::spawn(spec, targets, tx);
     let forward = tokio::spawn(async move {
         while let Some(r) = rx.recv().await {
-            let std::net::IpAddr::V4(target) = r.target else {
-                continue;
-            };
             let report = ProbeReport {
-                target,
+                target: r.target,
                 ok: r.ok,
                 latency: r.latency,
                 detail: r.detail,

@@ -25,7 +25,7 @@
 //! ([`api_types::LbView::validate`]) leave the current balancer in place.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -61,14 +61,14 @@ pub struct BackendState {
 /// A change for the mux's balancer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Update {
-    Health(Ipv4Addr, Health),
-    Admin(Ipv4Addr, AdminState),
+    Health(IpAddr, Health),
+    Admin(IpAddr, AdminState),
     /// The controller made this backend the active one (active-passive).
-    Active(Ipv4Addr),
+    Active(IpAddr),
 }
 
 /// The backends of an LbView (`GET /v1/lb/NAME`).
-pub fn backends(view: &LbView) -> BTreeMap<Ipv4Addr, BackendState> {
+pub fn backends(view: &LbView) -> BTreeMap<IpAddr, BackendState> {
     view.backends
         .iter()
         .map(|b| {
@@ -92,7 +92,7 @@ pub fn balancer(view: &LbView) -> anyhow::Result<Balancer> {
     let mut cfg = LbConfig::new(&view.name, view.frontend, contract::lb_mode(view.mode));
     contract::apply_settings(&view.settings, &mut cfg)?;
     let bs = backends(view);
-    let list: Vec<(Ipv4Addr, u32, AdminState)> =
+    let list: Vec<(IpAddr, u32, AdminState)> =
         bs.iter().map(|(a, b)| (*a, b.priority, b.admin)).collect();
     let mut lb = Balancer::new(cfg, &list);
     for (a, b) in &bs {
@@ -109,8 +109,8 @@ pub fn balancer(view: &LbView) -> anyhow::Result<Balancer> {
 /// What changed from `old` to `new` (backends only in one of them are ignored: adding or
 /// removing backends needs a restart of the mux).
 pub fn diff(
-    old: &BTreeMap<Ipv4Addr, BackendState>,
-    new: &BTreeMap<Ipv4Addr, BackendState>,
+    old: &BTreeMap<IpAddr, BackendState>,
+    new: &BTreeMap<IpAddr, BackendState>,
 ) -> Vec<Update> {
     let mut out = Vec::new();
     for (a, n) in new {
@@ -126,7 +126,7 @@ pub fn diff(
     }
     // After the health and admin changes, which may have moved the mux's own choice.
     let active =
-        |m: &BTreeMap<Ipv4Addr, BackendState>| m.iter().find(|(_, b)| b.active).map(|(a, _)| *a);
+        |m: &BTreeMap<IpAddr, BackendState>| m.iter().find(|(_, b)| b.active).map(|(a, _)| *a);
     if let Some(a) = active(new).filter(|a| !out.is_empty() || active(old) != Some(*a)) {
         out.push(Update::Active(a));
     }
@@ -171,12 +171,18 @@ fn apply_quietly(b: &mut Balancer, u: Update) {
 }
 
 fn warn_ip_forward() {
-    if let Ok(v) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward") {
-        if v.trim() == "1" {
-            warn!("net.ipv4.ip_forward is 1: the kernel forwards these packets too");
+    for (file, key) in [
+        ("/proc/sys/net/ipv4/ip_forward", "net.ipv4.ip_forward"),
+        (
+            "/proc/sys/net/ipv6/conf/all/forwarding",
+            "net.ipv6.conf.all.forwarding",
+        ),
+    ] {
+        if std::fs::read_to_string(file).is_ok_and(|v| v.trim() == "1") {
+            warn!("{key} is 1: the kernel forwards these packets too");
             eprintln!(
-                "lb-mux: warning: net.ipv4.ip_forward=1 here, so the kernel would forward the \
-                 frontend's traffic as well (duplicates); set it to 0 on the mux host"
+                "lb-mux: warning: {key}=1 here, so the kernel would forward the frontend's \
+                 traffic as well (duplicates); set it to 0 on the mux host"
             );
         }
     }
@@ -186,15 +192,15 @@ fn warn_ip_forward() {
 /// controller's changes (a reload), the mux builds a new balancer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shape {
-    frontend: Ipv4Addr,
+    frontend: IpAddr,
     mode: LbMode,
     settings: LbSettings,
     /// (address, priority), sorted.
-    backends: Vec<(Ipv4Addr, u32)>,
+    backends: Vec<(IpAddr, u32)>,
 }
 
 pub fn shape(view: &LbView) -> Shape {
-    let mut backends: Vec<(Ipv4Addr, u32)> = view
+    let mut backends: Vec<(IpAddr, u32)> = view
         .backends
         .iter()
         .map(|b| (b.address, b.priority))
@@ -220,7 +226,7 @@ enum Change {
 /// What the poller knows of the controller's view, and what it makes of the next one.
 struct Poller {
     /// The backends as last answered.
-    known: BTreeMap<Ipv4Addr, BackendState>,
+    known: BTreeMap<IpAddr, BackendState>,
     /// The shape the forwarding threads' balancers have.
     shape: Shape,
     /// A reconfiguration this mux refused, so that it is reported once, not every poll.
@@ -642,8 +648,8 @@ mod tests {
                  "idleTcpS": 240, "idleUdpS": 30}})
     }
 
-    const NVA1: Ipv4Addr = Ipv4Addr::new(10, 1, 2, 10);
-    const NVA2: Ipv4Addr = Ipv4Addr::new(10, 1, 2, 11);
+    const NVA1: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 2, 10));
+    const NVA2: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 2, 11));
 
     #[test]
     fn builds_the_controllers_balancer() {

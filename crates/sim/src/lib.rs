@@ -12,10 +12,10 @@
 #![deny(unsafe_code)]
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use fabric::{Fabric, NextHopType};
-use lb::{Balancer, FlowKey};
+use lb::{Balancer, Flow, FlowAddr};
 
 /// Where one packet goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,12 +23,12 @@ pub enum Outcome {
     /// Through load balancer `lb` to `backend`.
     Backend {
         lb: String,
-        backend: Ipv4Addr,
+        backend: IpAddr,
     },
     /// Delivered by a route that needs no load balancer (local, peering, Internet, direct).
     Direct {
         next_hop_type: NextHopType,
-        next_hop: Option<std::net::IpAddr>,
+        next_hop: Option<IpAddr>,
     },
     Dropped(String),
 }
@@ -38,7 +38,7 @@ pub struct Sim {
     pub fabric: Fabric,
     pub lbs: HashMap<String, Balancer>,
     /// Packets per (LB, backend).
-    pub per_backend: HashMap<(String, Ipv4Addr), u64>,
+    pub per_backend: HashMap<(String, IpAddr), u64>,
     pub dropped: u64,
     /// Seconds, for flow idle timeouts.
     pub now: u32,
@@ -55,17 +55,17 @@ impl Sim {
         }
     }
 
-    fn route(
+    fn route<A: FlowAddr>(
         &self,
         nic: &str,
-        flow: &FlowKey,
-    ) -> Result<(Option<String>, NextHopType, Option<std::net::IpAddr>), String> {
+        flow: &Flow<A>,
+    ) -> Result<(Option<String>, NextHopType, Option<IpAddr>), String> {
         let t = self
             .fabric
             .nic_table(nic)
             .ok_or_else(|| format!("no NIC named {nic:?}"))?;
         let r = t
-            .lookup(Ipv4Addr::from(flow.dst).into())
+            .lookup(flow.dst.ip())
             .ok_or_else(|| "no route matches".to_string())?;
         Ok((
             r.load_balancer.clone(),
@@ -74,8 +74,8 @@ impl Sim {
         ))
     }
 
-    /// One packet of `flow` from `nic`, recorded (flow table, counters).
-    pub fn send(&mut self, nic: &str, flow: &FlowKey) -> Outcome {
+    /// One packet of `flow` (IPv4 or IPv6) from `nic`, recorded (flow table, counters).
+    pub fn send<A: FlowAddr>(&mut self, nic: &str, flow: &Flow<A>) -> Outcome {
         let out = match self.route(nic, flow) {
             Err(why) => Outcome::Dropped(why),
             Ok((Some(lb), _, _)) => {

@@ -53,6 +53,7 @@ fn ten_thousand_nics_hundred_nvas_ten_thousand_prefixes() {
                 2,
                 (i % NICS_PER_VNET) as u8 + 4,
             ),
+            address6: None,
         })
         .collect();
     let lbs = (0..LBS)
@@ -121,13 +122,18 @@ fn ten_thousand_nics_hundred_nvas_ten_thousand_prefixes() {
     let dead = nva(3, 4);
     sim.lbs.get_mut("lb3").unwrap().record_probe(dead, false);
     sim.lbs.get_mut("lb3").unwrap().record_probe(dead, false);
-    let before = sim.per_backend.get(&("lb3".to_string(), dead)).copied();
+    let before = sim
+        .per_backend
+        .get(&("lb3".to_string(), dead.into()))
+        .copied();
     for i in 0..200_000u32 {
         let (nic, k) = flow(i);
         sim.send(&nic, &k);
     }
     assert_eq!(
-        sim.per_backend.get(&("lb3".to_string(), dead)).copied(),
+        sim.per_backend
+            .get(&("lb3".to_string(), dead.into()))
+            .copied(),
         before,
         "traffic to a dead NVA"
     );

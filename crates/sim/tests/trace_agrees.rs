@@ -40,6 +40,7 @@ fn world() -> Sim {
                 "spoke".into()
             },
             address: Ipv4Addr::new(10, 1 + i % 2, 3, i),
+            address6: None,
         })
         .collect();
     let lbs = vec![
@@ -156,14 +157,14 @@ fn trace_agrees_with_the_sim_for_100k_random_flows() {
             .and_then(|lb| sim.lbs[lb].predict(&flow, sim.now));
         let tflow = api_types::TraceFlow {
             dport: flow.dport,
-            dst: Ipv4Addr::from(flow.dst),
+            dst: Ipv4Addr::from(flow.dst).into(),
             proto: if flow.proto == TCP {
                 api_types::TraceProto::Tcp
             } else {
                 api_types::TraceProto::Udp
             },
             sport: flow.sport,
-            src,
+            src: src.into(),
         };
         let answer = controller::views::trace(&nic, tflow, route.as_ref(), lb_choice);
         let actual = sim.send(&nic, &flow);
@@ -213,7 +214,7 @@ fn trace_agrees_with_the_sim_for_100k_random_flows() {
             sim.send("nic0", &flow),
             Outcome::Backend {
                 lb: "aa".into(),
-                backend: Ipv4Addr::new(10, 1, 2, 21)
+                backend: Ipv4Addr::new(10, 1, 2, 21).into()
             }
         );
     }
