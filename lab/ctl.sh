@@ -7,8 +7,9 @@
 #   lab/ctl.sh [--name NAME] bgpd nva1|nva2 kill|start
 #       an NVA's BGP daemon (FRR bgpd): kill -9 it, start it again (a restarting NVA)
 #   lab/ctl.sh [--name NAME] mux stop|start
-#       `nexthop lb-mux` on the LB host (stopped, nothing forwards: ip_forward is off there);
-#       LAB_MUX_THREADS=N: its forwarding threads (default: one per CPU)
+#       `nexthop lb-mux` on the LB host (stopped, nothing forwards: ip_forward is off there),
+#       and the IPv6 one of a lab started with --ipv6; LAB_MUX_THREADS=N: forwarding threads
+#       (default: one per CPU)
 #   lab/ctl.sh [--name NAME] controller stop|kill|start [1|2]
 #       `nexthop run` (route server, probes, fabric, API): the agent and the mux keep forwarding
 #       on what they last knew (fail static) until it is back. With two controller processes
@@ -20,7 +21,7 @@ LAB_NAME=${LAB_NAME:-nh}
 if [ "${1:-}" = --name ]; then LAB_NAME=$2; shift 2; fi
 LAB_DIR=${LAB_DIR:-/tmp/nexthop-lab-$LAB_NAME}
 here=$(cd "$(dirname "$0")" && pwd)
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ -d "$LAB_DIR" ] || { echo "lab/ctl.sh: no lab '$LAB_NAME' ($LAB_DIR missing)" >&2; exit 1; }
 
 # alive PID: running (a zombie, dead but not yet reaped by its new parent, is not).
@@ -52,6 +53,8 @@ case ${1:-} in
   health)
     nva=${2:-}
     case $nva in nva1) addr=10.1.2.10 ;; nva2) addr=10.1.2.11 ;; *) usage ;; esac
+    # Both families with --ipv6 (lab/up.sh wrote them down).
+    [ -s "$LAB_DIR/$nva.health-addrs" ] && addr=$(cat "$LAB_DIR/$nva.health-addrs")
     PY=/usr/bin/python3; [ -x $PY ] || PY=$(command -v python3)
     case ${3:-} in
       stop) stop "$LAB_DIR/$nva-health.pid" KILL "$nva health endpoint" ;;
@@ -97,14 +100,22 @@ case ${1:-} in
     ;;
   mux)
     NEXTHOP=${NEXTHOP:-$(cat "$LAB_DIR/nexthop.bin")}
+    ipv6=$(cat "$LAB_DIR/ipv6" 2>/dev/null || echo 0)
     case ${2:-} in
-      stop) stop "$LAB_DIR/lb-mux.pid" TERM "mux" ;;
+      stop)
+        stop "$LAB_DIR/lb-mux.pid" TERM "mux"
+        if [ "$ipv6" = 1 ]; then stop "$LAB_DIR/lb-mux6.pid" TERM "IPv6 mux"; fi ;;
       start)
         follow=(--controller http://10.1.1.4:8179)
         [ "$(cat "$LAB_DIR/controllers" 2>/dev/null || echo 1)" = 2 ] && follow+=(--controller http://10.1.1.5:8179)
         start "$LAB_DIR/lb-mux.pid" "$LAB_DIR/lb-mux.log" "$LAB_NAME-lb" "mux" \
         "$NEXTHOP" lb-mux "${follow[@]}" --lb nva-ilb --interface eth0 \
-        --threads "${LAB_MUX_THREADS:-0}" ;;
+        --threads "${LAB_MUX_THREADS:-0}"
+        if [ "$ipv6" = 1 ]; then
+          start "$LAB_DIR/lb-mux6.pid" "$LAB_DIR/lb-mux6.log" "$LAB_NAME-lb" "IPv6 mux" \
+            "$NEXTHOP" lb-mux "${follow[@]}" --lb nva-ilb6 --interface eth0 \
+            --threads "${LAB_MUX_THREADS:-0}"
+        fi ;;
       *) usage ;;
     esac
     ;;

@@ -12,6 +12,14 @@
 #   (vm1-nic's routes      (ip_forward=0: only the mux      LB probes, fabric, API :8179)
 #    into the kernel)       forwards)
 #
+# With --ipv6 the lab is dual-stack: every host also gets an IPv6 address (hub fd00:1::/64 in the
+# network's fd00:1::/48, branch fd00:10::/64), the instances listen on fd00:1::1:4 and ::1:5
+# (instances_ipv6), the NVAs peer over IPv6 too and advertise fd00:10::/48 there with next hop
+# fd00:1::100 (route-map `set ipv6 next-hop global`), the IPv4 prefix over the IPv4 sessions
+# only; a second load balancer, nva-ilb6 (frontend fd00:1::100, backends the NVAs' IPv6
+# addresses, probed over IPv6), gets its own mux on the LB host (`lb-mux --lb nva-ilb6`), and
+# the agent installs vm1's IPv6 route.
+#
 # With --controllers 2 the two route server instances run as the reference runs them: one
 # `nexthop run --instance ADDR` per host, rs (10.1.1.4) and rs2 (10.1.1.5), from the same config
 # file; the agent and the mux follow both (`--controller` twice).
@@ -23,8 +31,9 @@
 # knows nothing of the load balancer would.
 #
 # Usage: lab/up.sh [--name NAME] [--mode active-passive|active-active] [--interval-ms N]
-#                  [--rise N] [--fall N] [--controllers 1|2] [--graceful-restart] [--nexthop PATH]
-# Environment (same meaning): LAB_NAME (nh), LAB_MODE, LAB_INTERVAL_MS (100), LAB_RISE (2), LAB_CONTROLLERS (1), LAB_GR (0; 1: graceful restart on the route server and the NVAs),
+#                  [--rise N] [--fall N] [--controllers 1|2] [--graceful-restart] [--ipv6]
+#                  [--nexthop PATH]
+# Environment (same meaning): LAB_NAME (nh), LAB_MODE, LAB_INTERVAL_MS (100), LAB_RISE (2), LAB_CONTROLLERS (1), LAB_GR (0; 1: graceful restart on the route server and the NVAs), LAB_IPV6 (0),
 # LAB_FALL (3), LAB_MUX_THREADS (0: one per CPU), NEXTHOP (target/release/nexthop, else `nexthop` on PATH), LAB_DIR
 # (/tmp/nexthop-lab-NAME: configs, logs, pid files). Stop it with lab/down.sh [--name NAME].
 set -euo pipefail
@@ -36,6 +45,7 @@ LAB_RISE=${LAB_RISE:-2}
 LAB_FALL=${LAB_FALL:-3}
 LAB_CONTROLLERS=${LAB_CONTROLLERS:-1}
 LAB_GR=${LAB_GR:-0}
+LAB_IPV6=${LAB_IPV6:-0}
 here=$(cd "$(dirname "$0")" && pwd)
 while [ $# -gt 0 ]; do
   case $1 in
@@ -46,6 +56,7 @@ while [ $# -gt 0 ]; do
     --fall) LAB_FALL=$2; shift 2 ;;
     --controllers) LAB_CONTROLLERS=$2; shift 2 ;;
     --graceful-restart) LAB_GR=1; shift ;;
+    --ipv6) LAB_IPV6=1; shift ;;
     --nexthop) NEXTHOP=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "lab/up.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
@@ -87,6 +98,7 @@ mkdir -p "$LAB_DIR"
 echo "$LAB_NAME" >"$LAB_DIR/name"
 echo "$NEXTHOP" >"$LAB_DIR/nexthop.bin"
 echo "$LAB_CONTROLLERS" >"$LAB_DIR/controllers"
+echo "$LAB_IPV6" >"$LAB_DIR/ipv6"
 # The API listens beyond loopback, so it needs an admin token (state-changing calls: reload,
 # lb set-admin): `NEXTHOP_TOKEN_FILE=$LAB_DIR/admin.token nexthop ...`. Owner-only, as required.
 (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$LAB_DIR/admin.token")
@@ -157,10 +169,35 @@ in_ns branch ip route add 10.1.0.0/16 nexthop via 192.168.10.2 nexthop via 192.1
 in_ns branch sysctl -qw net.ipv4.fib_multipath_hash_policy=1
 for h in nva1 nva2; do in_ns $h sysctl -qw net.ipv4.ip_forward=1; done
 for h in vm1 lb rs branch; do in_ns $h sysctl -qw net.ipv4.ip_forward=0; done
+if [ "$LAB_IPV6" = 1 ]; then
+  # nodad: usable at once (no duplicate address detection on a lab's own links).
+  addr6() { in_ns "$1" ip -6 addr add "$2" dev "$3" nodad; }
+  addr6 vm1 fd00:1::3:10/64 eth0
+  addr6 lb fd00:1::100/64 eth0
+  addr6 rs fd00:1::1:4/64 eth0
+  if [ "$LAB_CONTROLLERS" = 2 ]; then addr6 rs2 fd00:1::1:5/64 eth0; else addr6 rs fd00:1::1:5/64 eth0; fi
+  addr6 nva1 fd00:1::2:10/64 eth0
+  addr6 nva1 fd00:10::2/64 eth1
+  addr6 nva2 fd00:1::2:11/64 eth0
+  addr6 nva2 fd00:10::3/64 eth1
+  addr6 branch fd00:10::1/64 eth1
+  in_ns branch ip -6 route add fd00:1::/48 nexthop via fd00:10::2 nexthop via fd00:10::3
+  in_ns branch sysctl -qw net.ipv6.fib_multipath_hash_policy=1
+  for h in nva1 nva2; do in_ns $h sysctl -qw net.ipv6.conf.all.forwarding=1; done
+  for h in vm1 lb rs branch; do in_ns $h sysctl -qw net.ipv6.conf.all.forwarding=0; done
+  # Unlike IPv4, an IPv6 host with forwarding off answers a packet for a destination it has no
+  # route to with ICMPv6 "no route": the LB host needs a route (a real one has a default).
+  in_ns lb ip -6 route add blackhole default
+fi
 
 # ------------------------------------------------------------------ NVAs: FRR + health endpoint
 nva_conf() { # NAME ROUTER_ID
-  local gr=""
+  local gr="" v6nb="" v6af=""
+  if [ "$LAB_IPV6" = 1 ]; then
+    # IPv6 sessions to the instances' IPv6 addresses, carrying IPv6 unicast only.
+    v6nb=$' neighbor fd00:1::1:4 remote-as 65515\n neighbor fd00:1::1:5 remote-as 65515\n neighbor fd00:1::1:4 timers connect 2\n neighbor fd00:1::1:5 timers connect 2'
+    v6af=$' address-family ipv4 unicast\n  no neighbor fd00:1::1:4 activate\n  no neighbor fd00:1::1:5 activate\n exit-address-family\n !\n address-family ipv6 unicast\n  network fd00:10::/48\n  neighbor fd00:1::1:4 activate\n  neighbor fd00:1::1:5 activate\n  neighbor fd00:1::1:4 route-map SET-NEXTHOP6 out\n  neighbor fd00:1::1:5 route-map SET-NEXTHOP6 out\n exit-address-family'
+  fi
   # Graceful restart (RFC 4724): helper for the route server, and restarting speaker with its
   # forwarding state kept (the F bit); `clear bgp` is an Administrative Reset that keeps the
   # routes (RFC 8538 N bit), not FRR's default Hard Reset.
@@ -180,6 +217,7 @@ $gr
  neighbor 10.1.1.5 remote-as 65515
  neighbor 10.1.1.4 timers connect 2
  neighbor 10.1.1.5 timers connect 2
+$v6nb
  !
  address-family ipv4 unicast
   network 192.168.10.0/24
@@ -190,31 +228,45 @@ $gr
   neighbor 10.1.1.4 route-map SET-NEXTHOP out
   neighbor 10.1.1.5 route-map SET-NEXTHOP out
  exit-address-family
+$v6af
 exit
 !
 route-map SET-NEXTHOP permit 10
  set ip next-hop 10.1.0.100
 exit
 !
+route-map SET-NEXTHOP6 permit 10
+ set ipv6 next-hop global fd00:1::100
+exit
+!
 EOF
 }
-for pair in nva1:10.1.2.10 nva2:10.1.2.11; do
+# NAME:ADDRESSES of the health endpoints (both families in one process with --ipv6).
+HEALTH="nva1:10.1.2.10 nva2:10.1.2.11"
+[ "$LAB_IPV6" = 1 ] && HEALTH="nva1:10.1.2.10,fd00:1::2:10 nva2:10.1.2.11,fd00:1::2:11"
+for pair in $HEALTH; do
   n=${pair%%:*} a=${pair#*:}
+  echo "$a" >"$LAB_DIR/$n.health-addrs"
   mkdir -p "$LAB_DIR/$n"
-  nva_conf "$n" "$a" >"$LAB_DIR/$n/bgpd.conf"
+  nva_conf "$n" "${a%%,*}" >"$LAB_DIR/$n/bgpd.conf"
   # bgpd without zebra, root (-S), in the foreground so that its pid is ours.
   start "$n-bgpd" "$n" "$(command -v bgpd)" -Z -S -n -P 0 -f "$LAB_DIR/$n/bgpd.conf" \
     -i "$LAB_DIR/$n/bgpd.pid" --vty_socket "$LAB_DIR/$n"
   start "$n-health" "$n" nice -n -10 "$PY" "$here/serve.py" health "$a" 8080 "$LAB_DIR/$n-probes.log"
 done
-start branch "branch" "$PY" "$here/serve.py" branch 192.168.10.1
+branch_addrs=192.168.10.1
+[ "$LAB_IPV6" = 1 ] && branch_addrs=192.168.10.1,fd00:10::1
+start branch "branch" "$PY" "$here/serve.py" branch "$branch_addrs"
 
 # The health endpoints answer before the first probe: otherwise an NVA whose server starts late
 # begins "down" and, without preemption, stays standby behind the other one.
-for pair in nva1:10.1.2.10 nva2:10.1.2.11; do
+for pair in $HEALTH; do
   n=${pair%%:*} a=${pair#*:}
-  wait_for "$n's health endpoint" 10 in_ns "$n" "$PY" -c \
-    "import urllib.request as u; u.urlopen('http://$a:8080/health', timeout=1).read()"
+  for one in ${a//,/ }; do
+    case $one in *:*) url="http://[$one]:8080/health" ;; *) url="http://$one:8080/health" ;; esac
+    wait_for "$n's health endpoint on $one" 10 in_ns "$n" "$PY" -c \
+      "import urllib.request as u; u.urlopen('$url', timeout=1).read()"
+  done
 done
 
 # ------------------------------------------------------------------ route server + LB controller
@@ -223,12 +275,13 @@ cat >"$LAB_DIR/nexthop.toml" <<EOF
 [[virtual_network]]
 name = "hub"
 region = "westeurope"
-address_space = ["10.1.0.0/16"]
+address_space = ["10.1.0.0/16"$( [ "$LAB_IPV6" = 1 ] && echo ', "fd00:1::/48"' )]
 
 [route_server]
 asn = 65515
 virtual_network = "hub"
 instances = ["10.1.1.4", "10.1.1.5"]
+$( [ "$LAB_IPV6" = 1 ] && echo 'instances_ipv6 = ["fd00:1::1:4", "fd00:1::1:5"]' )
 $( [ "$LAB_GR" = 1 ] && echo 'graceful_restart = { enabled = true, restart_time_s = 120 }' )
 
 [[route_server.peer]]
@@ -249,10 +302,32 @@ mode = "$LAB_MODE"
 backends = [{ address = "10.1.2.10", priority = 1 }, { address = "10.1.2.11", priority = 2 }]
 probe = { protocol = "http", port = 8080, path = "/health", interval_ms = $LAB_INTERVAL_MS, rise = $LAB_RISE, fall = $LAB_FALL }
 
+$( [ "$LAB_IPV6" = 1 ] && cat <<EOF6
+[[route_server.peer]]
+name = "nva1-v6"
+address = "fd00:1::2:10"
+asn = 65001
+
+[[route_server.peer]]
+name = "nva2-v6"
+address = "fd00:1::2:11"
+asn = 65001
+
+[[load_balancer]]
+name = "nva-ilb6"
+virtual_network = "hub"
+frontend = "fd00:1::100"
+mode = "$LAB_MODE"
+backends = [{ address = "fd00:1::2:10", priority = 1 }, { address = "fd00:1::2:11", priority = 2 }]
+probe = { protocol = "http", port = 8080, path = "/health", interval_ms = $LAB_INTERVAL_MS, rise = $LAB_RISE, fall = $LAB_FALL }
+EOF6
+)
+
 [[nic]]
 name = "vm1-nic"
 virtual_network = "hub"
 address = "10.1.3.10"
+$( [ "$LAB_IPV6" = 1 ] && echo 'address6 = "fd00:1::3:10"' )
 
 [api]
 listen = "0.0.0.0:8179"
@@ -272,11 +347,17 @@ else
   FOLLOW=(--controller http://10.1.1.4:8179)
 fi
 
+# With IPv6 every NVA also has a session per instance over IPv6.
+[ "$LAB_IPV6" = 1 ] && SESSIONS=$((SESSIONS * 2))
+LBS=nva-ilb
+[ "$LAB_IPV6" = 1 ] && LBS="nva-ilb nva-ilb6"
 established() {
   [ "$(in_ns "$1" "$NEXTHOP" --api http://127.0.0.1:8179 peers -o json | grep -o '"Established"' | wc -l)" = "$SESSIONS" ]
 }
 lb_up() {
-  [ "$(in_ns "$1" "$NEXTHOP" --api http://127.0.0.1:8179 lb show nva-ilb -o json | grep -o '"health": *"up"' | wc -l)" = 2 ]
+  for l in $LBS; do
+    [ "$(in_ns "$1" "$NEXTHOP" --api http://127.0.0.1:8179 lb show "$l" -o json | grep -o '"health": *"up"' | wc -l)" = 2 ] || return 1
+  done
 }
 for c in $CONTROLLERS; do
   wait_for "the controller's API on $c" 20 in_ns "$c" "$NEXTHOP" --api http://127.0.0.1:8179 peers
@@ -288,11 +369,21 @@ done
 start agent vm1 "$NEXTHOP" agent "${FOLLOW[@]}" --nic vm1-nic
 start lb-mux lb "$NEXTHOP" lb-mux "${FOLLOW[@]}" --lb nva-ilb --interface eth0 \
   --threads "${LAB_MUX_THREADS:-0}"
+# The IPv6 load balancer's mux on the same interface: each mux leaves the other family's frames.
+[ "$LAB_IPV6" = 1 ] && start lb-mux6 lb "$NEXTHOP" lb-mux "${FOLLOW[@]}" --lb nva-ilb6 \
+  --interface eth0 --threads "${LAB_MUX_THREADS:-0}"
 routed() { in_ns vm1 ip -4 route show proto 200 | grep -q '^192.168.10.0/24 via 10.1.0.100'; }
 wait_for "the agent's route on vm1" 20 routed
 wait_for "the mux" 20 grep -q "on eth0: " "$LAB_DIR/lb-mux.log"
 wait_for "a connection vm1 -> branch through the load balancer" 20 \
   in_ns vm1 "$PY" -c "import socket; socket.create_connection(('192.168.10.1', 7), 1).close()"
+if [ "$LAB_IPV6" = 1 ]; then
+  routed6() { in_ns vm1 ip -6 route show proto 200 | grep -q '^fd00:10::/48 via fd00:1::100'; }
+  wait_for "the agent's IPv6 route on vm1" 20 routed6
+  wait_for "the IPv6 mux" 20 grep -q "on eth0: " "$LAB_DIR/lb-mux6.log"
+  wait_for "an IPv6 connection vm1 -> branch through the load balancer" 20 \
+    in_ns vm1 "$PY" -c "import socket; socket.create_connection(('fd00:10::1', 7), 1).close()"
+fi
 
 trap - ERR
 cat <<EOF

@@ -352,7 +352,12 @@ impl Mux {
             interface: interface.to_string(),
             source,
         };
-        let ring = RxRing::open(link.index, ring).map_err(sock_err)?;
+        // Only the frames of the family the balancer serves reach the ring.
+        let ethertype = match balancer.config().frontend {
+            IpAddr::V4(_) => ETHERTYPE_IPV4,
+            IpAddr::V6(_) => ETHERTYPE_IPV6,
+        };
+        let ring = RxRing::open(link.index, ethertype, ring).map_err(sock_err)?;
         let resolver = UdpSocket::bind("0.0.0.0:0").map_err(sock_err)?;
         let resolver6 = UdpSocket::bind("[::]:0").ok();
         let local = nl.addresses()?.into_iter().collect();

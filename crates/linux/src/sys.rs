@@ -127,7 +127,7 @@ pub struct RingSpec {
 }
 
 /// An `AF_PACKET` socket with a TPACKET_V3 memory-mapped receive ring, bound to one
-/// interface for IPv4 (`ETH_P_IP`), not seeing outgoing frames. The kernel writes frames into blocks of the shared mapping; a block
+/// interface for one ethertype (`ETH_P_IP` or `ETH_P_IPV6`), not seeing outgoing frames. The kernel writes frames into blocks of the shared mapping; a block
 /// belongs to user space while its `block_status` has `TP_STATUS_USER`, until [`Block`] hands
 /// it back.
 pub struct RxRing {
@@ -148,8 +148,10 @@ const BLOCK_FIRST_PKT: usize = 16;
 const SENDMMSG_BATCH: usize = 64;
 
 impl RxRing {
-    pub fn open(ifindex: u32, spec: RingSpec) -> io::Result<RxRing> {
-        let proto_be = (libc::ETH_P_IP as u16).to_be();
+    /// The ring on interface `ifindex` for frames of `ethertype` (host order, e.g.
+    /// `libc::ETH_P_IPV6`).
+    pub fn open(ifindex: u32, ethertype: u16, spec: RingSpec) -> io::Result<RxRing> {
+        let proto_be = ethertype.to_be();
         let fd = socket(libc::AF_PACKET, libc::SOCK_RAW, libc::c_int::from(proto_be))?;
         setsockopt_int(
             &fd,

@@ -479,10 +479,12 @@ pub fn trace(
         return print_json(&v);
     }
     let f = &v.flow;
-    println!(
-        "flow    {} {}:{} -> {}:{} from NIC {}",
-        f.proto, f.src, f.sport, f.dst, f.dport, v.nic
+    // Address and port as a socket address: [fd00::1]:7 for IPv6.
+    let (src, dst) = (
+        std::net::SocketAddr::new(f.src, f.sport),
+        std::net::SocketAddr::new(f.dst, f.dport),
     );
+    println!("flow    {} {src} -> {dst} from NIC {}", f.proto, v.nic);
     if let Some(r) = &v.route {
         println!(
             "route   {} {} -> {} {} ({})",

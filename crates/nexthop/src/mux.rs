@@ -170,6 +170,29 @@ fn apply_quietly(b: &mut Balancer, u: Update) {
     };
 }
 
+/// An IPv6 host with forwarding off and no route for a packet's destination answers it with
+/// ICMPv6 "no route" (IPv4 drops it silently): the client's connection then fails although the
+/// mux forwarded its packet. Any route covering the destinations will do; a mux host usually
+/// has a default route.
+fn warn_no_ipv6_default_route() {
+    let Ok(table) = std::fs::read_to_string("/proc/net/ipv6_route") else {
+        return;
+    };
+    let zero = "0".repeat(32);
+    let default = table.lines().any(|l| {
+        let mut f = l.split_whitespace();
+        f.next() == Some(zero.as_str()) && f.next() == Some("00")
+    });
+    if !default {
+        warn!("no IPv6 default route: the kernel answers forwarded packets with ICMPv6 no-route");
+        eprintln!(
+            "lb-mux: warning: this host has no IPv6 default route, so its kernel answers every \
+             packet the mux forwards with an ICMPv6 'no route' error (clients see their \
+             connections refused); add one (e.g. `ip -6 route add blackhole default`)"
+        );
+    }
+}
+
 fn warn_ip_forward() {
     for (file, key) in [
         ("/proc/sys/net/ipv4/ip_forward", "net.ipv4.ip_forward"),
@@ -399,6 +422,9 @@ pub fn run(
     balancer(&view)?;
     let mut poller = Poller::new(&view);
     warn_ip_forward();
+    if view.frontend.is_ipv6() {
+        warn_no_ipv6_default_route();
+    }
     let threads = match threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +25,9 @@ use linux::netns;
 
 const BRANCH: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 1);
 const VM1: Ipv4Addr = Ipv4Addr::new(10, 1, 3, 10);
+/// The same hosts' IPv6 addresses in a lab started with `--ipv6`.
+const BRANCH6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x10, 0, 0, 0, 0, 0, 1);
+const VM1_6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 3, 0x10);
 const ECHO: u16 = 7;
 
 /// One lab at a time: they would share 2 cores and blur the failover timings.
@@ -40,6 +43,9 @@ struct Lab {
     repo: PathBuf,
     /// Controller processes: 1 (both instances on rs) or 2 (one per instance, rs and rs2).
     controllers: u32,
+    /// Started with `--ipv6`: the helpers (connections, capture, trace, probes, the load
+    /// balancer) work on the IPv6 addresses and the IPv6 load balancer, nva-ilb6.
+    v6: bool,
 }
 
 /// The controller hosts of a lab with `n` controller processes.
@@ -76,6 +82,7 @@ impl Lab {
             dir,
             repo,
             controllers,
+            v6: more.contains(&"--ipv6"),
         };
         let out = lab
             .script("up.sh")
@@ -115,6 +122,52 @@ impl Lab {
             .last()
             .and_then(|t| t.parse().ok())
             .unwrap_or(0.0)
+    }
+
+    /// The branch host, vm1, an NVA (hub side), in the lab's family.
+    fn branch(&self) -> IpAddr {
+        if self.v6 {
+            BRANCH6.into()
+        } else {
+            BRANCH.into()
+        }
+    }
+
+    fn vm1(&self) -> IpAddr {
+        if self.v6 {
+            VM1_6.into()
+        } else {
+            VM1.into()
+        }
+    }
+
+    fn nva_addr(&self, nva: &str) -> IpAddr {
+        match (nva, self.v6) {
+            ("nva1", false) => "10.1.2.10",
+            ("nva2", false) => "10.1.2.11",
+            ("nva1", true) => "fd00:1::2:10",
+            ("nva2", true) => "fd00:1::2:11",
+            _ => panic!("no NVA {nva}"),
+        }
+        .parse()
+        .unwrap()
+    }
+
+    /// The NVA of a backend address.
+    fn nva_named(&self, addr: IpAddr) -> &'static str {
+        ["nva1", "nva2"]
+            .into_iter()
+            .find(|n| self.nva_addr(n) == addr)
+            .unwrap_or_else(|| panic!("{addr} is no NVA"))
+    }
+
+    /// The load balancer of the lab's family.
+    fn lb_name(&self) -> &'static str {
+        if self.v6 {
+            "nva-ilb6"
+        } else {
+            "nva-ilb"
+        }
     }
 
     fn ns(&self, host: &str) -> String {
@@ -194,10 +247,11 @@ impl Lab {
 
     /// The backend the controller's `trace` predicts for vm1's TCP flow from `sport` to the echo
     /// port of the branch.
-    fn trace(&self, sport: u16) -> Ipv4Addr {
+    fn trace(&self, sport: u16) -> IpAddr {
+        let branch = self.branch();
         let v = self
             .api(&format!(
-                "/v1/trace?nic=vm1-nic&dst={BRANCH}&proto=tcp&sport={sport}&dport={ECHO}"
+                "/v1/trace?nic=vm1-nic&dst={branch}&proto=tcp&sport={sport}&dport={ECHO}"
             ))
             .expect("trace answers");
         v["backend"]
@@ -206,14 +260,17 @@ impl Lab {
             .unwrap_or_else(|| panic!("trace without a backend: {v}"))
     }
 
-    /// The unix times of the successful probes an NVA's health endpoint answered.
+    /// The unix times of the successful probes an NVA's health endpoint answered (the probes
+    /// of the lab's family: with `--ipv6` one endpoint answers both load balancers).
     fn probes_ok(&self, nva: &str) -> Vec<f64> {
         let log = std::fs::read_to_string(self.dir.join(format!("{nva}-probes.log"))).unwrap();
         log.lines()
             .filter_map(|l| {
                 let mut f = l.split_whitespace();
                 let t: f64 = f.next()?.parse().ok()?;
-                (f.next()? == "200").then_some(t)
+                let ok = f.next()? == "200";
+                let client: IpAddr = f.next()?.parse().ok()?;
+                (ok && client.is_ipv6() == self.v6).then_some(t)
             })
             .collect()
     }
@@ -370,8 +427,8 @@ impl Drop for Capture {
 /// A closure that opens an AF_PACKET socket bound to `ifname` (run inside the namespace).
 fn packet_socket(ifname: &'static str) -> impl FnOnce() -> std::io::Result<OwnedFd> + Send {
     move || {
-        let proto = (libc::ETH_P_IP as u16).to_be();
-        // SAFETY: plain socket calls with valid arguments; the fd is owned at once.
+        let proto = (libc::ETH_P_ALL as u16).to_be(); // both families
+                                                      // SAFETY: plain socket calls with valid arguments; the fd is owned at once.
         unsafe {
             let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto));
             if fd < 0 {
@@ -458,20 +515,26 @@ fn recv_stamped(fd: &OwnedFd, buf: &mut [u8]) -> Option<(usize, f64)> {
     Some((n as usize, at))
 }
 
-/// A TCP packet from vm1 to the branch's echo port, with its Ethernet source.
+/// A TCP packet from vm1 to the branch's echo port (IPv4 or IPv6), with its Ethernet source.
 fn parse(f: &[u8], at: f64) -> Option<Seen> {
     let ip = f.get(14..)?;
-    if u16::from_be_bytes([f[12], f[13]]) != 0x0800 || ip.len() < 20 || ip[9] != 6 {
-        return None;
-    }
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let tcp = ip.get(ihl..ihl + 14)?;
-    let (src, dst) = (
-        Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
-        Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
-    );
+    let (tcp, src, dst): (&[u8], IpAddr, IpAddr) = match u16::from_be_bytes([f[12], f[13]]) {
+        0x0800 if ip.len() >= 20 && ip[9] == 6 => {
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let a = |i: usize| IpAddr::from([ip[i], ip[i + 1], ip[i + 2], ip[i + 3]]);
+            (ip.get(ihl..ihl + 14)?, a(12), a(16))
+        }
+        // The lab's IPv6 TCP has no extension headers.
+        0x86dd if ip.len() >= 40 && ip[6] == 6 => {
+            let a = |i: usize| IpAddr::from(<[u8; 16]>::try_from(&ip[i..i + 16]).unwrap());
+            (ip.get(40..54)?, a(8), a(24))
+        }
+        _ => return None,
+    };
     let dport = u16::from_be_bytes([tcp[2], tcp[3]]);
-    if src != VM1 || dst != BRANCH || dport != ECHO {
+    let ours = (src == IpAddr::from(VM1) && dst == IpAddr::from(BRANCH))
+        || (src == IpAddr::from(VM1_6) && dst == IpAddr::from(BRANCH6));
+    if !ours || dport != ECHO {
         return None;
     }
     let flags = tcp[13];
@@ -490,8 +553,9 @@ fn parse(f: &[u8], at: f64) -> Option<Seen> {
 /// Opens a TCP connection from vm1 to the branch's echo service (from `sport`, or an ephemeral
 /// port) and checks one echo; returns the stream and its source port.
 fn connect(lab: &Lab, sport: Option<u16>) -> std::io::Result<(TcpStream, u16)> {
+    let (src, dst) = (lab.vm1(), SocketAddr::new(lab.branch(), ECHO));
     let s = netns::run_in(&lab.ns("vm1"), move || -> std::io::Result<TcpStream> {
-        let sock = socket2_connect(sport)?;
+        let sock = socket2_connect(src, dst, sport)?;
         Ok(sock)
     })
     .unwrap()?;
@@ -502,16 +566,21 @@ fn connect(lab: &Lab, sport: Option<u16>) -> std::io::Result<(TcpStream, u16)> {
     Ok((s, port))
 }
 
-/// A connected stream from vm1 (bound to `sport` if given; SO_REUSEADDR so a port in
+/// A connected stream from `src` to `dst` (bound to `sport` if given; SO_REUSEADDR so a port in
 /// TIME_WAIT from an earlier run can be bound again).
-fn socket2_connect(sport: Option<u16>) -> std::io::Result<TcpStream> {
-    let dst = SocketAddrV4::new(BRANCH, ECHO);
+fn socket2_connect(src: IpAddr, dst: SocketAddr, sport: Option<u16>) -> std::io::Result<TcpStream> {
     let Some(port) = sport else {
-        return TcpStream::connect_timeout(&dst.into(), Duration::from_secs(2));
+        return TcpStream::connect_timeout(&dst, Duration::from_secs(2));
     };
-    // SAFETY: plain socket calls on a socket we own; addresses are valid sockaddr_in.
+    let family = if dst.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain socket calls on a socket we own; the addresses are valid sockaddr_in or
+    // sockaddr_in6 of the length passed.
     unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        let fd = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -524,33 +593,44 @@ fn socket2_connect(sport: Option<u16>) -> std::io::Result<TcpStream> {
             (&one as *const i32).cast(),
             4,
         );
-        let sin = |a: Ipv4Addr, p: u16| libc::sockaddr_in {
-            sin_family: libc::AF_INET as u16,
-            sin_port: p.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(a).to_be(),
-            },
-            sin_zero: [0; 8],
+        let call = |f: unsafe extern "C" fn(i32, *const libc::sockaddr, u32) -> i32,
+                    a: SocketAddr| {
+            let rc = match a {
+                SocketAddr::V4(a) => {
+                    let sin = libc::sockaddr_in {
+                        sin_family: libc::AF_INET as u16,
+                        sin_port: a.port().to_be(),
+                        sin_addr: libc::in_addr {
+                            s_addr: u32::from(*a.ip()).to_be(),
+                        },
+                        sin_zero: [0; 8],
+                    };
+                    f(
+                        fd.as_raw_fd(),
+                        (&sin as *const libc::sockaddr_in).cast(),
+                        std::mem::size_of::<libc::sockaddr_in>() as u32,
+                    )
+                }
+                SocketAddr::V6(a) => {
+                    let mut sin6: libc::sockaddr_in6 = std::mem::zeroed();
+                    sin6.sin6_family = libc::AF_INET6 as u16;
+                    sin6.sin6_port = a.port().to_be();
+                    sin6.sin6_addr.s6_addr = a.ip().octets();
+                    f(
+                        fd.as_raw_fd(),
+                        (&sin6 as *const libc::sockaddr_in6).cast(),
+                        std::mem::size_of::<libc::sockaddr_in6>() as u32,
+                    )
+                }
+            };
+            if rc < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
         };
-        let local = sin(VM1, port);
-        let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
-        if libc::bind(
-            fd.as_raw_fd(),
-            (&local as *const libc::sockaddr_in).cast(),
-            len,
-        ) < 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        let remote = sin(BRANCH, ECHO);
-        if libc::connect(
-            fd.as_raw_fd(),
-            (&remote as *const libc::sockaddr_in).cast(),
-            len,
-        ) < 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
+        call(libc::bind, SocketAddr::new(src, port))?;
+        call(libc::connect, dst)?;
         Ok(TcpStream::from(fd))
     }
 }
@@ -695,15 +775,31 @@ fn fail_over(lab: &Lab, cap: &Capture, from: &str, to: &str) -> Failover {
 
 #[test]
 fn active_passive_200_connections_cross_nva1_then_fail_over_to_nva2() {
+    active_passive_200_connections(&[]);
+}
+
+/// The same over IPv6 (issue #16): the IPv6 route from the agent, 200 connections through
+/// the IPv6 load balancer's mux, failover below 0.5 s from nva1's last good IPv6 probe.
+#[test]
+fn ipv6_active_passive_200_connections_cross_nva1_then_fail_over_to_nva2() {
+    active_passive_200_connections(&["--ipv6"]);
+}
+
+fn active_passive_200_connections(more: &[&str]) {
     if !lab_ready() {
         return;
     }
     let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = Lab::up("active-passive");
-    let routes = lab.exec("vm1", &["ip", "-4", "route"]);
-    println!("vm1$ ip -4 route\n{routes}");
+    let lab = Lab::up_with("active-passive", more);
+    let (family, route) = if lab.v6 {
+        ("-6", "fd00:10::/48 via fd00:1::100 dev eth0 proto 200")
+    } else {
+        ("-4", "192.168.10.0/24 via 10.1.0.100 dev eth0 proto 200")
+    };
+    let routes = lab.exec("vm1", &["ip", family, "route"]);
+    println!("vm1$ ip {family} route\n{routes}");
     assert!(
-        routes.contains("192.168.10.0/24 via 10.1.0.100 dev eth0 proto 200"),
+        routes.contains(route),
         "the agent's route is missing:\n{routes}"
     );
     let cap = Capture::start(&lab);
@@ -729,7 +825,7 @@ fn active_passive_200_connections_cross_nva1_then_fail_over_to_nva2() {
     assert!(tx1[0] - tx0[0] >= 200 * 3, "nva1 forwarded too little");
     // The controller agrees: nva1 is its active backend, and trace says so for these flows.
     assert_eq!(active_nva(&lab), "nva1");
-    let nva1: Ipv4Addr = "10.1.2.10".parse().unwrap();
+    let nva1 = lab.nva_addr("nva1");
     assert!(ports.iter().take(20).all(|p| lab.trace(*p) == nva1));
 
     let f = fail_over(&lab, &cap, "nva1", "nva2");
@@ -749,22 +845,32 @@ fn active_passive_200_connections_cross_nva1_then_fail_over_to_nva2() {
         count(&nvas_of(&cap, mark, &lab, &ports)),
         vec![("nva1", 0), ("nva2", 50)]
     );
-    println!("{}", lab.nexthop(&["lb", "show", "nva-ilb"]));
+    println!("{}", lab.nexthop(&["lb", "show", lab.lb_name()]));
 }
 
 #[test]
 fn active_active_spreads_1000_connections_as_traced_and_keeps_long_lived_ones() {
+    active_active_1000_connections(&[]);
+}
+
+/// The same over IPv6 (issue #16): the IPv6 flow hash spreads the connections, `trace`
+/// predicts each one's NVA, long-lived IPv6 connections survive a failure.
+#[test]
+fn ipv6_active_active_spreads_1000_connections_as_traced_and_keeps_long_lived_ones() {
+    active_active_1000_connections(&["--ipv6"]);
+}
+
+fn active_active_1000_connections(more: &[&str]) {
     if !lab_ready() {
         return;
     }
     let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = Lab::up("active-active");
+    let lab = Lab::up_with("active-active", more);
     let cap = Capture::start(&lab);
-    let (nva1, nva2): (Ipv4Addr, Ipv4Addr) =
-        ("10.1.2.10".parse().unwrap(), "10.1.2.11".parse().unwrap());
+    let (nva1, nva2) = (lab.nva_addr("nva1"), lab.nva_addr("nva2"));
 
     // Long-lived connections from fixed ports: two the controller predicts on each NVA.
-    let mut long: Vec<(TcpStream, u16, Ipv4Addr)> = Vec::new();
+    let mut long: Vec<(TcpStream, u16, IpAddr)> = Vec::new();
     let (mut on1, mut on2) = (0, 0);
     for sport in 50000u16.. {
         if on1 == 2 && on2 == 2 {
@@ -829,7 +935,7 @@ fn active_active_spreads_1000_connections_as_traced_and_keeps_long_lived_ones() 
             "--nic",
             "vm1-nic",
             "--dst",
-            "192.168.10.1",
+            &lab.branch().to_string(),
             "--proto",
             "tcp",
             "--sport",
@@ -1468,27 +1574,26 @@ fn active_nva(lab: &Lab) -> &'static str {
 
 /// The backend the controller on `host` calls active.
 fn active_nva_on(lab: &Lab, host: &str) -> &'static str {
-    let v = lab.api_on(host, "/v1/lb/nva-ilb").expect("lb answers");
+    let v = lab
+        .api_on(host, &format!("/v1/lb/{}", lab.lb_name()))
+        .expect("lb answers");
     let active = v["backends"]
         .as_array()
         .and_then(|b| b.iter().find(|b| b["role"] == "active"))
         .and_then(|b| b["address"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    match active.as_str() {
-        "10.1.2.10" => "nva1",
-        "10.1.2.11" => "nva2",
-        _ => panic!("no active backend: {v}"),
-    }
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no active backend: {v}"));
+    lab.nva_named(active)
 }
 
 /// Whether the controller on `host` has both NVAs up.
 fn both_up_on(lab: &Lab, host: &str) -> bool {
-    lab.api_on(host, "/v1/lb/nva-ilb").is_some_and(|v| {
-        v["backends"]
-            .as_array()
-            .is_some_and(|b| b.iter().filter(|b| b["health"] == "up").count() == 2)
-    })
+    lab.api_on(host, &format!("/v1/lb/{}", lab.lb_name()))
+        .is_some_and(|v| {
+            v["backends"]
+                .as_array()
+                .is_some_and(|b| b.iter().filter(|b| b["health"] == "up").count() == 2)
+        })
 }
 
 /// 20 failures of the active NVA's health endpoint (interval 100 ms, fall 3): for each, the time
