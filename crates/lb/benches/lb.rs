@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::net::Ipv4Addr;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use lb::flow::{FlowKey, TCP};
+use lb::flow::{FlowKey, FlowKey6, TCP};
 use lb::maglev::{MaglevTable, DEFAULT_TABLE_SIZE};
 use lb::{AdminState, Balancer, LbConfig, Mode};
 
@@ -77,6 +77,69 @@ fn bench(c: &mut Criterion) {
                     src: f.src ^ (now << 20),
                     ..*f
                 };
+                black_box(lb.select(&k, now));
+            }
+        })
+    });
+    g.finish();
+
+    // The same over IPv6 (38-byte keys, 48-byte slots instead of 24): table hits and new flows.
+    let flows6: Vec<FlowKey6> = flows
+        .iter()
+        .map(|f| {
+            let mut src = [0u8; 16];
+            src[..4].copy_from_slice(&[0xfd, 0, 0, 1]);
+            src[12..].copy_from_slice(&f.src.to_be_bytes());
+            FlowKey6 {
+                src,
+                dst: "fd00:10::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                sport: f.sport,
+                dport: f.dport,
+                proto: f.proto,
+            }
+        })
+        .collect();
+    let make6 = |max_flows: usize| {
+        let addr6 = |i: usize| std::net::Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 2, i as u16);
+        let mut cfg = LbConfig::new("ilb6", addr6(0xffff), Mode::ActiveActive);
+        cfg.max_flows = max_flows;
+        let mut lb = Balancer::new(
+            cfg,
+            &(0..8)
+                .map(|i| (addr6(i), 1, AdminState::None))
+                .collect::<Vec<_>>(),
+        );
+        for i in 0..8 {
+            lb.record_probe(addr6(i), true);
+        }
+        for f in &flows6 {
+            lb.select(f, 1);
+        }
+        lb
+    };
+    let mut g = c.benchmark_group("select_ipv6");
+    g.throughput(Throughput::Elements(flows6.len() as u64));
+    for (label, max) in [
+        ("flow_table_hit_128k", 1usize << 17),
+        ("flow_table_hit_1m", 1 << 20),
+    ] {
+        let mut lb = make6(max);
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                for f in &flows6 {
+                    black_box(lb.select(f, 2));
+                }
+            })
+        });
+    }
+    let mut lb = make6(1 << 20);
+    let mut now = 10u32;
+    g.bench_function("new_flow_maglev", |b| {
+        b.iter(|| {
+            now += 1;
+            for f in &flows6 {
+                let mut k = *f;
+                k.src[4..8].copy_from_slice(&now.to_be_bytes());
                 black_box(lb.select(&k, now));
             }
         })

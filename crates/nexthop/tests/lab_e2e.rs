@@ -802,6 +802,16 @@ fn active_passive_200_connections(more: &[&str]) {
         routes.contains(route),
         "the agent's route is missing:\n{routes}"
     );
+    if lab.v6 {
+        // Both instances learned the IPv6 prefix from both NVAs over the IPv6 sessions.
+        for peer in ["nva1-v6", "nva2-v6"] {
+            assert!(
+                rib_has_path(&lab, "fd00:10::/48", peer),
+                "not every instance has fd00:10::/48 from {peer}: {:?}",
+                lab.api("/v1/rib")
+            );
+        }
+    }
     let cap = Capture::start(&lab);
     let tx0 = [
         lab.tx_packets("nva1", "eth1"),
