@@ -41,10 +41,12 @@
 //! - [`fabric`]: effective routes (full and incremental answers) and trace.
 //! - [`lb`]: the load balancer list, `lb show` (backends, last probe, settings, with
 //!   [`LbSettings::validate`]) and the admin answer.
+//! - [`events`]: the event log (health changes, failovers, sessions) and the NIC list.
 //! - [`request`]: the query parameters of each request and the paths a client asks.
 //! - this file: the error body and the reload answer.
 #![deny(unsafe_code)]
 
+pub mod events;
 pub mod fabric;
 pub mod lb;
 pub mod names;
@@ -54,6 +56,7 @@ pub mod route_server;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use events::{Event, EventKind, EventsAnswer, NicView, EVENTS_KEPT};
 pub use fabric::{EffectiveRoute, EffectiveRoutes, TraceAnswer, TraceFlow};
 pub use lb::{
     AdminAnswer, BackendView, LastProbe, LbListEntry, LbSettings, LbView, SettingsError, MAX_FLOWS,
@@ -64,7 +67,7 @@ pub use names::{
     RouteDirection, RouteSource, RouteState, SessionState, TraceProto, UnknownName,
 };
 pub use per_instance::PerInstance;
-pub use request::{AdminQuery, EffectiveRoutesQuery, MrtQuery, PeerQuery, TraceQuery};
+pub use request::{AdminQuery, EffectiveRoutesQuery, EventsQuery, MrtQuery, PeerQuery, TraceQuery};
 pub use route_server::{PeerView, RibEntryView, RibPathView, RouteView};
 
 /// The body of every 4xx/5xx answer.

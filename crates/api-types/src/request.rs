@@ -25,6 +25,8 @@ pub const LBS: &str = "/v1/lb";
 pub const RELOAD: &str = "/v1/reload";
 pub const EFFECTIVE_ROUTES: &str = "/v1/effective-routes";
 pub const TRACE: &str = "/v1/trace";
+pub const EVENTS: &str = "/v1/events";
+pub const NICS: &str = "/v1/nics";
 /// The longest a long poll of the effective routes is held, in seconds (a larger `wait` is cut
 /// to it).
 pub const MAX_WAIT_S: u64 = 60;
@@ -59,6 +61,28 @@ pub struct MrtQuery {
 impl MrtQuery {
     pub fn path(&self) -> String {
         with_query("/v1/mrt", &[("instance", self.instance.clone())])
+    }
+}
+
+/// `GET /v1/events[?since=N[&wait=S]]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EventsQuery {
+    /// Only the events after this `seq` (default 0: every event still kept).
+    pub since: Option<u64>,
+    /// Long poll: when there is no event after `since`, wait up to this many seconds (at most
+    /// [`MAX_WAIT_S`]) for one before answering.
+    pub wait: Option<u64>,
+}
+
+impl EventsQuery {
+    pub fn path(&self) -> String {
+        with_query(
+            EVENTS,
+            &[
+                ("since", self.since.map(|v| v.to_string())),
+                ("wait", self.wait.map(|v| v.to_string())),
+            ],
+        )
     }
 }
 

@@ -33,9 +33,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use api_types::request::MAX_WAIT_S;
 use api_types::{
-    AdminAnswer, AdminQuery, AdminState, EffectiveRoutes, EffectiveRoutesQuery, ErrorBody, Health,
-    LbListEntry, MrtQuery, PeerQuery, PerInstance, ReloadAnswer, Role, RouteState, SessionState,
-    TraceFlow, TraceProto, TraceQuery,
+    AdminAnswer, AdminQuery, AdminState, EffectiveRoutes, EffectiveRoutesQuery, ErrorBody,
+    EventsQuery, Health, LbListEntry, MrtQuery, PeerQuery, PerInstance, ReloadAnswer, Role,
+    RouteState, SessionState, TraceFlow, TraceProto, TraceQuery,
 };
 
 use crate::contract;
@@ -57,6 +57,8 @@ pub struct ApiState {
     pub reload: Option<mpsc::Sender<ReloadRequest>>,
     /// Long polls held at once ([`MAX_LONG_POLLS`]).
     pub long_polls: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Health changes, failovers, sessions ([`crate::events`]).
+    pub events: crate::events::EventLog,
 }
 
 /// What an endpoint answers with status 200, for the OpenAPI document.
@@ -120,6 +122,10 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
           J(schema_of::<api_types::LbView>), || get(lb_show)),
         e("post", "/v1/lb/:name/admin", "Set a backend's admin state (admin token)",
           Some(schema_of::<AdminQuery>), J(schema_of::<AdminAnswer>), || post(lb_admin)),
+        e("get", "/v1/events", "Health changes, failovers and BGP sessions, in order; with wait, a long poll",
+          Some(schema_of::<EventsQuery>), J(schema_of::<api_types::EventsAnswer>), || get(events)),
+        e("get", "/v1/nics", "The NICs whose effective routes the fabric computes", None,
+          J(schema_of::<Vec<api_types::NicView>>), || get(nics)),
         e("get", "/v1/openapi.json", "This document (OpenAPI 3.1)", None,
           J(schema_of::<serde_json::Value>), || get(openapi)),
         e("get", "/metrics", "Prometheus text exposition", None,
@@ -135,6 +141,9 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             authorize,
         ))
+        // The web console: a page with no data in it (it asks the API, with the token the
+        // user gives it), so it is served without one.
+        .route("/", get(crate::console::page))
         .with_state(state)
 }
 
@@ -516,6 +525,36 @@ async fn effective_routes(
     match answer {
         Some(Some(d)) => Json(d).into_response(),
         Some(None) => error(StatusCode::NOT_FOUND, format!("no NIC named {nic:?}")),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "fabric task gone"),
+    }
+}
+
+/// The events after `since`; with `wait`, held until there is one (or the time is up).
+async fn events(State(state): State<ApiState>, AxQuery(q): AxQuery<EventsQuery>) -> Response {
+    let since = q.since.unwrap_or(0);
+    let wait = q.wait.unwrap_or(0).min(MAX_WAIT_S);
+    let held = (wait > 0)
+        .then(|| state.long_polls.clone().try_acquire_owned().ok())
+        .flatten();
+    // Subscribe before the first look, so an event between the two is not missed.
+    let mut newest = state.events.subscribe();
+    let mut answer = state.events.since(since);
+    if held.is_some() && answer.events.is_empty() && answer.missed == 0 {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+        while *newest.borrow_and_update() <= since {
+            match tokio::time::timeout_at(deadline, newest.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        answer = state.events.since(since);
+    }
+    Json(answer).into_response()
+}
+
+async fn nics(State(state): State<ApiState>) -> Response {
+    match crate::fabricrun::ask(&state.fabric, crate::fabricrun::FabricMsg::Nics).await {
+        Some(list) => Json(list).into_response(),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "fabric task gone"),
     }
 }

@@ -118,6 +118,8 @@ impl Only {
 /// A running set of instances, load balancers and the API.
 pub struct Running {
     pub instances: Instances,
+    /// Health changes, failovers, sessions (`GET /v1/events`).
+    pub events: crate::events::EventLog,
     pub fabric: crate::fabricrun::FabricTx,
     /// The MRT update log, if `[mrt] updates_dir` is set.
     pub mrt: Option<crate::mrtlog::MrtLog>,
@@ -138,6 +140,7 @@ impl Running {
             fabric: Some(self.fabric.clone()),
             mrt: self.mrt.clone(),
             bmp: self.bmp.clone(),
+            events: Some(self.events.clone()),
         }
     }
 }
@@ -168,10 +171,12 @@ pub async fn start(
         let sock = instance::bind(&s)?;
         bound.push((s, sock));
     }
+    let events = crate::events::EventLog::default();
     let sinks = Sinks {
         fabric: Some(fabric.clone()),
         mrt: mrt.clone(),
         bmp: bmp.clone(),
+        events: Some(events.clone()),
     };
     let handles: Vec<InstanceHandle> = bound
         .into_iter()
@@ -185,7 +190,8 @@ pub async fn start(
     let mut probing = Vec::new();
     for c in cfg.load_balancers.clone() {
         let overrides = lock(&admin).overrides(&c.name);
-        let (h, p) = lbrun::start_with_probes(&c, Some(fabric.clone()), &overrides);
+        let (h, p) =
+            lbrun::start_with_probes(&c, Some(fabric.clone()), Some(events.clone()), &overrides);
         lb_handles.push(h);
         probing.push((c, p));
     }
@@ -200,6 +206,7 @@ pub async fn start(
             fabric: fabric.clone(),
             reload,
             long_polls: Arc::new(tokio::sync::Semaphore::new(api::MAX_LONG_POLLS)),
+            events: events.clone(),
         },
     )
     .await
@@ -212,6 +219,7 @@ pub async fn start(
     };
     Ok(Running {
         instances,
+        events,
         fabric,
         mrt,
         bmp,
@@ -241,7 +249,12 @@ pub async fn apply_lbs(running: &Running, new: Vec<config::LoadBalancer>) -> Vec
             None => {
                 summary.push(format!("load balancer {} (re)started", c.name));
                 let overrides = lock(&running.admin).overrides(&c.name);
-                let (h, p) = lbrun::start_with_probes(&c, Some(running.fabric.clone()), &overrides);
+                let (h, p) = lbrun::start_with_probes(
+                    &c,
+                    Some(running.fabric.clone()),
+                    Some(running.events.clone()),
+                    &overrides,
+                );
                 kept_handles.push(h);
                 kept_specs.push((c, p));
             }

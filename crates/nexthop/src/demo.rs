@@ -117,6 +117,7 @@ probe = {{ protocol = "http", port = {hp}, path = "/health", interval_ms = 100, 
 name = "vm1-nic"
 virtual_network = "hub"
 address = "10.1.3.10"
+address6 = "fd00:1::3:10"
 
 [api]
 listen = "{api}"

@@ -49,6 +49,8 @@ pub enum FabricMsg {
         IpAddr,
         oneshot::Sender<Result<Option<Route>, String>>,
     ),
+    /// Every NIC (the console's list).
+    Nics(oneshot::Sender<Vec<api_types::NicView>>),
     /// A NIC's address (trace).
     NicAddress(
         String,
@@ -184,6 +186,20 @@ pub fn start(topo: Topology, tracking: bool) -> FabricTx {
                         None => Err(format!("no NIC named {nic:?}")),
                     };
                     let _ = tx.send(r);
+                }
+                FabricMsg::Nics(tx) => {
+                    let list = fabric
+                        .topology()
+                        .nics
+                        .iter()
+                        .map(|n| api_types::NicView {
+                            name: n.name.clone(),
+                            virtual_network: n.vnet.clone(),
+                            address: n.address.into(),
+                            address6: n.address6.map(IpAddr::V6),
+                        })
+                        .collect();
+                    let _ = tx.send(list);
                 }
                 FabricMsg::NicAddress(nic, tx) => {
                     let _ = tx.send(fabric.topology().nic(&nic).map(|n| (n.address, n.address6)));

@@ -121,10 +121,17 @@ pub struct Sinks {
     pub mrt: Option<crate::mrtlog::MrtLog>,
     /// BMP collectors (`[[bmp]]`).
     pub bmp: Option<crate::bmprun::BmpFeed>,
+    /// The event log: sessions coming up and going down.
+    pub events: Option<crate::events::EventLog>,
 }
 
 pub fn start(spec: InstanceSpec, socks: Sockets, sinks: Sinks) -> InstanceHandle {
-    let Sinks { fabric, mrt, bmp } = sinks;
+    let Sinks {
+        fabric,
+        mrt,
+        bmp,
+        events: event_log,
+    } = sinks;
     let listener = Listener::new();
     let mut accepting = [None, None];
     accept_on(&listener, socks, &mut accepting);
@@ -151,6 +158,7 @@ pub fn start(spec: InstanceSpec, socks: Sockets, sinks: Sinks) -> InstanceHandle
         fabric_name,
         mrt,
         bmp,
+        event_log,
     };
     task.execute(fx);
     tokio::spawn(tracing::Instrument::instrument(task.run(qrx, erx), span));
@@ -198,6 +206,8 @@ struct InstanceTask {
     mrt: Option<crate::mrtlog::MrtLog>,
     /// Where sessions and UPDATEs are streamed, if anywhere (`[[bmp]]`).
     bmp: Option<crate::bmprun::BmpFeed>,
+    /// Sessions up and down, for `GET /v1/events`.
+    event_log: Option<crate::events::EventLog>,
 }
 
 impl InstanceTask {
@@ -226,6 +236,7 @@ impl InstanceTask {
                             b.send(&self.fabric_name, m);
                         }
                     }
+                    self.log_session(id, &ev);
                     let fx = self.owner.handle(Instant::now(), Input::Peer(id, ev));
                     self.execute(fx);
                 }
@@ -362,6 +373,35 @@ impl InstanceTask {
             secs: u32::try_from(now.as_secs()).unwrap_or(u32::MAX),
             micros: now.subsec_micros(),
         })
+    }
+
+    /// A session reaching or leaving Established, in the event log.
+    fn log_session(&self, id: PeerId, ev: &PeerEvent) {
+        let (Some(log), Some(p)) = (&self.event_log, self.owner.peer(id)) else {
+            return;
+        };
+        let (kind, text) = match ev {
+            PeerEvent::Established { .. } => (
+                api_types::EventKind::PeerUp,
+                format!(
+                    "{} ({}) Established with {}",
+                    p.spec.name, p.spec.address, self.fabric_name
+                ),
+            ),
+            PeerEvent::Down { reason } => (
+                api_types::EventKind::PeerDown,
+                format!(
+                    "{} ({}) down on {}: {reason}",
+                    p.spec.name, p.spec.address, self.fabric_name
+                ),
+            ),
+            _ => return,
+        };
+        log.push(api_types::Event {
+            instance: Some(self.fabric_name.to_string()),
+            peer: Some(p.spec.name.clone()),
+            ..crate::events::event(kind, text)
+        });
     }
 
     /// The BMP message a peer event makes, while a collector listens.

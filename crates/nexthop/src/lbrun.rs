@@ -109,6 +109,7 @@ pub fn start(
     cfg: LbConfig,
     backends: Vec<(IpAddr, u32, AdminState)>,
     fabric: Option<crate::fabricrun::FabricTx>,
+    events: Option<crate::events::EventLog>,
 ) -> (LbHandle, mpsc::Sender<ProbeReport>) {
     let (qtx, mut qrx) = mpsc::channel::<LbQuery>(256);
     let (ptx, mut prx) = mpsc::channel::<ProbeReport>(1024);
@@ -133,6 +134,8 @@ pub fn start(
     let task = async move {
         let now_s = || started.elapsed().as_secs() as u32;
         let mut last_healthy: Option<bool> = None;
+        // (the active backend, whether the first election happened)
+        let mut active = (balancer.active(), false);
         loop {
             tokio::select! {
                 Some(p) = prx.recv() => {
@@ -140,13 +143,26 @@ pub fn start(
                     stats[i].sent += 1;
                     stats[i].failed += u64::from(!p.ok);
                     if let Some(ch) = balancer.record_probe(p.target, p.ok) {
-                        let active = balancer.active().map(|a| a.to_string()).unwrap_or_else(|| "none".into());
+                        let now_active = balancer.active().map(|a| a.to_string()).unwrap_or_else(|| "none".into());
                         if ch.to == lb::Health::Down {
-                            warn!(backend = %ch.backend, from = %ch.from, to = %ch.to, evidence = %p.detail, %active, "backend health changed");
+                            warn!(backend = %ch.backend, from = %ch.from, to = %ch.to, evidence = %p.detail, active = %now_active, "backend health changed");
                         } else {
-                            info!(backend = %ch.backend, from = %ch.from, to = %ch.to, evidence = %p.detail, %active, "backend health changed");
+                            info!(backend = %ch.backend, from = %ch.from, to = %ch.to, evidence = %p.detail, active = %now_active, "backend health changed");
+                        }
+                        if let Some(log) = &events {
+                            log.push(api_types::Event {
+                                lb: Some(balancer.config().name.clone()),
+                                backend: Some(ch.backend),
+                                from: Some(ch.from.to_string()),
+                                to: Some(ch.to.to_string()),
+                                ..crate::events::event(
+                                    api_types::EventKind::Health,
+                                    format!("backend {} {} -> {} ({})", ch.backend, ch.from, ch.to, p.detail),
+                                )
+                            });
                         }
                     }
+                    note_failover(&balancer, &mut active, events.as_ref(), "after a health change");
                     stats[i].last = Some((p, Instant::now()));
                     // Next hop tracking (fabric): whether any backend takes new flows.
                     let healthy = (0..balancer.backends().len()).any(|i| matches!(balancer.role(i), lb::Role::Active | lb::Role::Serving));
@@ -168,6 +184,7 @@ pub fn start(
                         let r = balancer.set_admin(addr, st).map_err(|e| e.to_string());
                         if r.is_ok() { info!(backend = %addr, state = %st, "admin state set"); }
                         let _ = tx.send(r);
+                        note_failover(&balancer, &mut active, events.as_ref(), &format!("after admin state {st} on {addr}"));
                     }
                     Some(LbQuery::Predict(flow, tx)) => {
                         let _ = tx.send(balancer.predict_any(&flow, now_s()));
@@ -184,6 +201,40 @@ pub fn start(
     (handle, ptx)
 }
 
+/// Logs a change of the active backend (active-passive) as a failover event.
+fn note_failover(
+    b: &Balancer,
+    (active, elected): &mut (Option<IpAddr>, bool),
+    events: Option<&crate::events::EventLog>,
+    why: &str,
+) {
+    let now = b.active();
+    if now == *active || b.config().mode != Mode::ActivePassive {
+        *active = now;
+        return;
+    }
+    let name = |a: Option<IpAddr>| a.map_or_else(|| "none".to_string(), |a| a.to_string());
+    let (from, to) = (name(*active), name(now));
+    *active = now;
+    // The first election (none -> the preferred backend, at start) is not a failover; a
+    // backend taking over after all were down is.
+    if !std::mem::replace(elected, true) && from == "none" {
+        return;
+    }
+    warn!(lb = %b.config().name, %from, %to, "failover: active backend changed {why}");
+    if let Some(log) = events {
+        log.push(api_types::Event {
+            lb: Some(b.config().name.clone()),
+            from: Some(from.clone()),
+            to: Some(to.clone()),
+            ..crate::events::event(
+                api_types::EventKind::Failover,
+                format!("active backend {from} -> {to} ({why})"),
+            )
+        });
+    }
+}
+
 /// Live flows per backend, for the view: counting walks the whole flow table (24 MB by
 /// default), and a data plane polls the view every 20 ms, so a count is reused while no flow was
 /// added or evicted within the same second.
@@ -195,7 +246,11 @@ struct FlowCounts {
 
 impl FlowCounts {
     fn get(&mut self, b: &Balancer, now: u32) -> &[u64] {
-        let key = (b.stats.new_flows, b.flow_stats().evictions, now);
+        let key = (
+            b.stats.new_flows + b.stats.moved_flows,
+            b.flow_stats().evictions,
+            now,
+        );
         if self.key != Some(key) {
             self.counts = b.flows_per_backend(now);
             self.key = Some(key);
@@ -257,6 +312,7 @@ impl Drop for Probing {
 pub fn start_with_probes(
     c: &config::LoadBalancer,
     fabric: Option<crate::fabricrun::FabricTx>,
+    events: Option<crate::events::EventLog>,
     overrides: &std::collections::BTreeMap<IpAddr, api_types::AdminState>,
 ) -> (LbHandle, Probing) {
     let (cfg, mut backends) = lb_config(c);
@@ -267,7 +323,7 @@ pub fn start_with_probes(
         }
     }
     let targets: Vec<IpAddr> = backends.iter().map(|(a, _, _)| *a).collect();
-    let (handle, reports) = start(cfg, backends, fabric);
+    let (handle, reports) = start(cfg, backends, fabric, events);
     let spec = probe::ProbeSpec {
         protocol: match c.probe.protocol {
             config::ProbeProtocol::Tcp => probe::Protocol::Tcp,

@@ -99,7 +99,19 @@ fn every_route_needs_the_right_token() {
             "POST {path} with the admin token: {st} {body}"
         );
     }
-    for path in ["/v1/peers", "/v1/rib", "/v1/lb/nva-ilb", "/metrics"] {
+    // The console page holds no data: served without a token; what it asks for needs one.
+    let (st, head, body) = http(api, "GET", "/", None);
+    assert_eq!(st, 200, "{head}");
+    assert!(body.contains("<title>nexthop console</title>"));
+    assert!(head.contains("content-security-policy"), "{head}");
+    for path in [
+        "/v1/peers",
+        "/v1/rib",
+        "/v1/lb/nva-ilb",
+        "/metrics",
+        "/v1/events",
+        "/v1/nics",
+    ] {
         assert_eq!(http(api, "GET", path, None).0, 401, "GET {path}");
         assert_eq!(http(api, "GET", path, Some("rd-77aa")).0, 200, "GET {path}");
         assert_eq!(

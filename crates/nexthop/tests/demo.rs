@@ -241,6 +241,9 @@ fn the_openapi_document_describes_the_live_answers() {
         ("/v1/lb/nva-ilb", "/v1/lb/{name}"),
         ("/v1/effective-routes?nic=vm1-nic", "/v1/effective-routes"),
         ("/v1/trace?nic=vm1-nic&dst=192.168.10.7", "/v1/trace"),
+        ("/v1/trace?nic=vm1-nic&dst=fd00:10::7", "/v1/trace"),
+        ("/v1/events", "/v1/events"),
+        ("/v1/nics", "/v1/nics"),
     ];
     let mut args: Vec<String> = Vec::new();
     for (i, (url, template)) in calls.iter().enumerate() {

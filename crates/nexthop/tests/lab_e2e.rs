@@ -848,6 +848,31 @@ fn active_passive_200_connections(more: &[&str]) {
         "failover took {:.3} s from the last good probe",
         f.from_last_probe
     );
+    // The controller's event log tells it: the health change and the failover, in that order,
+    // after the sessions came up.
+    let events = lab.api("/v1/events").expect("events answer");
+    let list = events["events"].as_array().expect("a list");
+    let find = |kind: &str| {
+        list.iter().position(|e| {
+            e["kind"] == kind && (e["lb"] == lab.lb_name() || kind.starts_with("peer"))
+        })
+    };
+    let nva1_down = list.iter().position(|e| {
+        e["kind"] == "health"
+            && e["lb"] == lab.lb_name()
+            && e["backend"] == lab.nva_addr("nva1").to_string()
+            && e["to"] == "down"
+    });
+    let (up, down, failover) = (find("peer-up"), nva1_down, find("failover"));
+    println!("events: {}", serde_json::to_string_pretty(&events).unwrap());
+    assert!(
+        up.is_some() && down.is_some() && failover.is_some(),
+        "{events}"
+    );
+    let f = &list[failover.unwrap()];
+    assert_eq!(f["from"], lab.nva_addr("nva1").to_string(), "{f}");
+    assert_eq!(f["to"], lab.nva_addr("nva2").to_string(), "{f}");
+    assert!(up < down && down < failover, "{events}");
     // From now on every new connection crosses nva2.
     let mark = cap.mark();
     let ports = connections(&lab, 50);
