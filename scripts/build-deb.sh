@@ -41,6 +41,7 @@ Maintainer: nexthop developers <nexthop@localhost>
 Installed-Size: $size
 Section: net
 Priority: optional
+Depends: adduser
 Homepage: https://github.com/nexthop
 Description: BGP route server with next hop IP support, and an internal L4 load balancer
  Network virtual appliances behind a load balancer peer with the route server and advertise
@@ -54,7 +55,8 @@ cat >"$root/DEBIAN/postinst" <<'POSTINST'
 set -e
 if [ "$1" = configure ]; then
   if ! getent passwd nexthop >/dev/null; then
-    adduser --system --group --home /var/lib/nexthop --no-create-home nexthop >/dev/null
+    # Its home is its state directory (`state_dir`, systemd's StateDirectory=nexthop).
+    adduser --system --group --home /var/lib/nexthop nexthop >/dev/null
   fi
   install -d -o root -g nexthop -m 0750 /etc/nexthop
   if [ -d /run/systemd/system ]; then systemctl daemon-reload >/dev/null || true; fi

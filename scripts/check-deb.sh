@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks a nexthop .deb without installing it on this machine: its contents, the binary and the
-# example config it carries (unpacked with dpkg -x), its maintainer scripts' syntax, and its
-# systemd units (`systemd-analyze verify`, where systemd exists: any warning fails).
+# example config it carries (unpacked with dpkg -x), its maintainer scripts' syntax, its
+# systemd units (`systemd-analyze verify`, where systemd exists: any warning fails), and, as
+# root with debootstrap, an install, run and removal in a clean Debian 12 (bookworm) root.
 #
 # Usage: scripts/check-deb.sh DEB
 set -euo pipefail
@@ -41,5 +42,27 @@ if command -v systemd-analyze >/dev/null; then
   echo "systemd-analyze verify: the units pass"
 else
   echo "check-deb.sh: no systemd-analyze here; units not verified"
+fi
+# Installed on a clean Debian 12 root (root and debootstrap, as in CI): dpkg -i without a
+# warning, the binary runs there, the user and directories exist, and removal is clean.
+if [ "$(id -u)" = 0 ] && command -v debootstrap >/dev/null; then
+  chroot_dir="$tmp/bookworm"
+  debootstrap --variant=minbase bookworm "$chroot_dir" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" \
+    >"$tmp/debootstrap.log" 2>&1 || fail "debootstrap: $(tail -5 "$tmp/debootstrap.log")"
+  cp "$deb" "$chroot_dir/tmp/nexthop.deb"
+  in_root() { chroot "$chroot_dir" "$@"; }
+  out=$(in_root dpkg -i /tmp/nexthop.deb 2>&1) || fail "dpkg -i in a clean Debian 12 root: $out"
+  ! grep -qi "warning" <<<"$out" || fail "dpkg -i warns: $out"
+  in_root nexthop --version >/dev/null || fail "nexthop does not run in the clean root"
+  in_root nexthop config check /usr/share/doc/nexthop/examples/nexthop.toml >/dev/null ||
+    fail "config check fails in the clean root"
+  in_root getent passwd nexthop >/dev/null || fail "no nexthop user after install"
+  [ "$(in_root stat -c '%U:%G %a' /etc/nexthop)" = "root:nexthop 750" ] || fail "/etc/nexthop: $(in_root stat -c '%U:%G %a' /etc/nexthop)"
+  [ "$(in_root stat -c '%U' /var/lib/nexthop)" = nexthop ] || fail "/var/lib/nexthop is not the nexthop user's"
+  out=$(in_root dpkg -r nexthop 2>&1) || fail "dpkg -r: $out"
+  [ ! -e "$chroot_dir/usr/bin/nexthop" ] || fail "/usr/bin/nexthop left after dpkg -r"
+  echo "installed, ran and removed in a clean Debian 12 root (debootstrap minbase)"
+else
+  echo "check-deb.sh: not root or no debootstrap: not installed in a clean root"
 fi
 echo "$deb: ok"
