@@ -20,6 +20,10 @@
 # addresses, probed over IPv6), gets its own mux on the LB host (`lb-mux --lb nva-ilb6`), and
 # the agent installs vm1's IPv6 route.
 #
+# With --no-lb there is no load balancer: the NVAs advertise the branch with their own
+# addresses as next hops (classic route server use), the effective route holds both, and the
+# agent programs it on vm1 as one multipath route (the L4 hash policy set on vm1).
+#
 # With --controllers 2 the two route server instances run as the reference runs them: one
 # `nexthop run --instance ADDR` per host, rs (10.1.1.4) and rs2 (10.1.1.5), from the same config
 # file; the agent and the mux follow both (`--controller` twice).
@@ -32,7 +36,7 @@
 #
 # Usage: lab/up.sh [--name NAME] [--mode active-passive|active-active] [--interval-ms N]
 #                  [--rise N] [--fall N] [--controllers 1|2] [--graceful-restart] [--ipv6]
-#                  [--nexthop PATH]
+#                  [--no-lb] [--nexthop PATH]
 # Environment (same meaning): LAB_NAME (nh), LAB_MODE, LAB_INTERVAL_MS (100), LAB_RISE (2), LAB_CONTROLLERS (1), LAB_GR (0; 1: graceful restart on the route server and the NVAs), LAB_IPV6 (0),
 # LAB_FALL (3), LAB_MUX_THREADS (0: one per CPU), NEXTHOP (target/release/nexthop, else `nexthop` on PATH), LAB_DIR
 # (/tmp/nexthop-lab-NAME: configs, logs, pid files). Stop it with lab/down.sh [--name NAME].
@@ -46,6 +50,7 @@ LAB_FALL=${LAB_FALL:-3}
 LAB_CONTROLLERS=${LAB_CONTROLLERS:-1}
 LAB_GR=${LAB_GR:-0}
 LAB_IPV6=${LAB_IPV6:-0}
+LAB_NO_LB=${LAB_NO_LB:-0}
 here=$(cd "$(dirname "$0")" && pwd)
 while [ $# -gt 0 ]; do
   case $1 in
@@ -57,6 +62,7 @@ while [ $# -gt 0 ]; do
     --controllers) LAB_CONTROLLERS=$2; shift 2 ;;
     --graceful-restart) LAB_GR=1; shift ;;
     --ipv6) LAB_IPV6=1; shift ;;
+    --no-lb) LAB_NO_LB=1; shift ;;
     --nexthop) NEXTHOP=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "lab/up.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
@@ -69,6 +75,7 @@ die() { echo "lab/up.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
 case $LAB_MODE in active-passive | active-active) ;; *) die "--mode must be active-passive or active-active, not '$LAB_MODE'" ;; esac
 case $LAB_CONTROLLERS in 1 | 2) ;; *) die "--controllers must be 1 or 2, not '$LAB_CONTROLLERS'" ;; esac
+[ "$LAB_NO_LB" = 1 ] && [ "$LAB_IPV6" = 1 ] && die "--no-lb is IPv4 only: not with --ipv6"
 if [ -z "${NEXTHOP:-}" ]; then
   if [ -x "$here/../target/release/nexthop" ]; then
     NEXTHOP=$(cd "$here/.." && pwd)/target/release/nexthop
@@ -192,7 +199,9 @@ fi
 
 # ------------------------------------------------------------------ NVAs: FRR + health endpoint
 nva_conf() { # NAME ROUTER_ID
-  local gr="" v6nb="" v6af=""
+  local gr="" v6nb="" v6af="" nh4=" set ip next-hop 10.1.0.100"
+  # Without a load balancer each NVA is its own next hop (next-hop-self).
+  [ "$LAB_NO_LB" = 1 ] && nh4=""
   if [ "$LAB_IPV6" = 1 ]; then
     # IPv6 sessions to the instances' IPv6 addresses, carrying IPv6 unicast only.
     v6nb=$' neighbor fd00:1::1:4 remote-as 65515\n neighbor fd00:1::1:5 remote-as 65515\n neighbor fd00:1::1:4 timers connect 2\n neighbor fd00:1::1:5 timers connect 2'
@@ -232,7 +241,7 @@ $v6af
 exit
 !
 route-map SET-NEXTHOP permit 10
- set ip next-hop 10.1.0.100
+$nh4
 exit
 !
 route-map SET-NEXTHOP6 permit 10
@@ -294,6 +303,7 @@ name = "nva2"
 address = "10.1.2.11"
 asn = 65001
 
+$( [ "$LAB_NO_LB" = 1 ] || cat <<EOFLB
 [[load_balancer]]
 name = "nva-ilb"
 virtual_network = "hub"
@@ -301,6 +311,8 @@ frontend = "10.1.0.100"
 mode = "$LAB_MODE"
 backends = [{ address = "10.1.2.10", priority = 1 }, { address = "10.1.2.11", priority = 2 }]
 probe = { protocol = "http", port = 8080, path = "/health", interval_ms = $LAB_INTERVAL_MS, rise = $LAB_RISE, fall = $LAB_FALL }
+EOFLB
+)
 
 $( [ "$LAB_IPV6" = 1 ] && cat <<EOF6
 [[route_server.peer]]
@@ -351,6 +363,7 @@ fi
 [ "$LAB_IPV6" = 1 ] && SESSIONS=$((SESSIONS * 2))
 LBS=nva-ilb
 [ "$LAB_IPV6" = 1 ] && LBS="nva-ilb nva-ilb6"
+[ "$LAB_NO_LB" = 1 ] && LBS=""
 established() {
   [ "$(in_ns "$1" "$NEXTHOP" --api http://127.0.0.1:8179 peers -o json | grep -o '"Established"' | wc -l)" = "$SESSIONS" ]
 }
@@ -367,14 +380,23 @@ done
 
 # ------------------------------------------------------------------ data plane
 start agent vm1 "$NEXTHOP" agent "${FOLLOW[@]}" --nic vm1-nic
-start lb-mux lb "$NEXTHOP" lb-mux "${FOLLOW[@]}" --lb nva-ilb --interface eth0 \
-  --threads "${LAB_MUX_THREADS:-0}"
+if [ "$LAB_NO_LB" = 1 ]; then
+  # The agent's route is multipath: the L4 hash spreads flows by ports, not only addresses.
+  in_ns vm1 sysctl -qw net.ipv4.fib_multipath_hash_policy=1
+  routed() {
+    local r; r=$(in_ns vm1 ip -4 route show proto 200)
+    grep -q 'nexthop via 10.1.2.10' <<<"$r" && grep -q 'nexthop via 10.1.2.11' <<<"$r"
+  }
+else
+  start lb-mux lb "$NEXTHOP" lb-mux "${FOLLOW[@]}" --lb nva-ilb --interface eth0 \
+    --threads "${LAB_MUX_THREADS:-0}"
+  routed() { in_ns vm1 ip -4 route show proto 200 | grep -q '^192.168.10.0/24 via 10.1.0.100'; }
+fi
 # The IPv6 load balancer's mux on the same interface: each mux leaves the other family's frames.
 [ "$LAB_IPV6" = 1 ] && start lb-mux6 lb "$NEXTHOP" lb-mux "${FOLLOW[@]}" --lb nva-ilb6 \
   --interface eth0 --threads "${LAB_MUX_THREADS:-0}"
-routed() { in_ns vm1 ip -4 route show proto 200 | grep -q '^192.168.10.0/24 via 10.1.0.100'; }
 wait_for "the agent's route on vm1" 20 routed
-wait_for "the mux" 20 grep -q "on eth0: " "$LAB_DIR/lb-mux.log"
+[ "$LAB_NO_LB" = 1 ] || wait_for "the mux" 20 grep -q "on eth0: " "$LAB_DIR/lb-mux.log"
 wait_for "a connection vm1 -> branch through the load balancer" 20 \
   in_ns vm1 "$PY" -c "import socket; socket.create_connection(('192.168.10.1', 7), 1).close()"
 if [ "$LAB_IPV6" = 1 ]; then

@@ -29,7 +29,9 @@ use api_types::{EffectiveRoute, EffectiveRoutes, EffectiveRoutesQuery, NextHopTy
 use tracing::{info, warn};
 
 /// One kernel route: the prefix via the gateway.
-pub type KernelRoute = (linux::Prefix, IpAddr);
+/// A prefix and its gateways (one, or several for an ECMP set: one multipath kernel route),
+/// sorted.
+pub type KernelRoute = (linux::Prefix, Vec<IpAddr>);
 
 /// The NIC's effective routes as last answered: prefix → routes of that prefix (a prefix may
 /// have several, e.g. an Active one and an Invalid one).
@@ -118,8 +120,9 @@ pub struct Follower {
 }
 
 /// The kernel route an effective route asks for: `None` unless it is an Active route to a
-/// virtual network gateway; then its prefix via its first next hop address of the prefix's
-/// family (IPv4 or IPv6), or an error when there is none or the prefix does not parse.
+/// virtual network gateway; then its prefix via every next hop address of the prefix's family
+/// (IPv4 or IPv6; several make one multipath route), or an error when there is none or the
+/// prefix does not parse.
 fn kernel_route(r: &EffectiveRoute) -> Result<Option<KernelRoute>, String> {
     if r.state != RouteState::Active || r.next_hop_type != NextHopType::VirtualNetworkGateway {
         return Ok(None);
@@ -128,18 +131,21 @@ fn kernel_route(r: &EffectiveRoute) -> Result<Option<KernelRoute>, String> {
     let prefix = p
         .parse::<linux::Prefix>()
         .map_err(|e| format!("prefix {p:?}: {e}"))?;
-    let gw = r
+    let mut gws: Vec<IpAddr> = r
         .next_hop_ip_address
-        .first()
-        .and_then(|a| a.parse::<IpAddr>().ok())
+        .iter()
+        .filter_map(|a| a.parse::<IpAddr>().ok())
         .filter(|a| a.is_ipv4() == prefix.is_ipv4())
-        .ok_or_else(|| {
-            format!(
-                "{p}: no next hop of its family in {:?}",
-                r.next_hop_ip_address
-            )
-        })?;
-    Ok(Some((prefix, gw)))
+        .collect();
+    gws.sort();
+    gws.dedup();
+    if gws.is_empty() {
+        return Err(format!(
+            "{p}: no next hop of its family in {:?}",
+            r.next_hop_ip_address
+        ));
+    }
+    Ok(Some((prefix, gws)))
 }
 
 /// Reads one answer of `/v1/effective-routes` strictly (an unknown, renamed or missing field or
@@ -201,8 +207,8 @@ pub fn desired(map: &RouteMap) -> Vec<KernelRoute> {
 /// During the grace period after a reconnect: `desired`, plus the routes `kept` from before
 /// whose prefix `desired` lacks (a restarted controller has not relearned them yet).
 pub fn with_grace(desired: &[KernelRoute], kept: &[KernelRoute]) -> Vec<KernelRoute> {
-    let mut m: BTreeMap<linux::Prefix, IpAddr> = kept.iter().copied().collect();
-    m.extend(desired.iter().copied());
+    let mut m: BTreeMap<linux::Prefix, Vec<IpAddr>> = kept.iter().cloned().collect();
+    m.extend(desired.iter().cloned());
     m.into_iter().collect()
 }
 
@@ -337,10 +343,10 @@ impl Follower {
         changed
     }
 
-    /// What the controllers ask for together: per prefix, the gateway of the first controller
+    /// What the controllers ask for together: per prefix, the gateways of the first controller
     /// that answers and lists it, else of the first silent one.
     fn union(&self, now: Instant) -> Vec<KernelRoute> {
-        let mut m: BTreeMap<linux::Prefix, IpAddr> = BTreeMap::new();
+        let mut m: BTreeMap<linux::Prefix, Vec<IpAddr>> = BTreeMap::new();
         for heard in [true, false] {
             for s in self.sources.iter().filter(|s| s.reachable == heard) {
                 for (p, gw) in s.wants(now) {
@@ -439,11 +445,11 @@ mod tests {
             vec![
                 (
                     "192.168.10.0/24".parse().unwrap(),
-                    IpAddr::from(Ipv4Addr::new(10, 1, 0, 100))
+                    vec![IpAddr::from(Ipv4Addr::new(10, 1, 0, 100))]
                 ),
                 (
                     "fd00:10::/48".parse().unwrap(),
-                    "fd00:1::100".parse::<IpAddr>().unwrap()
+                    vec!["fd00:1::100".parse::<IpAddr>().unwrap()]
                 ),
             ]
         );
@@ -466,16 +472,21 @@ mod tests {
         ], "version": 5});
         assert_eq!(take(&mut m, &full).unwrap(), 5);
         let d = desired(&m);
+        // An ECMP set (NVAs advertising their own addresses) is one multipath route over every
+        // next hop, not the first one only.
         assert_eq!(
             d,
             vec![
                 (
                     "192.168.10.0/24".parse().unwrap(),
-                    IpAddr::from(Ipv4Addr::new(10, 1, 0, 100))
+                    vec![IpAddr::from(Ipv4Addr::new(10, 1, 0, 100))]
                 ),
                 (
                     "192.168.20.0/24".parse().unwrap(),
-                    IpAddr::from(Ipv4Addr::new(10, 1, 2, 10))
+                    vec![
+                        IpAddr::from(Ipv4Addr::new(10, 1, 2, 10)),
+                        IpAddr::from(Ipv4Addr::new(10, 1, 2, 11))
+                    ]
                 ),
             ]
         );
@@ -490,7 +501,7 @@ mod tests {
             desired(&m),
             vec![(
                 "192.168.20.0/24".parse().unwrap(),
-                IpAddr::from(Ipv4Addr::new(10, 1, 2, 11))
+                vec![IpAddr::from(Ipv4Addr::new(10, 1, 2, 11))]
             )]
         );
         assert!(m.contains_key("10.1.0.0/16"));
@@ -640,15 +651,24 @@ mod tests {
     #[test]
     fn grace_keeps_old_routes_and_takes_new_gateways() {
         let p = |s: &str| s.parse::<linux::Prefix>().unwrap();
-        let a = IpAddr::from(Ipv4Addr::new(10, 1, 0, 100));
-        let b = IpAddr::from(Ipv4Addr::new(10, 1, 2, 10));
-        let kept = vec![(p("192.168.10.0/24"), a), (p("192.168.20.0/24"), a)];
-        let desired = vec![(p("192.168.20.0/24"), b), (p("192.168.30.0/24"), b)];
+        let a = vec![IpAddr::from(Ipv4Addr::new(10, 1, 0, 100))];
+        let b = vec![
+            IpAddr::from(Ipv4Addr::new(10, 1, 2, 10)),
+            IpAddr::from(Ipv4Addr::new(10, 1, 2, 11)),
+        ];
+        let kept = vec![
+            (p("192.168.10.0/24"), a.clone()),
+            (p("192.168.20.0/24"), a.clone()),
+        ];
+        let desired = vec![
+            (p("192.168.20.0/24"), b.clone()),
+            (p("192.168.30.0/24"), b.clone()),
+        ];
         assert_eq!(
             with_grace(&desired, &kept),
             vec![
                 (p("192.168.10.0/24"), a),
-                (p("192.168.20.0/24"), b),
+                (p("192.168.20.0/24"), b.clone()),
                 (p("192.168.30.0/24"), b)
             ]
         );

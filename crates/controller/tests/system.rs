@@ -803,7 +803,10 @@ impl World {
     fn kernel(&self) -> Vec<String> {
         self.kernel
             .iter()
-            .map(|(p, gw)| format!("{p} via {gw}"))
+            .map(|(p, gws)| {
+                let gws: Vec<String> = gws.iter().map(ToString::to_string).collect();
+                format!("{p} via {}", gws.join(","))
+            })
             .collect()
     }
 }

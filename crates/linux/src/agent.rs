@@ -2,7 +2,9 @@
 //!
 //! [`reconcile`] dumps the main table once, takes nexthop's own routes (protocol
 //! [`crate::netlink::RTPROT_NEXTHOP`]), then adds the missing ones, replaces those whose
-//! gateway changed and deletes the stale ones. Running it twice with the same set changes
+//! gateways changed and deletes the stale ones. A prefix with several gateways (an ECMP set in
+//! the effective routes) is one multipath route, so the kernel spreads flows over all of them
+//! as the controller shows them. Running it twice with the same set changes
 //! nothing. Routes of other protocols are never "stale" and never written: a desired prefix
 //! that another protocol already holds at the agent's metric is left alone and reported in
 //! [`Changes::foreign`] (the kernel's replace would overwrite it). Fail-static is the caller's
@@ -14,7 +16,7 @@ use std::net::IpAddr;
 use crate::netlink::{own_routes, Netlink, Prefix, Result, Route, RTPROT_NEXTHOP};
 
 /// The metric of every route the agent programs (`metric 0`, the kernel default for
-/// `ip route add`). One route per prefix: effective routes have one next hop per prefix.
+/// `ip route add`). One route per prefix, multipath when it has several next hops.
 pub const METRIC: u32 = 0;
 /// The metric of the agent's IPv6 routes (what the kernel makes of 0).
 pub const METRIC6: u32 = 1024;
@@ -103,41 +105,39 @@ fn metric(p: &Prefix) -> u32 {
 }
 
 /// [`reconcile_guarded`] with no guard.
-pub fn reconcile(nl: &mut Netlink, desired: &[(Prefix, IpAddr)]) -> Result<Changes> {
+pub fn reconcile(nl: &mut Netlink, desired: &[(Prefix, Vec<IpAddr>)]) -> Result<Changes> {
     reconcile_guarded(nl, desired, &Guard::default())
 }
 
 /// Makes the kernel's protocol-200 routes in the main table equal `desired` (prefix →
-/// gateway; a prefix listed twice keeps its last gateway), less what `guard` refuses. Each
+/// gateways, in any order; a prefix listed twice keeps its last gateways; a prefix with no
+/// gateway is not programmed), less what `guard` refuses. Each
 /// route is applied on its own: one the kernel refuses is reported in [`Changes::failed`] and
 /// the others are applied; running it again retries it. Only a failed dump is an error.
 pub fn reconcile_guarded(
     nl: &mut Netlink,
-    desired: &[(Prefix, IpAddr)],
+    desired: &[(Prefix, Vec<IpAddr>)],
     guard: &Guard,
 ) -> Result<Changes> {
-    let mut want: BTreeMap<Prefix, IpAddr> = desired.iter().copied().collect();
+    let mut want: BTreeMap<Prefix, Route> = desired
+        .iter()
+        .filter(|(_, g)| !g.is_empty())
+        .map(|(p, g)| (*p, Route::new(*p, g.clone(), metric(p))))
+        .collect();
     let mut have: BTreeMap<Prefix, Route> = BTreeMap::new();
     let mut ch = Changes::default();
     let table = nl.dump_routes()?;
     let others: Vec<crate::netlink::KernelRoute> = table
         .iter()
         .filter(|r| r.protocol != RTPROT_NEXTHOP)
-        .copied()
+        .cloned()
         .collect();
-    want.retain(|&prefix, &mut gateway| {
-        let route = Route {
-            prefix,
-            gateway,
-            metric: metric(&prefix),
-        };
-        match guard.refuses(&route, &others) {
-            Some(why) => {
-                ch.refused.push((route, why));
-                false
-            }
-            None => true,
+    want.retain(|_, route| match guard.refuses(route, &others) {
+        Some(why) => {
+            ch.refused.push((route.clone(), why));
+            false
         }
+        None => true,
     });
     let foreign: BTreeMap<Prefix, u8> = table
         .iter()
@@ -155,20 +155,16 @@ pub fn reconcile_guarded(
             }
         }
     }
-    for (&prefix, &gateway) in &want {
-        let route = Route {
-            prefix,
-            gateway,
-            metric: metric(&prefix),
-        };
+    for (&prefix, route) in &want {
         if let Some(&protocol) = foreign.get(&prefix) {
             ch.foreign.push((prefix, protocol));
             continue;
         }
+        let route = route.clone();
         match have.get(&prefix) {
-            Some(old) if old.gateway == gateway => {}
+            Some(old) if old.gateways == route.gateways => {}
             Some(old) => match nl.replace_unchecked(&route) {
-                Ok(()) => ch.replaced.push((*old, route)),
+                Ok(()) => ch.replaced.push((old.clone(), route)),
                 Err(e) => ch.failed.push((route, e.to_string())),
             },
             None => match nl.replace_unchecked(&route) {

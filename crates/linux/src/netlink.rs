@@ -51,6 +51,7 @@ const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
+const RTA_MULTIPATH: u16 = 9;
 const RTA_TABLE: u16 = 15;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
@@ -91,21 +92,44 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// A prefix of either family (`netprefix`): host bits always zero.
 pub use netprefix::Prefix;
 
-/// One route of the main table, as nexthop programs it: `prefix via gateway`, both of one
-/// family.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+/// One route of the main table, as nexthop programs it: `prefix via gateway`, or with several
+/// gateways one multipath route (`prefix nexthop via A nexthop via B`, the kernel's ECMP), all
+/// of the prefix's family.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct Route {
     pub prefix: Prefix,
-    pub gateway: IpAddr,
+    /// At least one; sorted, no repeats ([`Route::new`]).
+    pub gateways: Vec<IpAddr>,
     /// `metric` in `ip route`; the kernel's replace key is (prefix, tos, metric).
     pub metric: u32,
 }
 
+impl Route {
+    /// A route via `gateways` (sorted and deduplicated here, so two routes with the same
+    /// gateways compare equal whatever order they came in).
+    pub fn new(prefix: Prefix, mut gateways: Vec<IpAddr>, metric: u32) -> Route {
+        gateways.sort();
+        gateways.dedup();
+        Route {
+            prefix,
+            gateways,
+            metric,
+        }
+    }
+
+    /// The gateways as `ip route` would list them: `A` or `A,B`.
+    pub fn via(&self) -> String {
+        let v: Vec<String> = self.gateways.iter().map(ToString::to_string).collect();
+        v.join(",")
+    }
+}
+
 /// A route as dumped, whoever owns it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct KernelRoute {
     pub prefix: Prefix,
-    pub gateway: Option<IpAddr>,
+    /// Its gateways (several for a multipath route; none for a device route), sorted.
+    pub gateways: Vec<IpAddr>,
     pub metric: u32,
     pub protocol: u8,
     pub oif: Option<u32>,
@@ -177,13 +201,9 @@ impl Netlink {
     /// Deletes nexthop's route for `prefix` with `metric`. The request carries protocol 200,
     /// so the kernel never deletes another protocol's route (it answers ESRCH instead).
     pub fn delete_route(&mut self, prefix: Prefix, metric: u32) -> Result<()> {
-        let gateway = match prefix {
-            Prefix::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            Prefix::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        };
         let route = Route {
             prefix,
-            gateway,
+            gateways: Vec::new(),
             metric,
         };
         let msg = self.route_msg(RTM_DELROUTE, 0, &route);
@@ -218,11 +238,13 @@ impl Netlink {
                 AF_INET => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                 _ => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             };
-            let (mut gateway, mut oif, mut metric, mut tab) = (None, None, 0, u32::from(table));
+            let (mut gateways, mut oif, mut metric, mut tab) =
+                (Vec::new(), None, 0, u32::from(table));
             for (t, v) in attrs(&body[12..]) {
                 match t {
                     RTA_DST => dst = ip(af, v)?,
-                    RTA_GATEWAY => gateway = Some(ip(af, v)?),
+                    RTA_GATEWAY => gateways.push(ip(af, v)?),
+                    RTA_MULTIPATH => gateways.extend(multipath_gateways(af, v)?),
                     RTA_OIF => oif = Some(u32_ne(v)?),
                     RTA_PRIORITY => metric = u32_ne(v)?,
                     RTA_TABLE => tab = u32_ne(v)?,
@@ -236,9 +258,10 @@ impl Netlink {
                 return Err(Error::Malformed("rtm_dst_len"));
             }
             let prefix = Prefix::truncating(dst, dst_len);
+            gateways.sort();
             out.push(KernelRoute {
                 prefix,
-                gateway,
+                gateways,
                 metric,
                 protocol,
                 oif,
@@ -363,8 +386,24 @@ impl Netlink {
         m.extend_from_slice(&[RTPROT_NEXTHOP, scope, RTN_UNICAST, 0, 0, 0, 0]);
         push_attr(&mut m, RTA_TABLE, &u32::from(RT_TABLE_MAIN).to_ne_bytes());
         push_attr(&mut m, RTA_DST, &octets(r.prefix.addr()));
-        if ty == RTM_NEWROUTE {
-            push_attr(&mut m, RTA_GATEWAY, &octets(r.gateway));
+        match r.gateways.as_slice() {
+            [] => {}
+            [one] => push_attr(&mut m, RTA_GATEWAY, &octets(*one)),
+            several => {
+                // RTA_MULTIPATH: one rtnexthop (len, flags, hops = weight - 1, ifindex 0: the
+                // kernel finds the device from the gateway) per gateway, each followed by its
+                // RTA_GATEWAY.
+                let mut nh = Vec::new();
+                for g in several {
+                    let mut gw = Vec::new();
+                    push_attr(&mut gw, RTA_GATEWAY, &octets(*g));
+                    nh.extend_from_slice(&((8 + gw.len()) as u16).to_ne_bytes());
+                    nh.extend_from_slice(&[0, 0]);
+                    nh.extend_from_slice(&0i32.to_ne_bytes());
+                    nh.extend_from_slice(&gw);
+                }
+                push_attr(&mut m, RTA_MULTIPATH, &nh);
+            }
         }
         push_attr(&mut m, RTA_PRIORITY, &r.metric.to_ne_bytes());
         m
@@ -422,25 +461,42 @@ pub fn own_routes(dump: &[KernelRoute]) -> Vec<Route> {
     let mut out: Vec<Route> = dump
         .iter()
         .filter(|r| r.protocol == RTPROT_NEXTHOP)
-        .filter_map(|r| {
-            Some(Route {
-                prefix: r.prefix,
-                gateway: r.gateway?,
-                metric: r.metric,
-            })
-        })
+        .filter(|r| !r.gateways.is_empty())
+        .map(|r| Route::new(r.prefix, r.gateways.clone(), r.metric))
         .collect();
     out.sort();
     out
 }
 
-/// A route's prefix and gateway must be of one family (no IPv4 route via an IPv6 gateway).
+/// A route has a gateway, and its prefix and gateways are of one family (no IPv4 route via an
+/// IPv6 gateway).
 fn same_family(r: &Route) -> Result<()> {
-    if r.prefix.is_ipv4() == r.gateway.is_ipv4() {
+    if r.gateways.is_empty() {
+        Err(Error::Malformed("a route without a gateway"))
+    } else if r.gateways.iter().all(|g| g.is_ipv4() == r.prefix.is_ipv4()) {
         Ok(())
     } else {
         Err(Error::Malformed("prefix and gateway of different families"))
     }
+}
+
+/// The gateways of an RTA_MULTIPATH value: rtnexthop entries (u16 length, flags, hops,
+/// ifindex), each followed by its attributes, RTA_GATEWAY among them.
+fn multipath_gateways(af: u8, mut v: &[u8]) -> Result<Vec<IpAddr>> {
+    let mut out = Vec::new();
+    while v.len() >= 8 {
+        let len = usize::from(u16::from_ne_bytes([v[0], v[1]]));
+        if len < 8 || len > v.len() {
+            return Err(Error::Malformed("rtnexthop length"));
+        }
+        for (t, a) in attrs(&v[8..len]) {
+            if t == RTA_GATEWAY {
+                out.push(ip(af, a)?);
+            }
+        }
+        v = &v[align4(len).min(v.len())..];
+    }
+    Ok(out)
 }
 
 fn octets(a: IpAddr) -> Vec<u8> {
@@ -462,7 +518,7 @@ fn ip(af: u8, v: &[u8]) -> Result<IpAddr> {
 }
 
 fn route_text(r: &Route) -> String {
-    format!("{} via {} metric {}", r.prefix, r.gateway, r.metric)
+    format!("{} via {} metric {}", r.prefix, r.via(), r.metric)
 }
 
 fn finish(m: &mut [u8]) {

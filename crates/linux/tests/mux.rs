@@ -52,7 +52,7 @@ fn lab() -> Lan {
         let mut nl = Netlink::open()?;
         reconcile(
             &mut nl,
-            &[("192.168.10.0/24".parse().unwrap(), FRONTEND.into())],
+            &[("192.168.10.0/24".parse().unwrap(), vec![FRONTEND.into()])],
         )
     })
     .unwrap()

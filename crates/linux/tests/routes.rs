@@ -61,21 +61,14 @@ fn netlink_adds_replaces_deletes_only_its_own_routes() {
     let ns = host();
     netns::run_in(ns.name(), || {
         let mut nl = Netlink::open().unwrap();
-        let r = Route {
-            prefix: p("192.168.10.0/24"),
-            gateway: ip("10.1.0.100"),
-            metric: 0,
-        };
+        let r = Route::new(p("192.168.10.0/24"), vec![ip("10.1.0.100")], 0);
         nl.add_route(&r).unwrap();
         assert!(show(&ns, &["proto", "200"]).contains("192.168.10.0/24 via 10.1.0.100 dev v0"));
-        assert_eq!(nl.routes().unwrap(), vec![r]);
+        assert_eq!(nl.routes().unwrap(), vec![r.clone()]);
         // Adding twice is an error (EEXIST), not a duplicate.
         assert!(matches!(nl.add_route(&r), Err(Error::Kernel { .. })));
 
-        let r2 = Route {
-            gateway: ip("10.1.0.101"),
-            ..r
-        };
+        let r2 = Route::new(r.prefix, vec![ip("10.1.0.101")], r.metric);
         nl.replace_route(&r2).unwrap();
         let out = show(&ns, &["proto", "200"]);
         assert!(
@@ -90,11 +83,7 @@ fn netlink_adds_replaces_deletes_only_its_own_routes() {
             .unwrap()
             .iter()
             .all(|x| x.prefix != p("192.168.30.0/24")));
-        let foreign = Route {
-            prefix: p("192.168.30.0/24"),
-            gateway: ip("10.1.0.100"),
-            metric: 0,
-        };
+        let foreign = Route::new(p("192.168.30.0/24"), vec![ip("10.1.0.100")], 0);
         let e = nl.replace_route(&foreign).unwrap_err();
         assert!(matches!(e, Error::Foreign { protocol: 4, .. }), "{e}");
         let e = nl.delete_route(p("192.168.30.0/24"), 0).unwrap_err();
@@ -148,12 +137,12 @@ fn reconcile_converges_is_idempotent_and_leaves_foreign_routes() {
     netns::run_in(ns.name(), || {
         let mut nl = Netlink::open().unwrap();
         let desired = [
-            (p("192.168.10.0/24"), ip("10.1.0.100")),
-            (p("10.50.0.0/16"), ip("10.1.0.100")),
+            (p("192.168.10.0/24"), vec![ip("10.1.0.100")]),
+            (p("10.50.0.0/16"), vec![ip("10.1.0.100")]),
         ];
         // The static route's prefix is wanted too: reported, never overwritten.
         let mut with_foreign = desired.to_vec();
-        with_foreign.push((p("192.168.30.0/24"), ip("10.1.0.100")));
+        with_foreign.push((p("192.168.30.0/24"), vec![ip("10.1.0.100")]));
         let ch = reconcile(&mut nl, &with_foreign).unwrap();
         assert_eq!(ch.foreign, vec![(p("192.168.30.0/24"), 4)], "{ch:?}");
         assert_eq!(ch.added.len(), 2, "{ch:?}");
@@ -170,7 +159,7 @@ fn reconcile_converges_is_idempotent_and_leaves_foreign_routes() {
         assert!(again.is_empty(), "{again:?}");
 
         // The branch moves to another frontend; the /16 is withdrawn.
-        let ch = reconcile(&mut nl, &[(p("192.168.10.0/24"), ip("10.1.0.101"))]).unwrap();
+        let ch = reconcile(&mut nl, &[(p("192.168.10.0/24"), vec![ip("10.1.0.101")])]).unwrap();
         assert_eq!(ch.replaced.len(), 1, "{ch:?}");
         assert_eq!(ch.removed.len(), 1, "{ch:?}");
         assert!(ch.added.is_empty());
@@ -220,13 +209,13 @@ fn the_guard_keeps_the_path_to_the_controller_and_one_bad_route_blocks_nothing()
         };
         let desired = [
             // Forced tunneling: the default route through the firewall LB.
-            (p("0.0.0.0/0"), ip("10.1.0.100")),
+            (p("0.0.0.0/0"), vec![ip("10.1.0.100")]),
             // More specific than the /16 the controller is reached by: refused.
-            (p("10.1.1.0/24"), ip("10.1.0.100")),
-            (p("10.1.0.0/16"), ip("10.1.0.100")),
+            (p("10.1.1.0/24"), vec![ip("10.1.0.100")]),
+            (p("10.1.0.0/16"), vec![ip("10.1.0.100")]),
             // The gateway is on no link: the kernel says no.
-            (p("192.168.40.0/24"), ip("172.31.9.9")),
-            (p("192.168.10.0/24"), ip("10.1.0.100")),
+            (p("192.168.40.0/24"), vec![ip("172.31.9.9")]),
+            (p("192.168.10.0/24"), vec![ip("10.1.0.100")]),
         ];
         let ch = linux::reconcile_guarded(&mut nl, &desired, &guard).unwrap();
         let refused: Vec<String> = ch
@@ -313,10 +302,10 @@ fn ipv6_routes_reconcile_like_ipv4_ones() {
     netns::run_in(ns.name(), || {
         let mut nl = Netlink::open().unwrap();
         let desired = [
-            (p("fd00:10::/48"), ip("fd00:1::100")),
-            (p("192.168.10.0/24"), ip("10.1.0.100")),
+            (p("fd00:10::/48"), vec![ip("fd00:1::100")]),
+            (p("192.168.10.0/24"), vec![ip("10.1.0.100")]),
             // Another protocol's prefix at the same metric: reported, never overwritten.
-            (p("fd00:30::/48"), ip("fd00:1::100")),
+            (p("fd00:30::/48"), vec![ip("fd00:1::100")]),
         ];
         let ch = reconcile(&mut nl, &desired).unwrap();
         assert_eq!(ch.added.len(), 2, "{ch:?}");
@@ -335,7 +324,7 @@ fn ipv6_routes_reconcile_like_ipv4_ones() {
         );
         assert_eq!(again.foreign, ch.foreign);
         // Another gateway, then nothing.
-        let ch = reconcile(&mut nl, &[(p("fd00:10::/48"), ip("fd00:1::101"))]).unwrap();
+        let ch = reconcile(&mut nl, &[(p("fd00:10::/48"), vec![ip("fd00:1::101")])]).unwrap();
         assert_eq!((ch.replaced.len(), ch.removed.len()), (1, 1), "{ch:?}");
         assert!(show6(&["proto", "200"]).contains("fd00:10::/48 via fd00:1::101"));
         let ch = reconcile(&mut nl, &[]).unwrap();
@@ -351,8 +340,8 @@ fn ipv6_routes_reconcile_like_ipv4_ones() {
         let ch = linux::reconcile_guarded(
             &mut nl,
             &[
-                (p("fd00:1::/64"), ip("fd00:1::100")),
-                (p("::/0"), ip("fd00:1::100")),
+                (p("fd00:1::/64"), vec![ip("fd00:1::100")]),
+                (p("::/0"), vec![ip("fd00:1::100")]),
             ],
             &guard,
         )
@@ -365,13 +354,105 @@ fn ipv6_routes_reconcile_like_ipv4_ones() {
         assert_eq!(refused, ["fd00:1::/64"], "{ch:?}");
         assert_eq!(ch.added.len(), 1, "{ch:?}");
         // A prefix and a gateway of different families: refused by the client, not sent.
-        let bad = Route {
-            prefix: p("fd00:40::/48"),
-            gateway: ip("10.1.0.100"),
-            metric: 1024,
-        };
+        let bad = Route::new(p("fd00:40::/48"), vec![ip("10.1.0.100")], 1024);
         assert!(matches!(nl.add_route(&bad), Err(Error::Malformed(_))));
         reconcile(&mut nl, &[]).unwrap();
+    })
+    .unwrap();
+}
+
+/// An ECMP set (issue #15 item 3): a prefix with several gateways is one multipath route in
+/// the kernel, of either family; dumped back with every gateway (so a second reconcile changes
+/// nothing), replaced when the set changes or shrinks to one gateway, deleted whole.
+#[test]
+fn several_gateways_make_one_multipath_route() {
+    if !labtest::require_netns(&["ip"]) {
+        return;
+    }
+    let ns = host();
+    ns.exec(
+        "ip",
+        &["-6", "addr", "add", "fd00:1::1/48", "dev", "v0", "nodad"],
+    )
+    .unwrap();
+    let show_all = || {
+        let four = ns
+            .exec("ip", &["-4", "route", "show", "proto", "200"])
+            .unwrap();
+        let six = ns
+            .exec("ip", &["-6", "route", "show", "proto", "200"])
+            .unwrap();
+        let out = four + &six;
+        eprintln!("proto 200:\n{out}");
+        out
+    };
+    netns::run_in(ns.name(), || {
+        let mut nl = Netlink::open().unwrap();
+        let two = vec![ip("10.1.0.11"), ip("10.1.0.10")];
+        let two6 = vec![ip("fd00:1::11"), ip("fd00:1::10")];
+        let desired = [
+            (p("192.168.20.0/24"), two.clone()),
+            (p("fd00:20::/48"), two6.clone()),
+        ];
+        let ch = reconcile(&mut nl, &desired).unwrap();
+        assert_eq!(ch.added.len(), 2, "{ch:?}");
+        assert!(ch.failed.is_empty(), "{ch:?}");
+        let out = show_all();
+        for want in [
+            "192.168.20.0/24 \n\tnexthop via 10.1.0.10 dev v0 weight 1 \n\tnexthop via 10.1.0.11 dev v0 weight 1",
+            "nexthop via fd00:1::10 dev v0 weight 1",
+            "nexthop via fd00:1::11 dev v0 weight 1",
+        ] {
+            assert!(out.contains(want), "{want:?} not in:\n{out}");
+        }
+        let routes = nl.routes().unwrap();
+        assert_eq!(
+            routes,
+            vec![
+                Route::new(p("192.168.20.0/24"), two.clone(), 0),
+                Route::new(p("fd00:20::/48"), two6.clone(), 1024),
+            ],
+            "dumped back with every gateway, sorted"
+        );
+        let again = reconcile(&mut nl, &desired).unwrap();
+        assert!(again.is_empty(), "{again:?}");
+
+        // One NVA replaced by another, then a single one left: replaced in place each time.
+        let other = vec![ip("10.1.0.10"), ip("10.1.0.12")];
+        let other6 = vec![ip("fd00:1::10"), ip("fd00:1::12")];
+        let ch = reconcile(
+            &mut nl,
+            &[
+                (p("192.168.20.0/24"), other.clone()),
+                (p("fd00:20::/48"), other6.clone()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(ch.replaced.len(), 2, "{ch:?}");
+        assert!(ch.failed.is_empty() && ch.removed.is_empty(), "{ch:?}");
+        let out = show_all();
+        assert!(out.contains("nexthop via 10.1.0.12") && !out.contains("10.1.0.11"), "{out}");
+        assert!(out.contains("nexthop via fd00:1::12") && !out.contains("fd00:1::11"), "{out}");
+        let ch = reconcile(
+            &mut nl,
+            &[
+                (p("192.168.20.0/24"), vec![ip("10.1.0.12")]),
+                (p("fd00:20::/48"), vec![ip("fd00:1::12")]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(ch.replaced.len(), 2, "{ch:?}");
+        let out = show_all();
+        assert!(out.contains("192.168.20.0/24 via 10.1.0.12 dev v0"), "{out}");
+        assert!(out.contains("fd00:20::/48 via fd00:1::12 dev v0"), "{out}");
+        assert!(!out.contains("nexthop"), "{out}");
+
+        // Back to two, then gone: a multipath route is deleted whole.
+        reconcile(&mut nl, &desired).unwrap();
+        let ch = reconcile(&mut nl, &[]).unwrap();
+        assert_eq!(ch.removed.len(), 2, "{ch:?}");
+        assert!(ch.failed.is_empty(), "{ch:?}");
+        assert_eq!(show_all(), "");
     })
     .unwrap();
 }

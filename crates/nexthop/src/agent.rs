@@ -110,28 +110,55 @@ impl Metrics {
     }
 }
 
+/// With the kernel's default multipath hash (L3: addresses only), every flow between two hosts
+/// takes the same path of an ECMP route; the L4 policy (`fib_multipath_hash_policy = 1`)
+/// spreads flows by ports too. Said once per family, the first time a multipath route is
+/// programmed under the L3 policy.
+fn warn_l3_multipath_hash(want: &[controller::follower::KernelRoute], warned: &mut [bool; 2]) {
+    for (i, (v4, key)) in [
+        (true, "net.ipv4.fib_multipath_hash_policy"),
+        (false, "net.ipv6.fib_multipath_hash_policy"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let multipath = want
+            .iter()
+            .any(|(p, gws)| p.is_ipv4() == v4 && gws.len() > 1);
+        if !multipath || warned[i] {
+            continue;
+        }
+        let file = format!("/proc/sys/{}", key.replace('.', "/"));
+        if std::fs::read_to_string(&file).is_ok_and(|v| v.trim() == "0") {
+            warned[i] = true;
+            tracing::warn!("{key} is 0: ECMP routes spread by addresses only");
+            eprintln!(
+                "agent: warning: {key}=0 (L3 hash): every flow between two hosts takes the same \
+                 next hop of a multipath route; set it to 1 (L4: ports too) to spread flows"
+            );
+        }
+    }
+}
+
 fn summary(ch: &linux::Changes) -> String {
     let mut parts = Vec::new();
     for r in &ch.added {
-        parts.push(format!("+{} via {}", r.prefix, r.gateway));
+        parts.push(format!("+{} via {}", r.prefix, r.via()));
     }
     for (o, n) in &ch.replaced {
-        parts.push(format!(
-            "~{} via {} (was {})",
-            n.prefix, n.gateway, o.gateway
-        ));
+        parts.push(format!("~{} via {} (was {})", n.prefix, n.via(), o.via()));
     }
     for r in &ch.removed {
-        parts.push(format!("-{} via {}", r.prefix, r.gateway));
+        parts.push(format!("-{} via {}", r.prefix, r.via()));
     }
     for (p, proto) in &ch.foreign {
         parts.push(format!("!{p} held by protocol {proto}"));
     }
     for (r, why) in &ch.refused {
-        parts.push(format!("x{} via {} refused: {why}", r.prefix, r.gateway));
+        parts.push(format!("x{} via {} refused: {why}", r.prefix, r.via()));
     }
     for (r, e) in &ch.failed {
-        parts.push(format!("x{} via {} failed: {e}", r.prefix, r.gateway));
+        parts.push(format!("x{} via {} failed: {e}", r.prefix, r.via()));
     }
     format!(
         "{} added, {} replaced, {} removed, {} foreign, {} refused, {} failed: {}",
@@ -194,6 +221,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         metrics_file,
     } = opts;
     anyhow::ensure!(!controllers.is_empty(), "no --controller given");
+    let mut hash_warned = [false; 2];
     let mut metrics = Metrics {
         nic: nic.clone(),
         heard: controllers.iter().map(|c| (c.clone(), true)).collect(),
@@ -245,6 +273,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             match e {
                 Effect::Wait(d) => wait += d,
                 Effect::Program(want) => {
+                    warn_l3_multipath_hash(&want, &mut hash_warned);
                     let result = linux::reconcile_guarded(&mut nl, &want, &guard);
                     metrics.reconciles += 1;
                     if let Ok(ch) = &result {
@@ -260,7 +289,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
                                 println!("v{v}: {}", summary(ch));
                             }
                             for (r, why) in &ch.refused {
-                                tracing::warn!(route = %format!("{} via {}", r.prefix, r.gateway), "route refused: {why}");
+                                tracing::warn!(route = %format!("{} via {}", r.prefix, r.via()), "route refused: {why}");
                             }
                             if ch.failed.is_empty() {
                                 Ok(())
@@ -268,7 +297,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
                                 let failed: Vec<String> = ch
                                     .failed
                                     .iter()
-                                    .map(|(r, e)| format!("{} via {}: {e}", r.prefix, r.gateway))
+                                    .map(|(r, e)| format!("{} via {}: {e}", r.prefix, r.via()))
                                     .collect();
                                 Err(format!("the kernel refused {}", failed.join("; ")))
                             }

@@ -883,6 +883,51 @@ fn active_passive_200_connections(more: &[&str]) {
     println!("{}", lab.nexthop(&["lb", "show", lab.lb_name()]));
 }
 
+/// Classic route server use, no load balancer (issue #15 item 3): the NVAs advertise the
+/// branch with their own addresses as next hops; the effective route holds both, the agent
+/// programs one multipath route on vm1 (not the first next hop only), and connections spread
+/// over both NVAs.
+#[test]
+fn without_a_load_balancer_vm1s_route_is_multipath_and_flows_spread_over_both_nvas() {
+    if !lab_ready() {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up_with("active-passive", &["--no-lb"]);
+    let routes = lab.vm1_routes();
+    println!("vm1$ ip -4 route show proto 200\n{routes}");
+    assert!(
+        routes.contains("192.168.10.0/24")
+            && routes.contains("nexthop via 10.1.2.10 dev eth0")
+            && routes.contains("nexthop via 10.1.2.11 dev eth0"),
+        "not one multipath route over both NVAs:\n{routes}"
+    );
+    let eff = lab
+        .api("/v1/effective-routes?nic=vm1-nic")
+        .expect("effective routes");
+    let branch = eff["value"]
+        .as_array()
+        .and_then(|v| {
+            v.iter()
+                .find(|r| r["addressPrefix"][0] == "192.168.10.0/24")
+        })
+        .unwrap_or_else(|| panic!("no branch route: {eff}"));
+    assert_eq!(
+        branch["nextHopIpAddress"],
+        serde_json::json!(["10.1.2.10", "10.1.2.11"]),
+        "{branch}"
+    );
+    let cap = Capture::start(&lab);
+    let mark = cap.mark();
+    let ports = connections(&lab, 200);
+    let counts = count(&nvas_of(&cap, mark, &lab, &ports));
+    println!("200 connections without a load balancer, per NVA: {counts:?}");
+    // A fair coin per flow (L4 hash): 100 ± 7 (1 σ); 50..150 is 7 σ.
+    for (n, c) in &counts {
+        assert!((50..=150).contains(c), "{n}: {c} of 200: not spread");
+    }
+}
+
 #[test]
 fn active_active_spreads_1000_connections_as_traced_and_keeps_long_lived_ones() {
     active_active_1000_connections(&[]);
