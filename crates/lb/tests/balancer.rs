@@ -81,17 +81,27 @@ fn tables_built_independently_are_identical() {
 }
 
 fn aa(n: usize, symmetric: bool) -> Balancer {
-    let mut c = LbConfig::new("ilb", Ipv4Addr::new(10, 1, 0, 100), Mode::ActiveActive);
+    active_active(Ipv4Addr::new(10, 1, 0, 100).into(), addr, n, symmetric)
+}
+
+/// An active-active balancer at `frontend` over backends `backend(0..n)`, all probed up.
+fn active_active(
+    frontend: IpAddr,
+    backend: fn(usize) -> IpAddr,
+    n: usize,
+    symmetric: bool,
+) -> Balancer {
+    let mut c = LbConfig::new("ilb", frontend, Mode::ActiveActive);
     c.symmetric = symmetric;
     c.max_flows = 1 << 16;
     let mut lb = Balancer::new(
         c,
         &(0..n)
-            .map(|i| (addr(i), 1, AdminState::None))
+            .map(|i| (backend(i), 1, AdminState::None))
             .collect::<Vec<_>>(),
     );
     for i in 0..n {
-        lb.record_probe(addr(i), true);
+        lb.record_probe(backend(i), true);
     }
     lb
 }
@@ -377,19 +387,7 @@ fn addr6(i: usize) -> IpAddr {
 
 fn aa6(n: usize, symmetric: bool) -> Balancer {
     let frontend: Ipv6Addr = "fd00:1::100".parse().unwrap();
-    let mut c = LbConfig::new("ilb6", frontend, Mode::ActiveActive);
-    c.symmetric = symmetric;
-    c.max_flows = 1 << 16;
-    let mut lb = Balancer::new(
-        c,
-        &(0..n)
-            .map(|i| (addr6(i), 1, AdminState::None))
-            .collect::<Vec<_>>(),
-    );
-    for i in 0..n {
-        lb.record_probe(addr6(i), true);
-    }
-    lb
+    active_active(frontend.into(), addr6, n, symmetric)
 }
 
 fn flows6(n: u32) -> Vec<FlowKey6> {

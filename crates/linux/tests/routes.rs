@@ -45,6 +45,17 @@ fn host() -> Netns {
     ns
 }
 
+/// [`host`] with fd00:1::1/48 on `v0` too (gateways in fd00:1::/48 reachable).
+fn host6() -> Netns {
+    let ns = host();
+    ns.exec(
+        "ip",
+        &["-6", "addr", "add", "fd00:1::1/48", "dev", "v0", "nodad"],
+    )
+    .unwrap();
+    ns
+}
+
 fn show(ns: &Netns, args: &[&str]) -> String {
     let mut a = vec!["-4", "route", "show"];
     a.extend_from_slice(args);
@@ -270,12 +281,7 @@ fn ipv6_routes_reconcile_like_ipv4_ones() {
     if !labtest::require_netns(&["ip"]) {
         return;
     }
-    let ns = host();
-    ns.exec(
-        "ip",
-        &["-6", "addr", "add", "fd00:1::1/48", "dev", "v0", "nodad"],
-    )
-    .unwrap();
+    let ns = host6();
     ns.exec(
         "ip",
         &[
@@ -369,12 +375,7 @@ fn several_gateways_make_one_multipath_route() {
     if !labtest::require_netns(&["ip"]) {
         return;
     }
-    let ns = host();
-    ns.exec(
-        "ip",
-        &["-6", "addr", "add", "fd00:1::1/48", "dev", "v0", "nodad"],
-    )
-    .unwrap();
+    let ns = host6();
     let show_all = || {
         let four = ns
             .exec("ip", &["-4", "route", "show", "proto", "200"])
