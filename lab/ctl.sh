@@ -101,6 +101,10 @@ case ${1:-} in
   mux)
     NEXTHOP=${NEXTHOP:-$(cat "$LAB_DIR/nexthop.bin")}
     ipv6=$(cat "$LAB_DIR/ipv6" 2>/dev/null || echo 0)
+    if [ "$(cat "$LAB_DIR/no-lb" 2>/dev/null || echo 0)" = 1 ]; then
+      echo "lab/ctl.sh: lab '$LAB_NAME' has no load balancer (--no-lb), so no mux" >&2
+      exit 2
+    fi
     case ${2:-} in
       stop)
         stop "$LAB_DIR/lb-mux.pid" TERM "mux"

@@ -106,6 +106,7 @@ echo "$LAB_NAME" >"$LAB_DIR/name"
 echo "$NEXTHOP" >"$LAB_DIR/nexthop.bin"
 echo "$LAB_CONTROLLERS" >"$LAB_DIR/controllers"
 echo "$LAB_IPV6" >"$LAB_DIR/ipv6"
+echo "$LAB_NO_LB" >"$LAB_DIR/no-lb"
 # The API listens beyond loopback, so it needs an admin token (state-changing calls: reload,
 # lb set-admin): `NEXTHOP_TOKEN_FILE=$LAB_DIR/admin.token nexthop ...`. Owner-only, as required.
 (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$LAB_DIR/admin.token")

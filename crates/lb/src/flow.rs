@@ -22,6 +22,8 @@ pub const WAYS: usize = 8;
 pub trait FlowAddr:
     Copy + Eq + Ord + std::hash::Hash + std::fmt::Debug + Default + 'static
 {
+    /// IPv4 (`u32`) or IPv6.
+    const IPV4: bool;
     /// Hashes the two addresses of a flow (in the order given) into the first word of the flow
     /// hash, pinned (see [`Flow::table_hash`] and `Balancer::flow_hash`):
     /// - IPv4: `mix64(((src as u64) << 32 | dst) ^ SEED_FLOW)`;
@@ -37,6 +39,7 @@ pub trait FlowAddr:
 }
 
 impl FlowAddr for u32 {
+    const IPV4: bool = true;
     #[inline]
     fn pair_hash(a: u32, b: u32) -> u64 {
         mix64(((u64::from(a) << 32) | u64::from(b)) ^ SEED_FLOW)
@@ -56,6 +59,7 @@ impl FlowAddr for u32 {
 pub type V6 = [u8; 16];
 
 impl FlowAddr for V6 {
+    const IPV4: bool = false;
     #[inline]
     fn pair_hash(a: V6, b: V6) -> u64 {
         let word = |x: &V6, i: usize| {

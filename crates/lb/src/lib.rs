@@ -494,6 +494,11 @@ impl Balancer {
     /// Where a packet of flow `k` goes now (`now` in seconds); records the flow. None: dropped.
     #[inline]
     pub fn select<A: FlowAddr>(&mut self, k: &Flow<A>, now: u32) -> Option<IpAddr> {
+        if A::IPV4 != self.cfg.frontend.is_ipv4() {
+            // A flow of the family this balancer does not serve goes nowhere.
+            self.stats.dropped_flows += 1;
+            return None;
+        }
         let existing = A::table_mut(&mut self.flows).lookup(k, now);
         if let Some(i) = existing {
             if self.backends[i as usize].usable_existing() {
@@ -524,6 +529,9 @@ impl Balancer {
 
     /// What [`Balancer::select`] would answer, without changing any state.
     pub fn predict<A: FlowAddr>(&self, k: &Flow<A>, now: u32) -> Option<IpAddr> {
+        if A::IPV4 != self.cfg.frontend.is_ipv4() {
+            return None;
+        }
         let existing = A::table(&self.flows).peek(k, now);
         if let Some(i) = existing {
             if self.backends[i as usize].usable_existing() {

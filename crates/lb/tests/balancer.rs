@@ -536,4 +536,7 @@ fn a_backend_of_the_other_family_takes_no_flows() {
     assert_eq!(lb.record_probe(addr(0), true), None);
     lb.record_probe(addr6(0), true);
     assert!(flows6(50).iter().all(|k| lb.select(k, 1) == Some(addr6(0))));
+    // A flow of the other family goes nowhere (and trace says so).
+    assert_eq!(lb.predict(&flows(1)[0], 1), None);
+    assert_eq!(lb.select(&flows(1)[0], 1), None);
 }

@@ -133,24 +133,69 @@ pub enum Frame {
     },
 }
 
-/// Where the upper layer of an IPv6 packet starts (`ip` from its fixed header on): its
-/// protocol, its offset in `ip`, and whether the packet is a fragment. Walks the extension
-/// headers a router may meet (hop-by-hop, routing, destination options, fragment, AH); None
-/// when the chain runs past the packet.
-fn ipv6_upper_layer(ip: &[u8]) -> Option<(u8, usize, bool)> {
-    let (mut next, mut off) = (ip[6], 40usize);
+/// Where the upper layer of an IPv6 packet is, after its extension headers.
+struct UpperLayer {
+    proto: u8,
+    /// Offset in the packet (from the fixed header on).
+    at: usize,
+    /// A fragment (not an atomic one): no ports to hash.
+    fragment: bool,
+    /// A routing header with segments left: the destination in the fixed header is not the
+    /// final one (the checksum's pseudo-header would need the last segment).
+    rerouted: bool,
+}
+
+/// The IPv6 packet in `frame` (after the Ethernet header), cut to what its Payload Length
+/// says (Ethernet pads short frames), or None when shorter than the fixed header.
+fn ipv6_packet(ip: &[u8]) -> Option<&[u8]> {
+    if ip.len() < 40 {
+        return None;
+    }
+    let len = 40 + usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+    Some(&ip[..len.min(ip.len())])
+}
+
+/// Walks the extension headers a router may meet (hop-by-hop, routing, destination options,
+/// fragment, AH) to the upper layer; None when the chain runs past the packet. An atomic
+/// fragment (offset 0, no more fragments: RFC 8200 §4.5) is walked through like any header,
+/// so a flow whose packets carry one hashes as those that do not.
+fn ipv6_upper_layer(ip: &[u8]) -> Option<UpperLayer> {
+    let (mut next, mut at, mut rerouted) = (ip[6], 40usize, false);
     // A chain longer than this is not a packet anyone sends; stop and hash what was reached.
     for _ in 0..8 {
         let len = match next {
-            0 | 43 | 60 => (usize::from(*ip.get(off + 1)?) + 1) * 8,
-            51 => (usize::from(*ip.get(off + 1)?) + 2) * 4,
-            44 => return Some((*ip.get(off)?, off + 8, true)).filter(|u| u.1 <= ip.len()),
-            _ => return Some((next, off, false)).filter(|u| u.1 <= ip.len()),
+            0 | 60 => (usize::from(*ip.get(at + 1)?) + 1) * 8,
+            43 => {
+                rerouted |= *ip.get(at + 3)? > 0; // segments left
+                (usize::from(*ip.get(at + 1)?) + 1) * 8
+            }
+            51 => (usize::from(*ip.get(at + 1)?) + 2) * 4,
+            44 => {
+                let frag = u16::from_be_bytes([*ip.get(at + 2)?, *ip.get(at + 3)?]);
+                if frag & 0xfff9 != 0 {
+                    // An offset or more fragments: a real fragment.
+                    return Some(UpperLayer {
+                        proto: *ip.get(at)?,
+                        at: at + 8,
+                        fragment: true,
+                        rerouted,
+                    })
+                    .filter(|u| u.at <= ip.len());
+                }
+                8
+            }
+            _ => break,
         };
-        next = *ip.get(off)?;
-        off += len;
+        next = *ip.get(at)?;
+        at += len;
     }
-    Some((next, off, false)).filter(|u| u.1 <= ip.len())
+    Some(UpperLayer {
+        proto: next,
+        at,
+        fragment: false,
+        rerouted,
+    })
+    .filter(|u| u.at <= ip.len())
 }
 
 /// The source and destination ports of a TCP, UDP or SCTP segment at `l4`; 0, 0 otherwise.
@@ -201,10 +246,16 @@ fn classify4(ip: &[u8]) -> Frame {
 }
 
 fn classify6(ip: &[u8]) -> Frame {
-    if ip.len() < 40 || ip[0] >> 4 != 6 {
+    let Some(ip) = ipv6_packet(ip).filter(|ip| ip[0] >> 4 == 6) else {
         return Frame::Malformed;
-    }
-    let Some((proto, l4, fragmented)) = ipv6_upper_layer(ip) else {
+    };
+    let Some(UpperLayer {
+        proto,
+        at: l4,
+        fragment: fragmented,
+        ..
+    }) = ipv6_upper_layer(ip)
+    else {
         return Frame::Malformed;
     };
     let octets = |at: usize| -> [u8; 16] {
@@ -255,8 +306,10 @@ pub fn complete_l4_checksum(frame: &mut [u8]) {
         }
         ETHERTYPE_IPV6 if ip.len() >= 40 => {
             let total = 40 + usize::from(u16::from_be_bytes([ip[4], ip[5]]));
-            match ipv6_upper_layer(ip) {
-                Some((proto, l4, false)) if l4 <= total => (&ip[8..40], proto, l4, total),
+            match ipv6_packet(ip).and_then(ipv6_upper_layer) {
+                Some(u) if !u.fragment && !u.rerouted && u.at <= total => {
+                    (&ip[8..40], u.proto, u.at, total)
+                }
                 _ => return,
             }
         }
@@ -538,7 +591,10 @@ impl Forwarder {
         self.neighbours.get(&backend).copied()
     }
 
+    /// Re-reads the neighbour table, and the host's own addresses with it (IPv6 ones come and
+    /// go after start: autoconfiguration, an address added later).
     fn read_neighbours(&mut self) -> Result<(), netlink::Error> {
+        self.local = self.nl.addresses()?.into_iter().collect();
         self.neighbours = self
             .nl
             .neighbours()?
@@ -695,6 +751,20 @@ mod tests {
             panic!()
         };
         assert_eq!((flow.proto, flow.sport, flow.dport), (17, 0, 0));
+        // An atomic fragment (offset 0, M 0) hashes like the same packet without it.
+        let mut atomic = f.clone();
+        atomic[20] = 44;
+        atomic[18..20].copy_from_slice(&20u16.to_be_bytes());
+        atomic.splice(54..54, [17, 0, 0, 0, 0, 0, 0, 9]);
+        assert_eq!(classify(&atomic), classify(&f));
+        // Ethernet padding after the packet is not read as part of it.
+        let mut padded = f.clone();
+        padded[18..20].copy_from_slice(&2u16.to_be_bytes()); // only 2 octets of UDP
+        padded[20] = 6; // TCP, whose ports would be in the padding
+        let Frame::Ipv6 { flow, .. } = classify(&padded) else {
+            panic!()
+        };
+        assert_eq!((flow.sport, flow.dport), (0, 0));
         // An extension header chain running past the packet, and every truncation: no panic.
         let mut past = f.clone();
         past[20] = 60;

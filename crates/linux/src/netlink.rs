@@ -314,18 +314,17 @@ impl Netlink {
                 return Ok(()); // RTM_NEWADDR
             }
             let af = body[0];
-            // IPv4: IFA_LOCAL is the address (IFA_ADDRESS the peer's on point-to-point);
-            // IPv6 sends IFA_ADDRESS only.
-            let want = if af == AF_INET {
-                IFA_LOCAL
-            } else {
-                IFA_ADDRESS
-            };
+            // IFA_LOCAL is the local address when there is one (on a point-to-point link
+            // IFA_ADDRESS is the peer's); otherwise IFA_ADDRESS is (IPv6 usually).
+            let (mut local, mut address) = (None, None);
             for (t, v) in attrs(&body[8..]) {
-                if t == want {
-                    out.push(ip(af, v)?);
+                match t {
+                    IFA_LOCAL => local = Some(ip(af, v)?),
+                    IFA_ADDRESS => address = Some(ip(af, v)?),
+                    _ => {}
                 }
             }
+            out.extend(local.or(address));
             Ok(())
         })?;
         Ok(out)

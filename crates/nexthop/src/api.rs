@@ -539,7 +539,8 @@ async fn events(State(state): State<ApiState>, AxQuery(q): AxQuery<EventsQuery>)
     // Subscribe before the first look, so an event between the two is not missed.
     let mut newest = state.events.subscribe();
     let mut answer = state.events.since(since);
-    if held.is_some() && answer.events.is_empty() && answer.missed == 0 {
+    // A `since` from before a restart was read from the start: answered at once.
+    if held.is_some() && answer.events.is_empty() && answer.missed == 0 && since <= answer.last {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
         while *newest.borrow_and_update() <= since {
             match tokio::time::timeout_at(deadline, newest.changed()).await {

@@ -49,15 +49,18 @@ impl EventLog {
         self.inner.last.send_replace(seq);
     }
 
-    /// The events after `since`, and how many after it are gone from the log.
+    /// The events after `since`, and how many after it are gone from the log. A `since` past
+    /// the newest event (a reader of a controller that restarted and counts from 1 again) reads
+    /// from the start.
     pub fn since(&self, since: u64) -> EventsAnswer {
         let log = self.inner.log.lock().unwrap_or_else(|p| p.into_inner());
         let last = log.back().map_or(0, |e| e.seq);
+        let since = if since > last { 0 } else { since };
         let first = log.front().map_or(last + 1, |e| e.seq);
         let events: Vec<Event> = log.iter().filter(|e| e.seq > since).cloned().collect();
         EventsAnswer {
             missed: first
-                .saturating_sub(since + 1)
+                .saturating_sub(since.saturating_add(1))
                 .min(last.saturating_sub(since)),
             events,
             last,
@@ -108,6 +111,8 @@ mod tests {
         assert_eq!(tail.missed, 0);
         assert_eq!(tail.events[1].text, format!("e{}", EVENTS_KEPT + 4));
         assert!(log.since(all.last).events.is_empty());
+        // From a controller before a restart: read from the start, no overflow.
+        assert_eq!(log.since(u64::MAX).events.len(), EVENTS_KEPT);
         assert_eq!(*log.subscribe().borrow(), all.last);
     }
 }

@@ -42,6 +42,32 @@ return {
 """
 
 
+# [name, holds] for the console's parseIp / parsePrefix / covers.
+PARSER_JS = """
+const ip = (s) => parseIp(s), n = (s) => parsePrefix(s);
+return [
+  ['v4', ip('192.168.10.7') && ip('192.168.10.7').n === 0xc0a80a07n],
+  ['v4 bad octet', ip('192.168.10.256') === null],
+  ['v4 empty octet', ip('10..1.2') === null],
+  ['v6 full', ip('fd00:10:0:0:0:0:0:1').n === ip('fd00:10::1').n],
+  ['v6 group too long', ip('fd00:12345::1') === null],
+  ['v6 junk', ip('fd00::1g') === null],
+  ['v6 two ::', ip('fd00::1::2') === null],
+  ['v6 :: with 8 groups', ip('1:2:3:4::5:6:7:8') === null],
+  ['v6 embedded v4 refused', ip('::ffff:1.2.3.4') === null],
+  ['covers address', covers('192.168.10.0/24', ip('192.168.10.7'))],
+  ['not 110/8', !covers('10.0.0.0/8', ip('110.0.0.1'))],
+  ['default covers', covers('0.0.0.0/0', ip('8.8.8.8'))],
+  ['families apart', !covers('0.0.0.0/0', ip('::1'))],
+  ['v6 covers', covers('fd00:10::/48', ip('fd00:10::7'))],
+  ['v6 not', !covers('fd00:10::/48', ip('fd00:11::7'))],
+  ['prefix in prefix', covers('192.168.0.0/16', n('192.168.10.0/24'))],
+  ['longer not covered by shorter query', !covers('192.168.10.0/24', n('192.168.0.0/16'))],
+  ['bad length', n('10.0.0.0/33') === null],
+];
+"""
+
+
 def call(method, url, body=None):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method,
@@ -85,6 +111,13 @@ def main():
     session = f"{driver}/session/{session_id}"
     try:
         call("POST", session + "/url", {"url": console})
+        # The looking glass's own address logic, in the browser that runs it.
+        checks = call("POST", session + "/execute/sync", {"script": PARSER_JS, "args": []})
+        bad = [c for c in checks if not c[1]]
+        print(f"address parser checks: {len(checks) - len(bad)} of {len(checks)} hold")
+        if bad:
+            print(f"failed: {bad}")
+            sys.exit(1)
         before = wait_for(session, "before the failover", lambda s: (
             s["established"] == 4
             and s["route"] is not None and "10.1.0.100" in s["route"] and "nva-ilb" in s["route"]
