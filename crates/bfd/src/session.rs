@@ -219,10 +219,9 @@ impl Session {
             self.final_due = true;
         }
         match (self.state, p.state) {
+            (State::Down, State::AdminDown) => {}
             (_, State::AdminDown) => {
-                if self.state != State::Down {
-                    self.set_state(State::Down, Diag::NeighborSignaledSessionDown, fx);
-                }
+                self.set_state(State::Down, Diag::NeighborSignaledSessionDown, fx)
             }
             (State::Down, State::Down) => self.set_state(State::Init, Diag::None, fx),
             (State::Down, State::Init) | (State::Init, State::Init | State::Up) => {
