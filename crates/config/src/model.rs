@@ -223,6 +223,36 @@ pub struct Peer {
     pub max_communities: u32,
     /// A path with more octets of unknown attributes is refused. Default 4096.
     pub max_unknown_attribute_octets: u32,
+    /// BFD (RFC 5880/5881) with the peer: a BFD Down takes the BGP session down at once.
+    pub bfd: Option<Bfd>,
+}
+
+/// `bfd = { enabled = true, interval_ms = 100, multiplier = 3 }` on a peer: single-hop BFD,
+/// asynchronous mode. A session is declared down after `multiplier` intervals without a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bfd {
+    /// Default true (the table says BFD is wanted).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Transmit and receive interval once Up, 10–60000 ms. Default 300.
+    #[serde(default = "default_bfd_interval_ms")]
+    pub interval_ms: u32,
+    /// 1–255. Default 3.
+    #[serde(default = "default_bfd_multiplier")]
+    pub multiplier: u8,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_bfd_interval_ms() -> u32 {
+    300
+}
+
+fn default_bfd_multiplier() -> u8 {
+    3
 }
 
 impl Peer {
@@ -583,6 +613,8 @@ pub(crate) struct RawPeer {
     pub max_communities: u32,
     #[serde(default = "default_max_unknown_attribute_octets")]
     pub max_unknown_attribute_octets: u32,
+    #[serde(default)]
+    pub bfd: Option<Bfd>,
 }
 
 fn default_max_as_path_length() -> u32 {
@@ -614,6 +646,7 @@ impl From<RawRouteServer> for RouteServer {
                 max_as_path_length: p.max_as_path_length,
                 max_communities: p.max_communities,
                 max_unknown_attribute_octets: p.max_unknown_attribute_octets,
+                bfd: p.bfd.filter(|b| b.enabled),
             })
             .collect();
         Self {

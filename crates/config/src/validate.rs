@@ -467,6 +467,23 @@ fn check_route_server(rs: &RawRouteServer, networks: &Networks<'_>, problems: &P
             );
         }
 
+        if let Some(b) = &peer.bfd {
+            if !(10..=60_000).contains(&b.interval_ms) {
+                problems.at(
+                    format!("{at}.bfd.interval_ms"),
+                    format!("{} ms: BFD intervals are 10 to 60000 ms", b.interval_ms),
+                );
+            }
+            if b.multiplier == 0 {
+                problems.at(format!("{at}.bfd.multiplier"), "must be at least 1");
+            }
+            if peer.address.is_ipv6() {
+                problems.at(
+                    format!("{at}.bfd"),
+                    "BFD runs over IPv4 sessions only, for now",
+                );
+            }
+        }
         if let Some(hold_time) = peer.hold_time {
             check_hold_time(format!("{at}.hold_time"), hold_time, problems);
         }

@@ -907,3 +907,26 @@ fn a_nic_may_have_an_ipv6_address_inside_the_space() {
         "fd00:1::100 is the frontend of load balancer \"nva-ilb6\"",
     );
 }
+
+// ---- BFD (issue #15) ----
+
+#[test]
+fn bfd_on_a_peer_parses_with_defaults_and_bad_values_are_refused() {
+    let text = seed_with("asn = 65001", "asn = 65001\nbfd = { interval_ms = 100 }");
+    let cfg = config::parse(&text, "config.toml").unwrap_or_else(|e| panic!("{e:?}"));
+    let b = cfg.route_server.as_ref().unwrap().peers[0].bfd.unwrap();
+    assert_eq!((b.enabled, b.interval_ms, b.multiplier), (true, 100, 3));
+    let off = seed_with("asn = 65001", "asn = 65001\nbfd = { enabled = false }");
+    let cfg = config::parse(&off, "config.toml").unwrap();
+    assert_eq!(cfg.route_server.as_ref().unwrap().peers[0].bfd, None);
+    assert_error(
+        &seed_with("asn = 65001", "asn = 65001\nbfd = { interval_ms = 5 }"),
+        "route_server.peer[0].bfd.interval_ms",
+        "5 ms: BFD intervals are 10 to 60000 ms",
+    );
+    assert_error(
+        &seed_with("asn = 65001", "asn = 65001\nbfd = { multiplier = 0 }"),
+        "route_server.peer[0].bfd.multiplier",
+        "must be at least 1",
+    );
+}

@@ -68,6 +68,8 @@ pub struct PeerSpec {
     pub ttl_security: bool,
     /// How large the peer's paths may be; beyond, a path is refused with the reason.
     pub limits: PathLimits,
+    /// BFD with the peer (run by the driver; its Down comes back as [`Input::BfdDown`]).
+    pub bfd: Option<bfd::Config>,
 }
 
 /// Never prints the key.
@@ -114,6 +116,10 @@ pub enum Input {
     Shutdown,
     /// Time passes (every [`TICK`]): restarting peers whose time ran out lose their stale paths.
     Tick,
+    /// BFD declared the path to the peer at `address` down (`why`: its diagnostic): the
+    /// session goes down at once, its routes withdrawn (RFC 5882 §4.3), as if the hold timer had
+    /// expired, and may come back when BGP does.
+    BfdDown { address: IpAddr, why: String },
 }
 
 /// What the instance asks its driver to do.
@@ -435,6 +441,32 @@ impl Instance {
                     };
                     self.remove_peer(id, how, &mut fx);
                 }
+            }
+            Input::BfdDown { address, why } => {
+                let Some(slot) = self
+                    .peers
+                    .values_mut()
+                    .find(|s| s.spec.address == address && s.state == State::Established)
+                else {
+                    return fx;
+                };
+                let id = slot.id;
+                let msg = format!("BFD session down ({why})");
+                warn!(peer = %slot.spec.name, "{msg}: BGP session closed, routes withdrawn");
+                slot.last_error = Some(msg);
+                slot.state = State::Idle;
+                slot.since = None;
+                slot.stale_until = None;
+                // Cease/BFD Down (RFC 9384); the path is likely gone, so the peer may never see
+                // it. The session starts again at once: BGP comes back with the path.
+                fx.push(Effect::Peer {
+                    id,
+                    command: PeerCommand::Reset {
+                        notification: Notification::new(code::CEASE, cease::BFD_DOWN),
+                        restart_after: Duration::from_secs(1),
+                    },
+                });
+                self.all_down(id, &mut fx);
             }
             Input::Tick => {
                 let due: Vec<PeerId> = self

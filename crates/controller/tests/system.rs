@@ -41,6 +41,7 @@ fn peer(name: &str, address: &str, asn: u32) -> PeerSpec {
         password: None,
         ttl_security: false,
         limits: Default::default(),
+        bfd: None,
     }
 }
 
@@ -502,6 +503,55 @@ fn hold_time_and_limit_changes_restart_only_their_peer_with_the_new_values() {
         "10.1.0.100",
     );
     assert!(sim.running("nva1").commands[0].contains("Reset"));
+}
+
+/// BFD (issue #15): a BFD Down takes an Established session down at once, Cease/BFD Down
+/// (RFC 9384) and a restart, its routes withdrawn everywhere; a BFD Down for a session that is
+/// not Established, or for an address that is no peer, changes nothing.
+#[test]
+fn a_bfd_down_closes_the_session_and_withdraws_its_routes() {
+    let mut s = spec("RouteServiceRole_IN_0", "10.1.1.4");
+    s.branch_to_branch = true;
+    s.peers[1].asn = 65002;
+    let mut sim = Sim::new(s);
+    sim.establish("nva1");
+    sim.establish("nva2");
+    sim.announce("nva1", &["192.168.10.0/24"], "10.1.0.100");
+    assert!(sim.received("nva2").contains_key(&pfx("192.168.10.0/24")));
+    assert_eq!(sim.fabric.len(), 1);
+
+    sim.step(Input::BfdDown {
+        address: ip("10.9.9.9").into(),
+        why: "control detection time expired".into(),
+    });
+    assert!(sim.last.is_empty(), "{:?}", sim.last);
+
+    sim.step(Input::BfdDown {
+        address: ip("10.1.2.10").into(),
+        why: "control detection time expired".into(),
+    });
+    let cmds = &sim.running("nva1").commands;
+    assert!(
+        cmds.iter()
+            .any(|c| c.contains("Reset") && c.contains("code: 6, subcode: 10")),
+        "{cmds:?}"
+    );
+    assert!(sim.fabric.is_empty(), "withdrawn from the fabric");
+    assert!(!sim.received("nva2").contains_key(&pfx("192.168.10.0/24")));
+    let nva1 = sim.owner.peers().find(|p| p.spec.name == "nva1").unwrap();
+    assert!(
+        nva1.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("BFD session down")),
+        "{:?}",
+        nva1.last_error
+    );
+    // Again while it is down: nothing more.
+    sim.step(Input::BfdDown {
+        address: ip("10.1.2.10").into(),
+        why: "control detection time expired".into(),
+    });
+    assert!(sim.last.is_empty(), "{:?}", sim.last);
 }
 
 #[test]

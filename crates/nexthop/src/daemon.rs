@@ -55,6 +55,12 @@ pub fn specs_from_config(cfg: &config::Config) -> Vec<InstanceSpec> {
                 max_communities: p.max_communities,
                 max_unknown_attribute_octets: p.max_unknown_attribute_octets,
             },
+            bfd: p.bfd.map(|b| {
+                bfd::Config::new(
+                    std::time::Duration::from_millis(u64::from(b.interval_ms)),
+                    b.multiplier,
+                )
+            }),
         })
         .collect();
     let feed_fabric = crate::fabricrun::uses_bgp_routes(cfg);

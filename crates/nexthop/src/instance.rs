@@ -159,9 +159,17 @@ pub fn start(spec: InstanceSpec, socks: Sockets, sinks: Sinks) -> InstanceHandle
         mrt,
         bmp,
         event_log,
+        bfd: None,
+        bfd_changes: mpsc::channel(64),
     };
     task.execute(fx);
-    tokio::spawn(tracing::Instrument::instrument(task.run(qrx, erx), span));
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            task.set_bfd().await;
+            task.run(qrx, erx).await
+        },
+        span,
+    ));
     handle
 }
 
@@ -208,6 +216,12 @@ struct InstanceTask {
     bmp: Option<crate::bmprun::BmpFeed>,
     /// Sessions up and down, for `GET /v1/events`.
     event_log: Option<crate::events::EventLog>,
+    /// BFD with the peers that have it ([`crate::bfdrun`]), and its state changes.
+    bfd: Option<crate::bfdrun::BfdTask>,
+    bfd_changes: (
+        mpsc::Sender<crate::bfdrun::Change>,
+        mpsc::Receiver<crate::bfdrun::Change>,
+    ),
 }
 
 impl InstanceTask {
@@ -244,6 +258,16 @@ impl InstanceTask {
                     let fx = self.owner.handle(Instant::now(), Input::Tick);
                     self.execute(fx);
                 }
+                Some((peer, from, to, diag)) = self.bfd_changes.1.recv() => {
+                    // BFD leaving Up takes the BGP session down at once (RFC 5882 §4.3).
+                    if from == bfd::State::Up && to != bfd::State::Up {
+                        let fx = self.owner.handle(
+                            Instant::now(),
+                            Input::BfdDown { address: peer, why: format!("BFD {to}: {diag}") },
+                        );
+                        self.execute(fx);
+                    }
+                }
                 q = queries.recv() => match q {
                     None => return self.shutdown().await,
                     Some(Query::Shutdown(done)) => {
@@ -251,7 +275,7 @@ impl InstanceTask {
                         let _ = done.send(());
                         return;
                     }
-                    Some(q) => self.query(q),
+                    Some(q) => self.query(q).await,
                 },
             }
         }
@@ -321,7 +345,7 @@ impl InstanceTask {
         });
     }
 
-    fn query(&mut self, q: Query) {
+    async fn query(&mut self, q: Query) {
         match q {
             Query::Peers(tx) => {
                 let mut v: Vec<PeerView> = self.owner.peers().map(|s| self.peer_view(s)).collect();
@@ -351,6 +375,7 @@ impl InstanceTask {
                 }
                 let fx = self.owner.handle(Instant::now(), Input::Reconfigure(spec));
                 self.execute(fx);
+                self.set_bfd().await;
                 let _ = tx.send(());
             }
             Query::Shutdown(_) => {}
@@ -373,6 +398,35 @@ impl InstanceTask {
             secs: u32::try_from(now.as_secs()).unwrap_or(u32::MAX),
             micros: now.subsec_micros(),
         })
+    }
+
+    /// Runs BFD with the peers whose spec asks for it (IPv4 peers; config refuses IPv6 ones):
+    /// starts the task when the first such peer appears, gives it the new list on a reload,
+    /// stops it when none is left. A BFD port already taken leaves the sessions without BFD, said
+    /// in the log.
+    async fn set_bfd(&mut self) {
+        let peers: Vec<(IpAddr, bfd::Config)> = self
+            .owner
+            .spec()
+            .peers
+            .iter()
+            .filter(|p| p.address.is_ipv4())
+            .filter_map(|p| p.bfd.map(|c| (p.address, c)))
+            .collect();
+        if peers.is_empty() {
+            self.bfd = None;
+            return;
+        }
+        match &self.bfd {
+            Some(t) => t.set_peers(peers),
+            None => {
+                let local = self.owner.spec().address;
+                match crate::bfdrun::start(local, peers, self.bfd_changes.0.clone()).await {
+                    Ok(t) => self.bfd = Some(t),
+                    Err(e) => tracing::warn!(%local, "BFD not started: {e}"),
+                }
+            }
+        }
     }
 
     /// A session reaching or leaving Established, in the event log.

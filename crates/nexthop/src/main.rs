@@ -12,6 +12,7 @@ mod adminstore;
 mod agent;
 mod api;
 mod apitls;
+mod bfdrun;
 mod bmprun;
 mod check;
 mod cli;

@@ -1417,3 +1417,159 @@ fn ttl_security_refuses_a_peer_that_does_not_send_ttl_255() {
         assert_ne!(nva1.neighbor_state(addr), "Established", "{}", nva1.log());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// BFD (issue #15): FRR's bfdd beside FRR's bgpd on an NVA
+// ---------------------------------------------------------------------------------------------
+
+/// FRR bgpd as NVA `name` at `addr`, peering with both instances (hold time 9 s), announcing
+/// the branch via the frontend.
+fn frr_nva_hold9(ns: &Netns, name: &str, addr: &str) -> Frr {
+    let mut b = Frr::builder(65001, addr).hostname(name);
+    for (_, inst) in INSTANCES {
+        b = b
+            .neighbor(
+                FrrNeighbor::new(inst, 65515)
+                    .route_map_out("SET-NEXTHOP")
+                    .line("timers 3 9"),
+            )
+            .ipv4_line(&format!("neighbor {inst} next-hop-self"));
+    }
+    b.network(BRANCH)
+        .config_line(&format!(
+            "route-map SET-NEXTHOP permit 10\n set ip next-hop {LB_FRONTEND}\nexit\n!"
+        ))
+        .start(Some(ns))
+        .unwrap()
+}
+
+/// FRR's bfdd in `ns` at `local`, with a session (100 ms × 3) to each instance. Its files
+/// belong to the frr user (bfdd gives up root).
+fn bfdd(ns: &Netns, local: &str, dir: &Workdir) -> Process {
+    let mut conf = String::from("bfd\n");
+    for (_, inst) in INSTANCES {
+        conf.push_str(&format!(
+            " peer {inst} local-address {local}\n  receive-interval 100\n  transmit-interval 100\n !\n"
+        ));
+    }
+    conf.push_str("!\n");
+    let file = dir.write("bfdd.conf", &conf).unwrap();
+    Command::new("chown")
+        .args(["-R", "frr:frr"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    let mut cmd = ns.command(labtest::find_binary("bfdd").unwrap());
+    cmd.arg("-f")
+        .arg(&file)
+        .arg("--vty_socket")
+        .arg(dir.path())
+        .arg("-i")
+        .arg(dir.file("bfdd.pid"));
+    Process::spawn(cmd, "bfdd", &dir.file("bfdd.out")).unwrap()
+}
+
+/// bfdd's sessions that are up.
+fn bfdd_up(ns: &Netns, dir: &Workdir) -> usize {
+    let out = ns
+        .command("vtysh")
+        .arg("--vty_socket")
+        .arg(dir.path())
+        .args(["-d", "bfdd", "-c", "show bfd peers json"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    serde_json::from_str::<Value>(&out)
+        .ok()
+        .and_then(|v| {
+            v.as_array()
+                .map(|a| a.iter().filter(|p| p["status"] == "up").count())
+        })
+        .unwrap_or(0)
+}
+
+/// Two NVAs lose their link at the same moment (no FIN, no NOTIFICATION: `ip link set eth0
+/// down`). nva1 has BFD (100 ms × 3) with both instances: its sessions go down and its routes
+/// are withdrawn within a second; nva2 has none: its sessions stay Established until the hold
+/// time (9 s) says otherwise.
+#[test]
+fn bfd_takes_a_dead_nva_down_at_once_and_without_it_the_hold_time_decides() {
+    if !labtest::require_netns(&["bgpd", "vtysh", "bfdd", "chown"]) {
+        return;
+    }
+    let lan = Lan::new(&[
+        ("nva1", &["10.1.2.10/16"]),
+        ("nva2", &["10.1.2.11/16"]),
+        ("rs", &["10.1.1.4/16", "10.1.1.5/16"]),
+    ])
+    .unwrap();
+    let config = seed_config(&[NVA1, NVA2], "hold_time = 9").replacen(
+        "asn = 65001\n",
+        "asn = 65001\nbfd = { interval_ms = 100, multiplier = 3 }\n",
+        1,
+    );
+    assert!(config.contains("bfd = {"));
+    let rs = RouteServer::start(lan.ns("rs"), &config);
+    let nva1 = frr_nva_hold9(lan.ns("nva1"), "nva1", "10.1.2.10");
+    let nva2 = frr_nva_hold9(lan.ns("nva2"), "nva2", "10.1.2.11");
+    let dir = Workdir::new("bfdd").unwrap();
+    let _bfdd = bfdd(lan.ns("nva1"), "10.1.2.10", &dir);
+    rs.wait_established("nva1", || nva1.log());
+    rs.wait_established("nva2", || nva2.log());
+    assert!(
+        labtest::wait_until(Duration::from_secs(20), || bfdd_up(lan.ns("nva1"), &dir)
+            == 2),
+        "bfdd's sessions with both instances never came up:\n{}",
+        rs.log()
+    );
+    assert!(labtest::wait_until(UP, || rs
+        .learned_everywhere("nva1", BRANCH)
+        && rs.learned_everywhere("nva2", BRANCH)));
+
+    let cut = Instant::now();
+    for n in ["nva1", "nva2"] {
+        lan.ns(n)
+            .exec("ip", &["link", "set", "eth0", "down"])
+            .unwrap();
+    }
+    let down = |name: &str| {
+        let p = rs.peers();
+        INSTANCES.iter().all(|(inst, _)| {
+            find_by(&p[*inst], "name", name).is_some_and(|x| x["state"] != "Established")
+        })
+    };
+    assert!(
+        labtest::wait_until(Duration::from_secs(5), || down("nva1")),
+        "nva1 still Established 5 s after its link went down:\n{}",
+        rs.log()
+    );
+    let took = cut.elapsed();
+    let nva2_up = rs.established_everywhere("nva2");
+    let rib = rs.rib();
+    println!(
+        "link down -> nva1 (BFD 100 ms x 3) down on both instances after {took:?}; nva2 (no BFD, hold 9 s) still Established: {nva2_up}"
+    );
+    let p = rs.peers();
+    println!(
+        "nva1 on IN_0: {}",
+        find_by(&p[IN0], "name", "nva1").unwrap()
+    );
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(nva2_up, "nva2 went down without BFD that fast?");
+    // nva1's paths are gone from every Loc-RIB, nva2's are there.
+    for (inst, _) in INSTANCES {
+        let entry = find_by(&rib[inst], "network", BRANCH).expect("the branch still via nva2");
+        let peers: Vec<&str> = entry["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["sourcePeer"].as_str())
+            .collect();
+        assert!(
+            !peers.contains(&"nva1") && peers.contains(&"nva2"),
+            "{inst}: {peers:?}"
+        );
+    }
+    let err = find_by(&p[IN0], "name", "nva1").unwrap()["lastError"].to_string();
+    assert!(err.contains("BFD Down"), "{err}");
+}
