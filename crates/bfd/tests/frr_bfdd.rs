@@ -1,63 +1,18 @@
-//! Interop with FRR's `bfdd` (Debian's frr), single hop over UDP as RFC 5881 has it, in two
-//! network namespaces on one LAN: our session (driven here by a plain UDP loop: control
+//! Interop with FRR's `bfdd` (Debian's frr, run by `labtest::Bfdd`), single hop over UDP as
+//! RFC 5881 has it, in two network namespaces on one LAN: our session (driven here by a plain UDP loop: control
 //! packets to port 3784 from a source port in 49152–65535 with TTL 255) comes Up with bfdd's
 //! peer at 100 ms × 3, bfdd sees it up, and when bfdd dies our session goes Down with
 //! "control detection time expired" within the detection time of its last packet; when it
 //! comes back, Up again. Root and FRR needed: skipped (and said so) without them.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bfd::{Config, ControlPacket, Diag, Effect, Input, Session, State};
-use labtest::{Lan, Workdir};
+use labtest::{Bfdd, Lan};
 
 const OURS: &str = "10.9.0.2";
 const FRR: &str = "10.9.0.1";
-
-fn bfdd_conf() -> String {
-    format!(
-        "debug bfd peer\ndebug bfd network\nbfd\n peer {OURS} local-address {FRR}\n  receive-interval 100\n  transmit-interval 100\n  detect-multiplier 3\n !\n!\n"
-    )
-}
-
-/// Starts bfdd in `ns` with its files in `dir` (owned by the frr user: bfdd drops root).
-fn start_bfdd(lan: &Lan, dir: &Workdir) -> labtest::Process {
-    let conf = dir.write("bfdd.conf", &bfdd_conf()).unwrap();
-    Command::new("chown")
-        .args(["-R", "frr:frr"])
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    let bfdd = labtest::find_binary("bfdd").expect("bfdd");
-    let mut cmd = lan.ns("frr").command(bfdd);
-    cmd.arg("-f")
-        .arg(&conf)
-        .arg("--vty_socket")
-        .arg(dir.path())
-        .arg("-i")
-        .arg(dir.file("bfdd.pid"))
-        .arg("--log")
-        .arg(format!("file:{}", dir.file("bfdd.log").display()));
-    labtest::Process::spawn(cmd, "bfdd", &dir.file("bfdd.out")).unwrap()
-}
-
-/// bfdd's view of its peer: the status string of `show bfd peers json`.
-fn bfdd_status(lan: &Lan, dir: &Workdir) -> String {
-    let out = lan
-        .ns("frr")
-        .command("vtysh")
-        .arg("--vty_socket")
-        .arg(dir.path())
-        .args(["-d", "bfdd", "-c", "show bfd peers json"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    serde_json::from_str::<serde_json::Value>(&out)
-        .ok()
-        .and_then(|v| v[0]["status"].as_str().map(String::from))
-        .unwrap_or_default()
-}
 
 /// Runs our session for `d` (inside our namespace): every packet received is handed to it,
 /// every packet it asks for is sent. Returns its state changes with their times and the time
@@ -161,8 +116,7 @@ fn our_session_comes_up_with_frr_bfdd_and_detects_its_death() {
         return;
     }
     let lan = Lan::new(&[("frr", &["10.9.0.1/24"]), ("ours", &["10.9.0.2/24"])]).unwrap();
-    let dir = Workdir::new("bfdd").unwrap();
-    let mut bfdd = start_bfdd(&lan, &dir);
+    let mut bfdd = Bfdd::start(lan.ns("frr"), FRR, &[OURS], 100).unwrap();
     let ours = lan.ns("ours").name().to_string();
     let (up_after, frr_saw_up, down_after, diag, again_up) = linux::netns::run_in(&ours, || {
         let mut d = Driver::new();
@@ -174,7 +128,7 @@ fn our_session_comes_up_with_frr_bfdd_and_detects_its_death() {
         // session must keep sending while vtysh runs).
         d.run(Duration::from_secs(1), |_| false);
         let frr_saw_up = std::thread::scope(|sc| {
-            let h = sc.spawn(|| bfdd_status(&lan, &dir));
+            let h = sc.spawn(|| bfdd.peers());
             d.run(Duration::from_secs(10), |_| h.is_finished());
             h.join().unwrap()
         });
@@ -186,7 +140,7 @@ fn our_session_comes_up_with_frr_bfdd_and_detects_its_death() {
         assert_eq!(state, State::Down);
         let down_after = at - d.last_rx.unwrap();
         // It comes back: Up again.
-        let _bfdd = start_bfdd(&lan, &dir);
+        let _again = Bfdd::start(lan.ns("frr"), FRR, &[OURS], 100).unwrap();
         d.run(Duration::from_secs(10), |s| s.state() == State::Up);
         (up_after, frr_saw_up, down_after, diag, d.session.state())
     })
@@ -194,7 +148,7 @@ fn our_session_comes_up_with_frr_bfdd_and_detects_its_death() {
     println!(
         "Up with bfdd after {up_after:?}; bfdd says {frr_saw_up:?}; Down {down_after:?} after bfdd's last packet ({diag}); after bfdd's restart: {again_up}"
     );
-    assert_eq!(frr_saw_up, "up");
+    assert_eq!(frr_saw_up, vec![(OURS.to_string(), "up".to_string())]);
     assert_eq!(diag, Diag::ControlDetectionTimeExpired);
     assert!(
         down_after <= Duration::from_millis(400),

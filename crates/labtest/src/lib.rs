@@ -51,6 +51,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod bfdd;
 pub mod bird;
 pub mod env;
 pub mod frr;
@@ -60,6 +61,7 @@ pub mod netns;
 pub mod process;
 mod route;
 
+pub use bfdd::Bfdd;
 pub use bird::{Bird, BirdBuilder, BirdPeer};
 pub use env::{find_binary, have_binary, have_netns, have_root, require, require_netns, skip};
 pub use frr::{Frr, FrrBuilder, FrrNeighbor};

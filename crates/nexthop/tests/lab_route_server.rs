@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use labtest::{Bird, BirdBuilder, BirdPeer, Frr, FrrNeighbor, Lan, Netns, Process, Workdir};
+use labtest::{Bfdd, Bird, BirdBuilder, BirdPeer, Frr, FrrNeighbor, Lan, Netns, Process, Workdir};
 use serde_json::Value;
 
 const NEXTHOP: &str = env!("CARGO_BIN_EXE_nexthop");
@@ -1443,51 +1443,6 @@ fn frr_nva_hold9(ns: &Netns, name: &str, addr: &str) -> Frr {
         .unwrap()
 }
 
-/// FRR's bfdd in `ns` at `local`, with a session (100 ms × 3) to each instance. Its files
-/// belong to the frr user (bfdd gives up root).
-fn bfdd(ns: &Netns, local: &str, dir: &Workdir) -> Process {
-    let mut conf = String::from("bfd\n");
-    for (_, inst) in INSTANCES {
-        conf.push_str(&format!(
-            " peer {inst} local-address {local}\n  receive-interval 100\n  transmit-interval 100\n !\n"
-        ));
-    }
-    conf.push_str("!\n");
-    let file = dir.write("bfdd.conf", &conf).unwrap();
-    Command::new("chown")
-        .args(["-R", "frr:frr"])
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    let mut cmd = ns.command(labtest::find_binary("bfdd").unwrap());
-    cmd.arg("-f")
-        .arg(&file)
-        .arg("--vty_socket")
-        .arg(dir.path())
-        .arg("-i")
-        .arg(dir.file("bfdd.pid"));
-    Process::spawn(cmd, "bfdd", &dir.file("bfdd.out")).unwrap()
-}
-
-/// bfdd's sessions that are up.
-fn bfdd_up(ns: &Netns, dir: &Workdir) -> usize {
-    let out = ns
-        .command("vtysh")
-        .arg("--vty_socket")
-        .arg(dir.path())
-        .args(["-d", "bfdd", "-c", "show bfd peers json"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    serde_json::from_str::<Value>(&out)
-        .ok()
-        .and_then(|v| {
-            v.as_array()
-                .map(|a| a.iter().filter(|p| p["status"] == "up").count())
-        })
-        .unwrap_or(0)
-}
-
 /// Two NVAs lose their link at the same moment (no FIN, no NOTIFICATION: `ip link set eth0
 /// down`). nva1 has BFD (100 ms × 3) with both instances: its sessions go down and its routes
 /// are withdrawn within a second; nva2 has none: its sessions stay Established until the hold
@@ -1512,14 +1467,14 @@ fn bfd_takes_a_dead_nva_down_at_once_and_without_it_the_hold_time_decides() {
     let rs = RouteServer::start(lan.ns("rs"), &config);
     let nva1 = frr_nva_hold9(lan.ns("nva1"), "nva1", "10.1.2.10");
     let nva2 = frr_nva_hold9(lan.ns("nva2"), "nva2", "10.1.2.11");
-    let dir = Workdir::new("bfdd").unwrap();
-    let _bfdd = bfdd(lan.ns("nva1"), "10.1.2.10", &dir);
+    let instances: Vec<&str> = INSTANCES.iter().map(|(_, a)| *a).collect();
+    let bfdd = Bfdd::start(lan.ns("nva1"), "10.1.2.10", &instances, 100).unwrap();
     rs.wait_established("nva1", || nva1.log());
     rs.wait_established("nva2", || nva2.log());
     assert!(
-        labtest::wait_until(Duration::from_secs(20), || bfdd_up(lan.ns("nva1"), &dir)
-            == 2),
-        "bfdd's sessions with both instances never came up:\n{}",
+        labtest::wait_until(Duration::from_secs(20), || bfdd.up() == 2),
+        "bfdd's sessions with both instances never came up: {:?}\n{}",
+        bfdd.peers(),
         rs.log()
     );
     assert!(labtest::wait_until(UP, || rs
