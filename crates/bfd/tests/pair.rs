@@ -96,6 +96,22 @@ impl Pair {
         }
     }
 
+    /// An operator's command to a, at the current time.
+    fn command_a(&mut self, input: Input<'_>) {
+        let fx = self.a.handle(self.now, input);
+        self.apply(true, fx);
+    }
+
+    #[track_caller]
+    fn assert_both_up(&self) {
+        assert_eq!(
+            (self.a.state(), self.b.state()),
+            (State::Up, State::Up),
+            "{:?}",
+            self.log
+        );
+    }
+
     fn when(&self, who: char, to: State) -> Option<Duration> {
         self.log
             .iter()
@@ -112,12 +128,7 @@ fn cfg() -> Config {
 fn two_sessions_come_up_then_speed_up_with_a_poll_sequence() {
     let mut p = Pair::new(cfg());
     p.run(Duration::from_secs(5));
-    assert_eq!(
-        (p.a.state(), p.b.state()),
-        (State::Up, State::Up),
-        "{:?}",
-        p.log
-    );
+    p.assert_both_up();
     // Down -> Init -> Up on both sides, within the slow start's few seconds.
     assert!(p.when('a', State::Init).is_some() && p.when('b', State::Init).is_some());
     let up = p
@@ -188,21 +199,14 @@ fn a_silent_peer_is_down_within_the_detection_time() {
     // The path heals: both Up again.
     p.cut_b = false;
     p.run(Duration::from_secs(5));
-    assert_eq!(
-        (p.a.state(), p.b.state()),
-        (State::Up, State::Up),
-        "{:?}",
-        p.log
-    );
+    p.assert_both_up();
 }
 
 #[test]
 fn admin_down_takes_the_peer_down_and_admin_up_brings_both_back() {
     let mut p = Pair::new(cfg());
     p.run(Duration::from_secs(5));
-    let now = p.now;
-    let fx = p.a.handle(now, Input::AdminDown);
-    p.apply(true, fx);
+    p.command_a(Input::AdminDown);
     p.run(Duration::from_secs(1));
     assert_eq!(p.a.state(), State::AdminDown);
     assert_eq!(p.b.state(), State::Down);
@@ -210,16 +214,9 @@ fn admin_down_takes_the_peer_down_and_admin_up_brings_both_back() {
     // b does not time out into anything else while a is AdminDown, and a ignores b.
     p.run(Duration::from_secs(3));
     assert_eq!((p.a.state(), p.b.state()), (State::AdminDown, State::Down));
-    let now = p.now;
-    let fx = p.a.handle(now, Input::AdminUp);
-    p.apply(true, fx);
+    p.command_a(Input::AdminUp);
     p.run(Duration::from_secs(5));
-    assert_eq!(
-        (p.a.state(), p.b.state()),
-        (State::Up, State::Up),
-        "{:?}",
-        p.log
-    );
+    p.assert_both_up();
 }
 
 #[test]
