@@ -192,6 +192,8 @@ struct PeerTask<T> {
     /// When to start again after the last connection went away; None while running or stopped.
     restart_at: Option<Instant>,
     backoff: Duration,
+    /// For the jitter of the restart and ConnectRetry timers.
+    rng: u64,
     reported: State,
     shutting_down: bool,
     started: bool,
@@ -209,6 +211,15 @@ fn timer_index(t: Timer) -> usize {
 }
 const TIMERS: [Timer; 3] = [Timer::ConnectRetry, Timer::Hold, Timer::Keepalive];
 
+/// A seed that differs between tasks and processes (the time, and where this value lives).
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let here = &t as *const u64 as u64;
+    (t ^ here.rotate_left(32)) | 1
+}
+
 impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
     fn new(cfg: PeerConfig, events: mpsc::Sender<(T, PeerEvent)>, tag: T) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(64);
@@ -223,12 +234,24 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
             internal_rx,
             restart_at: Some(Instant::now()),
             backoff,
+            rng: seed(),
             reported: State::Idle,
             shutting_down: false,
             started: false,
             hold_down_until: None,
             stats: Arc::default(),
         }
+    }
+
+    /// `d` less a random 0–25 % (RFC 4271 §10's jitter). Two speakers that lost a connection
+    /// collision to each other at the same moment (each keeping a different connection, as
+    /// §6.8 allows when one side is already Established) would otherwise retry in lockstep and
+    /// collide again, for ever.
+    fn jittered(&mut self, d: Duration) -> Duration {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        d * (75 + (self.rng % 26) as u32) / 100
     }
 
     async fn emit(&self, ev: PeerEvent) {
@@ -639,6 +662,10 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
                     self.conns[i].queue(bytes.into());
                 }
                 Action::StartTimer(t, d) => {
+                    let d = match t {
+                        Timer::ConnectRetry => self.jittered(d),
+                        _ => d,
+                    };
                     self.conns[i].deadlines[timer_index(t)] = Some(Instant::now() + d)
                 }
                 Action::StopTimer(t) => self.conns[i].deadlines[timer_index(t)] = None,
@@ -717,7 +744,8 @@ impl<T: Clone + Send + Sync + 'static> PeerTask<T> {
             self.emit(PeerEvent::State { state }).await;
         }
         if self.conns.is_empty() && self.restart_at.is_none() && !self.shutting_down {
-            self.restart_at = Some(Instant::now() + self.backoff);
+            let wait = self.jittered(self.backoff);
+            self.restart_at = Some(Instant::now() + wait);
             self.backoff = (self.backoff * 2).min(self.cfg.max_restart_delay);
         }
     }

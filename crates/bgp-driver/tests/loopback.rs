@@ -147,6 +147,10 @@ async fn establish_and_exchange_update() {
 
 #[tokio::test]
 async fn collision_leaves_one_session() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::DEBUG)
+        .try_init();
     let port = 20180;
     // Both active: each connects to the other at about the same time.
     let (_a, mut arx) = speaker(
