@@ -566,6 +566,9 @@ impl Forwarder {
     fn refresh_neighbours(&mut self) -> Result<(), netlink::Error> {
         let since = self.neigh_read.elapsed();
         if since >= NEIGH_REFRESH {
+            // The host's own addresses too, once a second: IPv6 ones come and go after start
+            // (autoconfiguration, an address added later).
+            self.local = self.nl.addresses()?.into_iter().collect();
             self.read_neighbours()?;
         } else if since >= NEIGH_MISS_REFRESH {
             let missing = self.unresolved();
@@ -591,10 +594,7 @@ impl Forwarder {
         self.neighbours.get(&backend).copied()
     }
 
-    /// Re-reads the neighbour table, and the host's own addresses with it (IPv6 ones come and
-    /// go after start: autoconfiguration, an address added later).
     fn read_neighbours(&mut self) -> Result<(), netlink::Error> {
-        self.local = self.nl.addresses()?.into_iter().collect();
         self.neighbours = self
             .nl
             .neighbours()?
